@@ -1,0 +1,3 @@
+from diffcap.cli.main import main
+
+main()

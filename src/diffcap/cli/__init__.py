@@ -1,0 +1,1 @@
+"""The ``diffcap`` command line. One small module per command group; see :mod:`.main`."""

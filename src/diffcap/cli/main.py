@@ -1,0 +1,92 @@
+"""Entry point of the ``diffcap`` CLI.
+
+Commands live in small modules and are imported only when used, so ``diffcap probe`` never
+pays for torch. Errors derived from :class:`~diffcap.errors.DiffcapError` print one line and
+exit 1; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+import traceback
+
+import click
+
+from diffcap import __version__
+from diffcap.errors import DiffcapError
+
+#: command name -> "module:attribute" (relative to diffcap.cli)
+COMMANDS: dict[str, str] = {
+    "probe": "probe:probe",
+    "keyframes": "keyframes:keyframes",
+    "caption": "caption:caption",
+    "summarize": "caption:summarize",
+    "recaption": "caption:recaption",
+    "sample": "sample:sample",
+    "run": "run:run",
+    "status": "run:status",
+    "export": "export:export",
+    "view": "web:view",
+    "review": "web:review",
+    "review-stats": "web:review_stats",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(f"diffcap.cli.{module}"), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="diffcap")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
+    """diffcap: dense, temporally precise video captions (ShareGPT4Video's pipeline)."""
+    level = logging.WARNING if quiet else logging.INFO
+    if debug or verbose > 1:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "httpcore", "openai", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    ctx.obj["quiet"] = quiet
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: run the CLI, turning diffcap errors into one-line messages."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="diffcap", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except DiffcapError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

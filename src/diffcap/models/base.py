@@ -1,0 +1,113 @@
+"""Model backends behind one interface.
+
+A request is a frozen value with a stable :meth:`ModelRequest.cache_key`; a backend turns it
+into a :class:`ModelResponse`. Backends declare capabilities as class attributes and register
+by name (see :mod:`diffcap.models.registry`).
+
+    backend = get_backend("openai", model="gpt-4o-mini", api_base="http://127.0.0.1:8000/v1")
+    req = ModelRequest(model=backend.model, prompt="Describe.", images=(ImageInput(jpeg),))
+    resp = await backend.agenerate(req)          # or backend.generate(req) from sync code
+    resp.text, resp.usage.prompt_tokens
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, ClassVar
+
+from diffcap.timeline import Usage
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One encoded image (JPEG or PNG bytes). Encode once, reuse in many requests."""
+
+    data: bytes
+    mime: str = "image/jpeg"
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """A single generation request: a user prompt, images in order, optional system prompt."""
+
+    model: str
+    prompt: str
+    images: tuple[ImageInput, ...] = ()
+    system: str | None = None
+    #: Generation options (max_tokens, temperature, num_beams, detail, ...), JSON-able.
+    options: tuple[tuple[str, Any], ...] = ()
+    #: Free-form labels (video_id, step) for logs; not part of the cache key.
+    tags: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+
+    @staticmethod
+    def make_options(options: dict[str, Any] | None) -> tuple[tuple[str, Any], ...]:
+        return tuple(sorted((options or {}).items()))
+
+    @property
+    def options_dict(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    def cache_key(self, backend: str = "") -> str:
+        """sha256 of canonical JSON of backend, model, options, prompts and image hashes."""
+        payload = {
+            "backend": backend,
+            "model": self.model,
+            "system": self.system,
+            "prompt": self.prompt,
+            "images": [img.sha256 for img in self.images],
+            "options": self.options_dict,
+        }
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelResponse:
+    text: str
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    #: True when replayed from the request cache (no model was called).
+    cached: bool = False
+
+
+class Backend(ABC):
+    """Base class of model backends.
+
+    Subclasses implement :meth:`agenerate` (and may override :meth:`agenerate_batch` when they
+    can batch natively, as in-process models do).
+    """
+
+    #: Registry name ("openai", "transformers").
+    name: ClassVar[str]
+    #: Whether one request may carry several images (else composites are sent).
+    supports_multi_image: ClassVar[bool] = True
+    #: Whether several requests are batched natively in :meth:`agenerate_batch`.
+    supports_batching: ClassVar[bool] = False
+
+    model: str
+
+    @abstractmethod
+    async def agenerate(self, request: ModelRequest) -> ModelResponse:
+        """Run one request. Raises :class:`diffcap.errors.RequestFailed` / ModelUnavailable."""
+
+    async def agenerate_batch(self, requests: Sequence[ModelRequest]) -> list[ModelResponse]:
+        """Run many requests; default: concurrently with :meth:`agenerate`."""
+        return list(await asyncio.gather(*(self.agenerate(r) for r in requests)))
+
+    def generate(self, request: ModelRequest) -> ModelResponse:
+        """Synchronous adapter for scripts and tests."""
+        return asyncio.run(self.agenerate(request))
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release clients / models."""
