@@ -1,0 +1,155 @@
+"""``diffcap view``, ``diffcap review`` and ``diffcap review-stats``.
+
+diffcap view out/run1                      # http://127.0.0.1:8765/
+diffcap view captions.jsonl --html report.html
+diffcap review out/gpt4v out/local --reviewer ann --db votes.sqlite
+diffcap review-stats --db votes.sqlite --chart review.png
+"""
+
+from __future__ import annotations
+
+import getpass
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import click
+
+from diffcap.errors import ConfigError
+from diffcap.web.votes import DEFAULT_DB
+
+_HOST_HELP = "Address to bind; anything but loopback exposes the runs to the network."
+
+
+def _bind(app: object, host: str, port: int) -> ThreadingHTTPServer:
+    from diffcap.web.server import make_server
+
+    try:
+        return make_server(app, host, port)  # type: ignore[arg-type]
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="pick another --port (0 = any free port)",
+        ) from exc
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP)
+@click.option("--port", default=8765, show_default=True, help="Port (0 = any free port).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@click.option(
+    "--html",
+    "html_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one self-contained HTML report here instead of serving.",
+)
+@click.option(
+    "--thumb-size",
+    type=click.IntRange(16, 4096),
+    default=320,
+    show_default=True,
+    help="Longest side (px) of the keyframe thumbnails inlined in --html.",
+)
+@click.pass_context
+def view(
+    ctx: click.Context,
+    runs: tuple[Path, ...],
+    host: str,
+    port: int,
+    open_browser: bool,
+    html_out: Path | None,
+    thumb_size: int,
+) -> None:
+    """Browse caption timelines of run directories or records JSONL files."""
+    from diffcap.web.data import load_runs
+
+    loaded = load_runs(runs)
+    quiet = bool((ctx.obj or {}).get("quiet"))
+    if html_out is not None:
+        from diffcap.web.report import write_report
+
+        out = write_report(loaded, html_out, thumb_side=thumb_size, quiet=quiet)
+        click.echo(f"wrote {out}")
+        return
+    from diffcap.web.server import serve, server_url
+    from diffcap.web.viewer import ViewerApp
+
+    server = _bind(ViewerApp(loaded), host, port)
+    click.echo(f"diffcap viewer on {server_url(server)}  (Ctrl-C to stop)")
+    serve(server, open_browser=open_browser)
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP)
+@click.option("--port", default=8766, show_default=True, help="Port (0 = any free port).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@click.option(
+    "--reviewer",
+    default=None,
+    help="Reviewer name stored with each vote [default: your login name].",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="SQLite file the votes go to (created if missing).",
+)
+def review(
+    runs: tuple[Path, ...], host: str, port: int, open_browser: bool, reviewer: str | None, db: Path
+) -> None:
+    """Blind side-by-side review of the summaries of two or more runs (pairwise)."""
+    from diffcap.web.data import load_runs
+    from diffcap.web.review import ReviewApp
+    from diffcap.web.server import serve, server_url
+    from diffcap.web.votes import VoteStore
+
+    if len(runs) < 2:
+        raise click.UsageError("give at least two runs to compare")
+    reviewer = reviewer or _login_name()
+    app = ReviewApp(load_runs(runs), VoteStore(db), reviewer=reviewer)
+    server = _bind(app, host, port)
+    click.echo(f"review: {len(app.items)} items for {reviewer}, votes in {db}")
+    click.echo(f"open {server_url(server)}  (Ctrl-C to stop; rerun to resume)")
+    serve(server, open_browser=open_browser)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "anonymous"
+
+
+@click.command("review-stats")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="The vote database written by `diffcap review`.",
+)
+@click.option(
+    "--chart",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a PNG chart of the rates here (needs the `review` extra).",
+)
+def review_stats(db: Path, chart: Path | None) -> None:
+    """Win / tie / loss rates per pair of systems, with 95% Wilson score intervals."""
+    from diffcap.web.stats import format_table, pair_stats, write_chart
+    from diffcap.web.votes import VoteStore
+
+    if not db.is_file():
+        raise ConfigError(
+            f"{db}: no vote database here",
+            hint="run `diffcap review A B --db FILE` first, or pass --db",
+        )
+    store = VoteStore(db)
+    stats = pair_stats(store.votes())
+    store.close()
+    click.echo(format_table(stats))
+    if chart is not None:
+        if not stats:
+            raise ConfigError("no votes yet, so no chart", hint="vote first with `diffcap review`")
+        click.echo(f"wrote {write_chart(stats, chart)}")

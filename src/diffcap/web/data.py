@@ -1,0 +1,296 @@
+"""Load runs for the viewer and the review: records, failures and filtered videos.
+
+A run is either a ``diffcap run`` directory (``records/records-*.jsonl``, ``failures.jsonl``,
+optional ``filtered.jsonl``) or a records JSONL file (``captions.jsonl`` with sibling
+``captions.failures.jsonl`` / ``captions.filtered.jsonl``). The loader is tolerant: a bad
+line is logged and skipped, unknown keys are ignored.
+
+    runs = load_runs(["out/run1", "captions.jsonl"])
+    for e in runs[0].entries:
+        print(e.video_id, e.status, e.summary)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffcap.errors import ConfigError
+from diffcap.web.safety import redact
+
+logger = logging.getLogger(__name__)
+
+_SIDE_SUFFIXES = (".failures.jsonl", ".filtered.jsonl")
+_NOTE_EXTRAS = ("duplicate_of", "similarity", "duration", "row", "attempts")
+
+
+@dataclass
+class KeyframeView:
+    idx: int
+    time: float
+    file: str | None  # relative to the run root ("/"-separated), None when absent
+    caption: str | None = None
+
+
+@dataclass
+class VideoEntry:
+    """One video of one run, as the pages show it."""
+
+    run: str
+    video_id: str
+    status: str  # "ok", "failed" or "filtered"
+    video_path: str = ""
+    duration: float = 0.0
+    mode: str = ""
+    model: str = ""
+    keyframes: list[KeyframeView] = field(default_factory=list)
+    summary: str | None = None
+    clips: list[dict[str, Any]] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)
+    notes: list[dict[str, Any]] = field(default_factory=list)  # failure / filter lines
+    media: Path | None = None  # the video file, when it exists on disk
+    _search: str | None = field(default=None, repr=False, compare=False)
+
+    def search_text(self) -> str:
+        """Lower-cased id + all caption text, built once (every list query scans it)."""
+        if self._search is None:
+            self._search = self._build_search()
+        return self._search
+
+    def _build_search(self) -> str:
+        parts = [self.video_id, self.summary or ""]
+        parts += [k.caption or "" for k in self.keyframes]
+        parts += [c.get("content", "") for c in self.clips]
+        return "\n".join(parts).lower()
+
+
+@dataclass
+class Run:
+    name: str
+    source: Path
+    root: Path  # keyframe files are served only from inside this directory
+    entries: list[VideoEntry]
+
+    def files(self) -> set[str]:
+        """Relative paths of every keyframe file the records name (the serving allowlist)."""
+        return {k.file for e in self.entries for k in e.keyframes if k.file}
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """Load several runs; their names are the dir/file names, made unique."""
+    sources = [Path(p) for p in paths]
+    names = system_names(sources)
+    return [load_run(p, name=n) for p, n in zip(sources, names, strict=True)]
+
+
+def system_names(paths: Sequence[Path]) -> list[str]:
+    """``run dir`` or ``file stem`` names; parents are prepended until the names differ."""
+    resolved = [p.resolve() for p in paths]
+
+    def name(p: Path, depth: int) -> str:
+        base = p.stem if p.suffix == ".jsonl" else p.name
+        parents = [q.name for q in list(p.parents)[:depth] if q.name]
+        return "/".join([*reversed(parents), base])
+
+    for depth in range(0, 8):
+        names = [name(p, depth) for p in resolved]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{name(p, 0)}#{i + 1}" for i, p in enumerate(resolved)]
+
+
+def load_run(path: str | Path, name: str | None = None) -> Run:
+    """Load one run directory or records JSONL. Raises ConfigError when nothing is there."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: no such run directory or JSONL file",
+            hint="pass a `diffcap run` output directory or a captions .jsonl",
+        )
+    records, side, root, base = _layout(path)
+    if not records and not side:
+        raise ConfigError(
+            f"{path}: no records found",
+            hint="expected RUN_DIR/records/records-*.jsonl or a captions .jsonl file",
+        )
+    name = name or (path.stem if path.is_file() else path.name)
+    by_id: dict[str, VideoEntry] = {}
+    for rec_file in records:
+        rel_base = _rel(base, root)
+        for d in _read_jsonl(rec_file):
+            entry = _entry_from_record(d, name, rel_base, rec_file.parent)
+            if entry is not None:
+                by_id[entry.video_id] = entry  # a later shard line wins (resumed runs)
+    for status, side_file in side:
+        for d in _read_jsonl(side_file):
+            _add_note(by_id, d, name, status)
+    logger.info("loaded run %s: %d videos", name, len(by_id))
+    return Run(name=name, source=path, root=root, entries=list(by_id.values()))
+
+
+def _layout(path: Path) -> tuple[list[Path], list[tuple[str, Path]], Path, Path]:
+    """(record files, [(status, side file)], served root, dir record paths are relative to)."""
+    if path.is_file():
+        stem = path.name[: -len(".jsonl")] if path.name.endswith(".jsonl") else path.stem
+        side = [
+            ("failed", path.with_name(f"{stem}.failures.jsonl")),
+            ("filtered", path.with_name(f"{stem}.filtered.jsonl")),
+        ]
+        return [path], [(s, p) for s, p in side if p.is_file()], path.parent, path.parent
+    side = [
+        (s, path / f) for s, f in (("failed", "failures.jsonl"), ("filtered", "filtered.jsonl"))
+    ]
+    side = [(s, p) for s, p in side if p.is_file()]
+    if (path / "records").is_dir():
+        return sorted((path / "records").glob("*.jsonl")), side, path, path / "records"
+    records = sorted(
+        p
+        for p in path.glob("*.jsonl")
+        if not p.name.endswith(_SIDE_SUFFIXES)
+        and p.name not in ("failures.jsonl", "filtered.jsonl")
+    )
+    for rec in records:
+        stem = rec.name[: -len(".jsonl")]
+        side += [
+            (s, rec.with_name(f"{stem}.{k}.jsonl"))
+            for s, k in (("failed", "failures"), ("filtered", "filtered"))
+            if rec.with_name(f"{stem}.{k}.jsonl").is_file()
+        ]
+    return records, side, path, path
+
+
+def _rel(base: Path, root: Path) -> str:
+    rel = base.resolve().relative_to(root.resolve()).as_posix()
+    return "" if rel == "." else rel
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as exc:
+                logger.warning("%s:%d: skipped a line that is not JSON (%s)", path, n, exc)
+                continue
+            if isinstance(d, dict):
+                yield d
+
+
+def _entry_from_record(
+    d: dict[str, Any], run: str, rel_base: str, rec_dir: Path
+) -> VideoEntry | None:
+    vid = d.get("video_id")
+    if not vid:
+        logger.warning("run %s: skipped a record without video_id", run)
+        return None
+    captions = [c for c in d.get("captions") or [] if isinstance(c, dict)]
+    diffs = {str(c.get("idx")): c for c in captions}
+    summary = next(
+        (c.get("content") for c in reversed(captions) if str(c.get("idx")) == "-1"), None
+    )
+    keyframes = []
+    for i, k in enumerate(d.get("keyframes") or []):
+        idx = int(k.get("idx", i))
+        cap = diffs.get(str(idx))
+        f = k.get("file")
+        keyframes.append(
+            KeyframeView(
+                idx=idx,
+                time=float(k.get("time") or 0.0),
+                file=_join(rel_base, f) if f else None,
+                caption=cap.get("content") if cap else None,
+            )
+        )
+    prov = redact(d.get("provenance") or {})
+    video_path = str(d.get("video_path") or "")
+    return VideoEntry(
+        run=run,
+        video_id=str(vid),
+        status="ok",
+        video_path=video_path,
+        duration=float(d.get("duration") or 0.0),
+        mode=str(d.get("mode") or ""),
+        model=str(prov.get("model") or ""),
+        keyframes=keyframes,
+        summary=summary,
+        clips=_clips(d, captions),
+        provenance=prov,
+        usage=dict(d.get("usage") or {}),
+        media=_find_media(video_path, rec_dir),
+    )
+
+
+def _join(base: str, rel: str) -> str:
+    """``records`` + ``../keyframes/v/0.jpg`` -> ``keyframes/v/0.jpg`` (run-root relative).
+
+    A path that still climbs out of the root keeps its ``..``: contained_file() refuses it
+    when served, so a record cannot point the server outside its run.
+    """
+    return posixpath.normpath(f"{base}/{rel}" if base else rel)
+
+
+def _clips(d: dict[str, Any], captions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Clip summaries from a ``clips`` key or ``clip:<start>-<end>`` captions, by start."""
+    clips = [
+        {
+            "start": float(c.get("start") or 0.0),
+            "end": float(c.get("end") or 0.0),
+            "content": str(c.get("content") or ""),
+        }
+        for c in d.get("clips") or []
+        if isinstance(c, dict)
+    ]
+    for c in captions:
+        if str(c.get("idx", "")).startswith("clip:"):
+            start, end = c.get("start"), c.get("end")
+            if start is None or end is None:
+                try:
+                    start, end = (float(x) for x in str(c["idx"])[5:].split("-", 1))
+                except ValueError:
+                    start, end = 0.0, 0.0
+            clips.append(
+                {"start": float(start), "end": float(end), "content": str(c.get("content") or "")}
+            )
+    return sorted(clips, key=lambda c: (c["start"], c["end"]))
+
+
+def _find_media(video_path: str, rec_dir: Path) -> Path | None:
+    """The video file: absolute, or relative to the records file's dir, or to the cwd."""
+    if not video_path or "://" in video_path:
+        return None
+    p = Path(video_path).expanduser()
+    for cand in [p] if p.is_absolute() else [rec_dir / p, Path.cwd() / p]:
+        if cand.is_file():
+            return cand.resolve()
+    return None
+
+
+def _add_note(by_id: dict[str, VideoEntry], d: dict[str, Any], run: str, status: str) -> None:
+    """A failure/filter line. ``diffcap caption`` writes video_path/message; a run directory
+    writes source/error (failures) or source/detail (filtered), video_id None for bad inputs."""
+    path = str(d.get("video_path") or d.get("source") or "")
+    vid = str(d.get("video_id") or path)
+    if not vid:
+        return
+    message = str(d.get("message") or d.get("error") or d.get("detail") or "")
+    extras = [f"{k}={d[k]}" for k in _NOTE_EXTRAS if d.get(k) not in (None, "")]
+    if extras:
+        message = f"{message} ({', '.join(extras)})" if message else ", ".join(extras)
+    note = {
+        "stage": str(d.get("stage") or ""),
+        "reason": str(d.get("reason") or ""),
+        "message": message,
+        "status": status,
+    }
+    entry = by_id.get(vid)
+    if entry is None:
+        entry = by_id[vid] = VideoEntry(run=run, video_id=vid, status=status, video_path=path)
+    entry.notes.append(redact(note))

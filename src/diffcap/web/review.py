@@ -1,0 +1,184 @@
+"""Blind side-by-side preference review of two or more captioning runs.
+
+For every pair of systems and every video both captioned, the reviewer sees the keyframes
+and the two whole-video summaries in a left/right order that is random but stable for
+(reviewer, item), and picks left, right or tie. Nothing the page receives names a system:
+items are opaque tokens and the server works out which system was left when a vote arrives.
+
+    app = ReviewApp(load_runs(["runA", "runB"]), VoteStore("votes.sqlite"), reviewer="ann")
+    server = make_server(app)          # GET / is the page
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import logging
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from diffcap.errors import ConfigError
+from diffcap.timeline import format_time
+from diffcap.web.data import Run, VideoEntry
+from diffcap.web.pages import page
+from diffcap.web.safety import PathRefused, contained_file
+from diffcap.web.server import App, Request, Response, error, html_response, json_response
+from diffcap.web.votes import CHOICES, VoteStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    video_id: str
+    system_a: str  # system_a < system_b
+    system_b: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.video_id, self.system_a, self.system_b)
+
+
+def _h(*parts: str) -> bytes:
+    return hashlib.sha256("\x00".join(parts).encode()).digest()
+
+
+def left_system(reviewer: str, item: ReviewItem) -> str:
+    """The system shown on the left: a coin flip seeded by (reviewer, item), so a reload or
+    a restart shows the same order, while different reviewers get different orders."""
+    return item.system_a if _h("side", reviewer, *item.key)[0] & 1 else item.system_b
+
+
+def build_items(runs: Sequence[Run]) -> list[ReviewItem]:
+    """One item per pair of systems per video that both summarised."""
+    if len(runs) < 2:
+        raise ConfigError("the review needs at least two runs", hint="diffcap review RUN_A RUN_B")
+    summarised = [{e.video_id for e in r.entries if e.status == "ok" and e.summary} for r in runs]
+    items = []
+    for i, j in itertools.combinations(range(len(runs)), 2):
+        a, b = sorted((runs[i].name, runs[j].name))
+        items += [ReviewItem(v, a, b) for v in sorted(summarised[i] & summarised[j])]
+    if not items:
+        raise ConfigError(
+            "the runs share no video with a summary in both",
+            hint="review runs captioned over the same videos (same video_id)",
+        )
+    return items
+
+
+class ReviewApp(App):
+    def __init__(self, runs: Sequence[Run], store: VoteStore, reviewer: str = "anonymous") -> None:
+        super().__init__()
+        self.runs = {r.name: r for r in runs}
+        self.entries = {r.name: {e.video_id: e for e in r.entries} for r in runs}
+        self.items = build_items(runs)
+        self.store = store
+        self.reviewer = reviewer
+        # Tokens are keyed by a per-server secret so they say nothing about the systems.
+        secret = secrets.token_bytes(16)
+        self.tokens = {
+            hmac.new(secret, "\x00".join(it.key).encode(), "sha256").hexdigest()[:24]: it
+            for it in self.items
+        }
+        self.token_of = {it: t for t, it in self.tokens.items()}
+        self.route("GET", r"/", self._page)
+        self.route("GET", r"/api/review/next", self._next)
+        self.route("POST", r"/api/review/vote", self._vote)
+        self.route("GET", r"/api/review/kf/([0-9a-f]+)/(\d+)", self._keyframe)
+        self.route("GET", r"/api/review/video/([0-9a-f]+)", self._video)
+        logger.info("review: %d systems, %d items", len(self.runs), len(self.items))
+
+    def _page(self, req: Request) -> Response:
+        return html_response(
+            page("review", "diffcap blind review", {"mode": "server", "reviewer": self.reviewer})
+        )
+
+    def queue(self, reviewer: str) -> list[ReviewItem]:
+        """Items not yet voted on, in an order shuffled per reviewer (pairs interleave)."""
+        voted = self.store.voted(reviewer)
+        todo = [it for it in self.items if it.key not in voted]
+        return sorted(todo, key=lambda it: _h("order", reviewer, *it.key))
+
+    def _reviewer(self, value: Any) -> str | None:
+        name = str(value if value is not None else self.reviewer).strip()
+        return name if 0 < len(name) <= 100 else None
+
+    def _next(self, req: Request) -> Response:
+        reviewer = self._reviewer(req.query.get("reviewer"))
+        if reviewer is None:
+            return error(400, "reviewer name must be 1-100 characters")
+        todo = self.queue(reviewer)
+        progress = {"voted": len(self.items) - len(todo), "total": len(self.items)}
+        if not todo:
+            return json_response({"done": True, "progress": progress})
+        return json_response({"done": False, "progress": progress, **self._show(reviewer, todo[0])})
+
+    def _pictures(self, item: ReviewItem) -> VideoEntry:
+        """Whose keyframes to show: the same for both sides (system_a's when it has any)."""
+        a = self.entries[item.system_a][item.video_id]
+        return a if a.keyframes else self.entries[item.system_b][item.video_id]
+
+    def _show(self, reviewer: str, item: ReviewItem) -> dict[str, Any]:
+        token = self.token_of[item]
+        left = left_system(reviewer, item)
+        right = item.system_b if left == item.system_a else item.system_a
+        pics = self._pictures(item)
+        has_media = any(self.entries[s][item.video_id].media for s in (left, right))
+        return {
+            "item": token,
+            "duration": pics.duration,
+            "keyframes": [
+                {
+                    "time": k.time,
+                    "label": format_time(k.time),
+                    "src": f"/api/review/kf/{token}/{n}" if k.file else None,
+                }
+                for n, k in enumerate(pics.keyframes)
+            ],
+            "media": f"/api/review/video/{token}" if has_media else None,
+            "left": self.entries[left][item.video_id].summary,
+            "right": self.entries[right][item.video_id].summary,
+        }
+
+    def _vote(self, req: Request) -> Response:
+        body = req.json()
+        if not isinstance(body, dict):
+            return error(400, "expected a JSON object")
+        reviewer = self._reviewer(body.get("reviewer"))
+        item = self.tokens.get(str(body.get("item")))
+        choice = body.get("choice")
+        if reviewer is None or item is None or choice not in CHOICES:
+            return error(400, "need reviewer, a known item and choice left/right/tie")
+        left = left_system(reviewer, item)
+        new = self.store.record(
+            reviewer, item.video_id, item.system_a, item.system_b, left=left, choice=choice
+        )
+        logger.debug("vote by %s on %s: %s (new=%s)", reviewer, item.video_id, choice, new)
+        return json_response({"ok": True, "recorded": new})
+
+    def _keyframe(self, req: Request) -> Response:
+        item = self.tokens.get(req.groups[0])
+        if item is None:
+            return error(404, "no such item")
+        pics = self._pictures(item)
+        n = int(req.groups[1])
+        if n >= len(pics.keyframes) or not pics.keyframes[n].file:
+            return error(404, "no such keyframe")
+        try:
+            path = contained_file(self.runs[pics.run].root, pics.keyframes[n].file or "")
+        except PathRefused as exc:
+            return error(exc.status, str(exc))
+        return Response(file=path)
+
+    def _video(self, req: Request) -> Response:
+        item = self.tokens.get(req.groups[0])
+        if item is None:
+            return error(404, "no such item")
+        for s in (item.system_a, item.system_b):
+            media = self.entries[s][item.video_id].media
+            if media and media.is_file():
+                return Response(file=media)
+        return error(404, "no video file")

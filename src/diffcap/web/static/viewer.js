@@ -1,0 +1,237 @@
+// diffcap viewer. Every piece of model text goes into the DOM through textContent, never
+// innerHTML, so a caption holding HTML or <script> is shown as text and runs nothing.
+"use strict";
+(function () {
+  const config = JSON.parse(document.getElementById("diffcap-data").textContent);
+  const STATIC = config.mode === "static";
+  const $ = (id) => document.getElementById(id);
+  const MARKER_W = 76; // px a thumbnail needs on the axis before the next one shares its lane
+  const LANE_H = 62;
+  const MAX_LANES = 4;
+
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  // --- data sources: the server's JSON API, or the videos embedded in a static report ---
+  function matches(v, f) {
+    const q = (f.q || "").trim().toLowerCase();
+    if (q && v.search.indexOf(q) < 0) return false;
+    for (const k of ["status", "mode", "model", "run"]) {
+      if (f[k] && v[k] !== f[k]) return false;
+    }
+    return true;
+  }
+  const source = STATIC
+    ? {
+        meta: async () => config.meta,
+        list: async (f) => {
+          const items = config.videos.filter((v) => matches(v, f));
+          return { total: items.length, items: items };
+        },
+        detail: async (key) => config.videos.find((v) => v.key === key),
+      }
+    : {
+        meta: async () => (await fetch("/api/meta")).json(),
+        list: async (f) => (await fetch("/api/videos?" + new URLSearchParams(f))).json(),
+        detail: async (key) => {
+          const r = await fetch("/api/videos/" + encodeURIComponent(key));
+          return r.ok ? r.json() : null;
+        },
+      };
+
+  // --- list + filters ---
+  function filters() {
+    const f = { q: $("q").value };
+    for (const [id, k] of [["f-status", "status"], ["f-mode", "mode"], ["f-model", "model"], ["f-run", "run"]]) {
+      if ($(id).value) f[k] = $(id).value;
+    }
+    return f;
+  }
+
+  function fillFacets(meta) {
+    for (const sel of document.querySelectorAll("select[data-facet]")) {
+      sel.appendChild(el("option", null, "all " + sel.dataset.label)).value = "";
+      for (const v of meta[sel.dataset.facet] || []) sel.appendChild(el("option", null, v)).value = v;
+      sel.addEventListener("change", refreshList);
+    }
+  }
+
+  let listSeq = 0;
+  async function refreshList() {
+    const seq = ++listSeq;
+    const res = await source.list(filters());
+    if (seq !== listSeq) return; // a newer query already answered
+    const list = $("list");
+    list.replaceChildren();
+    for (const v of res.items) {
+      const item = el("button", "item status-" + v.status);
+      item.type = "button";
+      item.dataset.key = v.key;
+      item.appendChild(el("span", "vid", v.video_id));
+      item.appendChild(el("span", "meta", [v.run, v.status, v.mode, v.model].filter(Boolean).join(" · ")));
+      item.appendChild(el("span", "snippet", v.snippet));
+      item.addEventListener("click", () => show(v.key));
+      list.appendChild(item);
+    }
+    const shown = res.items.length < res.total ? res.items.length + " of " + res.total : res.total;
+    $("count").textContent = shown + " video" + (res.total === 1 ? "" : "s");
+  }
+
+  // --- one video ---
+  async function show(key) {
+    const v = await source.detail(key);
+    if (!v) return;
+    history.replaceState(null, "", "#v=" + key);
+    for (const b of document.querySelectorAll("#list .item")) {
+      b.classList.toggle("selected", b.dataset.key === String(key));
+    }
+    const d = $("detail");
+    d.replaceChildren();
+    d.dataset.key = key;
+    d.appendChild(el("h2", "title", v.video_id));
+    d.appendChild(el("p", "meta", [v.run, v.status, v.mode, v.model, v.video_path].filter(Boolean).join(" · ")));
+    for (const n of v.notes || []) {
+      d.appendChild(el("p", "note status-" + n.status, n.status + " at " + (n.stage || "?") + ": " + n.reason + " — " + n.message));
+    }
+    const player = renderPlayer(d, v);
+    if (v.keyframes.length) renderTimeline(d, v, player);
+    section(d, "Summary", v.summary ? el("p", "summary", v.summary) : el("p", "empty", "No summary."));
+    if (v.clips.length) {
+      const ul = el("ul", "clips");
+      for (const c of v.clips) {
+        const li = el("li", "clip");
+        li.appendChild(el("span", "time", c.label));
+        li.appendChild(el("span", "text", c.content));
+        li.addEventListener("click", () => player(c.start));
+        ul.appendChild(li);
+      }
+      section(d, "Clip summaries", ul);
+    }
+    section(d, "Usage", el("pre", "usage", JSON.stringify(v.usage || {}, null, 2)));
+    section(d, "Provenance", el("pre", "provenance", JSON.stringify(v.provenance || {}, null, 2)));
+  }
+
+  function section(parent, title, body) {
+    const s = el("section", "block");
+    s.appendChild(el("h3", null, title));
+    s.appendChild(body);
+    parent.appendChild(s);
+  }
+
+  // Returns play(time). Served pages get a <video> whose src supports HTTP Range; the static
+  // report links to the file with a media fragment (#t=) instead.
+  function renderPlayer(d, v) {
+    if (STATIC) {
+      if (!v.media) return () => {};
+      const a = el("a", "file-link", "Open the video file");
+      a.href = v.media;
+      d.appendChild(a);
+      return (t) => window.open(v.media + "#t=" + t.toFixed(3), "_blank");
+    }
+    if (!v.media) {
+      d.appendChild(el("p", "empty", "The video file is not available to play."));
+      return () => {};
+    }
+    const video = el("video", "player");
+    video.controls = true;
+    video.preload = "metadata";
+    video.src = v.media;
+    const warn = el("p", "play-error");
+    video.addEventListener("error", () => {
+      warn.textContent = "This browser cannot play this file; open it in a video player.";
+    });
+    d.appendChild(video);
+    d.appendChild(warn);
+    return (t) => {
+      const go = () => {
+        video.currentTime = t;
+        const p = video.play();
+        if (p && p.catch) p.catch(() => {}); // autoplay refusals are harmless here
+      };
+      if (video.readyState >= 1) go();
+      else video.addEventListener("loadedmetadata", go, { once: true });
+    };
+  }
+
+  function renderTimeline(d, v, play) {
+    const duration = v.duration > 0 ? v.duration : Math.max(...v.keyframes.map((k) => k.time), 1);
+    const axis = el("div", "axis");
+    axis.dataset.duration = duration;
+    const cards = el("ol", "kf-cards");
+    d.appendChild(axis);
+    const width = axis.clientWidth || 800;
+    const laneEnd = [];
+    let lanes = 1;
+    v.keyframes.forEach((k, i) => {
+      const x = (k.time / duration) * width;
+      let lane = laneEnd.findIndex((end) => end + MARKER_W <= x);
+      if (lane < 0) lane = laneEnd.length < MAX_LANES ? laneEnd.length : laneEnd.indexOf(Math.min(...laneEnd));
+      laneEnd[lane] = x;
+      lanes = Math.max(lanes, lane + 1);
+      const m = el("button", "kf-marker");
+      m.type = "button";
+      m.dataset.time = k.time;
+      m.dataset.idx = k.idx;
+      m.style.left = ((k.time / duration) * 100).toFixed(4) + "%";
+      m.style.top = lane * LANE_H + "px";
+      m.title = k.label;
+      if (k.src) m.appendChild(thumb(k));
+      m.appendChild(el("span", "kf-time", k.label));
+      m.addEventListener("click", () => { focusCard(i); play(k.time); });
+      axis.appendChild(m);
+
+      const c = el("li", "kf-card");
+      c.dataset.time = k.time;
+      if (k.src) c.appendChild(thumb(k));
+      const body = el("div", "kf-body");
+      body.appendChild(el("span", "kf-time", k.label));
+      body.appendChild(el("p", "kf-caption", k.caption === null ? "(no caption)" : k.caption));
+      c.appendChild(body);
+      c.addEventListener("click", () => play(k.time));
+      cards.appendChild(c);
+    });
+    axis.style.height = lanes * LANE_H + 28 + "px";
+    // a tick from each thumbnail down to the time axis, through the lanes below it
+    for (const m of axis.querySelectorAll(".kf-marker")) {
+      m.style.setProperty("--drop", axis.clientHeight - parseFloat(m.style.top) - m.offsetHeight + "px");
+    }
+    const tick = el("div", "axis-line");
+    tick.appendChild(el("span", "axis-start", "00:00"));
+    tick.appendChild(el("span", "axis-end", v.duration_label || fmt(duration)));
+    axis.appendChild(tick);
+    section(d, "Keyframes and differential captions", cards);
+    function focusCard(i) {
+      const c = cards.children[i];
+      for (const o of cards.children) o.classList.toggle("focused", o === c);
+      if (c.scrollIntoView) c.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  function thumb(k) {
+    const img = el("img", "thumb");
+    img.src = k.src;
+    img.alt = "keyframe at " + k.label;
+    img.loading = "lazy";
+    return img;
+  }
+
+  function fmt(s) {
+    const m = Math.floor(s / 60);
+    return String(m).padStart(2, "0") + ":" + (s - m * 60).toFixed(2).padStart(5, "0");
+  }
+
+  async function start() {
+    fillFacets(await source.meta());
+    let timer = null;
+    $("q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refreshList, 150); });
+    await refreshList();
+    const m = /^#v=(\d+)$/.exec(location.hash);
+    if (m) await show(Number(m[1]));
+    document.body.dataset.ready = "1";
+  }
+  start();
+})();

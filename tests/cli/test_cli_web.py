@@ -1,0 +1,92 @@
+"""`diffcap view`, `diffcap review` and `diffcap review-stats` from the command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+from click.testing import CliRunner
+
+from diffcap.cli.main import cli
+from diffcap.web.votes import VoteStore
+from support.web_runs import video, write_run_dir
+
+
+def test_view_html_writes_a_self_contained_report(tmp_path):
+    run = write_run_dir(tmp_path / "run", [video("v1", [0.0, 2.0], 4.0, summary="</script>x")])
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(
+        cli, ["-q", "view", str(run), "--html", str(out), "--thumb-size", "64"]
+    )
+    assert res.exit_code == 0, res.output
+    html = out.read_text()
+    assert html.count("data:image/jpeg;base64,") == 2
+    assert "<script src=" not in html and '<link rel="stylesheet"' not in html
+    assert html.count("</script>") == 2  # the data block and the inline script, nothing else
+
+
+def test_review_stats_prints_rates_and_writes_chart(tmp_path):
+    db = tmp_path / "votes.sqlite"
+    store = VoteStore(db)
+    for i in range(10):
+        store.record(
+            "ann",
+            f"v{i}",
+            "gpt",
+            "local",
+            left="gpt",
+            choice="left" if i < 8 else ("tie" if i == 8 else "right"),
+        )
+    store.close()
+    chart = tmp_path / "chart.png"
+    res = CliRunner().invoke(cli, ["review-stats", "--db", str(db), "--chart", str(chart)])
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("gpt"))
+    assert re.search(r"gpt\s+local\s+10\s+80\.0% \[49\.0, 94\.3\]\s+10\.0% \[1\.8, 40\.4\]", line)
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_review_stats_without_db_says_what_to_do(tmp_path):
+    res = CliRunner().invoke(cli, ["review-stats", "--db", str(tmp_path / "none.sqlite")])
+    assert res.exit_code != 0 and "diffcap review" in str(res.exception)
+
+
+def test_review_needs_two_runs(tmp_path):
+    run = write_run_dir(tmp_path / "run", [video("v1", [0.0], 1.0)])
+    res = CliRunner().invoke(cli, ["review", str(run)])
+    assert res.exit_code == 2 and "at least two runs" in res.output
+
+
+@pytest.mark.parametrize("command", ["view", "review"])
+def test_serve_commands_answer_http(tmp_path, command):
+    a = write_run_dir(tmp_path / "a", [video("v1", [0.0], 1.0)])
+    b = write_run_dir(tmp_path / "b", [video("v1", [0.0], 1.0)])
+    args = [str(a)] if command == "view" else [str(a), str(b), "--db", str(tmp_path / "v.db")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffcap", command, *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        url = None
+        for line in proc.stdout:  # the command prints its URL once it listens
+            m = re.search(r"http://127\.0\.0\.1:\d+/", line)
+            if m:
+                url = m.group(0)
+                break
+        assert url, "no URL printed"
+        api = "api/meta" if command == "view" else "api/review/next?reviewer=x"
+        with urllib.request.urlopen(url + api, timeout=10) as r:
+            data = json.loads(r.read())
+        assert data["total"] == 1 if command == "view" else data["progress"]["total"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

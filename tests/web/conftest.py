@@ -1,0 +1,54 @@
+"""Fixtures for the web tests: a live server in a thread and one headless Chromium per module."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from diffcap.web.server import App, make_server, server_url
+from support.web_runs import CHROMIUM_ARGS, chromium_path
+
+
+@pytest.fixture
+def serve_app() -> Iterator[Callable[[App], str]]:
+    """``url = serve_app(app)``: serve on a free loopback port until the test ends."""
+    servers = []
+
+    def start(app: App) -> str:
+        server = make_server(app, "127.0.0.1", 0)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return server_url(server)
+
+    yield start
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (no browser download)."""
+    exe = chromium_path()
+    if exe is None:
+        pytest.skip("chromium is not installed (apt-get install chromium) — browser tests skipped")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page that records console errors and uncaught exceptions."""
+    # bypass_csp: the pages' CSP would also block Playwright's string predicates, and the
+    # escaping tests must prove the DOM is built safely without the CSP's help.
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    pg = ctx.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    yield pg
+    ctx.close()
