@@ -1,0 +1,245 @@
+"""One prompt template: parsing a template file, checking its placeholders, rendering it.
+
+A template file is plain text with an optional YAML header between two ``---`` lines::
+
+    ---
+    id: mylab/differential
+    version: 3
+    item: "[{time:.1f} s] {caption}"      # how one timeline entry is written (summaries)
+    derived:                               # a variable chosen by the value of another one
+      image_note:
+        from: layout
+        two_images: "The first image is the earlier frame."
+        composite: "The earlier frame is on top."
+    ---
+    Frame {prev_index} at {prev_time:.1f} s and frame {index} at {time:.1f} s. {image_note}
+
+Placeholders are Python ``str.format`` fields (``{name}`` or ``{name:.1f}``; ``{{``/``}}``
+for literal braces). The body is the text after the header with one trailing newline removed.
+
+    tpl = Template.parse(text, name="summary", allowed={"timeline", "duration"})
+    tpl.render(timeline=[(0.0, "A dog sits."), (2.0, "It stands up.")], duration=4.0)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from diffcap.errors import TemplateError
+
+#: Variables that every template may use, per template name. Callers may pass more; a template
+#: that uses a placeholder outside its set is rejected when it is loaded (a typo caught early).
+VARIABLES: dict[str, frozenset[str]] = {
+    "first_frame": frozenset({"index", "time", "num_frames", "duration"}),
+    "differential": frozenset(
+        {"prev_index", "prev_time", "index", "time", "previous", "layout", "num_frames", "duration"}
+    ),
+    "summary": frozenset({"timeline", "num_frames", "duration"}),
+    "fast": frozenset({"num_frames", "times", "layout", "duration"}),
+    "clip_summary": frozenset({"timeline", "start", "end", "num_frames", "duration"}),
+    "recaption": frozenset({"text"}),
+    "short_caption": frozenset({"duration"}),
+}
+
+#: Item format used for a ``timeline`` list when a template's header gives none.
+DEFAULT_ITEM = "[{time:.1f} s] {caption}"
+_ITEM_FIELDS = frozenset({"index", "time", "caption"})
+_HEADER_KEYS = frozenset({"id", "version", "item", "derived", "description"})
+
+
+def format_seconds(seconds: float, digits: int = 1) -> str:
+    """``12.0`` -> ``'12.0 s'``: the time format of diffcap's own prompts."""
+    return f"{seconds:.{digits}f} s"
+
+
+def format_times(times: Iterable[float], digits: int = 1) -> str:
+    """``[0, 2.5]`` -> ``'0.0 s, 2.5 s'``."""
+    return ", ".join(format_seconds(t, digits) for t in times)
+
+
+def timeline_entries(timeline: Iterable[Any]) -> list[tuple[float, str]]:
+    """Normalise (time, caption) pairs or :class:`~diffcap.timeline.Caption`-like objects."""
+    out: list[tuple[float, str]] = []
+    for entry in timeline:
+        if isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2:
+            t, text = entry
+        elif hasattr(entry, "content"):
+            # Caption objects: a clip caption has start instead of time.
+            t = entry.time if getattr(entry, "time", None) is not None else entry.start
+            text = entry.content
+        else:
+            raise TemplateError(f"timeline entry {entry!r} is not a (time, caption) pair")
+        if t is None:
+            raise TemplateError(f"timeline entry {entry!r} has no time")
+        out.append((float(t), str(text)))
+    return out
+
+
+def timeline_block(timeline: Iterable[Any], item: str = DEFAULT_ITEM) -> str:
+    """One line per entry, each ending with a newline; ``index`` counts from 1."""
+    lines = []
+    for i, (t, text) in enumerate(timeline_entries(timeline), start=1):
+        lines.append(item.format(index=i, time=t, caption=text.strip()) + "\n")
+    return "".join(lines)
+
+
+def placeholders(text: str) -> set[str]:
+    """Names of the ``str.format`` fields in ``text`` (raises TemplateError if malformed)."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError as exc:
+        raise TemplateError(
+            f"malformed placeholder: {exc}", hint="use {{ and }} for braces"
+        ) from exc
+    names = set()
+    for f in fields:
+        # "{a.b}" / "{a[0]}" reach into objects; templates get plain values only.
+        if not f.isidentifier():
+            raise TemplateError(f"placeholder {{{f}}} is not a plain variable name")
+        names.add(f)
+    return names
+
+
+@dataclass(frozen=True)
+class Template:
+    """A parsed template. ``id``/``version`` go into run provenance."""
+
+    name: str
+    id: str
+    version: str
+    text: str
+    item: str = DEFAULT_ITEM
+    derived: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    source: str = "<string>"
+
+    @property
+    def ref(self) -> str:
+        """``"diffcap/first_frame@1"``."""
+        return f"{self.id}@{self.version}"
+
+    @property
+    def variables(self) -> set[str]:
+        """The variables the caller must supply (derived ones resolved to their source)."""
+        names = placeholders(self.text)
+        for d in set(names) & set(self.derived):
+            names.discard(d)
+            spec = self.derived[d]
+            names.add(spec["from"])
+            # A derived text may itself use variables ("keyframe {index} is on top").
+            for key, text in spec.items():
+                if key != "from":
+                    names |= placeholders(text)
+        return names
+
+    @classmethod
+    def parse(
+        cls,
+        text: str,
+        *,
+        name: str,
+        default_id: str | None = None,
+        allowed: Iterable[str] | None = None,
+        source: str = "<string>",
+    ) -> Template:
+        """Parse a template file's text; check placeholders against ``allowed``."""
+        header, body = _split_header(text, source)
+        unknown_keys = set(header) - _HEADER_KEYS
+        if unknown_keys:
+            raise TemplateError(
+                f"{source}: unknown header key(s) {sorted(unknown_keys)}",
+                hint=f"allowed: {sorted(_HEADER_KEYS)}",
+            )
+        digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+        tpl = cls(
+            name=name,
+            id=str(header.get("id") or default_id or f"custom/{name}"),
+            # A file without a version is identified by its content hash.
+            version=str(header.get("version", f"sha-{digest}")),
+            text=body,
+            item=str(header.get("item", DEFAULT_ITEM)),
+            derived=_check_derived(header.get("derived") or {}, source),
+            source=source,
+        )
+        tpl._check(allowed)
+        return tpl
+
+    def _check(self, allowed: Iterable[str] | None) -> None:
+        bad_item = placeholders(self.item) - _ITEM_FIELDS
+        if bad_item:
+            raise TemplateError(
+                f"{self.source}: unknown placeholder(s) in item: {sorted(bad_item)}",
+                hint=f"an item may use {sorted(_ITEM_FIELDS)}",
+            )
+        if allowed is None:
+            return
+        unknown = self.variables - set(allowed)
+        if unknown:
+            raise TemplateError(
+                f"{self.source}: unknown placeholder(s) in template '{self.name}': "
+                f"{sorted(unknown)}",
+                hint=f"'{self.name}' templates may use {sorted(allowed)}",
+            )
+
+    def render(self, **variables: Any) -> str:
+        """Fill the placeholders. Extra variables are ignored; missing ones raise."""
+        missing = self.variables - {k for k, v in variables.items() if v is not None}
+        if missing:
+            raise TemplateError(
+                f"template {self.ref} needs variable(s) {sorted(missing)}",
+                hint=f"pass them to render(); got {sorted(variables)}",
+            )
+        values = dict(variables)
+        if "timeline" in values and not isinstance(values["timeline"], str):
+            values["timeline"] = timeline_block(values["timeline"], self.item)
+        if "times" in values and not isinstance(values["times"], str):
+            values["times"] = format_times(values["times"])
+        for dname, spec in self.derived.items():
+            key = str(values.get(spec["from"]))
+            if dname in placeholders(self.text) and key not in spec:
+                choices = sorted(k for k in spec if k != "from")
+                raise TemplateError(
+                    f"template {self.ref}: {spec['from']}={key!r} is not one of {choices}"
+                )
+            values[dname] = spec.get(key, "")
+        try:
+            for dname in self.derived:
+                values[dname] = values[dname].format(**values)
+            return self.text.format(**values)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise TemplateError(f"template {self.ref} failed to render: {exc}") from exc
+
+
+def _split_header(text: str, source: str) -> tuple[dict[str, Any], str]:
+    text = text.replace("\r\n", "\n")
+    header: dict[str, Any] = {}
+    if text.startswith("---\n"):
+        end = text.find("\n---\n", 3)
+        if end < 0:
+            raise TemplateError(f"{source}: header starts with '---' but never ends")
+        try:
+            header = yaml.safe_load(text[4:end]) or {}
+        except yaml.YAMLError as exc:
+            raise TemplateError(f"{source}: header is not valid YAML: {exc}") from exc
+        if not isinstance(header, dict):
+            raise TemplateError(f"{source}: header must be a mapping of key: value")
+        text = text[end + 5 :]
+    if text.endswith("\n"):
+        text = text[:-1]
+    return header, text
+
+
+def _check_derived(derived: Any, source: str) -> dict[str, dict[str, str]]:
+    if not isinstance(derived, dict):
+        raise TemplateError(f"{source}: 'derived' must map names to {{from: VAR, VALUE: TEXT}}")
+    out: dict[str, dict[str, str]] = {}
+    for name, spec in derived.items():
+        if not isinstance(spec, dict) or "from" not in spec:
+            raise TemplateError(f"{source}: derived variable '{name}' needs a 'from' key")
+        out[str(name)] = {str(k): str(v) for k, v in spec.items()}
+    return out
