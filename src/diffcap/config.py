@@ -69,6 +69,9 @@ class ModelConfig(_Section):
     detail: Literal["auto", "low", "high"] | None = None
     device: str | None = None  # transformers backend: None -> cuda if available else cpu
     batch_size: int = Field(8, ge=1)  # transformers backend: requests per forward pass
+    # Price table extending the shipped one: a JSON/YAML file path or {model: {input, output}}
+    # in USD per million tokens.
+    prices: str | dict[str, dict[str, float]] | None = None
 
 
 class CaptionConfig(_Section):

@@ -80,7 +80,7 @@ class OpenAIBackend(Backend):
         self._key = key or PLACEHOLDER_KEY
         self.retry = retry or RetryPolicy(max_retries=self.cfg.max_retries)
         self.extra_body = dict(extra_body or {})
-        self.prices = PriceTable(prices)
+        self.prices = PriceTable(prices if prices is not None else self.cfg.prices)
         self._b64: OrderedDict[str, str] = OrderedDict()  # "mime:sha256" -> data URL
         # Clients and semaphores belong to one event loop; generate() runs a new loop per
         # call, so they are made per loop.
