@@ -1,0 +1,207 @@
+"""The plumbing every captioning mode shares: generation options, one model call with usage
+accounting under a shared in-flight limit, and keyframe images read and encoded once.
+
+    caller = Caller(backend, options=generation_options(model_cfg, templates), limiter=sem)
+    text = await caller.ask("Describe.", [image_input], step="first_frame")
+    caller.usage.requests, caller.usage.prompt_tokens
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from diffcap.captioning.images import encode_jpeg, to_pil, vertical_composite
+from diffcap.config import ModelConfig
+from diffcap.models.base import Backend, ImageInput, ModelRequest
+from diffcap.timeline import Keyframe, Usage
+
+log = logging.getLogger(__name__)
+
+#: ModelConfig fields that become request options.
+OPTION_FIELDS = ("max_tokens", "temperature", "num_beams", "detail")
+
+
+def generation_options(model_cfg: ModelConfig, templates: Any = None) -> dict[str, Any]:
+    """Request options: what the user set in ``model_cfg`` wins, then the template preset's
+    generation defaults (e.g. ShareCaptioner: 3 beams, 2048 tokens), then ModelConfig defaults.
+    """
+    preset = dict(getattr(templates, "generation", None) or {})
+    explicit = model_cfg.model_fields_set
+    opts: dict[str, Any] = {}
+    for key in OPTION_FIELDS:
+        value = getattr(model_cfg, key)
+        if key in explicit and value is not None:
+            opts[key] = value
+        elif preset.get(key) is not None:
+            opts[key] = preset[key]
+        elif value is not None:
+            opts[key] = value
+    return opts
+
+
+def _estimate_cost(model: str, usage: Usage) -> float:
+    try:  # pricing lives with the models; a missing table must never fail a caption
+        from diffcap.models import estimate_cost
+    except ImportError:
+        return 0.0
+    try:
+        return float(estimate_cost(model, usage.prompt_tokens, usage.completion_tokens))
+    except Exception:
+        return 0.0
+
+
+@dataclass
+class Caller:
+    """Sends requests for one unit of work (a video, a clip) and sums their usage.
+
+    ``limiter`` is shared by all concurrent videos so the whole run keeps at most N requests
+    in flight, whatever the backend does internally.
+    """
+
+    backend: Backend
+    options: dict[str, Any] = field(default_factory=dict)
+    limiter: asyncio.Semaphore | None = None
+    model: str | None = None
+    #: System prompt of the template preset (None: none sent).
+    system: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    tags: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def model_name(self) -> str:
+        return self.model or getattr(self.backend, "model", "") or ""
+
+    async def ask(
+        self,
+        prompt: str,
+        images: Sequence[ImageInput] = (),
+        *,
+        step: str = "",
+        model: str | None = None,
+    ) -> str:
+        request = ModelRequest(
+            model=model or self.model_name,
+            prompt=prompt,
+            images=tuple(images),
+            system=self.system,
+            options=ModelRequest.make_options(self.options),
+            tags=(*self.tags, ("step", step)),
+        )
+        if self.limiter is None:
+            response = await self.backend.agenerate(request)
+        else:
+            async with self.limiter:
+                response = await self.backend.agenerate(request)
+        self._account(response.usage, request.model, response.cached)
+        return response.text.strip()
+
+    def _account(self, used: Usage, model: str, cached: bool) -> None:
+        cost = used.cost_usd
+        if not cost and (used.prompt_tokens or used.completion_tokens) and not cached:
+            cost = _estimate_cost(model, used)
+        self.usage.add(
+            Usage(
+                requests=max(1, used.requests),
+                prompt_tokens=used.prompt_tokens,
+                completion_tokens=used.completion_tokens,
+                cost_usd=cost,
+                cached_requests=max(used.cached_requests, int(cached)),
+            )
+        )
+
+
+class KeyframeImages:
+    """The keyframes of one video as model inputs: each file read from disk once and encoded
+    once, the result shared by every request that shows that keyframe.
+
+    A saved JPEG already within ``max_side`` is sent byte for byte (no re-encode).
+    :meth:`release` drops what the sliding window no longer needs, so memory stays bounded
+    on long videos.
+    """
+
+    def __init__(
+        self,
+        base_dir: Path | None,
+        keyframes: Sequence[Keyframe],
+        max_side: int,
+        quality: int = 90,
+        arrays: Sequence[Any] | None = None,
+    ) -> None:
+        self.base_dir = Path(base_dir) if base_dir is not None else None
+        #: In-memory frames (a KeyframeSet extracted without an output dir), used instead
+        #: of files when given.
+        self.arrays = arrays
+        self.keyframes = list(keyframes)
+        self.max_side = max_side
+        self.quality = quality
+        self._raw: dict[int, bytes] = {}
+        self._inputs: dict[int, ImageInput] = {}
+        self._decoded: dict[int, Image.Image] = {}
+        self.reads = 0  # files read from disk (tests check "once")
+
+    def path(self, i: int) -> Path:
+        kf = self.keyframes[i]
+        if not kf.file or self.base_dir is None:
+            raise FileNotFoundError(f"keyframe {kf.idx} at {kf.time:.3f} s has no image file")
+        return self.base_dir / kf.file
+
+    def _read(self, i: int) -> bytes:
+        if i not in self._raw:
+            self._raw[i] = self.path(i).read_bytes()
+            self.reads += 1
+        return self._raw[i]
+
+    def _decode(self, i: int) -> Image.Image:
+        if i not in self._decoded and self.arrays is not None:
+            self._decoded[i] = to_pil(self.arrays[i])
+        if i not in self._decoded:
+            self._decoded[i] = to_pil(Image.open(io.BytesIO(self._read(i))))
+        return self._decoded[i]
+
+    def _encode(self, i: int) -> ImageInput:
+        if i not in self._inputs and self.arrays is not None:
+            self._inputs[i] = ImageInput(encode_jpeg(self._decode(i), self.max_side, self.quality))
+        if i not in self._inputs:
+            data = self._read(i)
+            probe = Image.open(io.BytesIO(data))  # header only; no pixel decode
+            if probe.format == "JPEG" and probe.mode == "RGB" and max(probe.size) <= self.max_side:
+                self._inputs[i] = ImageInput(data, "image/jpeg")
+            else:
+                self._inputs[i] = ImageInput(
+                    encode_jpeg(self._decode(i), self.max_side, self.quality)
+                )
+        return self._inputs[i]
+
+    async def input(self, i: int) -> ImageInput:
+        """The encoded image of keyframe ``i`` (the same object on every call)."""
+        if i in self._inputs:
+            return self._inputs[i]
+        return await asyncio.to_thread(self._encode, i)
+
+    async def decoded(self, i: int) -> Image.Image:
+        if i in self._decoded:
+            return self._decoded[i]
+        return await asyncio.to_thread(self._decode, i)
+
+    async def composite(self, indices: Sequence[int], gap: int = 50) -> ImageInput:
+        """One image: the keyframes stacked vertically with a ``gap``-px white band."""
+        images = [await self.decoded(i) for i in indices]
+        # The composite holds two frames, so it may be twice as tall as one frame's cap.
+        cap = self.max_side * len(images) + gap
+
+        def build() -> ImageInput:
+            return ImageInput(encode_jpeg(vertical_composite(images, gap), cap, self.quality))
+
+        return await asyncio.to_thread(build)
+
+    def release(self, i: int) -> None:
+        for cache in (self._raw, self._inputs, self._decoded):
+            cache.pop(i, None)

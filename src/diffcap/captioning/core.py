@@ -1,0 +1,209 @@
+"""Caption one video's keyframes into a :class:`~diffcap.timeline.VideoRecord`.
+
+    kset = extract_keyframes("clip.mp4", KeyframeConfig(), out_dir=Path("kf"), video_id="clip")
+    record = await caption_keyframes(kset, backend, CaptionConfig(), ModelConfig(),
+                                     load_templates("diffcap"), SummaryConfig(),
+                                     records_dir=Path("."))
+    record.to_json()["captions"][-1]["idx"]      # "-1": the whole-video summary
+
+The record is a superset of ShareGPT4Video's 40K schema: ``captions`` holds the differential
+captions ``"0"``, ``"1"``, ... (slide mode) and, last, the summary with idx ``"-1"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from diffcap import __version__
+from diffcap.captioning.calls import Caller, KeyframeImages, generation_options
+from diffcap.captioning.fast import caption_fast
+from diffcap.captioning.slide import caption_slide, resolve_pair_layout, summarize_timeline
+from diffcap.config import CaptionConfig, ModelConfig, SummaryConfig
+from diffcap.errors import DiffcapError
+from diffcap.models.base import Backend
+from diffcap.timeline import Caption, Keyframe, Usage, VideoRecord
+
+log = logging.getLogger(__name__)
+
+
+class NoKeyframes(DiffcapError):
+    reason = "no_keyframes"
+
+
+def provenance(
+    backend: Backend, templates: Any, model: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """What made a record: backend, model, template ids@versions, diffcap version, time."""
+    prov: dict[str, Any] = {
+        # A wrapper (the request cache) names the backend it wraps as ``backend_name``.
+        "backend": getattr(backend, "backend_name", None)
+        or getattr(backend, "name", type(backend).__name__),
+        "model": model,
+        "templates": templates.provenance() if hasattr(templates, "provenance") else {},
+        "prompt_preset": getattr(templates, "preset", None),
+        "diffcap_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    prov.update(extra or {})
+    return prov
+
+
+def record_keyframes(kset: Any, records_dir: Path | None) -> list[Keyframe]:
+    """Keyframes with ``file`` relative to ``records_dir`` (absolute when it is None)."""
+    base = Path(kset.json_path).parent if getattr(kset, "json_path", None) else None
+    out = []
+    for kf in kset.keyframes:
+        file = kf.file
+        if file and base is not None:
+            target = os.path.abspath(base / file)  # no symlink lookups: cheap per keyframe
+            file = (
+                Path(os.path.relpath(target, os.path.abspath(records_dir))).as_posix()
+                if records_dir is not None
+                else str(target)
+            )
+        out.append(Keyframe(idx=kf.idx, time=kf.time, pts=kf.pts, file=file))
+    return out
+
+
+def _caller(
+    backend: Backend,
+    model_cfg: ModelConfig,
+    templates: Any,
+    limiter: asyncio.Semaphore | None,
+    video_id: str,
+    usage: Usage | None,
+) -> Caller:
+    return Caller(
+        backend,
+        options=generation_options(model_cfg, templates),
+        limiter=limiter,
+        system=getattr(templates, "system", None),
+        usage=usage if usage is not None else Usage(),
+        tags=(("video_id", video_id),),
+    )
+
+
+async def caption_keyframes(
+    kset: Any,
+    backend: Backend,
+    cfg: CaptionConfig,
+    model_cfg: ModelConfig,
+    templates: Any,
+    summary: SummaryConfig,
+    *,
+    limiter: asyncio.Semaphore | None = None,
+    records_dir: Path | None = None,
+    span: tuple[float, float] | None = None,
+    usage: Usage | None = None,
+) -> VideoRecord:
+    """Caption a :class:`~diffcap.keyframes.KeyframeSet` in ``cfg.mode`` (slide or fast).
+
+    ``limiter`` bounds requests in flight across every video sharing it. ``span`` is the
+    (start, end) the summary covers (default: the keyframe set's extraction ``window``, else
+    0 to the video's duration). ``usage`` (optional) accumulates tokens and cost as requests
+    complete, so a caller can account for a video that fails part-way.
+    """
+    keyframes = list(kset.keyframes)
+    if not keyframes:
+        raise NoKeyframes(
+            f"{kset.video_path}: no keyframes to caption",
+            hint="check the keyframe settings (--start/--end, --interval)",
+        )
+    duration = float(kset.info.duration)
+    # The summary covers what the keyframes were taken from: the extraction window.
+    window = span or getattr(kset, "window", None) or (0.0, duration)
+    start, end = float(window[0]), float(window[1])
+    json_path = getattr(kset, "json_path", None)
+    images = KeyframeImages(
+        Path(json_path).parent if json_path else None,
+        keyframes,
+        model_cfg.image_max_side,
+        arrays=None if json_path else getattr(kset, "images", None),
+    )
+    caller = _caller(backend, model_cfg, templates, limiter, kset.video_id, usage)
+    prov: dict[str, Any] = {"mode": cfg.mode, "options": dict(caller.options)}
+    extra: dict[str, Any] = {}
+    if cfg.mode == "fast":
+        summary_caption, keep = await caption_fast(
+            keyframes, images, caller, templates, cfg, start=start, end=end, duration=duration
+        )
+        captions = [summary_caption]
+        prov["fast_layout"] = cfg.fast_layout
+        extra["fast_keyframes"] = [keyframes[i].idx for i in keep]
+    else:
+        video = _Video(keyframes, images, caller, templates, start, end, duration)
+        captions = await _slide_with_summary(video, backend, cfg, summary, prov)
+    return build_record(
+        kset,
+        captions,
+        cfg.mode,
+        caller.usage,
+        provenance(backend, templates, caller.model_name, prov),
+        records_dir,
+        extra,
+    )
+
+
+@dataclass
+class _Video:
+    """One video's captioning context."""
+
+    keyframes: list[Keyframe]
+    images: KeyframeImages
+    caller: Caller
+    templates: Any
+    start: float
+    end: float
+    duration: float
+
+
+async def _slide_with_summary(
+    v: _Video, backend: Backend, cfg: CaptionConfig, summary: SummaryConfig, prov: dict
+) -> list[Caption]:
+    layout = resolve_pair_layout(cfg, backend)
+    prov["pair_layout"] = layout
+    captions = await caption_slide(
+        v.keyframes, v.images, v.caller, v.templates, layout=layout, duration=v.duration
+    )
+    if summary.enabled:
+        final = await summarize_timeline(
+            captions,
+            v.caller,
+            v.templates,
+            start=v.start,
+            end=v.end,
+            duration=v.duration,
+            model=summary.model,
+        )
+        captions.append(final)
+        if summary.model:
+            prov["summary_model"] = summary.model
+    return captions
+
+
+def build_record(
+    kset: Any,
+    captions: list[Caption],
+    mode: str,
+    usage: Usage,
+    prov: dict[str, Any],
+    records_dir: Path | None,
+    extra: dict[str, Any] | None = None,
+) -> VideoRecord:
+    return VideoRecord(
+        video_id=kset.video_id,
+        video_path=str(kset.video_path),
+        duration=float(kset.info.duration),
+        keyframes=record_keyframes(kset, records_dir),
+        captions=captions,
+        mode=mode,
+        provenance=prov,
+        usage=usage,
+        extra=extra or {},
+    )

@@ -1,0 +1,99 @@
+"""Differential sliding-window captioning (DiffSW) and the whole-video summary.
+
+The first keyframe gets a detailed caption. Every next keyframe ``k`` is shown together with
+keyframe ``k-1`` (two images, or one vertical composite for one-image models), both real
+timestamps and the previous differential caption, and the model says what changed. One
+text-only call then summarises the timeline. A video's chain is strictly sequential; many
+videos run concurrently (see :mod:`diffcap.captioning.runner`).
+
+    captions = await caption_slide(keyframes, images, caller, templates, layout="two_images",
+                                   duration=12.0)
+    [c.idx for c in captions]           # ["0", "1", ..., "-1"]
+
+Prompt variables: ``index``/``prev_index`` count keyframes from 1 (as the released prompts
+do); ``time``/``prev_time`` are the keyframes' true times in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from diffcap.captioning.calls import Caller, KeyframeImages
+from diffcap.config import CaptionConfig
+from diffcap.models.base import Backend, ImageInput
+from diffcap.timeline import Caption, Keyframe
+
+log = logging.getLogger(__name__)
+
+PairLayout = Literal["two_images", "composite"]
+
+
+def resolve_pair_layout(cfg: CaptionConfig, backend: Backend) -> PairLayout:
+    """``auto`` -> two images when the backend accepts several images, else a composite."""
+    if cfg.pair_layout == "auto":
+        return "two_images" if backend.supports_multi_image else "composite"
+    return cfg.pair_layout
+
+
+async def pair_inputs(
+    images: KeyframeImages, prev: int, cur: int, layout: PairLayout
+) -> list[ImageInput]:
+    if layout == "two_images":
+        return [await images.input(prev), await images.input(cur)]
+    return [await images.composite([prev, cur])]
+
+
+async def caption_slide(
+    keyframes: Sequence[Keyframe],
+    images: KeyframeImages,
+    caller: Caller,
+    templates: Any,
+    *,
+    layout: PairLayout,
+    duration: float,
+) -> list[Caption]:
+    """The differential captions ``"0"``, ``"1"``, ... in keyframe order."""
+    n = len(keyframes)
+    common = {"num_frames": n, "duration": duration}
+    first = keyframes[0]
+    prompt = templates["first_frame"].render(index=1, time=first.time, **common)
+    text = await caller.ask(prompt, [await images.input(0)], step="first_frame")
+    captions = [Caption(idx="0", content=text, time=first.time)]
+    for k in range(1, n):
+        prev, cur = keyframes[k - 1], keyframes[k]
+        prompt = templates["differential"].render(
+            prev_index=k,
+            prev_time=prev.time,
+            index=k + 1,
+            time=cur.time,
+            previous=captions[-1].content,
+            layout=layout,
+            **common,
+        )
+        text = await caller.ask(
+            prompt, await pair_inputs(images, k - 1, k, layout), step=f"differential:{k}"
+        )
+        captions.append(Caption(idx=str(k), content=text, time=cur.time))
+        images.release(k - 1)  # the window has moved on: keep memory bounded
+    images.release(n - 1)
+    return captions
+
+
+async def summarize_timeline(
+    timeline: Sequence[Caption],
+    caller: Caller,
+    templates: Any,
+    *,
+    start: float,
+    end: float,
+    duration: float,
+    model: str | None = None,
+) -> Caption:
+    """One text-only call: the (time, caption) lines -> the whole-video caption (idx "-1")."""
+    prompt = templates["summary"].render(
+        timeline=list(timeline), num_frames=len(timeline), duration=duration
+    )
+    text = await caller.ask(prompt, (), step="summary", model=model)
+    return Caption(idx="-1", content=text, start=start, end=end)

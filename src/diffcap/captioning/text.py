@@ -1,0 +1,131 @@
+"""Text-only modes: clip summary over stored captions, and prompt re-captioning.
+
+Neither decodes a frame. A clip summary turns the differential captions whose keyframe time
+falls in ``[start, end]`` into one caption for that clip (how ShareGPT4Video got ~400K extra
+"implicit clip" captions from 40K videos). Re-captioning expands a short text-to-video prompt
+into a dense caption in the style of the training captions.
+
+    rec = VideoRecord.from_json(json.loads(line))
+    clip = await summarize_clip(rec, 2.0, 8.0, backend, templates)
+    clip.content, clip.start, clip.end
+    dense = await recaption("a corgi runs on a beach at sunset", backend, templates)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+from diffcap.captioning.calls import Caller, generation_options
+from diffcap.config import ModelConfig
+from diffcap.errors import ConfigError, DiffcapError
+from diffcap.models.base import Backend
+from diffcap.timeline import Caption, Usage, VideoRecord
+
+
+class NoCaptionsInRange(DiffcapError):
+    """A clip summary was asked for a time range that holds no stored caption."""
+
+    reason = "no_captions_in_range"
+
+
+def _caller(
+    backend: Backend,
+    templates: Any,
+    model_cfg: ModelConfig | None,
+    limiter: asyncio.Semaphore | None,
+    usage: Usage | None,
+) -> Caller:
+    return Caller(
+        backend,
+        options=generation_options(model_cfg or ModelConfig(), templates),
+        limiter=limiter,
+        system=getattr(templates, "system", None),
+        usage=usage if usage is not None else Usage(),
+    )
+
+
+def load_record(records: str | os.PathLike[str], video_id: str | None = None) -> VideoRecord:
+    """The record of ``video_id`` from a records JSONL file (the only one when None)."""
+    found, ids = None, []
+    with open(records, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{records}:{n}: not a JSON line: {exc}") from exc
+            ids.append(str(d.get("video_id")))
+            if video_id is None or d.get("video_id") == video_id:
+                found = VideoRecord.from_json(d)
+                if video_id is not None:
+                    return found
+    if video_id is None and len(ids) == 1 and found is not None:
+        return found
+    if video_id is None:
+        raise ConfigError(f"{records} holds {len(ids)} records", hint="pick one with --video-id")
+    raise ConfigError(
+        f"no record with video_id '{video_id}' in {records}",
+        hint=f"known ids: {', '.join(ids[:10]) or 'none'}",
+    )
+
+
+def captions_in_range(record: VideoRecord, start: float, end: float) -> list[Caption]:
+    """The record's differential captions with ``start <= time <= end``, in time order."""
+    if end < start:
+        raise NoCaptionsInRange(
+            f"clip end {end:g} s is before its start {start:g} s", hint="pass --start < --end"
+        )
+    inside = [c for c in record.differential if c.time is not None and start <= c.time <= end]
+    if not inside:
+        times = ", ".join(f"{c.time:g}" for c in record.differential if c.time is not None)
+        raise NoCaptionsInRange(
+            f"video '{record.video_id}' has no caption between {start:g} s and {end:g} s "
+            f"(caption times: {times or 'none'})",
+            hint="choose a range that contains at least one caption time; fast-mode records "
+            "have no per-keyframe captions",
+        )
+    return sorted(inside, key=lambda c: c.time or 0.0)
+
+
+async def summarize_clip(
+    record: VideoRecord,
+    start: float,
+    end: float,
+    backend: Backend,
+    templates: Any,
+    *,
+    model_cfg: ModelConfig | None = None,
+    limiter: asyncio.Semaphore | None = None,
+    usage: Usage | None = None,
+) -> Caption:
+    """Summarise the stored captions in ``[start, end]`` into one clip caption (idx "-1").
+
+    ``usage`` (optional) accumulates the request's tokens and cost.
+    """
+    inside = captions_in_range(record, start, end)
+    caller = _caller(backend, templates, model_cfg, limiter, usage)
+    prompt = templates["clip_summary"].render(
+        timeline=inside, start=start, end=end, num_frames=len(inside), duration=record.duration
+    )
+    text = await caller.ask(prompt, (), step="clip_summary")
+    return Caption(idx="-1", content=text, start=start, end=end)
+
+
+async def recaption(
+    text: str,
+    backend: Backend,
+    templates: Any,
+    *,
+    model_cfg: ModelConfig | None = None,
+    limiter: asyncio.Semaphore | None = None,
+    usage: Usage | None = None,
+) -> str:
+    """Expand a short generation prompt into a dense caption (the ``recaption`` template)."""
+    if not text.strip():
+        raise DiffcapError("cannot re-caption an empty prompt", hint="pass a non-empty prompt")
+    caller = _caller(backend, templates, model_cfg, limiter, usage)
+    return await caller.ask(templates["recaption"].render(text=text.strip()), (), step="recaption")

@@ -1,0 +1,342 @@
+"""End to end over real HTTP: generated videos -> real keyframes -> `transformers serve` with a
+tiny random-weight LLaVA (or the recording fault server) -> records on disk.
+
+Captions from random weights are gibberish: these tests check structure, times, provenance,
+usage and ordering, never text quality.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import itertools
+import json
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from diffcap.captioning import CaptionRunner, RunResult
+from diffcap.config import RunConfig
+from diffcap.models import get_backend
+from diffcap.prompts import load_templates
+from diffcap.video.synth import Scene, write_video
+from support.servers import Fault
+
+
+def make_video(path: Path, hue: float) -> Path:
+    """6 s, three distinct scenes -> keyframes at 0, 2, 4 and the last frame (interval 1 s)."""
+    scenes = [
+        Scene(2.0, layout="solid", hue=hue),
+        Scene(2.0, layout="checker", hue=hue + 0.3),
+        Scene(2.0, layout="rings", hue=hue + 0.15),
+    ]
+    write_video(path, scenes, size=(96, 64), fps=10)
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    d = tmp_path_factory.mktemp("videos")
+    return [make_video(d / "blue.mp4", 0.6), make_video(d / "red.mp4", 0.0)]
+
+
+def run(
+    cfg: dict,
+    backend_name: str,
+    model_cfg: dict,
+    videos: list[Path],
+    out: Path,
+    preset: str = "diffcap",
+) -> RunResult:
+    cfg = RunConfig.model_validate(
+        {
+            **cfg,
+            "model": {"backend": backend_name, **model_cfg},
+            "keyframes": {"interval": 1.0, **cfg.get("keyframes", {})},
+        }
+    )
+    backend = get_backend(backend_name, cfg.model)
+    runner = CaptionRunner(cfg, backend, out, load_templates(preset), progress=False)
+
+    async def go() -> RunResult:
+        try:
+            return await runner.run(videos)
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(go())
+
+
+def read_records(out: Path) -> dict[str, dict]:
+    return {d["video_id"]: d for d in map(json.loads, out.read_text().splitlines())}
+
+
+def check_slide_record(rec: dict, out: Path, backend: str, model: str) -> None:
+    kfs, caps = rec["keyframes"], rec["captions"]
+    assert len(kfs) >= 3
+    assert [c["idx"] for c in caps] == [str(i) for i in range(len(kfs))] + ["-1"]
+    assert [c["time"] for c in caps[:-1]] == [k["time"] for k in kfs]
+    assert kfs[0]["time"] == 0.0 and kfs == sorted(kfs, key=lambda k: k["time"])
+    assert caps[-1]["start"] == 0.0 and caps[-1]["end"] == pytest.approx(rec["duration"])
+    assert all(isinstance(c["content"], str) and c["content"] for c in caps)
+    for k in kfs:  # files are relative to the records file's directory
+        assert (out.parent / k["file"]).is_file(), k["file"]
+    prov = rec["provenance"]
+    assert prov["backend"] == backend and prov["model"] == model
+    assert prov["templates"]["differential"].endswith("differential@1")
+    assert prov["diffcap_version"] and prov["created"] and prov["prompt_preset"]
+    usage = rec["usage"]
+    assert usage["requests"] == len(kfs) + 1
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+
+
+@pytest.mark.parametrize("layout", ["two_images", "composite"])
+def test_slide_over_transformers_serve(tiny_llava_server, videos, tmp_path, layout):
+    out = tmp_path / "captions.jsonl"
+    result = run(
+        {"caption": {"pair_layout": layout}},
+        "openai",
+        {
+            "api_base": tiny_llava_server.base_url,
+            "model": tiny_llava_server.model,
+            "max_tokens": 6,
+            "concurrency": 4,
+        },
+        videos,
+        out,
+    )
+    assert result.failures == [] and result.videos_ok == 2
+    recs = read_records(out)
+    assert set(recs) == {"blue", "red"}
+    for rec in recs.values():
+        check_slide_record(rec, out, "openai", tiny_llava_server.model)
+        assert rec["provenance"]["pair_layout"] == layout
+    assert result.usage.requests == sum(r["usage"]["requests"] for r in recs.values())
+
+
+def test_fast_over_transformers_serve(tiny_llava_server, videos, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    result = run(
+        {"caption": {"mode": "fast", "fast_max_frames": 3}},
+        "openai",
+        {"api_base": tiny_llava_server.base_url, "model": tiny_llava_server.model, "max_tokens": 6},
+        videos,
+        out,
+    )
+    assert result.failures == []
+    for rec in read_records(out).values():
+        assert rec["mode"] == "fast"
+        assert [c["idx"] for c in rec["captions"]] == ["-1"]
+        assert rec["usage"]["requests"] == 1
+        kf_idx = [k["idx"] for k in rec["keyframes"]]
+        assert rec["fast_keyframes"][0] == kf_idx[0] and rec["fast_keyframes"][-1] == kf_idx[-1]
+        assert len(rec["fast_keyframes"]) == 3
+
+
+def test_slide_in_process_transformers_backend(tiny_llava_dir, videos, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    result = run(
+        {},
+        "transformers",
+        {"model": str(tiny_llava_dir), "max_tokens": 6, "device": "cpu"},
+        videos[:1],
+        out,
+    )
+    assert result.failures == []
+    (rec,) = read_records(out).values()
+    check_slide_record(rec, out, "transformers", str(tiny_llava_dir))
+
+
+# --- what the server received -------------------------------------------------------------
+
+
+def counting_reply():
+    n = iter(range(10**6))
+    return lambda body: f"caption number {next(n)} here"
+
+
+def test_differential_request_carries_both_times_and_previous_caption(
+    fault_server, videos, tmp_path
+):
+    fault_server.reply = counting_reply()
+    out = tmp_path / "captions.jsonl"
+    result = run(
+        {},
+        "openai",
+        {"api_base": fault_server.base_url, "model": "m"},
+        videos,
+        out,
+        preset="sharecaptioner",
+    )
+    assert result.failures == []
+    received = fault_server.requests
+    assert len(received) == result.usage.requests
+    for rec in read_records(out).values():
+        kfs, caps = rec["keyframes"], rec["captions"]
+        for k in range(1, len(kfs)):
+            prev_caption = caps[k - 1]["content"]
+            # the one request that answered caption k is the one that got caption k-1
+            (req,) = [r for r in received if r.prompt.endswith(f"before is: {prev_caption}")]
+            assert req.images == 2
+            assert f"Video frame {k} at {kfs[k - 1]['time']:.2f} Second(s)" in req.prompt
+            assert f"Video frame {k + 1} at {kfs[k]['time']:.2f} Second(s)" in req.prompt
+            body_text = json.dumps(req.body)
+            assert caps[k]["content"] not in body_text  # asked before it existed
+        (summary_req,) = [
+            r
+            for r in received
+            if caps[-2]["content"] in r.prompt and r.prompt.startswith("Summarize")
+        ]
+        assert summary_req.images == 0
+        for k, cap in enumerate(caps[:-1]):
+            assert (
+                f"Video frame {k + 1} at {cap['time']:.2f} Second(s) description: {cap['content']}"
+            ) in summary_req.prompt
+
+
+def test_each_keyframe_image_is_sent_identically_in_both_requests(fault_server, videos, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    run({}, "openai", {"api_base": fault_server.base_url, "model": "m"}, videos[:1], out)
+    urls = [
+        [
+            p["image_url"]["url"]
+            for p in r.body["messages"][-1]["content"]
+            if isinstance(p, dict) and p.get("type") == "image_url"
+        ]
+        for r in fault_server.requests
+    ]
+    (rec,) = read_records(out).values()
+    saved = [(out.parent / k["file"]).read_bytes() for k in rec["keyframes"]]
+    first = urls[0]
+    assert base64.b64decode(first[0].split(",", 1)[1]) == saved[0]  # the JPEG as saved
+    chain = [u for u in urls if len(u) == 2]
+    for a, b in itertools.pairwise(chain):
+        assert a[1] == b[0]
+
+
+# --- faults -------------------------------------------------------------------------------
+
+
+@pytest.mark.allow_error_logs
+def test_transient_faults_are_retried_and_every_video_completes(fault_server, videos, tmp_path):
+    fault_server.fail("rate_limit", retry_after=0.1, at=0)
+    fault_server.fail("server_error", at=2)
+    fault_server.fail("stall", stall_s=5.0, at=4)
+    fault_server.fail("drop", at=6)
+    fault_server.fail("malformed", at=7)
+    fault_server.fail("server_error", at=9)
+    out = tmp_path / "captions.jsonl"
+    result = run(
+        {},
+        "openai",
+        {"api_base": fault_server.base_url, "model": "m", "timeout_s": 1.0, "max_retries": 4},
+        videos,
+        out,
+    )
+    assert result.failures == [] and result.videos_ok == 2
+    faults = [r.fault for r in fault_server.requests if r.fault]
+    assert sorted(faults) == sorted(
+        ["rate_limit", "server_error", "stall", "drop", "malformed", "server_error"]
+    )
+    # every fault cost one extra request; records count only the successful ones
+    assert len(fault_server.requests) == result.usage.requests + len(faults)
+    for rec in read_records(out).values():
+        check_slide_record(rec, out, "openai", "m")
+
+
+def red_marking_reply(body) -> str:
+    """Answers "REDVIDEO ..." when the first image is mostly red: a way to single out one
+    video's later requests (its previous caption is in their prompt)."""
+    for part in body["messages"][-1]["content"]:
+        if isinstance(part, dict) and part.get("type") == "image_url":
+            data = base64.b64decode(part["image_url"]["url"].split(",", 1)[1])
+            r, _g, b = Image.open(io.BytesIO(data)).convert("RGB").resize((1, 1)).getpixel((0, 0))
+            return "REDVIDEO frame" if r > b + 40 else "other video frame"
+    return "summary text"
+
+
+@pytest.mark.allow_error_logs
+@pytest.mark.parametrize("fault", ["server_error", "status400"])
+def test_a_video_whose_requests_keep_failing_is_reported(fault_server, videos, tmp_path, fault):
+    fault_server.reply = red_marking_reply
+    if fault == "server_error":  # retryable, but more failures than retries
+        fault_server.fail(*["server_error"] * 5, when="REDVIDEO")
+    else:  # not retryable: fails at once
+        fault_server.fail(Fault("status", status=400), when="REDVIDEO")
+    out = tmp_path / "captions.jsonl"
+    result = run(
+        {},
+        "openai",
+        {"api_base": fault_server.base_url, "model": "m", "max_retries": 2},
+        videos,
+        out,
+    )
+    assert result.videos_ok == 1 and len(result.failures) == 1
+    assert set(read_records(out)) == {"blue"}
+    (line,) = (out.parent / "captions.failures.jsonl").read_text().splitlines()
+    failure = json.loads(line)
+    assert failure["video_id"] == "red" and failure["stage"] == "caption"
+    assert failure["reason"] == "request_failed"
+    assert failure["usage"]["requests"] == 1  # its first-frame request succeeded and is paid
+    assert re.search("500" if fault == "server_error" else "400", failure["error"])
+    red_requests = [r for r in fault_server.requests if "REDVIDEO" in r.prompt]
+    assert len(red_requests) == (3 if fault == "server_error" else 1)
+
+
+def test_bad_file_fails_at_keyframes_others_complete(fault_server, videos, tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    out = tmp_path / "out" / "captions.jsonl"
+    result = run(
+        {}, "openai", {"api_base": fault_server.base_url, "model": "m"}, [bad, *videos], out
+    )
+    assert result.videos_ok == 2
+    (failure,) = [
+        json.loads(x) for x in (out.parent / "captions.failures.jsonl").read_text().splitlines()
+    ]
+    assert failure["stage"] == "keyframes" and failure["video_id"] == "broken"
+    assert failure["reason"] not in ("", "error")
+
+
+def test_many_videos_share_the_in_flight_limit(fault_server, videos, tmp_path):
+    fault_server.latency = 0.05
+    out = tmp_path / "captions.jsonl"
+    many = videos * 3  # same files, distinct ids
+    result = run(
+        {}, "openai", {"api_base": fault_server.base_url, "model": "m", "concurrency": 2}, many, out
+    )
+    assert result.videos_ok == 6
+    # at most 2 requests were ever in flight: arrival times never show 3 overlapping
+    times = sorted(r.at for r in fault_server.requests)
+    for a, c in zip(times, times[2:], strict=False):
+        assert c - a >= 0.04
+
+
+def test_composite_layout_sends_one_stacked_image(fault_server, videos, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    run(
+        {"caption": {"pair_layout": "composite"}},
+        "openai",
+        {"api_base": fault_server.base_url, "model": "m"},
+        videos[:1],
+        out,
+    )
+    (rec,) = read_records(out).values()
+    diffs = [
+        r
+        for r in fault_server.requests
+        if "keyframe 2 is at" in r.prompt.lower() or "changed between" in r.prompt
+    ]
+    assert len(diffs) == len(rec["keyframes"]) - 1
+    for r in diffs:
+        assert r.images == 1
+        url = next(
+            p["image_url"]["url"]
+            for p in r.body["messages"][-1]["content"]
+            if isinstance(p, dict) and p.get("type") == "image_url"
+        )
+        img = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        assert img.size == (96, 64 + 50 + 64)
