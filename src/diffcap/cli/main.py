@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the CLI, turning diffcap errors into one-line messages."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="diffcap", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="diffcap", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -86,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    # Without standalone mode click returns ctx.exit(code)'s code instead of exiting.
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

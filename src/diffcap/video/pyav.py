@@ -1,0 +1,383 @@
+"""The PyAV :class:`~diffcap.video.base.VideoSource`: frames by presentation time.
+
+    from diffcap.video.pyav import PyAVSource
+    with PyAVSource("clip.mp4") as src:
+        for frame in src.frames_at([0.0, 2.0, 4.0]):
+            frame.time, frame.image.shape     # exact PTS seconds, upright RGB
+
+How it samples: one sequential, multi-threaded decode pass; only the frames that answer a
+target are converted to RGB (``to_ndarray`` is the expensive part for sparse sampling). It
+seeks only when the next target is far away *and* a keyframe lies between the current
+position and the target (known from the container's index, or learned from the keyframes
+seen so far), so long-GOP files are never re-decoded from the same keyframe twice. At most a
+few decoded frames are alive at any time, whatever the video's length.
+
+Damage: packets that fail to decode are skipped and counted; when the stream ends well
+before the duration its header claims, ``truncated_at`` is set and a WARNING is logged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from diffcap.errors import CorruptVideo
+from diffcap.timeline import Frame, Timestamp, VideoInfo
+from diffcap.video.base import VideoSource
+from diffcap.video.probe import build_info, check_path, expected_end, open_container
+from diffcap.video.probe import select_stream as _select_stream
+
+log = logging.getLogger(__name__)
+
+#: A frame "at" a target may sit this much before it (float round-off of the caller's target).
+EPS = 1e-6
+
+
+class PyAVSource(VideoSource):
+    """Reads one video with PyAV. Not thread-safe; open one per worker.
+
+    ``min_seek_skip``: with a keyframe index, seek when the keyframe before the next target
+    lies more than this many seconds past the current position (that much decoding saved).
+    ``seek_threshold``: without an index, seek only when the target is further than this
+    and further than the longest keyframe distance seen so far.
+    ``threads``: multi-threaded decoding (frame + slice threads).
+    ``skip_nonref``: do not decode non-reference frames that lie before the next target
+    (nothing refers to them and they cannot be the answer, so timestamps stay exact).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        min_seek_skip: float = 0.5,
+        seek_threshold: float = 4.0,
+        threads: bool = True,
+        skip_nonref: bool = True,
+    ) -> None:
+        self.path = check_path(path)
+        self.min_seek_skip = min_seek_skip
+        self.seek_threshold = seek_threshold
+        self.skip_nonref = skip_nonref
+        self._skip_below: int | None = None  # packets with a smaller PTS may be skipped
+        #: Seconds up to which frames were decodable, when the stream ended early.
+        self.truncated_at: float | None = None
+        #: Packets that failed to decode (their frames are lost).
+        self.decode_errors = 0
+        #: Frames the decoder produced so far (work done; converted frames are far fewer).
+        self.frames_decoded = 0
+        self.seeks = 0
+        self._origin = 0
+        self._gop_seen = 0.0  # longest keyframe distance seen (for files without an index)
+        self._last_key: float | None = None
+        self._converted: tuple[int, Frame] | None = None
+        self._warned: set[str] = set()
+        self._info: VideoInfo | None = None
+        self._container = open_container(self.path)
+        try:
+            self._stream = _select_stream(self._container, self.path)
+            if threads:
+                self._stream.thread_type = "AUTO"
+            self._tb = Fraction(self._stream.time_base)
+            self._expected, self._slack = 0.0, 0.0  # known after the first frame
+            self._restart_iter()
+            first = self._next_frame()
+            if first is None:
+                raise CorruptVideo(
+                    self.path,
+                    "no frame could be decoded",
+                    decoded_until=0.0,
+                    hint="the file is damaged; re-download or re-encode it",
+                )
+        except BaseException:
+            self._container.close()
+            raise
+        self._first = first
+        self._origin = self._pts(first)
+        self._expected, self._slack = expected_end(
+            self._container, self._stream, float(self._origin * self._tb)
+        )
+        self._rot_k = int(first.rotation or 0) // 90 % 4
+        self._pending.append(first)
+
+    # --- public API -----------------------------------------------------------------------
+
+    def info(self, *, exact_count: bool = False) -> VideoInfo:
+        """Probe facts; ``exact_count`` decodes the file to count frames when the container
+        does not store the count."""
+        if self._info is None or (exact_count and not self._info.frame_count_exact):
+            self._info = build_info(
+                self.path, self._container, self._stream, self._first, exact_count=exact_count
+            )
+        return self._info
+
+    def frames(
+        self, start: float = 0.0, end: float | None = None, every: float | None = None
+    ) -> Iterator[Frame]:
+        if every is not None and every <= 0:
+            raise ValueError(f"every must be > 0 seconds, got {every}")
+        if end is not None and end <= start:
+            return
+        self._begin(start)
+        if every is None:
+            yield from self._all_frames(start, end)
+            return
+        last_pts, k = None, 0
+        while True:
+            t = start + k * every  # multiply, never accumulate: no drift over long videos
+            k += 1
+            if end is not None and t >= end:
+                return
+            f = self._locate(t)
+            if f is None or (end is not None and self._time(f) >= end):
+                return
+            if f.pts != last_pts:
+                last_pts = f.pts
+                yield self._convert(f)
+
+    def frames_at(self, times: Sequence[float]) -> Iterator[Frame]:
+        times = list(times)
+        if any(b < a for a, b in itertools.pairwise(times)):
+            raise ValueError("frames_at() needs ascending times")
+        if not times:
+            return
+        self._begin(times[0])
+        for t in times:
+            f = self._locate(t)
+            if f is None:  # past the end: the last frame there is
+                f = self._final_frame()
+            yield self._convert(f)
+
+    def close(self) -> None:
+        self._pending.clear()
+        self._container.close()
+
+    @property
+    def rotation(self) -> int:
+        """Display rotation in degrees counter-clockwise (0, 90, 180, 270)."""
+        return self._rot_k * 90
+
+    # --- decoding -------------------------------------------------------------------------
+
+    def _restart_iter(self) -> None:
+        self._iter = self._decode_packets()
+        self._pending: list[av.VideoFrame] = []
+        self._floor = -math.inf  # time of the last frame passed over since the last seek
+        self._last: av.VideoFrame | None = None  # newest decoded frame
+        self._last_key = None
+        self._eof = False
+        self._skipped_any = False  # non-reference frames may have been dropped since here
+
+    def _decode_packets(self) -> Iterator[av.VideoFrame]:
+        """Frames in presentation order from the container's current position.
+
+        A packet that fails to decode is skipped (counted); a demux error ends the stream.
+        """
+        ctx, skipping = self._stream.codec_context, False
+        try:
+            for packet in self._container.demux(self._stream):
+                skip = (
+                    self._skip_below is not None
+                    and packet.pts is not None
+                    and (packet.pts < self._skip_below)
+                )
+                if skip != skipping:  # decided per packet, so the frame at the target is kept
+                    ctx.skip_frame, skipping = ("NONREF" if skip else "DEFAULT"), skip
+                self._skipped_any |= skip
+                try:
+                    frames = self._stream.decode(packet)
+                except av.error.InvalidDataError:
+                    self.decode_errors += 1
+                    continue
+                yield from frames
+        except av.error.FFmpegError as exc:
+            log.debug("%s: demuxing stopped: %s", self.path, exc)
+            self._eof = True
+            self._note_damage(forced=True)
+            return
+        self._eof = True
+        self._note_damage(forced=False)
+
+    def _next_frame(self) -> av.VideoFrame | None:
+        if self._pending:
+            return self._pending.pop()
+        f = next(self._iter, None)
+        if f is not None:
+            self.frames_decoded += 1
+            self._last = f
+            if f.key_frame:
+                self._learn_gop(f)
+        return f
+
+    def _learn_gop(self, f: av.VideoFrame) -> None:
+        t = self._time(f)
+        if self._last_key is not None and t > self._last_key:
+            self._gop_seen = max(self._gop_seen, t - self._last_key)
+        self._last_key = t
+
+    def _time(self, f: av.VideoFrame) -> float:
+        return float((self._pts(f) - self._origin) * self._tb)
+
+    @staticmethod
+    def _pts(f: av.VideoFrame) -> int:
+        # Some AVI/raw streams give no PTS; the decoder's best guess is the next best thing.
+        return f.pts if f.pts is not None else (f.dts or 0)
+
+    def _convert(self, f: av.VideoFrame) -> Frame:
+        """RGB, upright; the last conversion is reused when a frame answers several targets."""
+        pts = self._pts(f)
+        if self._converted and self._converted[0] == pts:
+            return self._converted[1]
+        image = f.to_ndarray(format="rgb24")  # 10-bit and odd sizes: swscale does the work
+        if self._rot_k:
+            image = np.rot90(image, self._rot_k)
+        # Odd widths come back with padded rows, rotations as views: hand out plain arrays.
+        image = np.ascontiguousarray(image)
+        frame = Frame(image=image, timestamp=Timestamp(pts, self._tb, self._origin))
+        self._converted = (pts, frame)
+        return frame
+
+    # --- positioning ----------------------------------------------------------------------
+
+    def _all_frames(self, start: float, end: float | None) -> Iterator[Frame]:
+        f = self._locate(start)  # pending from here on until consumed
+        while f is not None and (end is None or self._time(f) < end):
+            self._pending.pop()
+            self._floor = self._time(f)
+            yield self._convert(f)
+            f = self._next_frame()
+            if f is not None:
+                self._pending.append(f)
+
+    def _locate(self, t: float) -> av.VideoFrame | None:
+        """The first frame at or after ``t`` (kept pending: the next target may want it too);
+        None at the end of the stream."""
+        self._aim(t)
+        self._maybe_seek(t)
+        while True:
+            f = self._next_frame()
+            if f is None:
+                self._floor = max(self._floor, t - 2 * EPS)  # skipped frames included
+                return None
+            if self._time(f) >= t - EPS:
+                self._pending.append(f)
+                # Skipped frames before t were passed over too: an earlier target needs a seek.
+                self._floor = max(self._floor, t - 2 * EPS)
+                return f
+            self._floor = self._time(f)
+
+    def _final_frame(self) -> av.VideoFrame:
+        """The stream's last frame. When non-reference frames were skipped on the way to the
+        end, the very last one may be among them: decode the last GOP again without skipping."""
+        if self._skipped_any and self._last is not None:
+            self._skip_below = None
+            self._seek(self._time(self._last))
+            while self._next_frame() is not None:
+                pass
+            self._floor = self._time(self._last) if self._last is not None else self._floor
+        return self._last or self._first
+
+    def _position(self) -> float:
+        if self._pending:
+            return self._time(self._pending[-1])
+        return self._time(self._last) if self._last is not None else self._floor
+
+    def _begin(self, t: float) -> None:
+        """Start of a new call: rewind when a frame before the current position is wanted."""
+        self._aim(t)
+        if t <= self._floor + EPS:
+            self._seek(t)
+
+    def _aim(self, t: float) -> None:
+        """Packets before ``t`` cannot answer it: their non-reference frames may be skipped."""
+        if self.skip_nonref:
+            self._skip_below = self._origin + math.floor((t - EPS) / self._tb)
+
+    def _maybe_seek(self, t: float) -> None:
+        if self._eof and not self._pending:
+            return
+        pos = self._position()
+        if t <= pos:
+            return
+        key = self._keyframe_before(t)
+        if key is not None:
+            if key > pos + self.min_seek_skip:
+                self._seek(t)
+        elif t - pos > max(self.seek_threshold, self._gop_seen):
+            self._seek(t)
+
+    def _keyframe_before(self, t: float) -> float | None:
+        """Time of the last indexed keyframe at or before ``t``; None without an index."""
+        entries = self._stream.index_entries
+        if entries is None or len(entries) == 0:
+            return None
+        i = entries.search_timestamp(self._origin + int(t / self._tb), backward=True)
+        if i < 0:
+            return None
+        return float((entries[i].timestamp - self._origin) * self._tb)
+
+    def _seek(self, t: float) -> None:
+        """Put the decoder on the keyframe at or before ``t``. Steps further back when the
+        demuxer lands after ``t`` (imprecise index) or on missing data (truncated file)."""
+        tried: set[float] = set()
+        for back in (0.0, 1.0, 5.0, 30.0):
+            at = max(t - back, 0.0)
+            if at not in tried and self._seek_once(at, t):
+                return
+            tried.add(at)
+        self._seek_once(None, t)
+
+    def _seek_once(self, at: float | None, t: float) -> bool:
+        self.seeks += 1
+        if at is None:
+            self._container.seek(0, backward=True)
+        else:
+            offset = self._origin + int(at / self._tb)
+            self._container.seek(offset, stream=self._stream, backward=True)
+        self._restart_iter()
+        f = self._next_frame()
+        if f is None:
+            return False
+        landed = self._time(f)
+        if landed > t + EPS and at is not None and at > 0.0:
+            return False
+        self._gop_seen = max(self._gop_seen, t - landed)  # the GOP is at least this long
+        self._pending.append(f)
+        return True
+
+    # --- damage ---------------------------------------------------------------------------
+
+    def _note_damage(self, *, forced: bool) -> None:
+        """At the end of the stream: compare how far frames went with what the header says;
+        say what was lost, once per kind."""
+        if self._last is None:
+            return  # a seek into missing data; the caller steps back and tries again
+        last = self._time(self._last)
+        short = self._expected > 0 and last + self._slack < self._expected
+        if (forced or short) and (self.truncated_at is None or last > self.truncated_at):
+            self.truncated_at = round(last, 6)
+            self._warn_once(
+                "truncated",
+                "%s: frames end at %.2fs of %.2fs; the rest is lost (truncated or damaged file)",
+                self.path,
+                last,
+                self._expected,
+            )
+        if self.decode_errors:
+            self._warn_once(
+                "packets",
+                "%s: %d packet(s) could not be decoded; their frames are lost",
+                self.path,
+                self.decode_errors,
+            )
+
+    def _warn_once(self, kind: str, msg: str, *args: object) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            log.warning(msg, *args)
