@@ -1,0 +1,170 @@
+"""How close is keyframe extraction to the cost of just decoding the video once?
+
+Writes a synthetic clip (default 60 s, 1280x720, H.264, 30 fps, 6 scenes with moving objects
+and fades) and measures, in one run and on the same file, with the runs interleaved:
+
+* the wall time of one plain full PyAV decode (every frame decoded, nothing converted:
+  ``for f in container.decode(video=0): pass`` with PyAV's default threading, and again with
+  frame threading on, which is what diffcap's reader uses);
+* the wall time of ``extract_keyframes`` with the weightless embedder, writing JPEGs;
+* the ratio extraction / plain decode (target <= 1.0);
+* peak memory: RSS high-water of fresh processes that only decode / only extract
+  (``resource.getrusage``), and the tracemalloc peak of the extraction.
+
+    .venv/bin/python benchmarks/keyframes.py
+    .venv/bin/python benchmarks/keyframes.py --duration 120 --repeats 5 --video my.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import av
+
+SCENES = 6
+
+
+def make_clip(path: Path, duration: float) -> None:
+    from diffcap.video.synth import Scene, write_video
+
+    each = duration / SCENES
+    scenes = [
+        Scene(each, fade_in=0.5 if i == 0 else 0.0, fade_out=1.0 if i == SCENES - 1 else 0.0)
+        for i in range(SCENES)
+    ]
+    write_video(path, scenes, codec="h264", size=(1280, 720), fps=30, gop=250)
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process, all threads (contention-robust cost)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed(fn, *args):
+    """(wall seconds, CPU seconds, result) of ``fn(*args)``."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    result = fn(*args)
+    return time.perf_counter() - wall, cpu_seconds() - cpu, result
+
+
+def plain_decode(path: Path, threaded: bool) -> float:
+    start = time.perf_counter()
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        if threaded:
+            stream.thread_type = "AUTO"
+        for _ in container.decode(stream):
+            pass
+    return time.perf_counter() - start
+
+
+def extract(path: Path, out: Path) -> tuple[float, int]:
+    from diffcap.config import KeyframeConfig
+    from diffcap.keyframes import extract_keyframes
+
+    start = time.perf_counter()
+    kset = extract_keyframes(path, KeyframeConfig(embedder="weightless"), out_dir=out)
+    return time.perf_counter() - start, len(kset.keyframes)
+
+
+def child(mode: str, path: Path) -> None:
+    """Run one job in this (fresh) process and print its peak RSS as JSON."""
+    result: dict[str, float] = {}
+    if mode == "extract":
+        tracemalloc.start()
+        with tempfile.TemporaryDirectory() as tmp:
+            result["seconds"], result["keyframes"] = extract(path, Path(tmp))
+        result["tracemalloc_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    else:
+        result["seconds"] = plain_decode(path, threaded=False)
+    # ru_maxrss is KiB on Linux
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+def in_child(mode: str, path: Path) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", mode, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=float, default=60.0)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--video", type=Path, help="use this file instead of a synthetic clip")
+    ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args.child[0], Path(args.child[1]))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.video or Path(tmp) / "bench.mp4"
+        if args.video is None:
+            t = time.perf_counter()
+            make_clip(path, args.duration)
+            print(
+                f"wrote {path.name}: {args.duration:g} s 1280x720 H.264 30 fps, {SCENES} "
+                f"scenes ({time.perf_counter() - t:.1f} s)"
+            )
+        plain, threaded, runs = [], [], []
+        cpu_plain, cpu_runs = [], []
+        keyframes = 0
+        for i in range(args.repeats):  # interleaved so load changes hit all three alike
+            wall, cpu, _ = timed(plain_decode, path, False)
+            plain.append(wall)
+            cpu_plain.append(cpu)
+            threaded.append(plain_decode(path, threaded=True))
+            wall, cpu, (_, keyframes) = timed(extract, path, Path(tmp) / f"out{i}")
+            runs.append(wall)
+            cpu_runs.append(cpu)
+        mem_extract = in_child("extract", path)
+        mem_decode = in_child("decode", path)
+    p, th, e = (statistics.median(x) for x in (plain, threaded, runs))
+    cp, ce = statistics.median(cpu_plain), statistics.median(cpu_runs)
+    with open("/proc/loadavg") as fh:
+        load = fh.read().split()[0]
+    print(f"load average at the end: {load} (on {_cores()} cores)")
+    print(f"plain decode, PyAV defaults        : {p:6.2f} s  (runs {_fmt(plain)})")
+    print(f"plain decode, frame threading on   : {th:6.2f} s  (runs {_fmt(threaded)})")
+    print(
+        f"extract_keyframes (weightless)     : {e:6.2f} s  (runs {_fmt(runs)}), "
+        f"{keyframes} keyframes"
+    )
+    print(f"ratio extract / plain decode, wall : {e / p:6.2f}   (target <= 1.0)")
+    print(f"ratio extract / threaded decode    : {e / th:6.2f}")
+    print(f"ratio of CPU seconds (all threads) : {ce / cp:6.2f}   ({ce:.2f} s vs {cp:.2f} s)")
+    print(
+        f"peak RSS: extract {mem_extract['peak_rss_mb']:.0f} MB, decode only "
+        f"{mem_decode['peak_rss_mb']:.0f} MB; tracemalloc peak of extract "
+        f"{mem_extract['tracemalloc_peak_mb']:.1f} MB"
+    )
+
+
+def _cores() -> int:
+    import os
+
+    return os.cpu_count() or 1
+
+
+def _fmt(xs: list[float]) -> str:
+    return ", ".join(f"{x:.2f}" for x in xs)
+
+
+if __name__ == "__main__":
+    main()

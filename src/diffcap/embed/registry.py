@@ -1,0 +1,66 @@
+"""Image embedders by name: ``"weightless"``, ``"clip"``, ``"clip:<hub id or dir>"``, ...
+
+    from diffcap.embed import get_image_embedder
+    emb = get_image_embedder("clip:/models/clip-l-336", device="cuda")
+    emb.model_id, emb.default_threshold        # ("clip:/models/clip-l-336", 0.93)
+
+A spec is ``NAME`` or ``NAME:ARG``; ARG is the model (hub id or local directory) for model
+embedders. New embedders register with :func:`register_image_embedder`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from diffcap.embed.base import ImageEmbedder
+from diffcap.errors import ConfigError
+
+#: name -> factory(arg or None, **options) -> ImageEmbedder
+_FACTORIES: dict[str, Callable[..., ImageEmbedder]] = {}
+
+
+def register_image_embedder(name: str, factory: Callable[..., ImageEmbedder]) -> None:
+    """Make ``get_image_embedder(name)`` / ``name:ARG`` build embedders with ``factory``."""
+    _FACTORIES[name] = factory
+
+
+def image_embedder_names() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def get_image_embedder(spec: str | ImageEmbedder = "weightless", **options: Any) -> ImageEmbedder:
+    """Build the embedder named by ``spec`` (an embedder instance is returned unchanged).
+
+    ``options`` go to the factory (``device``, ``batch_size`` for model embedders).
+    Raises :class:`ConfigError` for an unknown name, ``ModelUnavailable`` when weights cannot
+    be loaded and ``MissingDependency`` when an optional package is missing.
+    """
+    if not isinstance(spec, str):
+        return spec
+    name, _, arg = spec.partition(":")
+    factory = _FACTORIES.get(name.strip().lower())
+    if factory is None:
+        raise ConfigError(
+            f"unknown image embedder '{spec}'",
+            hint=f"choose one of: {', '.join(image_embedder_names())} (e.g. clip:<hub id or dir>)",
+        )
+    return factory(arg.strip() or None, **options)
+
+
+def _weightless(arg: str | None, **_: Any) -> ImageEmbedder:
+    from diffcap.embed.weightless import WeightlessEmbedder
+
+    if arg:
+        raise ConfigError(f"the weightless embedder takes no argument (got '{arg}')")
+    return WeightlessEmbedder()
+
+
+def _clip(arg: str | None, **options: Any) -> ImageEmbedder:
+    from diffcap.embed.clip import DEFAULT_CLIP, ClipEmbedder
+
+    return ClipEmbedder(arg or DEFAULT_CLIP, **options)
+
+
+register_image_embedder("weightless", _weightless)
+register_image_embedder("clip", _clip)
