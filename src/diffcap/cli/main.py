@@ -49,14 +49,16 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="diffcap")
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help="Log progress details (-vv for debug logs).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors; no progress bars.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     """diffcap: dense, temporally precise video captions (ShareGPT4Video's pipeline)."""
-    level = logging.WARNING if quiet else logging.INFO
+    level = logging.INFO if verbose == 1 else logging.WARNING
     if debug or verbose > 1:
         level = logging.DEBUG
+    if quiet:
+        level = logging.ERROR
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "httpcore", "openai", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
