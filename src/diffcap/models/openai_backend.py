@@ -1,7 +1,11 @@
 """The ``openai`` backend: any OpenAI-compatible chat-completions server.
 
 Works with OpenAI itself and with local servers (vLLM, SGLang, Ollama, ``transformers serve``).
-Images go as base64 data URLs (each image base64'd once, however many requests use it).
+Images go as base64 data URLs (each image base64'd and JSON-escaped once, however many
+requests use it). Each request body is serialised once, to bytes, and sent with the SDK's
+``post`` (its auth, headers, timeouts, connection pool and error types); the SDK's per-request
+walk of the typed parameters and its pydantic response model are skipped (they cost more CPU
+than the rest of a request): the answer is read with ``json.loads``.
 Requests are bounded by ``cfg.concurrency``, each has a total timeout, and transient failures
 (429, 5xx, timeouts, dropped connections, unparseable bodies) are retried with exponential
 backoff and jitter, honouring ``Retry-After``; the SDK's own retries are off so ours are the
@@ -17,11 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
+import json
 import logging
 import os
+import re
+import secrets
+import sys
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 import openai
 
@@ -43,6 +52,26 @@ DEFAULT_MODEL = "gpt-4o-mini"
 PLACEHOLDER_KEY = "not-needed"
 #: How many base64 data URLs to keep (a sliding window reuses each keyframe twice).
 _B64_CACHE_SIZE = 64
+_PATH = "/chat/completions"
+#: Stands for image ``i``'s URL in the small JSON document that holds everything else; the
+#: cached JSON of the URL goes in its place (random per process; build_body checks it).
+_SLOT = f"diffcap-image-{secrets.token_hex(8)}-"
+_SLOT_RE = re.compile(rb'"' + _SLOT.encode() + rb'(\d+)"')
+
+
+def _http_response_type() -> type:
+    """The HTTP client's Response class (``httpx2`` for openai 3, ``httpx`` before)."""
+    for cls in openai.DefaultAsyncHttpxClient.__mro__:
+        root = cls.__module__.split(".")[0]
+        if cls.__name__ == "AsyncClient" and root in sys.modules:
+            return sys.modules[root].Response
+    raise ImportError("cannot find the HTTP client of the openai SDK")  # pragma: no cover
+
+
+#: ``cast_to`` for ``post``: the raw response, without the SDK's response model.
+_RAW = _http_response_type()
+#: Whether ``post`` takes ``content=`` (serialised bytes); old SDKs serialise ``body`` dicts.
+_POST_TAKES_BYTES = "content" in inspect.signature(openai.AsyncOpenAI.post).parameters
 
 HOW_TO_POINT = (
     "set OPENAI_API_KEY (or --api-key) for OpenAI; or use a local OpenAI-compatible server "
@@ -81,7 +110,8 @@ class OpenAIBackend(Backend):
         self.retry = retry or RetryPolicy(max_retries=self.cfg.max_retries)
         self.extra_body = dict(extra_body or {})
         self.prices = PriceTable(prices if prices is not None else self.cfg.prices)
-        self._b64: OrderedDict[str, str] = OrderedDict()  # "mime:sha256" -> data URL
+        # "mime:sha256" -> (data URL, its JSON)
+        self._b64: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         # Clients and semaphores belong to one event loop; generate() runs a new loop per
         # call, so they are made per loop.
         self._loops: dict[int, tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore]] = {}
@@ -130,21 +160,42 @@ class OpenAIBackend(Backend):
                 del self._loops[id(loop)]
             await client.close()
 
-    def data_url(self, image: ImageInput) -> str:
-        """``data:image/jpeg;base64,...``, computed once per distinct image."""
+    def _cached(self, image: ImageInput) -> tuple[str, bytes]:
+        """(data URL, the URL as a JSON string in UTF-8), computed once per distinct image."""
         key = f"{image.mime}:{image.sha256}"
-        url = self._b64.get(key)
-        if url is None:
+        entry = self._b64.get(key)
+        if entry is None:
             url = f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
-            self._b64[key] = url
+            entry = (url, json.dumps(url, ensure_ascii=False).encode())
+            self._b64[key] = entry
             if len(self._b64) > _B64_CACHE_SIZE:
                 self._b64.popitem(last=False)
         else:
             self._b64.move_to_end(key)
-        return url
+        return entry
+
+    def data_url(self, image: ImageInput) -> str:
+        """``data:image/jpeg;base64,...``, computed once per distinct image."""
+        return self._cached(image)[0]
 
     def build_payload(self, request: ModelRequest) -> dict[str, Any]:
-        """The chat-completions keyword arguments for ``request`` (images before the text)."""
+        """The chat-completions JSON body for ``request`` (images before the text, then
+        ``extra_body`` merged on top, as the SDK's ``extra_body`` would be)."""
+        return self._payload(request, lambda i: self.data_url(request.images[i]))
+
+    def build_body(self, request: ModelRequest) -> bytes:
+        """:meth:`build_payload` serialised as the SDK would, with each image's JSON taken from
+        the cache (escaping 100 kB of base64 on every request costs more than the request)."""
+        images = [self._cached(img)[1] for img in request.images]
+        pieces = _SLOT_RE.split(_dumps(self._payload(request, lambda i: f"{_SLOT}{i}")))
+        # pieces = [json, b"0", json, b"1", json]: each slot exactly once, in order. Anything
+        # else (extra_body replacing the messages, a prompt quoting a slot) takes the slow way.
+        if pieces[1::2] != [str(i).encode() for i in range(len(images))]:
+            return _dumps(self.build_payload(request))
+        pieces[1::2] = images
+        return b"".join(pieces)
+
+    def _payload(self, request: ModelRequest, url_of: Callable[[int], str]) -> dict[str, Any]:
         opts = request.options_dict
         detail = opts.get("detail", self.cfg.detail)
         messages: list[dict[str, Any]] = []
@@ -152,8 +203,8 @@ class OpenAIBackend(Backend):
             messages.append({"role": "system", "content": request.system})
         if request.images:
             parts: list[dict[str, Any]] = []
-            for img in request.images:
-                image_url: dict[str, Any] = {"url": self.data_url(img)}
+            for i in range(len(request.images)):
+                image_url: dict[str, Any] = {"url": url_of(i)}
                 if detail:
                     image_url["detail"] = detail
                 parts.append({"type": "image_url", "image_url": image_url})
@@ -177,20 +228,21 @@ class OpenAIBackend(Backend):
                 "server's own parameter with extra_body, or use --backend transformers",
                 num_beams,
             )
-        if self.extra_body:
-            payload["extra_body"] = dict(self.extra_body)
+        payload.update(self.extra_body)  # top-level merge, as the SDK merges extra_body
         return payload
 
     # --- requests ------------------------------------------------------------------------
 
     async def agenerate(self, request: ModelRequest) -> ModelResponse:
         client, sem = self._state()
+        model = request.model or self.model
         async with sem:
-            # Built under the semaphore: queued requests hold no base64 copies.
-            payload = self.build_payload(request)
+            # Built under the semaphore: queued requests hold no request bodies. Built once:
+            # retries send the same bytes.
+            body = self.build_body(request) if _POST_TAKES_BYTES else self.build_payload(request)
             try:
                 response = await self.retry.run(
-                    lambda: self._attempt(client, payload), what=_describe(request)
+                    lambda: self._attempt(client, body, model), what=_describe(request)
                 )
             except RequestFailed as exc:
                 if not self._reached and _is_connect_error(exc):
@@ -204,38 +256,45 @@ class OpenAIBackend(Backend):
         self._reached = True
         return response
 
-    async def _attempt(self, client: Any, payload: dict[str, Any]) -> ModelResponse:
+    async def _attempt(
+        self, client: Any, body: bytes | dict[str, Any], model: str
+    ) -> ModelResponse:
+        # The SDK's own request path (auth, headers, timeouts, status -> APIStatusError,
+        # connection/timeout errors) without its parameter transform and response model.
+        sent = {"content": body} if isinstance(body, bytes) else {"body": body}
         try:
-            # The SDK's timeout is per read; wait_for bounds the whole request.
-            completion = await asyncio.wait_for(
-                client.chat.completions.create(**payload), timeout=self.cfg.timeout_s + 1.0
-            )
+            # The SDK's timeout is per read; this bounds the whole request.
+            raw = await _within(client.post(_PATH, cast_to=_RAW, **sent), self.cfg.timeout_s + 1.0)
         except Exception as exc:
             raise classify_exception(exc) from exc
-        return self._parse(completion, payload["model"])
+        return self._parse(_decode(raw.content), model)
 
-    def _parse(self, completion: Any, model: str) -> ModelResponse:
-        choices = getattr(completion, "choices", None)
-        if not choices:
+    def _parse(self, data: dict[str, Any], model: str) -> ModelResponse:
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise RequestFailed("the server answered with no choices", retryable=True)
         choice = choices[0]
-        message = choice.message
-        refusal = getattr(message, "refusal", None)
+        message = choice.get("message")
+        message = message if isinstance(message, dict) else {}
+        refusal = message.get("refusal")
         if refusal:
             raise RequestFailed(f"the model refused: {refusal}", retryable=False)
-        if choice.finish_reason == "content_filter":
+        finish = choice.get("finish_reason")
+        finish = finish if isinstance(finish, str) else None
+        if finish == "content_filter":
             raise RequestFailed("the answer was blocked by the content filter", retryable=False)
-        text = message.content
-        if not text or not text.strip():
+        text = _content_text(message.get("content"))
+        if not text.strip():
             raise RequestFailed(
-                f"the model returned empty content (finish_reason={choice.finish_reason})",
+                f"the model returned empty content (finish_reason={finish})",
                 retryable=False,
                 hint="raise max_tokens, or check that the model accepts images",
             )
-        usage = _usage(getattr(completion, "usage", None))
-        name = getattr(completion, "model", None) or model
+        usage = _usage(data.get("usage"))
+        name = data.get("model")
+        name = name if isinstance(name, str) and name else model
         usage.cost_usd = self.prices.cost(name, usage.prompt_tokens, usage.completion_tokens)
-        return ModelResponse(text=text, model=name, usage=usage, finish_reason=choice.finish_reason)
+        return ModelResponse(text=text, model=name, usage=usage, finish_reason=finish)
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
@@ -247,14 +306,75 @@ class OpenAIBackend(Backend):
             self._guards.discard(task)
 
 
+T = TypeVar("T")
+
+if sys.version_info >= (3, 11):
+
+    async def _within(aw: Awaitable[T], seconds: float) -> T:
+        """``await aw``, cancelled after ``seconds`` (TimeoutError); no extra task."""
+        async with asyncio.timeout(seconds):
+            return await aw
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(aw: Awaitable[T], seconds: float) -> T:
+        return await asyncio.wait_for(aw, seconds)
+
+
+def _dumps(payload: dict[str, Any]) -> bytes:
+    """JSON as the SDK sends it (UTF-8, compact, no NaN)."""
+    try:
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RequestFailed(
+            f"cannot serialise the request as JSON: {exc}",
+            retryable=False,
+            hint="options and extra_body values must be JSON values (no NaN)",
+        ) from exc
+    return text.encode()
+
+
+def _decode(content: bytes) -> dict[str, Any]:
+    """The JSON object of a 200 answer; anything else (a proxy's error page, a truncated body)
+    is usually transient, so retryable, as the SDK's JSONDecodeError was."""
+    try:
+        data = json.loads(content)
+    except ValueError as exc:  # JSONDecodeError, or bytes that are no Unicode at all
+        raise RequestFailed(f"unparseable response body: {exc}", retryable=True) from exc
+    if not isinstance(data, dict):
+        raise RequestFailed(
+            f"unparseable response body: expected a JSON object, got {type(data).__name__}",
+            retryable=True,
+        )
+    return data
+
+
+def _content_text(content: Any) -> str:
+    """``message.content``: a string, or (some servers) a list of ``{"type": "text"}`` parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
 def _usage(u: Any) -> Usage:
-    if u is None:
+    if not isinstance(u, dict):
         return Usage(requests=1)
     return Usage(
         requests=1,
-        prompt_tokens=int(getattr(u, "prompt_tokens", 0) or 0),
-        completion_tokens=int(getattr(u, "completion_tokens", 0) or 0),
+        prompt_tokens=_count(u.get("prompt_tokens")),
+        completion_tokens=_count(u.get("completion_tokens")),
     )
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
 
 
 def _is_connect_error(exc: BaseException) -> bool:
