@@ -1,0 +1,173 @@
+"""``CachedBackend``: a request cache in front of any :class:`~diffcap.models.base.Backend`.
+
+Before calling the inner backend it looks the request up by
+``request.cache_key(inner.name)`` in the run store; after each success it writes the response
+(text + usage + estimated cost) at once, so a rerun replays finished model calls instead of
+paying for them again. An optional cost cap stops *new* requests (replays stay free).
+
+    backend = CachedBackend(get_backend("openai", cfg.model), store, max_cost_usd=5.0)
+    resp = await backend.agenerate(request)     # resp.cached is True on a replay
+    backend.stats.requests, backend.stats.cached_requests, backend.stats.cost_usd
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from diffcap.errors import BudgetExceeded
+from diffcap.models.base import Backend, ModelRequest, ModelResponse
+from diffcap.store.db import CachedResponse, RunStore
+from diffcap.timeline import Usage
+
+log = logging.getLogger(__name__)
+
+
+def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    """The models package's price table, or 0.0 for an unknown model / missing table."""
+    try:
+        from diffcap.models.pricing import estimate_cost as _estimate
+    except ImportError:  # pricing module not available: cost unknown, never guess
+        return 0.0
+    try:
+        return float(_estimate(model, prompt_tokens, completion_tokens) or 0.0)
+    except Exception as exc:  # an unknown model must not fail a paid-for response
+        log.debug("no price for %s: %s", model, exc)
+        return 0.0
+
+
+class CachedBackend(Backend):
+    """Wraps ``inner``; same capabilities, responses replayed from ``store`` when known."""
+
+    name = "cached"
+    #: Seconds between re-reads of the run's total spend (for the cost cap).
+    REFRESH_S = 2.0
+
+    def __init__(
+        self,
+        inner: Backend,
+        store: RunStore,
+        *,
+        max_cost_usd: float | None = None,
+    ) -> None:
+        self.inner = inner
+        self.store = store
+        self.max_cost_usd = max_cost_usd
+        self.model = inner.model
+        # Records' provenance names the real backend, not this wrapper.
+        self.name = inner.name  # type: ignore[misc]
+        # Instance attributes shadow the class defaults so callers see the inner capabilities.
+        self.supports_multi_image = inner.supports_multi_image  # type: ignore[misc]
+        self.supports_batching = inner.supports_batching  # type: ignore[misc]
+        #: This process's traffic: new requests (paid) and replays (cached_requests).
+        self.stats = Usage()
+        self._stopped = False
+        self._spent_base: float | None = None
+        self._spent_at = 0.0
+        self._spent_since = 0.0
+
+    @property
+    def backend_name(self) -> str:
+        return self.inner.name
+
+    @property
+    def budget_exhausted(self) -> bool:
+        """True once the run dir's total estimated spend reached the cap."""
+        if self._stopped:
+            return True
+        if self.max_cost_usd is None:
+            return False
+        now = time.monotonic()
+        # The DB total (all processes and earlier runs) is re-read at most every
+        # REFRESH_S; in between, this process's own new spend is added to it, so the check
+        # stays O(1) per request on runs with millions of cached responses.
+        if self._spent_base is None or now - self._spent_at > self.REFRESH_S:
+            self._spent_base = float(self.store.spend()["cost_usd"])
+            self._spent_at = now
+            self._spent_since = 0.0
+        if self._spent_base + self._spent_since >= self.max_cost_usd:
+            self._stopped = True
+        return self._stopped
+
+    def __getattr__(self, item: str) -> Any:
+        # Backend-specific helpers (e.g. a processor for token counting) pass through.
+        if item in {"inner", "store"}:
+            raise AttributeError(item)
+        return getattr(self.inner, item)
+
+    async def agenerate(self, request: ModelRequest) -> ModelResponse:
+        key = request.cache_key(self.inner.name)
+        hit = self.store.cached_response(key)
+        if hit is not None:
+            return self._replay(hit)
+        if self.budget_exhausted:
+            raise BudgetExceeded(
+                f"estimated cost reached the cap of ${self.max_cost_usd:.4f}; "
+                "no new model requests are sent",
+                hint="rerun the same command with a higher --max-cost-usd to go on",
+            )
+        response = await self.inner.agenerate(request)
+        return self._remember(key, response)
+
+    def _replay(self, hit: CachedResponse) -> ModelResponse:
+        self.stats.add(Usage(cached_requests=1))
+        self.store.count_replay()
+        usage = Usage(
+            requests=1,
+            prompt_tokens=hit.prompt_tokens,
+            completion_tokens=hit.completion_tokens,
+            cost_usd=hit.cost_usd,
+            cached_requests=1,
+        )
+        return ModelResponse(hit.text, hit.model, usage, hit.finish_reason, cached=True)
+
+    def _remember(self, key: str, response: ModelResponse) -> ModelResponse:
+        u = response.usage
+        cost = u.cost_usd or estimate_cost(
+            response.model or self.model, u.prompt_tokens, u.completion_tokens
+        )
+        self.store.put_response(
+            key,
+            self.inner.name,
+            CachedResponse(
+                text=response.text,
+                model=response.model or self.model,
+                finish_reason=response.finish_reason,
+                prompt_tokens=u.prompt_tokens,
+                completion_tokens=u.completion_tokens,
+                cost_usd=cost,
+            ),
+        )
+        usage = Usage(
+            requests=1,
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens,
+            cost_usd=cost,
+        )
+        self.stats.add(usage)
+        self._spent_since += cost
+        return ModelResponse(response.text, response.model, usage, response.finish_reason)
+
+    async def agenerate_batch(self, requests: Any) -> list[ModelResponse]:
+        """Replays hits; sends only the misses to the inner backend (natively batched)."""
+        reqs = list(requests)
+        keys = [r.cache_key(self.inner.name) for r in reqs]
+        out: list[ModelResponse | None] = []
+        for key in keys:
+            hit = self.store.cached_response(key)
+            out.append(self._replay(hit) if hit is not None else None)
+        misses = [i for i, r in enumerate(out) if r is None]
+        if misses:
+            if self.budget_exhausted:
+                raise BudgetExceeded(
+                    f"estimated cost reached the cap of ${self.max_cost_usd:.4f}",
+                    hint="rerun the same command with a higher --max-cost-usd to go on",
+                )
+            fresh = await self.inner.agenerate_batch([reqs[i] for i in misses])
+            for i, resp in zip(misses, fresh, strict=True):
+                out[i] = self._remember(keys[i], resp)
+        return [r for r in out if r is not None]
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,0 +1,335 @@
+"""The run store: per-video status, records and the request cache in one SQLite file.
+
+``RUN_DIR/run.sqlite`` (WAL mode, no server) is the source of truth of a run. A record is
+committed in the same transaction that marks its video done, so a run killed at any moment
+(SIGKILL included) never holds a done video without its record, nor a record twice.
+
+    store = RunStore.open("runs/demo/run.sqlite")
+    store.add_videos([VideoEntry("a", "a.mp4")])
+    store.complete("a", record.to_json())
+    store.counts()                  # {"pending": 0, "done": 1, "failed": 0, "filtered": 0}
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from diffcap.store.migrations import apply_migrations, schema_version
+
+STATUSES = ("pending", "done", "failed", "filtered")
+
+
+@dataclass(frozen=True)
+class VideoEntry:
+    """One input video as registered in the store."""
+
+    video_id: str
+    source: str
+    start: float | None = None
+    end: float | None = None
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
+class CachedResponse:
+    text: str
+    model: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+class RunStore:
+    """Thread-safe access to one run database (one connection, serialised by a lock).
+
+    Each process (runner, Ray actor) opens its own ``RunStore``; SQLite's WAL lets one writer
+    and many readers share the file.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunStore:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves (explicit transactions).
+        conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against process death (SIGKILL); only an OS crash can lose the
+        # last commits, and a lost cache entry only costs one repeated request.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        apply_migrations(conn)
+        return cls(conn, path)
+
+    @property
+    def version(self) -> int:
+        with self._lock:
+            return schema_version(self._conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            cur = self._conn.execute(sql, tuple(params))
+            cols = [d[0] for d in cur.description or ()]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    # --- videos --------------------------------------------------------------------------
+
+    def add_videos(self, entries: Iterable[VideoEntry]) -> int:
+        """Register videos as pending; ones already known keep their state. Returns new count."""
+        now = time.time()
+        with self.transaction() as conn:
+            seq = conn.execute("SELECT COALESCE(MAX(seq), -1) FROM videos").fetchone()[0]
+            added = 0
+            for e in entries:
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO videos (video_id, seq, source, start, end, caption,"
+                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (e.video_id, seq + 1, e.source, e.start, e.end, e.caption, now),
+                )
+                if cur.rowcount:
+                    seq += 1
+                    added += 1
+        return added
+
+    def video(self, video_id: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT * FROM videos WHERE video_id = ?", (video_id,))
+        return rows[0] if rows else None
+
+    def videos(self, statuses: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Videos in input order, optionally only those with the given statuses."""
+        if statuses is None:
+            return self._query("SELECT * FROM videos ORDER BY seq")
+        st = list(statuses)
+        marks = ",".join("?" * len(st))
+        return self._query(f"SELECT * FROM videos WHERE status IN ({marks}) ORDER BY seq", st)
+
+    def update(self, video_id: str, **fields: Any) -> None:
+        """Set informational columns (duration, caption, ...) without changing status."""
+        allowed = {"duration", "caption", "source"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update {sorted(bad)} with update(); use the status methods")
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction() as conn:
+            conn.execute(
+                f"UPDATE videos SET {sets}, updated_at = ? WHERE video_id = ?",
+                (*fields.values(), time.time(), video_id),
+            )
+
+    def complete(
+        self,
+        video_id: str,
+        record: dict[str, Any] | str,
+        *,
+        duration: float | None = None,
+        caption: str | None = None,
+    ) -> None:
+        """Store the record (dict or JSON text) and mark the video done, atomically (one
+        transaction); ``duration``/``caption`` update those columns in the same write."""
+        blob = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO records (video_id, record, created_at) VALUES (?, ?, ?)",
+                (video_id, blob, now),
+            )
+            conn.execute(
+                "UPDATE videos SET status = 'done', stage = NULL, reason = NULL, error = NULL,"
+                " attempts = attempts + 1, duration = COALESCE(?, duration),"
+                " caption = COALESCE(?, caption), updated_at = ? WHERE video_id = ?",
+                (duration, caption, now, video_id),
+            )
+
+    def fail(self, video_id: str, stage: str, reason: str, error: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE videos SET status = 'failed', stage = ?, reason = ?, error = ?,"
+                " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
+                (stage, reason, error, time.time(), video_id),
+            )
+
+    def filter(
+        self,
+        video_id: str,
+        stage: str,
+        reason: str,
+        *,
+        duplicate_of: str | None = None,
+        similarity: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE videos SET status = 'filtered', stage = ?, reason = ?, error = ?,"
+                " duplicate_of = ?, similarity = ?, updated_at = ? WHERE video_id = ?",
+                (stage, reason, error, duplicate_of, similarity, time.time(), video_id),
+            )
+
+    def reset_failed(self) -> int:
+        """Move failed videos back to pending (``--retry-failed``); attempts are kept."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE videos SET status = 'pending', updated_at = ? WHERE status = 'failed'",
+                (time.time(),),
+            )
+            return cur.rowcount
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for row in self._query("SELECT status, COUNT(*) AS n FROM videos GROUP BY status"):
+            out[row["status"]] = row["n"]
+        return out
+
+    # --- records -------------------------------------------------------------------------
+
+    def iter_records(self, batch: int = 500) -> Iterator[dict[str, Any]]:
+        """Records of done videos in input order, read in pages (bounded memory)."""
+        last = -1
+        while True:
+            rows = self._query(
+                "SELECT v.seq AS seq, r.record AS record FROM records r"
+                " JOIN videos v ON v.video_id = r.video_id"
+                " WHERE v.status = 'done' AND v.seq > ? ORDER BY v.seq LIMIT ?",
+                (last, batch),
+            )
+            if not rows:
+                return
+            for row in rows:
+                yield json.loads(row["record"])
+            last = rows[-1]["seq"]
+
+    # --- bad input rows ------------------------------------------------------------------
+
+    def add_bad_input(self, source: str, row: int, reason: str, error: str) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO bad_inputs (source, row, reason, error) VALUES (?,?,?,?)",
+                (source, row, reason, error),
+            )
+
+    def bad_inputs(self) -> list[dict[str, Any]]:
+        return self._query("SELECT * FROM bad_inputs ORDER BY source, row")
+
+    # --- metadata ------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> Any:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
+            )
+
+    # --- request cache -------------------------------------------------------------------
+
+    def cached_response(self, cache_key: str) -> CachedResponse | None:
+        rows = self._query(
+            "SELECT text, model, finish_reason, prompt_tokens, completion_tokens, cost_usd"
+            " FROM requests WHERE cache_key = ?",
+            (cache_key,),
+        )
+        return CachedResponse(**rows[0]) if rows else None
+
+    def put_response(self, cache_key: str, backend: str, response: CachedResponse) -> None:
+        """Store one successful response (committed before returning)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO requests (cache_key, backend, model, text, finish_reason,"
+                " prompt_tokens, completion_tokens, cost_usd, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cache_key,
+                    backend,
+                    response.model,
+                    response.text,
+                    response.finish_reason,
+                    response.prompt_tokens,
+                    response.completion_tokens,
+                    response.cost_usd,
+                    time.time(),
+                ),
+            )
+
+    def count_replay(self) -> None:
+        """Count one response replayed from the cache (all processes share the counter)."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('replays', '1') ON CONFLICT(key)"
+                " DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+            )
+
+    def replays(self) -> int:
+        return int(self.get_meta("replays") or 0)
+
+    def spend(self) -> dict[str, Any]:
+        """Everything paid for in this run dir (all invocations): requests, tokens, cost."""
+        row = self._query(
+            "SELECT COUNT(*) AS requests, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,"
+            " COALESCE(SUM(completion_tokens), 0) AS completion_tokens,"
+            " COALESCE(SUM(cost_usd), 0.0) AS cost_usd FROM requests"
+        )[0]
+        return dict(row)
+
+    # --- rows from the pipeline ----------------------------------------------------------
+
+    def commit_row(self, row: dict[str, Any]) -> str:
+        """Write a stage row's outcome; returns the status stored.
+
+        A row carrying a ``record`` (JSON string or dict) becomes done (record and status
+        in one transaction); failed/filtered rows are stored as such; a still-pending row
+        only updates its duration and short caption.
+        """
+        vid = row["video_id"]
+        info = {k: row[k] for k in ("duration", "caption") if row.get(k) is not None}
+        if row.get("record") and row.get("status") not in {"failed", "filtered"}:
+            self.complete(vid, row["record"], **info)
+            return "done"
+        self.update(vid, **info)
+        if row.get("status") == "failed":
+            self.fail(
+                vid, row.get("stage") or "", row.get("reason") or "error", row.get("error") or ""
+            )
+            return "failed"
+        if row.get("status") == "filtered":
+            self.filter(
+                vid,
+                row.get("stage") or "",
+                row.get("reason") or "filtered",
+                duplicate_of=row.get("duplicate_of"),
+                similarity=row.get("similarity"),
+                error=row.get("error"),
+            )
+            return "filtered"
+        return "pending"
