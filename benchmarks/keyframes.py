@@ -1,17 +1,26 @@
 """How close is keyframe extraction to the cost of just decoding the video once?
 
-Writes a synthetic clip (default 60 s, 1280x720, H.264, 30 fps, 6 scenes with moving objects
-and fades) and measures, in one run and on the same file, with the runs interleaved:
+Writes a synthetic clip and measures, in one run and on the same file, with the runs
+interleaved:
 
 * the wall time of one plain full PyAV decode (every frame decoded, nothing converted:
   ``for f in container.decode(video=0): pass`` with PyAV's default threading, and again with
   frame threading on, which is what diffcap's reader uses);
 * the wall time of ``extract_keyframes`` with the weightless embedder, writing JPEGs;
 * the ratio extraction / plain decode (target <= 1.0);
-* peak memory: RSS high-water of fresh processes that only decode / only extract
-  (``resource.getrusage``), and the tracemalloc peak of the extraction.
+* peak memory: RSS high-water (VmHWM) of fresh processes that only decode / only extract,
+  and the tracemalloc peak of the extraction.
+
+The clip (default 60 s) is 1280x720, 30 fps, yuv420p H.264 from libx264 with its *default*
+settings (preset medium, crf 23: 3 B-frames with b-pyramid, keyframes every 250 frames plus
+scene cuts): 6 shots of 10 s (stripes, checkers, rings, gradients; a fade-in from black and a
+fade-out to black), each covered by a fine noise texture that pans at 30 px/s and a moving
+square, so every frame changes and the bitrate is realistic (about 2 Mbit/s). Flat synthetic
+colours would decode several times faster than real footage and make any per-frame overhead
+look huge. Writing it takes 1-2 minutes; ``--keep PATH`` saves it for reuse with ``--video``.
 
     .venv/bin/python benchmarks/keyframes.py
+    .venv/bin/python benchmarks/keyframes.py --keep /tmp/bench.mp4     # then --video it
     .venv/bin/python benchmarks/keyframes.py --duration 120 --repeats 5 --video my.mp4
 """
 
@@ -20,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,7 +51,17 @@ def make_clip(path: Path, duration: float) -> None:
         Scene(each, fade_in=0.5 if i == 0 else 0.0, fade_out=1.0 if i == SCENES - 1 else 0.0)
         for i in range(SCENES)
     ]
-    write_video(path, scenes, codec="h264", size=(1280, 720), fps=30, gop=250)
+    # x264's defaults (synth's own default is "ultrafast" for quick tests); no gop given, so
+    # x264 keeps its keyint 250 and adds keyframes at scene cuts
+    write_video(
+        path,
+        scenes,
+        codec="h264",
+        size=(1280, 720),
+        fps=30,
+        detail=True,
+        options={"preset": "medium", "crf": "23"},
+    )
 
 
 def cpu_seconds() -> float:
@@ -88,9 +108,21 @@ def child(mode: str, path: Path) -> None:
         tracemalloc.stop()
     else:
         result["seconds"] = plain_decode(path, threaded=False)
-    # ru_maxrss is KiB on Linux
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(result))
+
+
+def _peak_rss_mb() -> float:
+    """This process's RSS high-water mark. VmHWM, not ru_maxrss: ru_maxrss survives exec, so
+    a child would report its parent's peak (the clip writer's) whenever that was higher."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def in_child(mode: str, path: Path) -> dict[str, float]:
@@ -108,6 +140,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--video", type=Path, help="use this file instead of a synthetic clip")
+    ap.add_argument("--keep", type=Path, help="also save the synthetic clip here")
     ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -119,9 +152,13 @@ def main() -> None:
             t = time.perf_counter()
             make_clip(path, args.duration)
             print(
-                f"wrote {path.name}: {args.duration:g} s 1280x720 H.264 30 fps, {SCENES} "
-                f"scenes ({time.perf_counter() - t:.1f} s)"
+                f"wrote {path.name}: {args.duration:g} s 1280x720 H.264 (x264 medium) 30 fps, "
+                f"{SCENES} scenes, {path.stat().st_size / 2**20:.1f} MB "
+                f"({time.perf_counter() - t:.1f} s)"
             )
+            if args.keep:
+                shutil.copyfile(path, args.keep)
+        print(f"load average at the start: {_load()} (on {_cores()} cores)")
         plain, threaded, runs = [], [], []
         cpu_plain, cpu_runs = [], []
         keyframes = 0
@@ -137,9 +174,7 @@ def main() -> None:
         mem_decode = in_child("decode", path)
     p, th, e = (statistics.median(x) for x in (plain, threaded, runs))
     cp, ce = statistics.median(cpu_plain), statistics.median(cpu_runs)
-    with open("/proc/loadavg") as fh:
-        load = fh.read().split()[0]
-    print(f"load average at the end: {load} (on {_cores()} cores)")
+    print(f"load average at the end: {_load()} (on {_cores()} cores)")
     print(f"plain decode, PyAV defaults        : {p:6.2f} s  (runs {_fmt(plain)})")
     print(f"plain decode, frame threading on   : {th:6.2f} s  (runs {_fmt(threaded)})")
     print(
@@ -154,6 +189,11 @@ def main() -> None:
         f"{mem_decode['peak_rss_mb']:.0f} MB; tracemalloc peak of extract "
         f"{mem_extract['tracemalloc_peak_mb']:.1f} MB"
     )
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
 
 
 def _cores() -> int:

@@ -6,7 +6,8 @@ Without VIDEO it writes a 60 s 1280x720 30 fps H.264 file (x264 ``veryfast``: B-
 keyframes every 250 frames plus scene cuts; a panning texture for a realistic bitrate) to a
 temp dir first (about a minute). Prints best-of-N wall time and process CPU time (all
 threads) per method, and the ratio to the plain decode; checks that every diffcap mode
-returns the same frames (times and pixels).
+returns the same frames (times and pixels). The last row is the keyframe extractor's way:
+lazy frames, only a thumbnail converted per sample, slice threads only.
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ def diffcap(**kw) -> Callable[[Path, float], list]:
     return run
 
 
+def lazy_thumbs(path: Path, every: float) -> list:
+    """What keyframe extraction does per candidate: 256x256 thumbnails straight from YUV,
+    slice threads only (diffcap.keyframes.extract.SAMPLING_THREADS)."""
+    with PyAVSource(path, threads="SLICE") as src:
+        duration = src.info().duration
+        times = [k * every for k in range(int(duration / every) + 1) if k * every < duration]
+        return [(round(f.time, 6), f.resized((256, 256))) for f in src.lazy_frames_at(times)]
+
+
 METHODS = {
     "plain PyAV full decode (baseline)": plain,
     "PyAV full decode, thread_type AUTO": threaded,
@@ -72,6 +82,8 @@ METHODS = {
     "diffcap sequential only": diffcap(min_seek_skip=1e9, skip_nonref=False),
     "diffcap + index seeks": diffcap(skip_nonref=False),
     "diffcap + seeks + skip non-ref (default)": diffcap(),
+    "diffcap default, slice threads only": diffcap(threads="SLICE"),
+    "lazy frames, 256px thumbnails, slice thr.": lazy_thumbs,
 }
 
 

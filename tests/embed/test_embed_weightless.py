@@ -93,3 +93,17 @@ def test_solid_colours_are_told_apart() -> None:
     sims = v @ v.T
     np.fill_diagonal(sims, -1)
     assert sims.max() < THR
+
+
+def test_input_size_thumbnail_gives_the_same_vector() -> None:
+    """Callers may hand over an ``input_size`` stretch instead of the whole frame."""
+    from PIL import Image
+
+    assert EMB.input_size == (256, 256)
+    painter = _Painter([Scene(1.0, layout=lay) for lay in LAYOUTS], 1280, 720, detail=True)
+    frames = [painter.paint(i + 0.5) for i in range(len(LAYOUTS))]
+    small = [
+        np.asarray(Image.fromarray(f).resize(EMB.input_size, Image.Resampling.BOX)) for f in frames
+    ]
+    sims = np.sum(EMB.embed_images(frames) * EMB.embed_images(small), axis=1)
+    assert sims.min() > 0.995

@@ -190,6 +190,11 @@ class WeightlessEmbedder:
     #: Calibrated on synthetic shots (noise, a small moving object, fades) and real cuts;
     #: see docs/keyframes.md and tests/embed/test_embed_weightless.py.
     default_threshold = 0.85
+    #: Every descriptor is computed from an EDGE_THUMB x EDGE_THUMB stretch of the frame, so
+    #: callers that can scale cheaply (swscale, straight from YUV) may hand over a stretch of
+    #: twice that side instead of the full frame: the last 2x2 box average stays exact here.
+    #: Measured on 720p H.264 frames: cosine similarity >= 0.999 to the full-frame vector.
+    input_size = (2 * EDGE_THUMB, 2 * EDGE_THUMB)
 
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """RGB uint8 images (any sizes) -> (N, 425) float32 with unit rows."""

@@ -7,62 +7,69 @@
     kset.json_path                        # kf/clip/keyframes.json
     [k.time for k in kset.keyframes]      # true PTS seconds: [0.0, 4.004, 10.01, 11.978]
 
-Candidates are decoded by presentation time (``VideoSource.frames_at``), shrunk at once and
-embedded ``batch_size`` at a time; only the kept keyframes outlive their batch, and those go
-to disk immediately when ``out_dir`` is given. See :mod:`diffcap.keyframes.select` for the
-rules and docs/keyframes.md for the choices (window, duration limits, budget).
+Candidates are decoded by presentation time (``VideoSource.frames_at``; with PyAV, lazily:
+a candidate stays a decoded YUV frame and is converted to RGB only at the sizes needed, a
+thumbnail for an embedder that declares ``input_size`` and a ``max_side`` image only for the
+keyframes) and embedded ``batch_size`` at a time; only the kept keyframes outlive their batch,
+and those go to disk immediately when ``out_dir`` is given. See :mod:`diffcap.keyframes.select`
+for the rules and docs/keyframes.md for the choices (window, duration limits, budget).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time as _time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from diffcap.config import KeyframeConfig
 from diffcap.embed import ImageEmbedder, get_image_embedder
-from diffcap.errors import DiffcapError
 from diffcap.keyframes.cuts import detect_cuts
 from diffcap.keyframes.cuts import load_model as load_cut_model
 from diffcap.keyframes.kset import KeyframeSet, make_video_ids
+from diffcap.keyframes.plan import (
+    KeyframesSkipped,
+    final_target,
+    plan_targets,
+    plan_window,
+)
 from diffcap.keyframes.prefetch import prefetch
-from diffcap.keyframes.select import Budget, GreedySelector, candidate_times, is_solid
+from diffcap.keyframes.select import Budget, GreedySelector, is_solid
 from diffcap.keyframes.select import keep_last_frame as _keep_last
 from diffcap.keyframes.writer import ImageWriter, Written, cap_size, keyframe_name
 from diffcap.timeline import Frame, Keyframe, VideoInfo
 from diffcap.video import open_video
 from diffcap.video.base import VideoSource
+from diffcap.video.lazyframe import LazyFrame
+from diffcap.video.pyav import PyAVSource
 
 log = logging.getLogger(__name__)
 
 #: A batch of candidates is embedded early when its frames hold this many bytes (4K frames
 #: are 25 MB each), so memory stays bounded whatever the resolution and ``batch_size``.
 BATCH_BYTES = 96 * 2**20
-#: When the first candidate is solid (a fade-in, a black leader), this many extra probes
-#: spread over the first interval find where the picture starts, instead of waiting a whole
-#: interval for the next candidate.
-LEAD_PROBES = 8
 #: Decoded candidates waiting for the selector (decoding runs ahead on a helper thread).
 PREFETCH = 2
-#: Frame duration assumed when a video declares no frame rate.
-FALLBACK_FRAME = 1 / 30
+#: Decoder threading of the sampling pass. Frame threads (PyAVSource's default, right for
+#: decoding every frame) cost more than they give here: every seek flushes them, and skipped
+#: non-reference frames leave them little to overlap. Measured on benchmarks/keyframes.py's
+#: 720p clip, 2 busy cores: "SLICE" 1.3-1.5 s wall / 2.15 s CPU, "AUTO" 2.0-2.1 s / 2.55 s.
+SAMPLING_THREADS = "SLICE"
 
 
-class KeyframesSkipped(DiffcapError):
-    """A video was not processed on purpose (``reason``: ``too_short``, ``empty_window``)."""
+#: A candidate waiting to be embedded: (frame, forced, what the embedder sees).
+_Item = tuple[Frame | LazyFrame, bool, np.ndarray]
 
-    reason = "skipped"
 
-    def __init__(self, path: object, message: str, *, reason: str, hint: str | None = None):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {message}", hint=hint)
+def _held_bytes(frame: Frame | LazyFrame) -> int:
+    """Bytes a waiting candidate stands for (its RGB size: conservative for a YUV frame)."""
+    if isinstance(frame, LazyFrame):
+        w, h = frame.size
+        return w * h * 3
+    return frame.image.nbytes
 
 
 @dataclass
@@ -74,44 +81,6 @@ class _Kept:
     similarity: float | None
     written: Written | None = None
     image: np.ndarray | None = None
-
-
-def plan_window(info: VideoInfo, cfg: KeyframeConfig) -> tuple[float, float, bool]:
-    """(start, end, truncated) in seconds; raises :class:`KeyframesSkipped` when the video is
-    shorter than ``min_duration`` or the window is empty. ``max_duration`` truncates."""
-    if cfg.min_duration is not None and info.duration < cfg.min_duration:
-        raise KeyframesSkipped(
-            info.path,
-            f"video is {info.duration:.2f} s long, shorter than min_duration "
-            f"{cfg.min_duration:g} s",
-            reason="too_short",
-            hint="lower --min-duration (or drop it) to process short videos",
-        )
-    start = cfg.start or 0.0
-    end = info.duration if cfg.end is None else min(cfg.end, info.duration)
-    truncated = False
-    if cfg.max_duration is not None and end - start > cfg.max_duration:
-        end, truncated = start + cfg.max_duration, True
-    if end <= start:
-        raise KeyframesSkipped(
-            info.path,
-            f"empty time window [{start:g}, {end:g}) in a {info.duration:.2f} s video",
-            reason="empty_window",
-            hint="check --start/--end against the video's duration (diffcap probe)",
-        )
-    return start, end, truncated
-
-
-def _final_target(info: VideoInfo, start: float, end: float) -> float:
-    """Target whose answer is the last frame of the window (past the end: the last frame)."""
-    if end >= info.duration:
-        return info.duration + 1.0
-    if info.fps and not info.variable_fps:
-        # constant rate: frame k sits at k/fps, so the last one before `end` is known exactly
-        k = math.ceil(end * info.fps - Fraction(1, 10**6)) - 1
-        return max(float(k / info.fps), start)
-    frame = 1 / info.fps_float if info.fps_float else FALLBACK_FRAME
-    return max(end - 0.5 * frame, start)
 
 
 class _Pass:
@@ -130,39 +99,57 @@ class _Pass:
             if directory is not None
             else None
         )
+        #: (width, height) the embedder needs (None: full frames, as the paper's script did)
+        self.input_size: tuple[int, int] | None = getattr(embedder, "input_size", None)
         self.last_kept: _Kept | None = None
         self.last_pts: int | None = None
-        self.pending_solid: Frame | None = None
+        self.pending_solid: tuple[Frame | LazyFrame, np.ndarray] | None = None
         self.seen_content = False  # a non-solid candidate was admitted: stop skipping
         self.candidates = 0
         self.solid_skipped = 0
         self.serial = 0
         self.cuts: list[float] = []  # first frames of new shots (cut_keyframes)
 
-    def keep(self, frame: Frame, sim: float | None) -> None:
+    def pixels(self, frame: Frame | LazyFrame) -> np.ndarray:
+        """What the embedder sees: a thumbnail of ``input_size`` when it declares one and the
+        frame is lazy (scaled straight from YUV in swscale), else the full frame."""
+        if self.input_size is not None and isinstance(frame, LazyFrame):
+            return frame.resized(self.input_size)
+        return frame.image
+
+    def capped(self, frame: Frame | LazyFrame) -> np.ndarray:
+        if isinstance(frame, LazyFrame):
+            return frame.capped(self.cfg.max_side)  # one swscale pass, YUV -> capped RGB
+        return cap_size(frame.image, self.cfg.max_side)
+
+    def keep(self, frame: Frame | LazyFrame, sim: float | None) -> None:
         """Record a keyframe: store its image now, let the budget drop the least novel."""
         kept = _Kept(frame.time, frame.timestamp.pts, sim)
         if self.writer is not None:
-            kept.written = self.writer.write(frame.image, self.serial, frame.time)
+            # converted and capped on the writer's thread (swscale/Pillow release the GIL)
+            image = (
+                (lambda f=frame: self.capped(f)) if isinstance(frame, LazyFrame) else frame.image
+            )
+            kept.written = self.writer.write(image, self.serial, frame.time)
         else:
-            kept.image = cap_size(frame.image, self.cfg.max_side)
+            kept.image = self.capped(frame)
         self.serial += 1
         self.last_kept = kept
         evicted = self.budget.add(kept, sim)
         if evicted is not None and evicted.written is not None and self.writer is not None:
             self.writer.drop(evicted.written)
 
-    def decide(self, items: list[tuple[Frame, bool]]) -> None:
+    def decide(self, items: list[_Item]) -> None:
         """Embed one batch of candidates and run the greedy rule over it in time order.
 
-        ``items`` are (frame, forced); a forced frame (first after a hard cut) is kept
-        whatever its similarity. The embedder gets the decoded frames themselves (as the
-        paper's script did); only the kept ones are resized, for saving.
+        ``items`` are (frame, forced, pixels); a forced frame (first after a hard cut) is kept
+        whatever its similarity. The embedder gets ``pixels`` (see :meth:`pixels`); only the
+        kept frames are converted at ``max_side``, for saving.
         """
         if not items:
             return
-        vecs = self.embedder.embed_images([f.image for f, _ in items])
-        for (frame, forced), vec in zip(items, vecs, strict=True):
+        vecs = self.embedder.embed_images([px for _, _, px in items])
+        for (frame, forced, _), vec in zip(items, vecs, strict=True):
             if forced:
                 sim = self.selector.similarity(vec)
                 self.selector.keep(vec)
@@ -172,8 +159,9 @@ class _Pass:
             if keep:
                 self.keep(frame, sim)
 
-    def admit(self, frame: Frame, kind: str = "cand") -> tuple[Frame, bool] | None:
-        """(frame, forced) to embed; None for a repeat or a leading solid frame. A ``probe``
+    def admit(self, frame: Frame | LazyFrame, kind: str = "cand") -> _Item | None:
+        """(frame, forced, pixels) to embed; None for a repeat or a leading solid frame. A
+        ``probe``
         (extra target in the first interval) counts only while no picture was seen; a
         ``cut`` frame (first after a hard cut) is forced."""
         if kind == "probe" and self.seen_content:
@@ -182,59 +170,39 @@ class _Pass:
             return None  # two targets fell on one frame (VFR gap, or past the end)
         self.last_pts = frame.timestamp.pts
         self.candidates += 1
-        if self.cfg.skip_solid and not self.seen_content and is_solid(frame.image):
+        pixels = self.pixels(frame)
+        if self.cfg.skip_solid and not self.seen_content and is_solid(pixels):
             self.solid_skipped += 1
             if self.pending_solid is None:  # used if every candidate is solid
-                self.pending_solid = Frame(
-                    cap_size(frame.image, self.cfg.max_side), frame.timestamp
-                )
+                if not isinstance(frame, LazyFrame):  # a YUV frame is small enough as it is
+                    frame = Frame(cap_size(frame.image, self.cfg.max_side), frame.timestamp)
+                    pixels = self.pixels(frame)
+                self.pending_solid = (frame, pixels)
             return None
         self.seen_content = True
-        return frame, kind == "cut"
+        return frame, kind == "cut", pixels
 
-    def finish_last(self, frame: Frame | None) -> None:
+    def finish_last(self, frame: Frame | LazyFrame | None) -> None:
         """Apply the fall-backs: all-solid video, then the paper's last-frame rule."""
         if self.selector.kept == 0 and self.pending_solid is not None:
-            self.decide([(self.pending_solid, False)])
+            self.decide([(self.pending_solid[0], False, self.pending_solid[1])])
         if frame is None or self.last_kept is None:
             return
         if not _keep_last(frame.time, self.last_kept.time, self.cfg.interval, self.selector.kept):
             return
-        vec = self.embedder.embed_images([frame.image])[0]
+        vec = self.embedder.embed_images([self.pixels(frame)])[0]
         sim = self.selector.similarity(vec)
         self.selector.keep(vec)
         self.keep(frame, sim)
 
 
-#: Order of target kinds at equal times: a cut frame wins over a candidate on the same frame.
-_RANK = {"cut": 0, "cand": 1, "probe": 2}
-
-
-def plan_targets(
-    start: float,
-    end: float,
-    interval: float,
-    final: float,
-    probes: bool,
-    cuts: Sequence[float] = (),
-) -> tuple[list[float], list[str]]:
-    """Ascending target times and their kinds: "cand", "probe" (first interval), "cut"
-    (first frame after a hard cut), "final"."""
-    targets = [(t, "cand") for t in candidate_times(start, end, interval)]
-    if probes:
-        step = min(interval, end - start) / LEAD_PROBES
-        targets += [(start + k * step, "probe") for k in range(1, LEAD_PROBES)]
-    targets += [(t, "cut") for t in cuts if start <= t < end]
-    targets.sort(key=lambda x: (x[0], _RANK[x[1]]))
-    targets.append((max(final, targets[-1][0] if targets else start), "final"))
-    return [t for t, _ in targets], [k for _, k in targets]
-
-
-def _batches(frames: Iterator[Frame], kinds: list[str], run: _Pass, size: int) -> Frame | None:
+def _batches(
+    frames: Iterator[Frame | LazyFrame], kinds: list[str], run: _Pass, size: int
+) -> Frame | LazyFrame | None:
     """Feed candidates to ``run`` in batches (by count and bytes); return the final frame."""
-    batch: list[tuple[Frame, bool]] = []
+    batch: list[_Item] = []
     held = 0
-    final: Frame | None = None
+    final: Frame | LazyFrame | None = None
     for frame, kind in zip(frames, kinds, strict=False):
         if kind == "final":
             final = frame
@@ -242,7 +210,7 @@ def _batches(frames: Iterator[Frame], kinds: list[str], run: _Pass, size: int) -
         item = run.admit(frame, kind)
         if item is not None:
             batch.append(item)
-            held += item[0].image.nbytes
+            held += _held_bytes(item[0]) + item[2].nbytes
         if len(batch) >= size or held >= BATCH_BYTES:
             run.decide(batch)
             batch, held = [], 0
@@ -250,15 +218,35 @@ def _batches(frames: Iterator[Frame], kinds: list[str], run: _Pass, size: int) -
     return final
 
 
+def _sample(src: VideoSource, times: list[float]) -> Iterator[Frame | LazyFrame]:
+    # Lazy frames where the source has them: the decode thread only decodes, and RGB is
+    # made on the selection's thread (thumbnails) or the writer's (keyframes), at the size
+    # needed.
+    lazy = getattr(src, "lazy_frames_at", None)
+    return lazy(times) if lazy is not None else src.frames_at(times)
+
+
+def _starts_solid(src: VideoSource, run: _Pass, start: float) -> bool:
+    """Whether the first candidate is solid, i.e. whether the first interval needs probes.
+    (Its frame stays pending in the reader, so the main pass does not decode it again.)"""
+    frames = _sample(src, [start])
+    try:
+        first = next(frames, None)
+        return first is None or is_solid(run.pixels(first))
+    finally:
+        frames.close()  # type: ignore[attr-defined]
+
+
 def _run_pass(
     src: VideoSource, run: _Pass, info: VideoInfo, start: float, end: float, cuts: list[float]
 ) -> None:
     """Decode the targets (ahead, on a helper thread) and feed them to the selection."""
     cfg = run.cfg
-    final_target = _final_target(info, start, end)
-    times, kinds = plan_targets(start, end, cfg.interval, final_target, cfg.skip_solid, cuts)
+    last_t = final_target(info, start, end)
+    probes = cfg.skip_solid and _starts_solid(src, run, start)
+    times, kinds = plan_targets(start, end, cfg.interval, last_t, probes, cuts)
     try:
-        frames = prefetch(src.frames_at(times), depth=PREFETCH)
+        frames = prefetch(_sample(src, times), depth=PREFETCH)
         try:
             final = _batches(frames, kinds, run, cfg.batch_size)
         finally:
@@ -268,6 +256,11 @@ def _run_pass(
         if run.writer is not None:
             run.writer.abort()
         raise
+
+
+def open_sampler(path: str | Path) -> VideoSource:
+    """The reader of the sampling pass (see :data:`SAMPLING_THREADS`)."""
+    return PyAVSource(path, threads=SAMPLING_THREADS)
 
 
 def extract_keyframes(
@@ -293,7 +286,7 @@ def extract_keyframes(
     threshold = cfg.threshold if cfg.threshold is not None else emb.default_threshold
     vid = video_id or make_video_ids([path])[0]
     directory = Path(out_dir) / vid if out_dir is not None else None
-    with open_video(path) as src:
+    with open_sampler(path) as src:
         info = src.info()
         start, end, truncated = plan_window(info, cfg)
         if truncated:
@@ -312,7 +305,8 @@ def extract_keyframes(
         run = _Pass(cfg, emb, threshold, directory)
         run.cuts = cuts
         _run_pass(src, run, info, start, end, cuts)
-    kset = _assemble(run, path, vid, info, emb, cfg, threshold, (start, end), truncated)
+        # inside: queued writes still read decoded frames of this source
+        kset = _assemble(run, path, vid, info, emb, cfg, threshold, (start, end), truncated)
     if directory is not None:
         kset.write_json(directory / "keyframes.json")
     log.info(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,7 +103,9 @@ class ImageWriter:
             if entry.is_file() and (NAME_RE.match(entry.name) or entry.name.startswith(".kf_")):
                 entry.unlink()
 
-    def _save(self, image: np.ndarray, path: Path) -> None:
+    def _save(self, image: np.ndarray | Callable[[], np.ndarray], path: Path) -> None:
+        if callable(image):
+            image = image()  # converted here, off the caller's thread
         if self.max_side is not None:
             image = cap_size(image, self.max_side)
         pil = Image.fromarray(np.ascontiguousarray(image))
@@ -111,9 +114,10 @@ class ImageWriter:
         else:
             pil.save(path, format="PNG", compress_level=3)
 
-    def write(self, image: np.ndarray, idx: int, time: float) -> Written:
+    def write(self, image: np.ndarray | Callable[[], np.ndarray], idx: int, time: float) -> Written:
         """Queue ``image`` (capped to ``max_side``) for saving under a provisional (hidden)
-        name; :meth:`finalize` gives it its final name."""
+        name; :meth:`finalize` gives it its final name. ``image`` may be a function that
+        makes the image: it then runs on the writer's thread."""
         self._pending = [w for w in self._pending if w.future is not None]
         while len(self._pending) >= self.max_pending:
             self._pending.pop(0).wait()

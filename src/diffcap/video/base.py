@@ -1,10 +1,10 @@
 """The video source interface. Implementations: :mod:`diffcap.video.pyav` (the default).
 
-    from diffcap.video import open_video
-    with open_video("clip.mp4") as src:
-        info = src.info()
-        for frame in src.frames(start=0.0, end=None, every=2.0):
-            frame.image, frame.time       # upright RGB uint8, true PTS seconds
+from diffcap.video import open_video
+with open_video("clip.mp4") as src:
+    info = src.info()
+    for frame in src.frames(start=0.0, end=None, every=2.0):
+        frame.image, frame.time       # upright RGB uint8, true PTS seconds
 """
 
 from __future__ import annotations

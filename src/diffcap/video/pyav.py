@@ -31,6 +31,7 @@ import numpy as np
 from diffcap.errors import CorruptVideo
 from diffcap.timeline import Frame, Timestamp, VideoInfo
 from diffcap.video.base import VideoSource
+from diffcap.video.lazyframe import LazyFrame
 from diffcap.video.probe import build_info, check_path, expected_end, open_container
 from diffcap.video.probe import select_stream as _select_stream
 
@@ -58,7 +59,7 @@ class PyAVSource(VideoSource):
         *,
         min_seek_skip: float = 0.5,
         seek_threshold: float = 4.0,
-        threads: bool = True,
+        threads: bool | str = True,
         skip_nonref: bool = True,
     ) -> None:
         self.path = check_path(path)
@@ -83,7 +84,7 @@ class PyAVSource(VideoSource):
         try:
             self._stream = _select_stream(self._container, self.path)
             if threads:
-                self._stream.thread_type = "AUTO"
+                self._stream.thread_type = "AUTO" if threads is True else threads
             self._tb = Fraction(self._stream.time_base)
             self._expected, self._slack = 0.0, 0.0  # known after the first frame
             self._restart_iter()
@@ -142,6 +143,21 @@ class PyAVSource(VideoSource):
                 yield self._convert(f)
 
     def frames_at(self, times: Sequence[float]) -> Iterator[Frame]:
+        for f in self._answers(times):
+            yield self._convert(f)
+
+    def lazy_frames_at(self, times: Sequence[float]) -> Iterator[LazyFrame]:
+        """Like :meth:`frames_at`, but each answer stays a decoded frame that converts to RGB
+        only when asked, at the size asked (see :mod:`diffcap.video.lazyframe`). Consecutive
+        targets answered by one frame get the same object."""
+        last: LazyFrame | None = None
+        for f in self._answers(times):
+            pts = self._pts(f)
+            if last is None or last.timestamp.pts != pts:
+                last = LazyFrame(f, Timestamp(pts, self._tb, self._origin), self._rot_k)
+            yield last
+
+    def _answers(self, times: Sequence[float]) -> Iterator[av.VideoFrame]:
         times = list(times)
         if any(b < a for a, b in itertools.pairwise(times)):
             raise ValueError("frames_at() needs ascending times")
@@ -152,7 +168,7 @@ class PyAVSource(VideoSource):
             f = self._locate(t)
             if f is None:  # past the end: the last frame there is
                 f = self._final_frame()
-            yield self._convert(f)
+            yield f
 
     def close(self) -> None:
         self._pending.clear()
@@ -173,6 +189,7 @@ class PyAVSource(VideoSource):
         self._last_key = None
         self._eof = False
         self._skipped_any = False  # non-reference frames may have been dropped since here
+        self._skipped_to: float = -math.inf  # highest PTS of a packet sent while skipping
 
     def _decode_packets(self) -> Iterator[av.VideoFrame]:
         """Frames in presentation order from the container's current position.
@@ -189,7 +206,10 @@ class PyAVSource(VideoSource):
                 )
                 if skip != skipping:  # decided per packet, so the frame at the target is kept
                     ctx.skip_frame, skipping = ("NONREF" if skip else "DEFAULT"), skip
-                self._skipped_any |= skip
+                if skip and packet.size:  # (the empty packet at the end only flushes)
+                    self._skipped_any = True
+                    pts = math.inf if packet.pts is None else packet.pts
+                    self._skipped_to = max(self._skipped_to, pts)
                 try:
                     frames = self._stream.decode(packet)
                 except av.error.InvalidDataError:
@@ -273,9 +293,12 @@ class PyAVSource(VideoSource):
             self._floor = self._time(f)
 
     def _final_frame(self) -> av.VideoFrame:
-        """The stream's last frame. When non-reference frames were skipped on the way to the
-        end, the very last one may be among them: decode the last GOP again without skipping."""
-        if self._skipped_any and self._last is not None:
+        """The stream's last frame. When a packet that may have been skipped (non-reference,
+        sent while skipping) shows a later PTS than the last decoded frame, the very last
+        frame is among the skipped: decode the last GOP again without skipping. (Encoders
+        usually end on a reference frame, so this is rare.)"""
+        last = self._last
+        if self._skipped_any and last is not None and self._skipped_to > self._pts(last):
             self._skip_below = None
             self._seek(self._time(self._last))
             while self._next_frame() is not None:

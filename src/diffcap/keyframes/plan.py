@@ -1,0 +1,99 @@
+"""Where to look: the time window, the target times and their kinds (no decoding).
+
+    start, end, truncated = plan_window(info, cfg)        # or KeyframesSkipped
+    times, kinds = plan_targets(start, end, 2.0, final_target(info, start, end), probes=True)
+    # kinds: "cand" every interval, "probe" in the first interval, "cut", "final" (last)
+
+Split out of :mod:`diffcap.keyframes.extract`, which re-exports these names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+
+from diffcap.config import KeyframeConfig
+from diffcap.errors import DiffcapError
+from diffcap.keyframes.select import candidate_times
+from diffcap.timeline import VideoInfo
+
+#: When the first candidate is solid (a fade-in, a black leader), this many extra probes
+#: spread over the first interval find where the picture starts, instead of waiting a whole
+#: interval for the next candidate.
+LEAD_PROBES = 8
+#: Frame duration assumed when a video declares no frame rate.
+FALLBACK_FRAME = 1 / 30
+
+
+class KeyframesSkipped(DiffcapError):
+    """A video was not processed on purpose (``reason``: ``too_short``, ``empty_window``)."""
+
+    reason = "skipped"
+
+    def __init__(self, path: object, message: str, *, reason: str, hint: str | None = None):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {message}", hint=hint)
+
+
+def plan_window(info: VideoInfo, cfg: KeyframeConfig) -> tuple[float, float, bool]:
+    """(start, end, truncated) in seconds; raises :class:`KeyframesSkipped` when the video is
+    shorter than ``min_duration`` or the window is empty. ``max_duration`` truncates."""
+    if cfg.min_duration is not None and info.duration < cfg.min_duration:
+        raise KeyframesSkipped(
+            info.path,
+            f"video is {info.duration:.2f} s long, shorter than min_duration "
+            f"{cfg.min_duration:g} s",
+            reason="too_short",
+            hint="lower --min-duration (or drop it) to process short videos",
+        )
+    start = cfg.start or 0.0
+    end = info.duration if cfg.end is None else min(cfg.end, info.duration)
+    truncated = False
+    if cfg.max_duration is not None and end - start > cfg.max_duration:
+        end, truncated = start + cfg.max_duration, True
+    if end <= start:
+        raise KeyframesSkipped(
+            info.path,
+            f"empty time window [{start:g}, {end:g}) in a {info.duration:.2f} s video",
+            reason="empty_window",
+            hint="check --start/--end against the video's duration (diffcap probe)",
+        )
+    return start, end, truncated
+
+
+def final_target(info: VideoInfo, start: float, end: float) -> float:
+    """Target whose answer is the last frame of the window (past the end: the last frame)."""
+    if end >= info.duration:
+        return info.duration + 1.0
+    if info.fps and not info.variable_fps:
+        # constant rate: frame k sits at k/fps, so the last one before `end` is known exactly
+        k = math.ceil(end * info.fps - Fraction(1, 10**6)) - 1
+        return max(float(k / info.fps), start)
+    frame = 1 / info.fps_float if info.fps_float else FALLBACK_FRAME
+    return max(end - 0.5 * frame, start)
+
+
+#: Order of target kinds at equal times: a cut frame wins over a candidate on the same frame.
+_RANK = {"cut": 0, "cand": 1, "probe": 2}
+
+
+def plan_targets(
+    start: float,
+    end: float,
+    interval: float,
+    final: float,
+    probes: bool,
+    cuts: Sequence[float] = (),
+) -> tuple[list[float], list[str]]:
+    """Ascending target times and their kinds: "cand", "probe" (first interval), "cut"
+    (first frame after a hard cut), "final"."""
+    targets = [(t, "cand") for t in candidate_times(start, end, interval)]
+    if probes:
+        step = min(interval, end - start) / LEAD_PROBES
+        targets += [(start + k * step, "probe") for k in range(1, LEAD_PROBES)]
+    targets += [(t, "cut") for t in cuts if start <= t < end]
+    targets.sort(key=lambda x: (x[0], _RANK[x[1]]))
+    targets.append((max(final, targets[-1][0] if targets else start), "final"))
+    return [t for t, _ in targets], [k for _, k in targets]
