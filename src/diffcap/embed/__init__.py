@@ -13,16 +13,13 @@ from diffcap.embed.registry import (
     image_embedder_names,
     register_image_embedder,
 )
-
-# --- text embedders (diffcap.embed.text, owned by the de-dup module) ----------------------
-# get_text_embedder is exported here once src/diffcap/embed/text.py provides it:
-#     from diffcap.embed.text import get_text_embedder
-# ------------------------------------------------------------------------------------------
+from diffcap.embed.text import get_text_embedder
 
 __all__ = [
     "ImageEmbedder",
     "TextEmbedder",
     "get_image_embedder",
+    "get_text_embedder",
     "image_embedder_names",
     "l2_normalize",
     "register_image_embedder",

@@ -1,9 +1,9 @@
 """Embedder interfaces. Output is always (N, D) float32, rows L2-normalised.
 
-    from diffcap.embed import get_image_embedder
-    emb = get_image_embedder("weightless")
-    vecs = emb.embed_images([frame.image for frame in frames])   # (N, D)
-    sims = vecs @ vecs[0]                                        # cosine similarities
+from diffcap.embed import get_image_embedder
+emb = get_image_embedder("weightless")
+vecs = emb.embed_images([frame.image for frame in frames])   # (N, D)
+sims = vecs @ vecs[0]                                        # cosine similarities
 """
 
 from __future__ import annotations

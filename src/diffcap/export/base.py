@@ -1,0 +1,144 @@
+"""Export options, results and the format registry.
+
+Each format is one function ``write(source: RecordSource, out: Path, opts: ExportOptions)
+-> ExportResult`` in its own module, registered by name in :data:`FORMATS` (imported lazily,
+so ``--format jsonl`` never imports Pillow composites or a model backend).
+
+    from diffcap.export import export, ExportOptions
+    result = export("runs/demo", "llava", "train/llava.json", ExportOptions(tasks=("slide",)))
+    print(result.line())    # "llava: 3 records -> 42 items, 40 images in train/llava.json ..."
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm.auto import tqdm
+
+from diffcap.config import ModelConfig
+from diffcap.errors import ConfigError
+
+#: format name -> "module:function" (relative to diffcap.export)
+FORMATS: dict[str, str] = {
+    "jsonl": "jsonl:write_jsonl",
+    "sharegpt4video": "jsonl:write_sharegpt4video",
+    "parquet": "parquet:export_parquet",
+    "llava": "llava:write_llava",
+    "grid": "grid:write_grid",
+    "t2v": "t2v:write_t2v",
+    "clips": "clips:write_clips",
+}
+LLAVA_TASKS = ("fast", "slide", "clip", "recaption")
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Settings for every format (each format reads the ones it needs)."""
+
+    absolute_paths: bool = False  # image/video paths absolute instead of relative to --out
+    progress: bool = True
+    # llava
+    tasks: tuple[str, ...] = LLAVA_TASKS
+    prompt_preset: str = "diffcap"
+    templates: dict[str, str] = field(default_factory=dict)
+    pair_layout: str = "composite"  # composite (one image) or two_images
+    fast_layout: str = "grid"  # grid or strip
+    fast_max_frames: int = 30
+    fast_max_side: int = 2048
+    image_max_side: int = 1024
+    jpeg_quality: int = 90
+    clip_captions: Path | None = None  # a `--format clips` output to train clip summary on
+    # grid
+    grid_frames: int = 16
+    grid_question: str = "Describe this video in detail."
+    # clips
+    window: int = 4
+    stride: int = 2
+    model: ModelConfig | None = None
+
+
+@dataclass
+class ExportResult:
+    format: str
+    out: Path
+    records: int = 0  # records read
+    items: int = 0  # rows / samples written
+    images: int = 0  # image files written
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def line(self) -> str:
+        """The one-line summary the CLI prints."""
+        parts = [f"{self.format}: {self.records} records -> {self.items} items"]
+        if self.images:
+            parts.append(f", {self.images} images")
+        parts.append(f" in {self.out} ({self.seconds:.1f} s)")
+        tasks = self.extra.get("tasks")
+        if tasks:
+            parts.append(" [" + ", ".join(f"{k} {v}" for k, v in tasks.items()) + "]")
+        if self.skipped:
+            parts.append("; skipped " + ", ".join(f"{n} {r}" for r, n in self.skipped.items()))
+        return "".join(parts)
+
+
+@contextmanager
+def atomic_open(path: Path) -> Iterator[TextIO]:
+    """Write a text file under a temporary name, renamed into place only on success."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            yield fh
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def progress_bar(opts: ExportOptions, desc: str, total: int | None = None) -> Any:
+    return tqdm(total=total, desc=desc, unit="video", disable=not opts.progress, leave=False)
+
+
+def format_names() -> list[str]:
+    return list(FORMATS)
+
+
+def get_writer(fmt: str) -> Callable[..., ExportResult]:
+    target = FORMATS.get(fmt)
+    if target is None:
+        raise ConfigError(
+            f"unknown export format '{fmt}'", hint=f"choose one of: {', '.join(FORMATS)}"
+        )
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(f"diffcap.export.{module}"), attr)
+
+
+def export(
+    source: str | Path, fmt: str, out: str | Path, opts: ExportOptions | None = None
+) -> ExportResult:
+    """Export the records of a run directory or records JSONL file to ``out`` as ``fmt``."""
+    from diffcap.export.records import open_records
+
+    writer = get_writer(fmt)
+    opts = opts or ExportOptions()
+    bad = set(opts.tasks) - set(LLAVA_TASKS)
+    if bad:
+        raise ConfigError(
+            f"unknown llava task(s) {sorted(bad)}", hint=f"choose from {','.join(LLAVA_TASKS)}"
+        )
+    src = open_records(source)
+    out = Path(out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    result = writer(src, out, opts)
+    result.seconds = time.perf_counter() - t0
+    return result

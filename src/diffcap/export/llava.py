@@ -1,0 +1,248 @@
+"""LLaVA/ShareGPT conversation JSON to fine-tune a captioner on ShareCaptioner-Video's four tasks.
+
+Prompts are rendered from the same :mod:`diffcap.prompts` templates the captioner uses at
+inference, and images are built by the same composites, so training and inference inputs match.
+
+- ``fast``: the keyframes tiled into one labelled grid (or strip) -> the summary caption.
+- ``slide``: the first keyframe -> the first caption; then keyframes k-1 and k (one vertical
+  composite with a 50-px white band, or two images) plus the previous caption, with the real
+  timestamps in the prompt -> the differential caption k.
+- ``clip``: the differential captions of a window -> its clip caption (text only); only where
+  clip captions exist (record key ``clip_captions`` or ``--clip-captions`` from
+  ``--format clips``).
+- ``recaption``: a short prompt (record key ``short_caption``) -> the dense summary caption.
+
+Output: a JSON list of ``{"id", "task", "video_id", "image"?, "conversations": [{"from":
+"human", "value": "<image>\\n..."}, {"from": "gpt", "value": ...}]}``; ``image`` is one path or
+a list (two-image pairs), relative to the JSON's folder; images go to ``<out stem>_images/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from diffcap.captioning.fast import frame_label
+from diffcap.captioning.images import (
+    encode_jpeg,
+    subsample_even,
+    tile_grid,
+    vertical_composite,
+    vertical_strip,
+)
+from diffcap.errors import ConfigError
+from diffcap.export.base import ExportOptions, ExportResult, atomic_open, progress_bar
+from diffcap.export.records import RecordSource, keyframe_files, relative_to_output
+from diffcap.timeline import VideoRecord
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ImageWriter", "llava_items", "write_llava"]
+
+IMAGE_TOKEN = "<image>"
+
+
+class ImageWriter:
+    """Writes JPEGs under ``root`` and returns their paths as the JSON should name them."""
+
+    def __init__(self, root: Path, out_dir: Path, opts: ExportOptions) -> None:
+        self.root, self.out_dir, self.opts = root, out_dir, opts
+        self.count = 0
+
+    def save(
+        self, image: Image.Image, rel: str, max_side: int | None, quality: int | None = None
+    ) -> str:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(encode_jpeg(image, max_side, quality or self.opts.jpeg_quality))
+        self.count += 1
+        return relative_to_output(path, self.out_dir, self.opts.absolute_paths)
+
+    def save_keyframe(self, src: Path, rel: str, max_side: int) -> str:
+        """A keyframe as inference sends it: the saved JPEG byte for byte when it is within
+        ``max_side``, else re-encoded within it."""
+        with Image.open(src) as probe:
+            as_is = probe.format == "JPEG" and probe.mode == "RGB" and max(probe.size) <= max_side
+        if not as_is:
+            return self.save(_load(src), rel, max_side)
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(src.read_bytes())
+        self.count += 1
+        return relative_to_output(path, self.out_dir, self.opts.absolute_paths)
+
+
+def conversation(prompt: str, answer: str, n_images: int) -> list[dict[str, str]]:
+    human = "\n".join([IMAGE_TOKEN] * n_images + [prompt])
+    return [{"from": "human", "value": human}, {"from": "gpt", "value": answer}]
+
+
+def _item(rec: VideoRecord, task: str, n: int, prompt: str, answer: str, image: Any) -> dict:
+    item: dict[str, Any] = {
+        "id": f"{rec.video_id}:{task}:{n}",
+        "task": task,
+        "video_id": rec.video_id,
+    }
+    n_images = 0 if image is None else (len(image) if isinstance(image, list) else 1)
+    if image is not None:
+        item["image"] = image
+    item["conversations"] = conversation(prompt, answer, n_images)
+    return item
+
+
+def _load(path: Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def fast_items(rec: VideoRecord, ts: Any, images: ImageWriter) -> Iterator[dict]:
+    summary = rec.summary
+    if summary is None or not rec.keyframes:
+        return
+    opts = images.opts
+    files = keyframe_files(rec)
+    keep = subsample_even(len(files), opts.fast_max_frames)
+    frames = [_load(files[i]) for i in keep]
+    labels = [frame_label(n + 1, rec.keyframes[i].time) for n, i in enumerate(keep)]
+    layout = tile_grid if opts.fast_layout == "grid" else vertical_strip
+    tiled = layout(frames, labels=labels, max_size=opts.fast_max_side)
+    path = images.save(tiled, f"{rec.video_id}/fast.jpg", opts.fast_max_side)
+    prompt = ts["fast"].render(
+        num_frames=len(keep),
+        times=[rec.keyframes[i].time for i in keep],
+        layout=opts.fast_layout,
+        duration=rec.duration,
+    )
+    yield _item(rec, "fast", 0, prompt, summary.content, path)
+
+
+def slide_items(rec: VideoRecord, ts: Any, images: ImageWriter) -> Iterator[dict]:
+    diffs = rec.differential
+    if not diffs:
+        return
+    if len(diffs) != len(rec.keyframes):
+        logger.warning(
+            "%s: %d differential captions for %d keyframes; no slide samples",
+            rec.video_id,
+            len(diffs),
+            len(rec.keyframes),
+        )
+        return
+    opts = images.opts
+    files = keyframe_files(rec)
+    kfs = rec.keyframes
+    side = opts.image_max_side
+    common = {"num_frames": len(kfs), "duration": rec.duration}
+    saved: dict[int, str] = {}
+
+    def single(i: int) -> str:
+        if i not in saved:
+            saved[i] = images.save_keyframe(files[i], f"{rec.video_id}/kf{i:05d}.jpg", side)
+        return saved[i]
+
+    prompt = ts["first_frame"].render(index=1, time=kfs[0].time, **common)
+    yield _item(rec, "slide", 0, prompt, diffs[0].content, single(0))
+    for k in range(1, len(kfs)):
+        if opts.pair_layout == "two_images":
+            image: Any = [single(k - 1), single(k)]
+        else:
+            pair = [_load(files[i]) for i in (k - 1, k)]
+            # As inference builds it: full frames stacked, the composite capped at two frames
+            # (plus the band) tall.
+            image = images.save(
+                vertical_composite(pair), f"{rec.video_id}/pair{k:05d}.jpg", 2 * side + 50
+            )
+        prompt = ts["differential"].render(
+            prev_index=k,
+            prev_time=kfs[k - 1].time,
+            index=k + 1,
+            time=kfs[k].time,
+            previous=diffs[k - 1].content,
+            layout=opts.pair_layout,
+            **common,
+        )
+        yield _item(rec, "slide", k, prompt, diffs[k].content, image)
+
+
+def clip_items(rec: VideoRecord, ts: Any, clips: list[dict[str, Any]]) -> Iterator[dict]:
+    from diffcap.captioning.text import captions_in_range
+
+    for n, clip in enumerate(clips):
+        start, end = float(clip["start"]), float(clip["end"])
+        inside = captions_in_range(rec, start, end)
+        prompt = ts["clip_summary"].render(
+            timeline=inside, start=start, end=end, num_frames=len(inside), duration=rec.duration
+        )
+        yield _item(rec, "clip", n, prompt, clip.get("caption") or clip["content"], None)
+
+
+def recaption_items(rec: VideoRecord, ts: Any) -> Iterator[dict]:
+    short = (rec.extra or {}).get("short_caption")
+    if not short or rec.summary is None:
+        return
+    yield _item(
+        rec, "recaption", 0, ts["recaption"].render(text=short.strip()), rec.summary.content, None
+    )
+
+
+def llava_items(
+    rec: VideoRecord, ts: Any, images: ImageWriter, clips: list[dict[str, Any]]
+) -> Iterator[dict]:
+    """Every training sample of the selected tasks for one record."""
+    tasks = images.opts.tasks
+    if "fast" in tasks:
+        yield from fast_items(rec, ts, images)
+    if "slide" in tasks:
+        yield from slide_items(rec, ts, images)
+    if "clip" in tasks:
+        yield from clip_items(rec, ts, clips + list((rec.extra or {}).get("clip_captions", [])))
+    if "recaption" in tasks:
+        yield from recaption_items(rec, ts)
+
+
+def load_clip_captions(path: Path | None) -> dict[str, list[dict[str, Any]]]:
+    """``--format clips`` output grouped by video id."""
+    by_video: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    if path is None:
+        return by_video
+    if not Path(path).is_file():
+        raise ConfigError(
+            f"clip captions file {path} not found",
+            hint="write it first with `diffcap export DIR --format clips`",
+        )
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_video[row["video_id"]].append(row)
+    return by_video
+
+
+def write_llava(source: RecordSource, out: Path, opts: ExportOptions) -> ExportResult:
+    from diffcap.prompts import load_templates
+
+    ts = load_templates(opts.prompt_preset, overrides=opts.templates or None)
+    images = ImageWriter(out.parent / f"{out.stem}_images", out.parent, opts)
+    clips = load_clip_captions(opts.clip_captions)
+    result = ExportResult("llava", out)
+    per_task: dict[str, int] = defaultdict(int)
+    with atomic_open(out) as fh, progress_bar(opts, "llava") as bar:
+        fh.write("[")
+        for rec in source:
+            result.records += 1
+            bar.update()
+            for item in llava_items(rec, ts, images, clips.get(rec.video_id, [])):
+                fh.write(
+                    ("\n" if result.items == 0 else ",\n") + json.dumps(item, ensure_ascii=False)
+                )
+                result.items += 1
+                per_task[item["task"]] += 1
+        fh.write("\n]\n")
+    result.images = images.count
+    result.extra["tasks"] = dict(per_task)
+    return result

@@ -1,0 +1,141 @@
+"""Reading records for export: a run directory or a records JSONL file, with path helpers.
+
+Keyframe ``file`` paths in records are relative to the directory holding the records file
+(``RUN_DIR/records`` for a run). :class:`RecordSource` resolves them to absolute paths, and
+:func:`relative_to_output` writes them relative to an export's own folder.
+
+    src = open_records("runs/demo")              # or "captions.jsonl"
+    for rec in src:                              # VideoRecord, keyframe files absolute
+        rec.keyframes[0].file
+    src.run_dir                                  # Path("runs/demo") or None
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from diffcap.errors import ConfigError
+from diffcap.timeline import VideoRecord
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["RecordSource", "open_records", "relative_to_output", "resolve_video"]
+
+
+@dataclass(frozen=True)
+class RecordSource:
+    """Where records come from. Iterating yields records with absolute keyframe paths."""
+
+    path: Path
+    run_dir: Path | None  # set when ``path`` is a run directory
+    base_dir: Path  # keyframe ``file`` paths are relative to this
+
+    def __iter__(self) -> Iterator[VideoRecord]:
+        for rec in self._raw():
+            yield absolute_keyframes(rec, self.base_dir)
+
+    def count(self) -> int:
+        """Number of records (one cheap pass; used for progress bars)."""
+        return sum(1 for _ in self._raw())
+
+    def _raw(self) -> Iterator[VideoRecord]:
+        if self.run_dir is None:
+            yield from _read_jsonl(self.path)
+        else:
+            yield from _run_records(self.run_dir)
+
+
+def open_records(path: str | os.PathLike[str]) -> RecordSource:
+    """A run directory (``RUN_DIR/run.sqlite`` or ``RUN_DIR/records/records-*.jsonl``) or a
+    records JSONL file (``diffcap caption`` output)."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        if not (p / "run.sqlite").is_file() and not any((p / "records").glob("records-*.jsonl")):
+            raise ConfigError(
+                f"{p}: not a diffcap run directory (no run.sqlite or records/records-*.jsonl)",
+                hint="pass the --out folder of `diffcap run` or a records .jsonl file",
+            )
+        return RecordSource(p, p, p / "records")
+    if p.is_file():
+        return RecordSource(p, None, p.parent)
+    raise ConfigError(
+        f"{p}: no such run directory or records file",
+        hint="pass the --out folder of `diffcap run` or the .jsonl of `diffcap caption`",
+    )
+
+
+def _run_records(run_dir: Path) -> Iterator[VideoRecord]:
+    """The run's records: from its database through the pipeline's reader when there is
+    one, else from the record shards (a copied run directory without run.sqlite)."""
+    if (run_dir / "run.sqlite").is_file():
+        from diffcap.pipeline import iter_records
+
+        yield from iter_records(run_dir)
+        return
+    for shard in sorted((run_dir / "records").glob("records-*.jsonl")):
+        yield from _read_jsonl(shard)
+
+
+def _read_jsonl(path: Path) -> Iterator[VideoRecord]:
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield VideoRecord.from_json(json.loads(line))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise ConfigError(
+                    f"{path}:{n}: not a diffcap record ({exc})",
+                    hint="pass records written by `diffcap caption` or `diffcap run`",
+                ) from exc
+
+
+def absolute_keyframes(rec: VideoRecord, base_dir: Path) -> VideoRecord:
+    kfs = [
+        replace(k, file=str((base_dir / k.file).resolve())) if k.file else k for k in rec.keyframes
+    ]
+    return replace(rec, keyframes=kfs)
+
+
+def relative_to_output(path: str | os.PathLike[str], out_dir: Path, absolute: bool) -> str:
+    """``path`` written for an export in ``out_dir``: relative (portable folder) or absolute."""
+    p = Path(path).resolve()
+    if absolute:
+        return str(p)
+    return os.path.relpath(p, out_dir.resolve()).replace(os.sep, "/")
+
+
+def keyframe_files(rec: VideoRecord) -> list[Path]:
+    """Absolute keyframe image paths; a clear error when one is missing."""
+    out = []
+    for k in rec.keyframes:
+        if not k.file:
+            raise ConfigError(
+                f"video '{rec.video_id}': keyframe {k.idx} has no image file in the record",
+                hint="re-run captioning so keyframe images are saved",
+            )
+        p = Path(k.file)
+        if not p.is_file():
+            raise ConfigError(
+                f"video '{rec.video_id}': keyframe image {p} is missing",
+                hint="keep the keyframes folder next to the records file (or re-run keyframes)",
+            )
+        out.append(p)
+    return out
+
+
+def resolve_video(rec: VideoRecord, base_dir: Path) -> Path:
+    """The record's video file: as written, else relative to the records' folder."""
+    p = Path(rec.video_path).expanduser()
+    for cand in (p, base_dir / p, base_dir.parent / p):
+        if cand.is_file():
+            return cand.resolve()
+    raise ConfigError(
+        f"video '{rec.video_id}': video file {rec.video_path} not found",
+        hint="run the export where the videos are reachable at the recorded paths",
+    )

@@ -1,0 +1,74 @@
+"""Text-to-video training records, as Open-Sora-Plan's data files hold them (a JSON list).
+
+One entry per video (or per clip span when the record has one)::
+
+    {"path": "videos/a.mp4", "cap": ["<dense caption>"], "start": 0.0, "end": 10.0,
+     "num_frames": 300, "fps": 30.0, "height": 720, "width": 1280,
+     "resolution": {"height": 720, "width": 1280}, "frame_idx": "0:300"}
+
+``num_frames``, ``fps`` and the size come from probing the video file; ``num_frames`` and
+``frame_idx`` cover the [start, end] span. ``path`` is relative to the output file's folder
+(or absolute with ``--absolute-paths``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from diffcap.export.base import ExportOptions, ExportResult, atomic_open, progress_bar
+from diffcap.export.records import RecordSource, relative_to_output, resolve_video
+from diffcap.timeline import VideoInfo, VideoRecord
+
+__all__ = ["t2v_row", "write_t2v"]
+
+
+def t2v_row(rec: VideoRecord, video: Path, info: VideoInfo, path: str) -> dict[str, Any] | None:
+    summary = rec.summary
+    if summary is None:
+        return None
+    start = summary.start if summary.start is not None else 0.0
+    end = summary.end if summary.end is not None else info.duration
+    fps = info.fps_float or (info.frame_count / info.duration if info.frame_count else None)
+    first = round(start * fps) if fps else 0
+    last = round(end * fps) if fps else 0
+    if info.frame_count:
+        last = min(last, info.frame_count)
+    return {
+        "path": path,
+        "cap": [summary.content],
+        "start": round(start, 6),
+        "end": round(end, 6),
+        "num_frames": last - first,
+        "fps": round(fps, 6) if fps else None,
+        "height": info.height,
+        "width": info.width,
+        "resolution": {"height": info.height, "width": info.width},
+        "frame_idx": f"{first}:{last}",
+        "video_id": rec.video_id,
+    }
+
+
+def write_t2v(source: RecordSource, out: Path, opts: ExportOptions) -> ExportResult:
+    from diffcap.video import probe
+
+    result = ExportResult("t2v", out)
+    rows = []
+    with progress_bar(opts, "t2v") as bar:
+        for rec in source:
+            result.records += 1
+            bar.update()
+            video = resolve_video(rec, source.base_dir)
+            info = probe(video)
+            row = t2v_row(
+                rec, video, info, relative_to_output(video, out.parent, opts.absolute_paths)
+            )
+            if row is None:
+                result.skip("without a summary")
+                continue
+            rows.append(row)
+    with atomic_open(out) as fh:
+        json.dump(rows, fh, ensure_ascii=False, indent=1)
+    result.items = len(rows)
+    return result

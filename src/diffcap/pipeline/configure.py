@@ -1,0 +1,154 @@
+"""Resolve a run's config: preset < YAML file < flags (``--set section.key=value`` included).
+
+Unknown keys are errors that name the dotted key; the resolved config is saved with the run
+(``RUN_DIR/config.yaml``) without the API key.
+
+    cfg = resolve_config(preset="paper", yaml_path="run.yaml",
+                         overrides={"keyframes.interval": 1.0})
+    save_config(cfg, run_dir / "config.yaml")
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from diffcap.config import RunConfig
+from diffcap.errors import ConfigError
+
+
+def list_presets() -> list[str]:
+    """Names of the presets shipped in ``diffcap/presets/*.yaml``."""
+    folder = resources.files("diffcap") / "presets"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    path = resources.files("diffcap") / "presets" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown preset '{name}'", hint=f"choose one of: {', '.join(list_presets())}"
+        )
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data.pop("description", None)
+    return data
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of sections")
+    return data
+
+
+def parse_set(assignments: list[str]) -> dict[str, Any]:
+    """``["model.concurrency=4", "filter.dedup=true"]`` -> dotted overrides (YAML-typed)."""
+    out: dict[str, Any] = {}
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(
+                f"--set {item!r}: expected section.key=value",
+                hint="e.g. --set keyframes.interval=1.5",
+            )
+        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    return out
+
+
+def nest(dotted: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key '{key}': '{part}' is not a section")
+        node[leaf] = value
+    return out
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_config(
+    preset: str | None = None,
+    yaml_path: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """Build the RunConfig; a ``preset:`` key in the YAML names a preset too (flag wins)."""
+    file_data = load_yaml(yaml_path) if yaml_path else {}
+    preset = preset or file_data.pop("preset", None)
+    file_data.pop("preset", None)
+    data = load_preset(preset) if preset else {}
+    data = merge(data, file_data)
+    data = merge(data, nest({k: v for k, v in (overrides or {}).items() if v is not None}))
+    return validate(data)
+
+
+def validate(data: dict[str, Any]) -> RunConfig:
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    problems, hint = [], None
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown config key '{key}'")
+            hint = hint or _suggest(err["loc"])
+        else:
+            problems.append(f"config key '{key}': {err['msg']}")
+    return ConfigError("; ".join(problems), hint=hint)
+
+
+def _suggest(loc: tuple[Any, ...]) -> str:
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            break
+        model = ann
+    names = sorted(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    where = ".".join(str(p) for p in loc[:-1]) or "top level"
+    did = f"did you mean '{close[0]}'? " if close else ""
+    return f"{did}valid keys in {where}: {', '.join(names)}"
+
+
+def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """JSON-able dict without secrets (``model.api_key`` is never written)."""
+    data = cfg.model_dump(mode="json")
+    data.get("model", {}).pop("api_key", None)
+    return data
+
+
+def save_config(cfg: RunConfig, path: Path) -> None:
+    """Write the resolved config as YAML (atomic rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,112 @@
+"""Run reports: what one ``diffcap run`` did, and what ``diffcap status`` shows of a run dir.
+
+report = RunReport(...); print(report.format())
+status = run_status(run_dir); print(format_status(status))
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunReport:
+    run_dir: str
+    counts: dict[str, int]
+    done_now: int = 0
+    failed_now: int = 0
+    filtered_now: int = 0
+    keyframes: int = 0
+    requests_new: int = 0
+    requests_cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0  # new spend in this invocation
+    total_cost_usd: float = 0.0  # everything this run dir has paid for
+    wall_s: float = 0.0
+    stopped_by_budget: bool = False
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def videos_per_s(self) -> float:
+        return self.done_now / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["videos_per_s"] = round(self.videos_per_s, 4)
+        return d
+
+    def format(self) -> str:
+        c = self.counts
+        lines = [
+            f"run: {self.run_dir}",
+            f"videos: {c.get('done', 0)} done, {c.get('failed', 0)} failed, "
+            f"{c.get('filtered', 0)} filtered, {c.get('pending', 0)} pending "
+            f"(this run: +{self.done_now} done, +{self.failed_now} failed, "
+            f"+{self.filtered_now} filtered)",
+            f"keyframes: {self.keyframes}",
+            f"requests: {self.requests_new} new, {self.requests_cached} cached",
+            f"tokens: {self.prompt_tokens} prompt + {self.completion_tokens} completion (new)",
+            f"estimated cost: ${self.cost_usd:.4f} this run, ${self.total_cost_usd:.4f} in total",
+            f"wall time: {self.wall_s:.1f} s, {self.videos_per_s:.2f} videos/s",
+        ]
+        if self.stopped_by_budget:
+            lines.append(
+                "stopped: the --max-cost-usd cap was reached; rerun with a higher cap to go on"
+            )
+        return "\n".join(lines)
+
+
+def run_status(run_dir: str | Path, *, max_failures: int | None = None) -> dict[str, Any]:
+    """Counts per status, failures with reasons, filtered reasons, tokens and cost."""
+    from diffcap.pipeline.outputs import open_run
+
+    store = open_run(run_dir)
+    try:
+        failures = [
+            {k: v[k] for k in ("video_id", "source", "stage", "reason", "error", "attempts")}
+            for v in store.videos(["failed"])
+        ]
+        filtered: dict[str, int] = {}
+        for v in store.videos(["filtered"]):
+            filtered[v["reason"] or "?"] = filtered.get(v["reason"] or "?", 0) + 1
+        return {
+            "run_dir": str(run_dir),
+            "schema_version": store.version,
+            "counts": store.counts(),
+            "failures": failures[:max_failures] if max_failures else failures,
+            "failures_total": len(failures),
+            "bad_inputs": store.bad_inputs(),
+            "filtered_reasons": filtered,
+            "spend": store.spend(),
+            "last_run": store.get_meta("last_run"),
+        }
+    finally:
+        store.close()
+
+
+def format_status(st: dict[str, Any]) -> str:
+    c, s = st["counts"], st["spend"]
+    total = sum(c.values())
+    lines = [
+        f"run: {st['run_dir']}  ({total} videos)",
+        "  ".join(f"{k}: {c.get(k, 0)}" for k in ("done", "pending", "failed", "filtered")),
+        f"requests paid: {s['requests']}, tokens: {s['prompt_tokens']} prompt + "
+        f"{s['completion_tokens']} completion, estimated cost: ${s['cost_usd']:.4f}",
+    ]
+    if st["filtered_reasons"]:
+        lines.append(
+            "filtered: " + ", ".join(f"{k} {v}" for k, v in sorted(st["filtered_reasons"].items()))
+        )
+    if st["failures"]:
+        lines.append(f"failures ({st['failures_total']}):")
+        lines += [
+            f"  {f['video_id']} [{f['stage']}/{f['reason']}] x{f['attempts']}: {f['error']}"
+            for f in st["failures"]
+        ]
+    if st["bad_inputs"]:
+        lines.append(f"bad input rows ({len(st['bad_inputs'])}):")
+        lines += [f"  {b['source']} row {b['row']}: {b['error']}" for b in st["bad_inputs"]]
+    return "\n".join(lines)

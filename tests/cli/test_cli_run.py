@@ -1,0 +1,345 @@
+"""`diffcap run` / `diffcap status` as real subprocesses: SIGKILL at several points and
+resume (exactly-once output, no answered request sent twice), exit codes, config errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from diffcap.video.synth import Scene, write_video
+from support.servers import FaultServer
+
+N_VIDEOS = 8
+LATENCY = 0.15
+#: Time a client may need between the server finishing a response and committing it to the
+#: cache; a request answered earlier than this before the kill must never be sent again.
+GRACE = 0.25
+
+
+def digest_reply(body) -> str:
+    return "caption " + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def body_hash(received) -> str:
+    return hashlib.sha256(json.dumps(received.body, sort_keys=True).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli_videos")
+    for i in range(N_VIDEOS):
+        write_video(
+            root / f"clip{i:02d}.mp4",
+            [Scene(1.5, hue=i / N_VIDEOS), Scene(1.5, hue=(i / N_VIDEOS + 0.5) % 1)],
+            size=(64, 64),
+            fps=10,
+        )
+    return root
+
+
+def command(videos, run_dir, srv, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "diffcap",
+        "-q",
+        "run",
+        str(videos),
+        "--out",
+        str(run_dir),
+        "--backend",
+        "openai",
+        "--api-base",
+        srv.base_url,
+        "--model",
+        "tiny",
+        "--api-key",
+        "test",
+        "--embedder",
+        "weightless",
+        "--workers",
+        "1",
+        "--concurrency",
+        "2",
+        "--model-max-retries",
+        "0",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def env():
+    e = dict(os.environ)
+    e.setdefault("HF_HUB_OFFLINE", "1")
+    return e
+
+
+def records(run_dir):
+    out = []
+    for shard in sorted((run_dir / "records").glob("records-*.jsonl")):
+        out += [json.loads(x)["video_id"] for x in shard.read_text().splitlines()]
+    return out
+
+
+def test_sigkill_and_resume_exactly_once(videos, tmp_path):
+    run_dir = tmp_path / "run"
+    kills = []  # (first request index of the attempt, kill time)
+    with FaultServer(latency=LATENCY, reply=digest_reply) as srv:
+        for k in (3, 7, 6):  # SIGKILL after k more requests reached the server
+            base = len(srv.requests)
+            proc = subprocess.Popen(
+                command(videos, run_dir, srv),
+                env=env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            deadline = time.monotonic() + 60
+            while len(srv.requests) < base + k and proc.poll() is None:
+                assert time.monotonic() < deadline, "the run never reached the server"
+                time.sleep(0.005)
+            killed_at = time.monotonic()
+            proc.send_signal(signal.SIGKILL)
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+            kills.append((base, killed_at))
+        final_base = len(srv.requests)
+        final = subprocess.run(
+            command(videos, run_dir, srv, "--json"),
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        received = list(srv.requests)
+    assert final.returncode == 0, final.stderr[-3000:]
+    report = json.loads(final.stdout)
+    assert report["counts"] == {"pending": 0, "done": N_VIDEOS, "failed": 0, "filtered": 0}
+    # Every request was answered exactly once overall: killed attempts' answers that had been
+    # stored were replayed, not re-sent (checked precisely below).
+    assert report["requests_new"] + report["requests_cached"] > 0
+
+    ids = records(run_dir)
+    assert sorted(ids) == [f"clip{i:02d}" for i in range(N_VIDEOS)]  # each exactly once
+    table = pq.read_table(run_dir / "records.parquet")
+    assert sorted(table.column("video_id").to_pylist()) == sorted(ids)
+
+    # No request that had been answered (well) before a kill reached the server again.
+    first_seen: dict[str, tuple[int, float]] = {}
+    ends = [b for b, _ in kills[1:]] + [final_base]
+    for attempt_end, (base, killed_at) in zip(ends, kills, strict=True):
+        for r in received[base:attempt_end]:
+            h = body_hash(r)
+            if h not in first_seen and r.at + LATENCY < killed_at - GRACE:
+                first_seen[h] = (r.index, killed_at)
+    repeats = [
+        r.index
+        for r in received[kills[0][0] :]
+        if body_hash(r) in first_seen and r.index > first_seen[body_hash(r)][0]
+    ]
+    detail = [
+        (r.index, round(r.at - received[0].at, 3), r.prompt[:50])
+        for r in received
+        if body_hash(r) in {body_hash(received[i]) for i in repeats}
+    ]
+    kill_times = [round(k - received[0].at, 3) for _, k in kills]
+    assert repeats == [], f"answered requests sent again: {detail}, kills at {kill_times}"
+    assert len(first_seen) > 0  # the kills did land after some answers
+
+
+def test_status_command(videos, tmp_path):
+    from diffcap.pipeline.configure import resolve_config
+    from diffcap.pipeline.runner import run_dataset
+
+    run_dir = tmp_path / "run"
+    with FaultServer(reply=digest_reply) as srv:
+        srv.fail("status", at=0, status=400)
+        cfg = resolve_config(
+            None,
+            None,
+            {
+                "model.api_base": srv.base_url,
+                "model.model": "tiny",
+                "model.api_key": "test",
+                "model.max_retries": 0,
+                "model.concurrency": 4,
+                "keyframes.embedder": "weightless",
+                "engine.workers": 1,
+            },
+        )
+        report = run_dataset([str(videos)], run_dir, cfg, progress=False)
+    assert report.counts["failed"] == 1
+    st = subprocess.run(
+        [sys.executable, "-m", "diffcap", "status", str(run_dir), "--json"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    data = json.loads(st.stdout)
+    assert data["counts"]["done"] == N_VIDEOS - 1 and data["failures_total"] == 1
+    assert data["failures"][0]["stage"] == "caption"
+    assert data["spend"]["requests"] > 0
+    assert data["last_run"]["done_now"] == N_VIDEOS - 1
+    text = subprocess.run(
+        [sys.executable, "-m", "diffcap", "status", str(run_dir)],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "failed: 1" in text and "400" in text and "estimated cost" in text
+
+
+def test_cost_cap_exit_code_and_resume(videos, tmp_path):
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"tiny": {"input": 1e6, "output": 0.0}}))
+    e = {**env(), "DIFFCAP_PRICES": str(prices)}
+    run_dir = tmp_path / "run"
+    with FaultServer(reply=digest_reply) as srv:
+        capped = subprocess.run(
+            command(videos, run_dir, srv, "--max-cost-usd", "100"),
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert capped.returncode == 3, capped.stderr[-3000:]
+        assert "--max-cost-usd" in capped.stdout
+        sent = len(srv.requests)
+        more = subprocess.run(
+            command(videos, run_dir, srv, "--max-cost-usd", "1e12"),
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert more.returncode == 0, more.stderr[-3000:]
+        bodies = [body_hash(r) for r in srv.requests]
+    assert len(bodies) > sent and len(bodies) == len(set(bodies))
+    assert sorted(records(run_dir)) == [f"clip{i:02d}" for i in range(N_VIDEOS)]
+
+
+def test_config_errors_and_saved_config(videos, tmp_path):
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "diffcap",
+            "run",
+            str(videos),
+            "--out",
+            str(tmp_path / "r"),
+            "--set",
+            "keyframes.intervall=2",
+        ],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert "unknown config key 'keyframes.intervall'" in bad.stderr
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("model:\n  concurrency: 3\n  bogus: 1\n")
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "diffcap",
+            "run",
+            str(videos),
+            "--out",
+            str(tmp_path / "r"),
+            "--config",
+            str(cfg),
+        ],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1 and "'model.bogus'" in bad.stderr
+
+
+def test_flags_build_the_config():
+    from click.testing import CliRunner
+
+    from diffcap.cli.run import overrides_from_flags, run
+
+    # Parse only (no run): collect what the command would resolve.
+    seen = {}
+
+    def fake_main(**kw):
+        seen.update(overrides_from_flags(kw))
+
+    ctx = run.make_context(
+        "run",
+        [
+            "x",
+            "--out",
+            "o",
+            "--interval",
+            "1.5",
+            "--no-dedup",
+            "--engine",
+            "ray",
+            "--input-extensions",
+            ".mp4",
+            "--input-extensions",
+            ".mkv",
+            "--summary-enabled",
+        ],
+    )
+    fake_main(**ctx.params)
+    assert seen == {
+        "keyframes.interval": 1.5,
+        "filter.dedup": False,
+        "engine.engine": "ray",
+        "input.extensions": [".mp4", ".mkv"],
+        "summary.enabled": True,
+    }
+    assert CliRunner().invoke(run, ["--help"]).exit_code == 0
+
+
+@pytest.mark.slow
+def test_sigkill_leaves_no_worker_processes(videos, tmp_path):
+    """Keyframe pool workers (spawned processes) exit when the runner is SIGKILLed."""
+    with FaultServer(latency=LATENCY, reply=digest_reply) as srv:
+        cmd = command(videos, tmp_path / "run", srv)
+        cmd[cmd.index("--workers") + 1] = "2"
+        proc = subprocess.Popen(
+            cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while not srv.requests and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        proc.kill()
+        proc.wait(30)
+    assert children, "the run had no worker processes"
+    deadline = time.monotonic() + 20
+    while any(_running(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [c for c in children if _running(c)]
+    for pid in alive:  # clean up before failing
+        os.kill(int(pid), signal.SIGKILL)
+    assert alive == []
+
+
+def _running(pid: str) -> bool:
+    """Alive and not a zombie (a container's init may reap late)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line for line in f)
+    except FileNotFoundError:
+        return False

@@ -1,0 +1,102 @@
+"""The Ray engine on a local Ray instance: same records as the local engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from diffcap.config import RunConfig
+from support.servers import _fault_server_session, fault_server  # noqa: F401 - fixtures
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from diffcap.video.synth import default_scenes, write_video
+
+    folder = tmp_path_factory.mktemp("ray_videos")
+    # Distinct sizes: no two videos share a keyframe image, so no two requests are identical
+    # (identical requests in flight at once would both be sent, in either engine).
+    for i, (n, seconds, width) in enumerate([(3, 6.0, 96), (2, 4.0, 80), (4, 8.0, 112)]):
+        write_video(folder / f"clip{i}.mp4", default_scenes(n, seconds), size=(width, 64), fps=10)
+    return folder
+
+
+def _cfg(url: str, engine: str) -> RunConfig:
+    return RunConfig.model_validate(
+        {
+            "model": {"api_base": url, "model": "loopback", "api_key": "k", "concurrency": 4},
+            "engine": {"engine": engine, "workers": 2},
+            "keyframes": {"interval": 1.0},
+        }
+    )
+
+
+def _records(run_dir: Path) -> list[dict]:
+    from diffcap.pipeline import iter_records
+
+    out = []
+    for rec in iter_records(run_dir, as_dict=True):
+        rec = dict(rec)
+        rec.pop("usage", None)  # cached vs new requests differ by design
+        rec["provenance"] = {k: v for k, v in rec["provenance"].items() if k != "created"}
+        out.append(rec)
+    return out
+
+
+def test_ray_engine_writes_the_same_records_as_local(
+    local_ray,
+    videos,
+    fault_server,  # noqa: F811
+    tmp_path,
+):
+    from diffcap.pipeline import run_dataset
+
+    local = run_dataset(
+        [str(videos)], tmp_path / "local", _cfg(fault_server.base_url, "local"), progress=False
+    )
+    local_requests = len(fault_server.requests)
+    fault_server.reset()
+    remote = run_dataset(
+        [str(videos)], tmp_path / "ray", _cfg(fault_server.base_url, "ray"), progress=False
+    )
+    assert local.counts == remote.counts and remote.counts["done"] == 3
+    assert len(fault_server.requests) == local_requests > 3  # same calls, made from Ray actors
+    a, b = _records(tmp_path / "local"), _records(tmp_path / "ray")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    for rec in b:  # keyframe files resolve inside the ray run dir
+        assert all((tmp_path / "ray" / "records" / k["file"]).is_file() for k in rec["keyframes"])
+
+
+def test_ray_rerun_replays_the_request_cache(
+    local_ray,
+    videos,
+    fault_server,  # noqa: F811
+    tmp_path,
+):
+    from diffcap.pipeline import run_dataset
+    from diffcap.store import RunStore
+
+    run_dir = tmp_path / "run"
+    run_dataset([str(videos)], run_dir, _cfg(fault_server.base_url, "ray"), progress=False)
+    first = _records(run_dir)
+    paid = len(fault_server.requests)
+    # Forget the finished videos but keep the request cache: a rerun pays nothing.
+    store = RunStore.open(run_dir / "run.sqlite")
+    with store.transaction() as conn:
+        conn.execute("DELETE FROM records")
+        conn.execute("UPDATE videos SET status = 'pending'")
+    store.close()
+    run_dataset([str(videos)], run_dir, _cfg(fault_server.base_url, "ray"), progress=False)
+    assert len(fault_server.requests) == paid
+    assert _records(run_dir) == first
