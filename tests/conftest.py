@@ -24,7 +24,8 @@ def _no_error_logs(caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequ
     if request.node.get_closest_marker("allow_error_logs"):
         return
     errors = [
-        r for r in caplog.get_records("call")
+        r
+        for r in caplog.get_records("call")
         if r.levelno >= logging.ERROR and r.name.startswith("diffcap")
     ]
     if errors:

@@ -20,8 +20,20 @@ class _Section(BaseModel):
 
 class InputConfig(_Section):
     extensions: list[str] = Field(
-        default_factory=lambda: [".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg",
-                                 ".mpeg", ".ts", ".flv", ".wmv", ".3gp"]
+        default_factory=lambda: [
+            ".mp4",
+            ".mkv",
+            ".mov",
+            ".webm",
+            ".avi",
+            ".m4v",
+            ".mpg",
+            ".mpeg",
+            ".ts",
+            ".flv",
+            ".wmv",
+            ".3gp",
+        ]
     )
     download_dir: str | None = None  # default: <run dir>/downloads
     max_download_mb: float = 2048.0

@@ -220,16 +220,28 @@ class VideoRecord:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> VideoRecord:
-        known = {"video_id", "video_path", "duration", "keyframes", "captions", "mode",
-                 "provenance", "usage"}
+        known = {
+            "video_id",
+            "video_path",
+            "duration",
+            "keyframes",
+            "captions",
+            "mode",
+            "provenance",
+            "usage",
+        }
         u = d.get("usage") or {}
         return cls(
             video_id=d["video_id"],
             video_path=d.get("video_path", ""),
             duration=float(d.get("duration") or 0.0),
             keyframes=[
-                Keyframe(idx=int(k["idx"]), time=float(k["time"]), pts=int(k.get("pts", -1)),
-                         file=k.get("file"))
+                Keyframe(
+                    idx=int(k["idx"]),
+                    time=float(k["time"]),
+                    pts=int(k.get("pts", -1)),
+                    file=k.get("file"),
+                )
                 for k in d.get("keyframes", [])
             ],
             captions=[Caption.from_json(c) for c in d.get("captions", [])],
