@@ -117,6 +117,13 @@ class Keyframe:
     def to_json(self) -> dict[str, Any]:
         return {"idx": self.idx, "time": round(self.time, 6), "pts": self.pts, "file": self.file}
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Keyframe:
+        """Inverse of :meth:`to_json`; ``pts`` is -1 when the source did not store it."""
+        return cls(
+            idx=int(d["idx"]), time=float(d["time"]), pts=int(d.get("pts", -1)), file=d.get("file")
+        )
+
 
 @dataclass(frozen=True)
 class Caption:
@@ -235,15 +242,7 @@ class VideoRecord:
             video_id=d["video_id"],
             video_path=d.get("video_path", ""),
             duration=float(d.get("duration") or 0.0),
-            keyframes=[
-                Keyframe(
-                    idx=int(k["idx"]),
-                    time=float(k["time"]),
-                    pts=int(k.get("pts", -1)),
-                    file=k.get("file"),
-                )
-                for k in d.get("keyframes", [])
-            ],
+            keyframes=[Keyframe.from_json(k) for k in d.get("keyframes", [])],
             captions=[Caption.from_json(c) for c in d.get("captions", [])],
             mode=d.get("mode", ""),
             provenance=d.get("provenance") or {},

@@ -116,15 +116,7 @@ class KeyframeSet:
             video_id=d["video_id"],
             video_path=d.get("video_path", ""),
             info=_info_from_json(d),
-            keyframes=[
-                Keyframe(
-                    idx=int(k["idx"]),
-                    time=float(k["time"]),
-                    pts=int(k.get("pts", -1)),
-                    file=k.get("file"),
-                )
-                for k in d.get("keyframes", [])
-            ],
+            keyframes=[Keyframe.from_json(k) for k in d.get("keyframes", [])],
             embedder=d.get("embedder", ""),
             interval=float(d.get("interval", 0.0)),
             threshold=float(d.get("threshold", 0.0)),
