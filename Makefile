@@ -34,11 +34,12 @@ demo: setup
 	  rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 3 ]
 
 test: setup-test
+	$(VENV)/bin/ruff check src tests benchmarks scripts
 	HF_HUB_OFFLINE=1 $(VENV)/bin/pytest
 
 lint: $(PY)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache
