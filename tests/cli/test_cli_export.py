@@ -102,3 +102,44 @@ def test_console_error_is_one_line(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "not a diffcap run directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_llava_zero_task_is_reported_cli(records: Path, tmp_path: Path) -> None:
+    out = tmp_path / "l.json"
+    args = ["-q", "export", str(records), "--format", "llava", "--out", str(out)]
+    res = CliRunner().invoke(cli, [*args, "--tasks", "slide,clip"])
+    assert res.exit_code == 0, res.output
+    assert "slide 2, clip 0" in res.output
+    assert "clip: 0 samples" in res.output and "--clip-captions FILE" in res.output
+    # only the task that has nothing: the note, and a failing exit status
+    res = CliRunner().invoke(cli, [*args, "--tasks", "clip"])
+    assert res.exit_code == 1
+    assert "clip: 0 samples" in res.output and "nothing exported" in res.output
+    assert json.loads(out.read_text()) == []
+
+
+def test_missing_video_skipped_cli(tmp_path: Path) -> None:
+    from diffcap.video.synth import write_video
+
+    video = write_video(tmp_path / "ok.mp4", size=(64, 48), fps=10).path
+    recs = []
+    for vid, path in (("gone", "nowhere/gone.mp4"), ("ok", str(video))):
+        summary = Caption("-1", f"{vid} summary", start=0.0, end=2.0)
+        recs.append(VideoRecord(vid, path, 2.0, [], [summary], "fast"))
+    src = tmp_path / "r.jsonl"
+    src.write_text("".join(json.dumps(r.to_json()) + "\n" for r in recs))
+    for fmt in ("grid", "t2v"):
+        out = tmp_path / f"{fmt}.json"
+        res = CliRunner().invoke(
+            cli, ["-q", "export", str(src), "--format", fmt, "--out", str(out)]
+        )
+        assert res.exit_code == 0, res.output
+        assert f"{fmt}: 2 records -> 1 items" in res.output
+        assert "skipped 1 video not found" in res.output
+        assert [r["video_id"] for r in json.loads(out.read_text())] == ["ok"]
+    # nothing exportable at all: the summary line, then a failing exit status
+    src.write_text(json.dumps(recs[0].to_json()) + "\n")
+    res = CliRunner().invoke(
+        cli, ["-q", "export", str(src), "--format", "grid", "--out", str(tmp_path / "g.json")]
+    )
+    assert res.exit_code == 1 and "skipped 1 video not found" in res.output

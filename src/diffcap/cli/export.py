@@ -4,6 +4,9 @@
     diffcap export captions.jsonl --format llava --tasks slide,fast --out train/llava.json
     diffcap export runs/demo --format clips --window 4 --stride 2 --out clips.jsonl \\
         --api-base http://127.0.0.1:8000/v1
+
+Exit status: 0 when anything was exported (records skipped for a missing video etc. are
+counted in the summary line), 1 when records were read but not one item could be written.
 """
 
 from __future__ import annotations
@@ -119,3 +122,8 @@ def export(ctx: click.Context, source: Path, fmt: str, out: Path, **options: Any
     )
     result = run_export(source, fmt, out, opts)
     click.echo(result.line())
+    if result.nothing_exported:
+        # Some records exported while others were skipped is a success (the line says what was
+        # skipped); records read but nothing written is not.
+        click.echo(f"error: nothing exported from {result.records} record(s) to {out}", err=True)
+        ctx.exit(1)

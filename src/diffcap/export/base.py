@@ -12,6 +12,7 @@ so ``--format jsonl`` never imports Pillow composites or a model backend).
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,9 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 from diffcap.config import ModelConfig
-from diffcap.errors import ConfigError
+from diffcap.errors import ConfigError, DiffcapError
+
+logger = logging.getLogger(__name__)
 
 #: format name -> "module:function" (relative to diffcap.export)
 FORMATS: dict[str, str] = {
@@ -74,9 +77,24 @@ class ExportResult:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # video id -> why it was skipped
+    notes: list[str] = field(default_factory=list)  # e.g. why a requested task has 0 items
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    def fail(self, video_id: str, exc: DiffcapError) -> None:
+        """Skip one record whose export failed (missing video, ...): the rest still export."""
+        from diffcap.export.records import failure_reason
+
+        self.skip(failure_reason(exc))
+        self.failed[video_id] = str(exc)
+        logger.warning("skipped video '%s': %s", video_id, exc)
+
+    @property
+    def nothing_exported(self) -> bool:
+        """Records were read but not one item could be written (the CLI then exits 1)."""
+        return self.records > 0 and self.items == 0
 
     def line(self) -> str:
         """The one-line summary the CLI prints."""
@@ -89,6 +107,7 @@ class ExportResult:
             parts.append(" [" + ", ".join(f"{k} {v}" for k, v in tasks.items()) + "]")
         if self.skipped:
             parts.append("; skipped " + ", ".join(f"{n} {r}" for r, n in self.skipped.items()))
+        parts.extend(f"; {note}" for note in self.notes)
         return "".join(parts)
 
 

@@ -1,10 +1,13 @@
 """The input of ShareGPT4Video-8B: one 4x4 grid image per video plus LLaVA conversation JSON.
 
-16 frames at the midpoints of 16 equal segments of the video (decoded from the video file,
-not the keyframes), tiled row-major 4x4 with 50-px white bands between cells; the whole grid
+16 frames at the midpoints of 16 equal segments of the part of the video the caption
+describes — the record's span (key ``span``), else its summary's start/end, else the whole
+video (see :func:`~diffcap.export.records.record_span`) — decoded from the video file, not
+the keyframes, tiled row-major 4x4 with 50-px white bands between cells; the whole grid
 is scaled down when its longest side exceeds 1920 px. The human turn is the model's fixed
 pre-prompt (the image arranges keyframes in a grid separated by white bands) followed by the
-question; the answer is the video's summary caption.
+question; the answer is the video's summary caption. A record whose video is missing or
+unreadable is skipped (counted in the summary line) and the others are still written.
 
     diffcap export runs/demo --format grid --out train/grid.json
     # train/grid.json + train/grid_images/<video_id>.jpg
@@ -22,7 +25,7 @@ from diffcap.captioning.images import resize_max_side, tile_grid
 from diffcap.errors import DiffcapError
 from diffcap.export.base import ExportOptions, ExportResult, atomic_open, progress_bar
 from diffcap.export.llava import ImageWriter, conversation
-from diffcap.export.records import RecordSource, resolve_video
+from diffcap.export.records import RecordSource, clamp_window, record_span, resolve_video
 
 __all__ = ["GRID_MAX_SIDE", "GRID_PRE_PROMPT", "grid_image", "grid_times", "write_grid"]
 
@@ -36,18 +39,27 @@ GRID_MAX_SIDE = 1920
 GRID_GAP = 50
 
 
-def grid_times(duration: float, n: int = 16) -> list[float]:
-    """Midpoints of ``n`` equal segments of ``[0, duration]``."""
-    return [(i + 0.5) * duration / n for i in range(n)]
+def grid_times(end: float, n: int = 16, start: float = 0.0) -> list[float]:
+    """Midpoints of ``n`` equal segments of ``[start, end]`` (``grid_times(duration)``: the
+    whole video)."""
+    step = (end - start) / n
+    return [start + (i + 0.5) * step for i in range(n)]
 
 
-def grid_image(video: Path, n: int = 16) -> tuple[Image.Image, list[float]]:
-    """The tiled grid of ``video`` and the true times of the frames it shows."""
+def grid_image(
+    video: Path,
+    n: int = 16,
+    span: tuple[float | None, float | None] = (None, None),
+    video_id: str = "",
+) -> tuple[Image.Image, list[float]]:
+    """The tiled grid of ``video`` (of ``span`` of it; open ends mean the video's start/end)
+    and the true times of the frames it shows."""
     from diffcap.video import open_video
 
     with open_video(video) as src:
         info = src.info()
-        frames = list(src.frames_at(grid_times(info.duration, n)))
+        start, end = clamp_window(span, info.duration, video_id)
+        frames = list(src.frames_at(grid_times(end, n, start)))
     cols = math.ceil(math.sqrt(n))
     grid = tile_grid([f.image for f in frames], cols=cols, gap=GRID_GAP)
     return resize_max_side(grid, GRID_MAX_SIDE), [f.time for f in frames]
@@ -65,11 +77,12 @@ def write_grid(source: RecordSource, out: Path, opts: ExportOptions) -> ExportRe
             if rec.summary is None:
                 result.skip("without a summary")
                 continue
-            video = resolve_video(rec, source.base_dir)
             try:
-                grid, times = grid_image(video, opts.grid_frames)
-            except DiffcapError as exc:
-                raise DiffcapError(f"video '{rec.video_id}': {exc}", hint=exc.hint) from exc
+                video = resolve_video(rec, source.base_dir)
+                grid, times = grid_image(video, opts.grid_frames, record_span(rec), rec.video_id)
+            except DiffcapError as exc:  # one bad video never costs the others their output
+                result.fail(rec.video_id, exc)
+                continue
             # Saved at full quality within the cap: the grid is the training input itself.
             path = images.save(grid, f"{rec.video_id}.jpg", None, quality=95)
             items.append(

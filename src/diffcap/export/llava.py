@@ -8,13 +8,15 @@ inference, and images are built by the same composites, so training and inferenc
   composite with a 50-px white band, or two images) plus the previous caption, with the real
   timestamps in the prompt -> the differential caption k.
 - ``clip``: the differential captions of a window -> its clip caption (text only); only where
-  clip captions exist (record key ``clip_captions`` or ``--clip-captions`` from
+  clip captions exist (record key ``clips`` or ``clip_captions``, or ``--clip-captions`` from
   ``--format clips``).
 - ``recaption``: a short prompt (record key ``short_caption``) -> the dense summary caption.
 
 Output: a JSON list of ``{"id", "task", "video_id", "image"?, "conversations": [{"from":
 "human", "value": "<image>\\n..."}, {"from": "gpt", "value": ...}]}``; ``image`` is one path or
 a list (two-image pairs), relative to the JSON's folder; images go to ``<out stem>_images/``.
+A requested task that yields no sample gets a note in the summary line saying how to get
+some (:data:`ZERO_TASK_NOTES`).
 """
 
 from __future__ import annotations
@@ -43,9 +45,22 @@ from diffcap.timeline import VideoRecord
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ImageWriter", "llava_items", "write_llava"]
+__all__ = ["ZERO_TASK_NOTES", "ImageWriter", "llava_items", "write_llava"]
 
 IMAGE_TOKEN = "<image>"
+
+#: Why a requested task can yield 0 samples and what to do about it (summary-line notes).
+ZERO_TASK_NOTES = {
+    "fast": "no record has a summary caption and keyframes",
+    "slide": "no record has one differential caption per keyframe (caption in slide mode)",
+    "clip": (
+        "no clip captions: pass --clip-captions FILE from "
+        "`diffcap export SOURCE --format clips` (or records with a `clips` key)"
+    ),
+    "recaption": (
+        "no record has a `short_caption` (set by `diffcap run` with de-dup or manifest captions)"
+    ),
+}
 
 
 class ImageWriter:
@@ -171,15 +186,34 @@ def slide_items(rec: VideoRecord, ts: Any, images: ImageWriter) -> Iterator[dict
 
 
 def clip_items(rec: VideoRecord, ts: Any, clips: list[dict[str, Any]]) -> Iterator[dict]:
-    from diffcap.captioning.text import captions_in_range
+    from diffcap.captioning.text import NoCaptionsInRange, captions_in_range
 
-    for n, clip in enumerate(clips):
+    seen: set[tuple[float, float, str]] = set()
+    for clip in clips:
+        answer = clip.get("caption") or clip.get("content")
+        if not answer or clip.get("start") is None or clip.get("end") is None:
+            continue
         start, end = float(clip["start"]), float(clip["end"])
-        inside = captions_in_range(rec, start, end)
+        if (start, end, answer) in seen:  # the same clip in the record and in the file
+            continue
+        seen.add((start, end, answer))
+        try:
+            inside = captions_in_range(rec, start, end)
+        except NoCaptionsInRange as exc:  # a clip the record cannot explain: no sample
+            logger.warning("%s: clip %g-%g s skipped: %s", rec.video_id, start, end, exc)
+            continue
         prompt = ts["clip_summary"].render(
             timeline=inside, start=start, end=end, num_frames=len(inside), duration=rec.duration
         )
-        yield _item(rec, "clip", n, prompt, clip.get("caption") or clip["content"], None)
+        yield _item(rec, "clip", len(seen) - 1, prompt, answer, None)
+
+
+def record_clips(rec: VideoRecord) -> list[dict[str, Any]]:
+    """Clip captions stored in the record itself (keys ``clips`` and ``clip_captions``,
+    ``[{start, end, content}]``)."""
+    extra = rec.extra or {}
+    found = list(extra.get("clips") or []) + list(extra.get("clip_captions") or [])
+    return [c for c in found if isinstance(c, dict)]
 
 
 def recaption_items(rec: VideoRecord, ts: Any) -> Iterator[dict]:
@@ -201,7 +235,7 @@ def llava_items(
     if "slide" in tasks:
         yield from slide_items(rec, ts, images)
     if "clip" in tasks:
-        yield from clip_items(rec, ts, clips + list((rec.extra or {}).get("clip_captions", [])))
+        yield from clip_items(rec, ts, clips + record_clips(rec))
     if "recaption" in tasks:
         yield from recaption_items(rec, ts)
 
@@ -244,5 +278,17 @@ def write_llava(source: RecordSource, out: Path, opts: ExportOptions) -> ExportR
                 per_task[item["task"]] += 1
         fh.write("\n]\n")
     result.images = images.count
-    result.extra["tasks"] = dict(per_task)
+    result.extra["tasks"] = {t: per_task.get(t, 0) for t in opts.tasks}
+    if result.records:  # a requested task with nothing to show says why, never silently
+        result.notes.extend(_zero_note(t, opts) for t in opts.tasks if not per_task.get(t))
     return result
+
+
+def _zero_note(task: str, opts: ExportOptions) -> str:
+    why = ZERO_TASK_NOTES[task]
+    if task == "clip" and opts.clip_captions is not None:
+        why = (
+            f"no row of {opts.clip_captions} matches a record's video_id "
+            "(check it was exported from the same SOURCE)"
+        )
+    return f"{task}: 0 samples — {why}"

@@ -19,12 +19,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from diffcap.errors import ConfigError
+from diffcap.errors import ConfigError, DiffcapError, VideoError, VideoNotFound
 from diffcap.timeline import VideoRecord
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RecordSource", "open_records", "relative_to_output", "resolve_video"]
+__all__ = [
+    "RecordSource",
+    "clamp_window",
+    "failure_reason",
+    "open_records",
+    "record_span",
+    "relative_to_output",
+    "resolve_video",
+]
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,56 @@ def resolve_video(rec: VideoRecord, base_dir: Path) -> Path:
     for cand in (p, base_dir / p, base_dir.parent / p):
         if cand.is_file():
             return cand.resolve()
-    raise ConfigError(
-        f"video '{rec.video_id}': video file {rec.video_path} not found",
+    raise VideoNotFound(
+        rec.video_path,
+        f"video file of '{rec.video_id}' not found",
         hint="run the export where the videos are reachable at the recorded paths",
     )
+
+
+def record_span(rec: VideoRecord) -> tuple[float | None, float | None]:
+    """The part of the video a record's captions describe, as recorded (``None`` = open).
+
+    Precedence: the manifest span (record key ``span``: ``{"start", "end"}`` or
+    ``[start, end]``, set by ``diffcap run`` for a manifest row with start/end), else the
+    summary caption's ``start``/``end`` (the keyframe window of ``--start``/``--end``), else
+    the whole video. The span wins because it is what the run was asked to caption; the
+    summary's window normally equals it.
+    """
+    span = (rec.extra or {}).get("span")
+    start = end = None
+    if isinstance(span, dict):
+        start, end = span.get("start"), span.get("end")
+    elif isinstance(span, (list, tuple)) and len(span) == 2:
+        start, end = span
+    if start is None and end is None and rec.summary is not None:
+        start, end = rec.summary.start, rec.summary.end
+    return (
+        None if start is None else float(start),
+        None if end is None else float(end),
+    )
+
+
+def clamp_window(
+    span: tuple[float | None, float | None], duration: float, video_id: str = ""
+) -> tuple[float, float]:
+    """``span`` closed and clamped to ``[0, duration]`` (the probed video's duration)."""
+    start = max(0.0, span[0] or 0.0)
+    end = duration if span[1] is None else float(span[1])
+    if duration > 0:
+        end = min(end, duration)
+    if end <= start:
+        raise ConfigError(
+            f"video '{video_id}': span {span[0]}-{span[1]} s is outside the {duration:.3f} s video",
+            hint="check the record's span / the manifest's start and end",
+        )
+    return start, end
+
+
+def failure_reason(exc: DiffcapError) -> str:
+    """A short skip reason for the summary line (``skipped 2 video not found``)."""
+    if isinstance(exc, VideoNotFound):
+        return "video not found"
+    if isinstance(exc, VideoError):
+        return f"unreadable video ({exc.reason})"
+    return f"failed ({exc.reason})"

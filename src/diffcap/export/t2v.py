@@ -6,9 +6,12 @@ One entry per video (or per clip span when the record has one)::
      "num_frames": 300, "fps": 30.0, "height": 720, "width": 1280,
      "resolution": {"height": 720, "width": 1280}, "frame_idx": "0:300"}
 
-``num_frames``, ``fps`` and the size come from probing the video file; ``num_frames`` and
-``frame_idx`` cover the [start, end] span. ``path`` is relative to the output file's folder
-(or absolute with ``--absolute-paths``).
+``num_frames``, ``fps`` and the size come from probing the video file; ``start``/``end`` are
+the part of the video the caption describes (the record's ``span``, else its summary's
+start/end, else the whole video; see :func:`~diffcap.export.records.record_span`) and
+``num_frames`` and ``frame_idx`` cover it. A record whose video is missing or unreadable is
+skipped (counted in the summary line) and the others are still written. ``path`` is
+relative to the output file's folder (or absolute with ``--absolute-paths``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from diffcap.errors import DiffcapError
 from diffcap.export.base import ExportOptions, ExportResult, atomic_open, progress_bar
-from diffcap.export.records import RecordSource, relative_to_output, resolve_video
+from diffcap.export.records import (
+    RecordSource,
+    clamp_window,
+    record_span,
+    relative_to_output,
+    resolve_video,
+)
 from diffcap.timeline import VideoInfo, VideoRecord
 
 __all__ = ["t2v_row", "write_t2v"]
@@ -28,8 +38,7 @@ def t2v_row(rec: VideoRecord, video: Path, info: VideoInfo, path: str) -> dict[s
     summary = rec.summary
     if summary is None:
         return None
-    start = summary.start if summary.start is not None else 0.0
-    end = summary.end if summary.end is not None else info.duration
+    start, end = clamp_window(record_span(rec), info.duration, rec.video_id)
     fps = info.fps_float or (info.frame_count / info.duration if info.frame_count else None)
     first = round(start * fps) if fps else 0
     last = round(end * fps) if fps else 0
@@ -59,15 +68,18 @@ def write_t2v(source: RecordSource, out: Path, opts: ExportOptions) -> ExportRes
         for rec in source:
             result.records += 1
             bar.update()
-            video = resolve_video(rec, source.base_dir)
-            info = probe(video)
-            row = t2v_row(
-                rec, video, info, relative_to_output(video, out.parent, opts.absolute_paths)
-            )
-            if row is None:
+            if rec.summary is None:
                 result.skip("without a summary")
                 continue
-            rows.append(row)
+            try:
+                video = resolve_video(rec, source.base_dir)
+                rel = relative_to_output(video, out.parent, opts.absolute_paths)
+                row = t2v_row(rec, video, probe(video), rel)
+            except DiffcapError as exc:  # one bad video never costs the others their output
+                result.fail(rec.video_id, exc)
+                continue
+            if row is not None:
+                rows.append(row)
     with atomic_open(out) as fh:
         json.dump(rows, fh, ensure_ascii=False, indent=1)
     result.items = len(rows)
