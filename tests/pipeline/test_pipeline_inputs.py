@@ -54,9 +54,15 @@ def test_missing_input_is_a_clear_error(tmp_path):
 def test_same_stem_gets_unique_stable_ids(tmp_path):
     touch(tmp_path / "a" / "clip.mp4")
     touch(tmp_path / "b" / "clip.mp4")
+    touch(tmp_path / "c" / "other.mp4")
     ids1 = [i.video_id for i in collect_inputs([str(tmp_path)], InputConfig()).items]
     ids2 = [i.video_id for i in collect_inputs([str(tmp_path)], InputConfig()).items]
-    assert ids1 == ids2 and len(set(ids1)) == 2 and ids1[0] == "clip"
+    assert ids1 == ids2 and len(set(ids1)) == 3 and ids1[2] == "other"
+    # Neither of two sources wanting one stem gets it bare (no first-come advantage), so
+    # their ids do not depend on the order they are listed in.
+    assert all(i.startswith("clip-") and len(i) == len("clip-") + 8 for i in ids1[:2])
+    b_first = collect_inputs([str(tmp_path / "b"), str(tmp_path / "a")], InputConfig()).items
+    assert [i.video_id for i in b_first] == [ids1[1], ids1[0]]
 
 
 def _rows(tmp_path):

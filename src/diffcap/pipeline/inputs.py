@@ -9,6 +9,14 @@ optional ``video_id`` and an optional existing short ``caption``.
     for item in scan.items:
         item.video_id, item.source, item.start, item.end
     scan.bad        # rows that name no usable video, with the reason
+
+    # A rerun passes what the run DB already holds, so known sources keep their ids:
+    scan = collect_inputs(inputs, cfg, known=store.registered())
+
+Ids are bound to a source (path/URL + span), never to a position in the input list: a known
+source keeps its stored id; a new one gets the bare stem only when no other source (known or
+new) claims that stem, else ``stem-<hash of the source>``. So ids do not depend on the order
+of the inputs, nor on what else is listed, in this run or the next.
 """
 
 from __future__ import annotations
@@ -20,9 +28,11 @@ import json
 import logging
 import math
 import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from diffcap.config import InputConfig
@@ -33,6 +43,20 @@ log = logging.getLogger(__name__)
 MANIFEST_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".parquet"}
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+#: What identifies a video: its source (absolute path or URL) and span.
+SpanKey = tuple[str, float | None, float | None]
+#: One raw input: (row fields, where it came from, 1-based manifest row or 0).
+_Raw = tuple[dict[str, Any], str, int]
+
+
+class Registered(Protocol):
+    """A video the run DB already holds (``diffcap.store.VideoEntry`` fits)."""
+
+    video_id: str
+    source: str
+    start: float | None
+    end: float | None
 
 
 @dataclass(frozen=True)
@@ -70,30 +94,36 @@ def is_url(text: str) -> bool:
     return len(scheme) > 1
 
 
-def collect_inputs(inputs: list[str], cfg: InputConfig) -> InputScan:
-    """Resolve every input argument; raise ConfigError when an argument names nothing."""
+def collect_inputs(
+    inputs: list[str], cfg: InputConfig, known: Iterable[Registered] = ()
+) -> InputScan:
+    """Resolve every input argument; raise ConfigError when an argument names nothing.
+
+    ``known``: the videos already registered in the run DB, in registration order; their
+    sources keep their ids and their ids are not given to any other source.
+    """
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in cfg.extensions}
-    raw: list[tuple[dict[str, Any], str]] = []  # (row fields, where it came from)
+    raw: list[_Raw] = []
     scan = InputScan()
     for arg in inputs:
         raw.extend(_expand(arg, exts, scan))
-    scan.items = _assign_ids(raw)
+    scan.items = _assign_ids(raw, known, scan)
     return scan
 
 
-def _expand(arg: str, exts: set[str], scan: InputScan) -> list[tuple[dict[str, Any], str]]:
+def _expand(arg: str, exts: set[str], scan: InputScan) -> list[_Raw]:
     if is_url(arg):
-        return [({"source": arg}, arg)]
+        return [({"source": arg}, arg, 0)]
     path = Path(arg).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts)
         if not files:
             log.warning("%s: no files with extensions %s", path, sorted(exts))
-        return [({"source": str(p.resolve())}, arg) for p in files]
+        return [({"source": str(p.resolve())}, arg, 0) for p in files]
     if path.is_file():
         if path.suffix.lower() in MANIFEST_SUFFIXES:
             return _read_manifest(path, scan)
-        return [({"source": str(path.resolve())}, arg)]
+        return [({"source": str(path.resolve())}, arg, 0)]
     if _GLOB_CHARS.search(arg):
         files = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
         files = [p for p in files if p.is_file() and p.suffix.lower() in exts]
@@ -102,7 +132,7 @@ def _expand(arg: str, exts: set[str], scan: InputScan) -> list[tuple[dict[str, A
                 f"{arg}: the glob matches no video files",
                 hint=f"check the pattern; extensions: {sorted(exts)}",
             )
-        return [({"source": str(p.resolve())}, arg) for p in files]
+        return [({"source": str(p.resolve())}, arg, 0) for p in files]
     raise ConfigError(
         f"{arg}: no such file, directory or glob",
         hint="pass video files, folders, globs, URLs or a manifest",
@@ -131,12 +161,12 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     return pq.read_table(path).to_pylist()
 
 
-def _read_manifest(path: Path, scan: InputScan) -> list[tuple[dict[str, Any], str]]:
+def _read_manifest(path: Path, scan: InputScan) -> list[_Raw]:
     rows = read_table(path)
     out = []
     for n, row in enumerate(rows, 1):
         try:
-            out.append((_parse_row(row, path.parent), str(path)))
+            out.append((_parse_row(row, path.parent), str(path), n))
         except ValueError as exc:
             scan.bad.append(BadRow(str(path), n, "bad_row", str(exc)))
             log.warning("%s row %d: %s", path, n, exc)
@@ -180,32 +210,120 @@ def _seconds(value: Any, name: str) -> float | None:
     return out
 
 
-def _assign_ids(raw: list[tuple[dict[str, Any], str]]) -> list[VideoItem]:
-    """Stable, filesystem-safe, unique ids: the same inputs always give the same ids."""
-    items: list[VideoItem] = []
-    seen_ids: set[str] = set()
-    seen_spans: set[tuple[str, float | None, float | None]] = set()
-    for fields, _origin in raw:
+def _assign_ids(raw: list[_Raw], known: Iterable[Registered], scan: InputScan) -> list[VideoItem]:
+    """Stable, filesystem-safe, unique ids bound to sources (see the module docstring).
+
+    Three passes, so no id depends on the order of the inputs: sources the DB knows keep
+    their ids, then explicit manifest ids, then default ids (the stem) for the rest.
+    """
+    by_span, taken = _known_ids(known)
+    rows = _unique_spans(raw)
+    chosen: dict[SpanKey, str] = {}
+    for span, fields, _origin, _n in rows:
+        if span in by_span:
+            chosen[span] = by_span[span]
+            asked = fields.get("video_id")
+            if asked and safe_id(asked) != chosen[span]:
+                log.warning(
+                    "%s is already registered as %r; the manifest's video_id %r is ignored",
+                    span[0],
+                    chosen[span],
+                    asked,
+                )
+    owners = {vid: span for span, vid in by_span.items()}
+    for span, fields, origin, n in rows:
+        if span in chosen or not fields.get("video_id"):
+            continue
+        vid = safe_id(fields["video_id"])
+        if vid in taken:
+            _id_conflict(scan, origin, n, vid, span, owners.get(vid))
+            continue
+        chosen[span], owners[vid] = vid, span
+        taken.add(vid)
+    _assign_default_ids(
+        [r[0] for r in rows if r[0] not in chosen and not r[1].get("video_id")], chosen, taken
+    )
+    return [
+        VideoItem(chosen[span], span[0], span[1], span[2], fields.get("caption"))
+        for span, fields, _origin, _n in rows
+        if span in chosen
+    ]
+
+
+def _known_ids(known: Iterable[Registered]) -> tuple[dict[SpanKey, str], set[str]]:
+    """(source span -> its id, every id in use). A span registered under several ids (older
+    diffcap versions bound ids to list positions) keeps its first one."""
+    by_span: dict[SpanKey, str] = {}
+    taken: set[str] = set()
+    for v in known:
+        taken.add(v.video_id)
+        span = (v.source, v.start, v.end)
+        if span in by_span:
+            log.warning(
+                "%s is registered under several ids (%s, %s); the first one is used",
+                v.source,
+                by_span[span],
+                v.video_id,
+            )
+            continue
+        by_span[span] = v.video_id
+    return by_span, taken
+
+
+def _unique_spans(raw: list[_Raw]) -> list[tuple[SpanKey, dict[str, Any], str, int]]:
+    rows = []
+    seen: set[SpanKey] = set()
+    for fields, origin, n in raw:
         span = (fields["source"], fields.get("start"), fields.get("end"))
-        if span in seen_spans:
+        if span in seen:
             log.warning("%s listed twice; captioning it once", fields["source"])
             continue
-        seen_spans.add(span)
-        vid = safe_id(fields.get("video_id") or _default_id(*span))
-        if vid in seen_ids:
-            digest = hashlib.sha1(repr(span).encode()).hexdigest()[:8]
-            base, n = f"{vid}-{digest}", 1
-            vid = base
-            while vid in seen_ids:
-                n += 1
-                vid = f"{base}-{n}"
-        seen_ids.add(vid)
-        items.append(
-            VideoItem(
-                vid, fields["source"], fields.get("start"), fields.get("end"), fields.get("caption")
-            )
-        )
-    return items
+        seen.add(span)
+        rows.append((span, fields, origin, n))
+    return rows
+
+
+def _id_conflict(
+    scan: InputScan, origin: str, n: int, vid: str, span: SpanKey, owner: SpanKey | None
+) -> None:
+    """An explicit id that names another video: a bad row, never a silent merge or rename."""
+    other = f"{owner[0]}{_span_text(owner)}" if owner else "another video"
+    error = (
+        f"video_id {vid!r} already names {other}, not {span[0]}{_span_text(span)}; give this "
+        "row another video_id (ids must be unique in the run)"
+    )
+    scan.bad.append(BadRow(origin, n, "id_conflict", error))
+    log.warning("%s row %d: %s", origin, n, error)
+
+
+def _span_text(span: SpanKey) -> str:
+    if span[1] is None and span[2] is None:
+        return ""
+    end = _fmt(span[2]) if span[2] is not None else "end"
+    return f" [{_fmt(span[1] or 0.0)}-{end}]"
+
+
+def _assign_default_ids(spans: list[SpanKey], chosen: dict[SpanKey, str], taken: set[str]) -> None:
+    """The bare stem when this is the only source that wants it and nobody holds it, else
+    ``stem-<sha1 of the span>`` (deterministic per source)."""
+    base = {span: safe_id(_default_id(*span)) for span in spans}
+    wanted = Counter(base.values())
+    rest = []
+    for span in spans:
+        if wanted[base[span]] == 1 and base[span] not in taken:
+            chosen[span] = base[span]
+            taken.add(base[span])
+        else:
+            rest.append(span)
+    for span in sorted(rest, key=repr):  # sorted: even the rare "-2" does not depend on order
+        digest = hashlib.sha1(repr(span).encode()).hexdigest()[:8]
+        vid = stem = f"{base[span]}-{digest}"
+        n = 1
+        while vid in taken:
+            n += 1
+            vid = f"{stem}-{n}"
+        chosen[span] = vid
+        taken.add(vid)
 
 
 def _default_id(source: str, start: float | None, end: float | None) -> str:

@@ -5,7 +5,8 @@ with every outcome committed to ``RUN_DIR/run.sqlite`` as it happens.
     report.counts      # {"done": 10, "failed": 0, "filtered": 2, "pending": 0}
 
 Reruns resume: done and filtered videos are skipped, failed ones too unless
-``retry_failed``; finished model calls are replayed from the request cache.
+``retry_failed``; finished model calls are replayed from the request cache. Ids are bound to
+their source in the run DB, so a rerun with more (or reordered) inputs keeps every known id.
 """
 
 from __future__ import annotations
@@ -39,10 +40,25 @@ EXIT_BUDGET = 3
 Engine = Callable[[list[Row], Sequence[Stage], Callable[[Row], Any]], bool]
 
 
+#: Settings that cannot change a record's content: how the run is executed, what it may
+#: spend, how its outputs are laid out (rewritten from the DB on every run) and which inputs
+#: it lists or downloads. Changing only these between runs is not worth a warning.
+_NOT_IN_RECORDS: dict[str, set[str] | None] = {
+    "engine": None,  # None: the whole section
+    "output": None,
+    "input": None,
+    "model": {"concurrency", "timeout_s", "max_retries"},
+}
+
+
 def register_inputs(store: RunStore, inputs: list[str], cfg: RunConfig) -> int:
-    scan = collect_inputs(inputs, cfg.input)
+    """Register the inputs; sources the run DB knows keep their ids (see pipeline.inputs)."""
+    scan = collect_inputs(inputs, cfg.input, known=store.registered())
+    # strict: ids were chosen against the DB, so a conflict here means another process
+    # registered inputs in between; re-binding would caption the wrong file.
     added = store.add_videos(
-        VideoEntry(i.video_id, i.source, i.start, i.end, i.caption) for i in scan.items
+        (VideoEntry(i.video_id, i.source, i.start, i.end, i.caption) for i in scan.items),
+        strict=True,
     )
     for bad in scan.bad:
         store.add_bad_input(bad.source, bad.row, bad.reason, bad.error)
@@ -143,14 +159,33 @@ def run_dataset(
 def _remember_config(store: RunStore, run_dir: Path, cfg: RunConfig) -> None:
     previous = store.get_meta("config")
     current = config_to_dict(cfg)
-    if previous is not None and previous != current:
+    changed = config_changes(previous, current) if previous is not None else []
+    if changed:
         log.warning(
-            "%s: the config differs from the previous run's; done videos keep their "
+            "%s: the config differs from the previous run's (%s); done videos keep their "
             "records, the rest use the new config",
             run_dir,
+            ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""),
         )
     store.set_meta("config", current)
     save_config(cfg, run_dir / "config.yaml")
+
+
+def config_changes(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two ``config_to_dict`` dicts, leaving out the
+    settings that do not shape records (``_NOT_IN_RECORDS``)."""
+    out = []
+    for section in sorted(set(previous) | set(current)):
+        skip = _NOT_IN_RECORDS.get(section, set())
+        if skip is None:
+            continue
+        old, new = previous.get(section) or {}, current.get(section) or {}
+        if not isinstance(old, dict) or not isinstance(new, dict):
+            out += [section] if old != new else []
+            continue
+        keys = (set(old) | set(new)) - skip
+        out += [f"{section}.{k}" for k in sorted(keys) if old.get(k) != new.get(k)]
+    return out
 
 
 def _execute(store: RunStore, run_dir: Path, cfg: RunConfig, engine: Engine, tally: _Tally) -> bool:

@@ -6,7 +6,7 @@ backend = CachedBackend(inner_backend, store, max_cost_usd=2.0)
 """
 
 from diffcap.store.cached import CachedBackend
-from diffcap.store.db import CachedResponse, RunStore, VideoEntry
+from diffcap.store.db import CachedResponse, RunStore, VideoEntry, VideoIdConflict
 from diffcap.store.migrations import MIGRATIONS, apply_migrations, schema_version
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "CachedResponse",
     "RunStore",
     "VideoEntry",
+    "VideoIdConflict",
     "apply_migrations",
     "schema_version",
 ]

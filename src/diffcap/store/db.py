@@ -8,11 +8,15 @@ committed in the same transaction that marks its video done, so a run killed at 
     store.add_videos([VideoEntry("a", "a.mp4")])
     store.complete("a", record.to_json())
     store.counts()                  # {"pending": 0, "done": 1, "failed": 0, "filtered": 0}
+
+An id is bound to its source (path/URL + span) for the life of the run: ``add_videos`` never
+re-binds a known id to another source (``strict=True`` raises :class:`VideoIdConflict`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -22,9 +26,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diffcap.errors import DiffcapError
 from diffcap.store.migrations import apply_migrations, schema_version
 
+log = logging.getLogger(__name__)
+
 STATUSES = ("pending", "done", "failed", "filtered")
+
+
+class VideoIdConflict(DiffcapError):
+    """A video id the run already uses was offered for a different source or span."""
+
+    reason = "id_conflict"
 
 
 @dataclass(frozen=True)
@@ -102,8 +115,14 @@ class RunStore:
 
     # --- videos --------------------------------------------------------------------------
 
-    def add_videos(self, entries: Iterable[VideoEntry]) -> int:
-        """Register videos as pending; ones already known keep their state. Returns new count."""
+    def add_videos(self, entries: Iterable[VideoEntry], *, strict: bool = False) -> int:
+        """Register videos as pending; ones already known keep their state. Returns new count.
+
+        A known id offered again for the same source and span is skipped. Offered for a
+        different source or span, it is never re-bound: with ``strict`` the whole batch is
+        rolled back and :class:`VideoIdConflict` raised, else the entry is skipped with a
+        warning (the pipeline registers with ``strict=True``).
+        """
         now = time.time()
         with self.transaction() as conn:
             seq = conn.execute("SELECT COALESCE(MAX(seq), -1) FROM videos").fetchone()[0]
@@ -117,7 +136,37 @@ class RunStore:
                 if cur.rowcount:
                     seq += 1
                     added += 1
+                    continue
+                stored = conn.execute(
+                    "SELECT source, start, end FROM videos WHERE video_id = ?", (e.video_id,)
+                ).fetchone()
+                if tuple(stored) != (e.source, e.start, e.end):
+                    self._conflict(e, stored, strict)
         return added
+
+    @staticmethod
+    def _conflict(entry: VideoEntry, stored: tuple[Any, ...], strict: bool) -> None:
+        def where(source: str, start: float | None, end: float | None) -> str:
+            return source if start is None and end is None else f"{source} [{start}, {end}]"
+
+        message = (
+            f"video id {entry.video_id!r} already names {where(*stored)}, not "
+            f"{where(entry.source, entry.start, entry.end)}"
+        )
+        if strict:
+            raise VideoIdConflict(
+                message,
+                hint="give the new video another id (ids are bound to their source for the "
+                "life of a run dir), or run it in a new --out directory",
+            )
+        log.warning("%s; kept the registered video, skipped the new one", message)
+
+    def registered(self) -> list[VideoEntry]:
+        """Every registered video's id, source and span, in input order (no caption)."""
+        return [
+            VideoEntry(r["video_id"], r["source"], r["start"], r["end"])
+            for r in self._query("SELECT video_id, source, start, end FROM videos ORDER BY seq")
+        ]
 
     def video(self, video_id: str) -> dict[str, Any] | None:
         rows = self._query("SELECT * FROM videos WHERE video_id = ?", (video_id,))
@@ -132,8 +181,9 @@ class RunStore:
         return self._query(f"SELECT * FROM videos WHERE status IN ({marks}) ORDER BY seq", st)
 
     def update(self, video_id: str, **fields: Any) -> None:
-        """Set informational columns (duration, caption, ...) without changing status."""
-        allowed = {"duration", "caption", "source"}
+        """Set informational columns (duration, caption) without changing status. The source
+        is not among them: an id stays bound to the source it was registered with."""
+        allowed = {"duration", "caption"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update {sorted(bad)} with update(); use the status methods")
