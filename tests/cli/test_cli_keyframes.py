@@ -126,3 +126,19 @@ def test_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
         "--batch-size",
     ):
         assert flag in text
+
+
+def test_damaged_video_is_a_warning_not_a_failure(
+    videos: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = videos["a"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "kf"
+    assert run_cli(["-q", "keyframes", str(cut), str(videos["b"]), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "0 failures" in captured.out and "1 warnings" in captured.out
+    [line] = [x for x in captured.err.splitlines() if x.startswith("warning")]
+    assert str(cut) in line and "[damaged]" in line and "of 6.0 s" in line
+    damaged = json.loads((out / "cut" / "keyframes.json").read_text())["damaged"]
+    assert damaged["decoded_until"] < 5.0 and damaged["message"] in line

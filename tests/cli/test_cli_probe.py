@@ -80,3 +80,21 @@ def test_exit_status_and_no_traceback_in_a_real_process(tmp_path: Path) -> None:
         timeout=120,
     )
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_probe_variable_frame_rate_mkv(video_factory, capsys) -> None:
+    """The header says 30/1; the measured average (~22 fps) and its count are reported."""
+    from diffcap.video.synth import Scene, vfr_times
+
+    vfr = video_factory(
+        "cli-vfr", [Scene(3.0), Scene(3.0)], suffix=".mkv", frame_times=vfr_times(6.0)
+    )
+    _, [plain], _ = _run(["probe", str(vfr.path)], capsys)
+    _, [exact], _ = _run(["probe", "--exact-count", str(vfr.path)], capsys)
+    true_rate = vfr.frame_count / vfr.duration
+    assert plain["variable_fps"] is True and plain["fps"] != "30/1"
+    assert plain["fps_float"] == pytest.approx(true_rate, rel=0.02)
+    assert Fraction(plain["fps"]) == pytest.approx(true_rate, rel=0.02)
+    assert plain["frame_count_exact"] is False
+    assert plain["frame_count"] == pytest.approx(vfr.frame_count, rel=0.05)
+    assert (exact["frame_count"], exact["frame_count_exact"]) == (vfr.frame_count, True)

@@ -6,7 +6,8 @@
 
 Writes ``DIR/<video_id>/keyframes.json`` plus the images. One bad video never stops the batch;
 failures are listed at the end and the exit status is 1 when any video failed (videos skipped
-on purpose, e.g. shorter than ``--min-duration``, are listed but do not fail the run).
+on purpose, e.g. shorter than ``--min-duration``, are listed but do not fail the run; so are
+damaged videos whose readable part got keyframes, as warnings: "decoded 7.1 s of 12.0 s").
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class _Tally:
     keyframes: int = 0
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # path, reason, message
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str, str]] = field(default_factory=list)  # done, but damaged
 
 
 def _config(**values: Any) -> KeyframeConfig:
@@ -70,6 +72,8 @@ def run_batch(videos: list[str], out: Path, cfg: KeyframeConfig, *, quiet: bool)
             tally.failures.append((path, type(exc).__name__, f"{path}: {exc}"))
         else:
             tally.keyframes += len(kset.keyframes)
+            if kset.damaged is not None:
+                tally.warnings.append((path, "damaged", kset.damaged.message))
     bar.close()
     return tally
 
@@ -150,11 +154,14 @@ def keyframes(ctx: click.Context, videos: tuple[str, ...], out: Path, **options:
     tally = run_batch(list(videos), out, cfg, quiet=quiet)
     for path, reason, message in tally.skipped:
         click.echo(f"skipped  {path} [{reason}]: {message}", err=True)
+    for path, reason, message in tally.warnings:
+        click.echo(f"warning  {path} [{reason}]: {message}", err=True)
     for path, reason, message in tally.failures:
         click.echo(f"failed   {path} [{reason}]: {message}", err=True)
     click.echo(
         f"{tally.videos} videos, {tally.keyframes} keyframes, {len(tally.failures)} failures, "
-        f"{len(tally.skipped)} skipped, {time.perf_counter() - started:.1f} s -> {out}"
+        f"{len(tally.skipped)} skipped, {len(tally.warnings)} warnings, "
+        f"{time.perf_counter() - started:.1f} s -> {out}"
     )
     if tally.failures:
         # An exception, not ctx.exit(1): main() runs click with standalone_mode=False, which

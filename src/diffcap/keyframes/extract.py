@@ -29,7 +29,7 @@ from diffcap.config import KeyframeConfig
 from diffcap.embed import ImageEmbedder, get_image_embedder
 from diffcap.keyframes.cuts import detect_cuts
 from diffcap.keyframes.cuts import load_model as load_cut_model
-from diffcap.keyframes.kset import KeyframeSet, make_video_ids
+from diffcap.keyframes.kset import Damage, KeyframeSet, make_video_ids
 from diffcap.keyframes.plan import (
     KeyframesSkipped,
     final_target,
@@ -299,14 +299,17 @@ def extract_keyframes(
                 cfg.max_duration,
             )
         cuts: list[float] = []
+        readers: list[VideoSource] = [src]
         if cfg.cut_keyframes:
             with open_video(path) as cut_src:  # its own pass over every frame
                 cuts = detect_cuts(cut_src, start, end)
+            readers.append(cut_src)
         run = _Pass(cfg, emb, threshold, directory)
         run.cuts = cuts
         _run_pass(src, run, info, start, end, cuts)
         # inside: queued writes still read decoded frames of this source
         kset = _assemble(run, path, vid, info, emb, cfg, threshold, (start, end), truncated)
+        kset.damaged = damage_seen(readers, info)
     if directory is not None:
         kset.write_json(directory / "keyframes.json")
     log.info(
@@ -317,6 +320,21 @@ def extract_keyframes(
         _time.perf_counter() - started,
     )
     return kset
+
+
+def damage_seen(readers: list[VideoSource], info: VideoInfo) -> Damage | None:
+    """What the readers saw lost (their ``truncated_at`` / ``decode_errors``, see
+    :class:`~diffcap.video.pyav.PyAVSource`); None when the file read cleanly. Only the part
+    that was read counts: damage past a ``max_duration`` window goes unseen."""
+    ends = [t for r in readers if (t := getattr(r, "truncated_at", None)) is not None]
+    lost = max((int(getattr(r, "decode_errors", 0)) for r in readers), default=0)
+    if not ends and not lost:
+        return None
+    return Damage(
+        decoded_until=max(ends) if ends else None,
+        expected_duration=info.duration,
+        lost_packets=lost,
+    )
 
 
 def _assemble(

@@ -10,7 +10,13 @@
 
     {"video_id", "video_path", "duration", "width", "height", "fps", "embedder", "interval",
      "threshold", "keyframes": [{"idx": 0, "time": 0.0, "pts": 0, "file": "kf_0000_...jpg"}],
-     "window": [start, end], "truncated": false, "max_keyframes": null, "info": {...}}
+     "window": [start, end], "truncated": false, "max_keyframes": null, "damaged": null,
+     "info": {...}}
+
+``truncated`` is true when ``max_duration`` cut the window short (a setting, not damage);
+``damaged`` is null for an intact video, else a :class:`Damage` record, e.g.
+``{"decoded_until": 7.14, "expected_duration": 12.012, "lost_packets": 0, "message":
+"decoded 7.1 s of 12.0 s (truncated or damaged file)"}``.
 """
 
 from __future__ import annotations
@@ -33,9 +39,57 @@ from diffcap.timeline import Keyframe, VideoInfo
 MAX_ID_LEN = 80
 
 
+@dataclass(frozen=True)
+class Damage:
+    """What a damaged video lost, as seen while extracting its keyframes.
+
+    ``decoded_until``: seconds (from the first frame) where decodable frames ended before
+    the header's ``expected_duration`` (None when the stream reached its end).
+    ``lost_packets``: packets that could not be decoded (their frames are missing)."""
+
+    decoded_until: float | None
+    expected_duration: float
+    lost_packets: int = 0
+
+    @property
+    def message(self) -> str:
+        parts = []
+        if self.decoded_until is not None:
+            parts.append(
+                f"decoded {self.decoded_until:.1f} s of {self.expected_duration:.1f} s "
+                "(truncated or damaged file)"
+            )
+        if self.lost_packets:
+            parts.append(f"{self.lost_packets} packet(s) could not be decoded")
+        return "; ".join(parts) or "damaged file"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "decoded_until": None if self.decoded_until is None else round(self.decoded_until, 6),
+            "expected_duration": round(self.expected_duration, 6),
+            "lost_packets": self.lost_packets,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> Damage | None:
+        if not d:
+            return None
+        until = d.get("decoded_until")
+        return cls(
+            decoded_until=None if until is None else float(until),
+            expected_duration=float(d.get("expected_duration", 0.0)),
+            lost_packets=int(d.get("lost_packets", 0)),
+        )
+
+
 @dataclass
 class KeyframeSet:
-    """Keyframes of one video. ``images`` holds RGB arrays only when nothing was written."""
+    """Keyframes of one video. ``images`` holds RGB arrays only when nothing was written.
+
+    ``truncated``: ``max_duration`` cut the window (not damage). ``damaged``: what a
+    truncated or corrupt file lost (None when intact); ``info.duration`` stays the header's
+    claim, ``damaged.decoded_until`` says where frames really ended."""
 
     video_id: str
     video_path: str
@@ -49,6 +103,7 @@ class KeyframeSet:
     window: tuple[float, float] | None = None
     truncated: bool = False
     max_keyframes: int | None = None
+    damaged: Damage | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -77,6 +132,7 @@ class KeyframeSet:
             "window": None if self.window is None else [round(t, 6) for t in self.window],
             "truncated": self.truncated,
             "max_keyframes": self.max_keyframes,
+            "damaged": None if self.damaged is None else self.damaged.to_json(),
             "info": self.info.to_json(),
             **self.extra,
         }
@@ -109,6 +165,7 @@ class KeyframeSet:
             "window",
             "truncated",
             "max_keyframes",
+            "damaged",
             "info",
         }
         window = d.get("window")
@@ -124,6 +181,7 @@ class KeyframeSet:
             window=None if window is None else (float(window[0]), float(window[1])),
             truncated=bool(d.get("truncated", False)),
             max_keyframes=d.get("max_keyframes"),
+            damaged=Damage.from_json(d.get("damaged")),
             extra={k: v for k, v in d.items() if k not in known},
         )
 

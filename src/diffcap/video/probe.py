@@ -51,8 +51,11 @@ _MAGIC = (
 #: Demuxers that read still images; a single picture is not a video (animated GIFs are).
 _IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe")
 
-#: Packets looked at to decide whether the frame rate is variable.
+#: Packets looked at to decide whether the frame rate is variable (and, when it is, to
+#: measure its average).
 VFR_SCAN_PACKETS = 300
+#: Largest denominator of a measured average frame rate (NTSC's 30000/1001 fits).
+RATE_DENOMINATOR = 1001
 
 
 def check_path(path: str | Path) -> Path:
@@ -180,13 +183,27 @@ def expected_end(
 
 def scan_packet_pts(path: Path, index: int, limit: int = VFR_SCAN_PACKETS) -> list[int]:
     """PTS of the first ``limit`` packets of stream ``index``, sorted (demux only, no decode)."""
+    return scan_packets(path, index, limit)[0]
+
+
+def scan_packets(path: Path, index: int, limit: int = VFR_SCAN_PACKETS) -> tuple[list[int], bool]:
+    """(sorted PTS of the first ``limit`` packets of stream ``index``, whether that was the
+    whole stream). Demux only, no decode."""
     with av.open(str(path), metadata_errors="ignore") as container:
         stream = container.streams[index]
+        packets = 0
+        pts: list[int] = []
         try:
-            pts = [p.pts for p in islice(container.demux(stream), limit) if p.pts is not None]
+            # one packet more than asked: seeing it proves the scan did not reach the end
+            for p in islice(container.demux(stream), limit + 1):
+                if p.size == 0:  # the empty packet at the end only flushes the decoder
+                    continue
+                packets += 1
+                if packets <= limit and p.pts is not None:
+                    pts.append(p.pts)
         except av.error.FFmpegError:
-            pts = []
-    return sorted(pts)
+            pass
+    return sorted(pts), packets <= limit
 
 
 def is_variable_rate(pts: list[int]) -> bool:
@@ -199,6 +216,46 @@ def is_variable_rate(pts: list[int]) -> bool:
         return False
     spread = int(gaps.max() - gaps.min())
     return spread > 1 and spread > 0.1 * float(np.median(gaps))
+
+
+def measured_rate(
+    pts: list[int], time_base: Fraction, duration: float, complete: bool
+) -> Fraction | None:
+    """Average frame rate from packet timestamps (for variable-rate streams, whose header
+    rate is often just the container's default, e.g. Matroska's 30/1).
+
+    ``complete`` (the packets are the whole stream): frames / ``duration``, the average over
+    the file. Otherwise (or when the packets end well before ``duration``: a truncated file)
+    the packets' frames per second of their span. Limited to a denominator of
+    :data:`RATE_DENOMINATOR`, so it stays a readable fraction."""
+    if len(pts) < 2:
+        return None
+    span = (pts[-1] - pts[0]) * time_base
+    if complete and duration > 0 and span >= 0.9 * duration:
+        rate = Fraction(len(pts)) / Fraction(duration)
+    elif span > 0:
+        rate = Fraction(len(pts) - 1) / span
+    else:
+        return None
+    return rate.limit_denominator(RATE_DENOMINATOR)
+
+
+def frame_rate(
+    path: Path, stream: av.video.VideoStream, duration: float
+) -> tuple[Fraction | None, bool]:
+    """(average frame rate, variable?). Constant-rate streams keep the header's exact rate
+    (30000/1001); variable ones get :func:`measured_rate` when it can be measured."""
+    header = stream.average_rate or stream.guessed_rate
+    fps = Fraction(header) if header else None
+    pts, complete = scan_packets(path, stream.index)
+    variable = is_variable_rate(pts)
+    if variable and stream.time_base:
+        measured = measured_rate(pts, Fraction(stream.time_base), duration, complete)
+        if measured:
+            if fps != measured:
+                log.debug("%s: variable frame rate, header %s, measured %s", path, fps, measured)
+            fps = measured
+    return fps, variable
 
 
 def count_frames(path: Path, index: int) -> int:
@@ -231,10 +288,9 @@ def build_info(
     width, height = first.width, first.height
     if rotation % 180 == 90:
         width, height = height, width
-    fps = stream.average_rate or stream.guessed_rate
-    fps = Fraction(fps) if fps else None
     start = float(first.pts * stream.time_base) if first.pts is not None else 0.0
     duration = header_duration(container, stream, start)
+    fps, variable = frame_rate(path, stream, duration)
     count: int | None = stream.frames or None
     exact = count is not None
     if exact_count and not exact:
@@ -253,7 +309,7 @@ def build_info(
         fps=fps,
         frame_count=count,
         frame_count_exact=exact,
-        variable_fps=is_variable_rate(scan_packet_pts(path, stream.index)),
+        variable_fps=variable,
         has_audio=bool(container.streams.audio),
         start_time=round(start, 6),
         pix_fmt=fmt.name,
