@@ -180,7 +180,9 @@ def test_differential_request_carries_both_times_and_previous_caption(
             prev_caption = caps[k - 1]["content"]
             # the one request that answered caption k is the one that got caption k-1
             (req,) = [r for r in received if r.prompt.endswith(f"before is: {prev_caption}")]
-            assert req.images == 2
+            # pair_layout auto + the sharecaptioner preset: the released vertical composite
+            assert req.images == 1
+            assert sent_images(req)[0].size == (96, 64 + 50 + 64)
             assert f"Video frame {k} at {kfs[k - 1]['time']:.2f} Second(s)" in req.prompt
             assert f"Video frame {k + 1} at {kfs[k]['time']:.2f} Second(s)" in req.prompt
             body_text = json.dumps(req.body)
@@ -195,6 +197,66 @@ def test_differential_request_carries_both_times_and_previous_caption(
             assert (
                 f"Video frame {k + 1} at {cap['time']:.2f} Second(s) description: {cap['content']}"
             ) in summary_req.prompt
+
+
+def sent_images(req) -> list[Image.Image]:
+    return [
+        Image.open(io.BytesIO(base64.b64decode(p["image_url"]["url"].split(",", 1)[1])))
+        for p in req.body["messages"][-1]["content"]
+        if isinstance(p, dict) and p.get("type") == "image_url"
+    ]
+
+
+def test_explicit_pair_layout_beats_the_preset_layout(fault_server, videos, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    run(
+        {"caption": {"pair_layout": "two_images"}},
+        "openai",
+        {"api_base": fault_server.base_url, "model": "m"},
+        videos[:1],
+        out,
+        preset="sharecaptioner",
+    )
+    (rec,) = read_records(out).values()
+    diffs = [r for r in fault_server.requests if "describe what happend" in r.prompt]
+    assert len(diffs) == len(rec["keyframes"]) - 1
+    assert all(r.images == 2 for r in diffs)
+    assert rec["provenance"]["pair_layout"] == "two_images"
+
+
+@pytest.mark.parametrize("mode", ["slide", "fast"])
+def test_windowed_prompts_are_told_the_window_not_the_file(fault_server, videos, tmp_path, mode):
+    # --start 2 --end 5 of a 6 s video: a 3 s clip whose keyframe times stay on the file's clock.
+    out = tmp_path / "captions.jsonl"
+    run(
+        {"caption": {"mode": mode}, "keyframes": {"start": 2.0, "end": 5.0}},
+        "openai",
+        {"api_base": fault_server.base_url, "model": "m"},
+        videos[:1],
+        out,
+    )
+    (rec,) = read_records(out).values()
+    assert rec["duration"] == pytest.approx(6.0, abs=0.2)
+    assert (rec["captions"][-1]["start"], rec["captions"][-1]["end"]) == (2.0, 5.0)
+    if mode == "slide":
+        (req,) = [r for r in fault_server.requests if r.prompt.startswith("Below are")]
+        assert "keyframes of the clip from 2.0 s to 5.0 s of a video, 3.0 s long." in req.prompt
+        for k in rec["keyframes"]:
+            assert f"[{k['time']:.1f} s] " in req.prompt
+            assert 2.0 <= k["time"] <= 5.0
+    else:
+        (req,) = fault_server.requests
+        assert "(the clip from 2.0 s to 5.0 s of the video)." in req.prompt
+    assert "6.0 s" not in req.prompt and "lasts" not in req.prompt
+
+
+def test_whole_video_summary_is_told_the_video_length(fault_server, videos, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    run({}, "openai", {"api_base": fault_server.base_url, "model": "m"}, videos[:1], out)
+    (rec,) = read_records(out).values()
+    (req,) = [r for r in fault_server.requests if r.prompt.startswith("Below are")]
+    assert f"keyframes of one video that lasts {rec['duration']:.1f} s." in req.prompt
+    assert "clip" not in req.prompt
 
 
 def test_each_keyframe_image_is_sent_identically_in_both_requests(fault_server, videos, tmp_path):

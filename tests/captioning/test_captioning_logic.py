@@ -66,7 +66,7 @@ class FakeKeyframeSet:  # the KeyframeSet contract's attributes that captioning 
 TIMES = [0.0, 2.5, 4.04, 7.9]
 
 
-def make_kset(tmp_path: Path, size=(96, 64), times=TIMES) -> FakeKeyframeSet:
+def make_kset(tmp_path: Path, size=(96, 64), times=TIMES, duration=9.0) -> FakeKeyframeSet:
     kdir = tmp_path / "kf" / "vid"
     kdir.mkdir(parents=True)
     kfs = []
@@ -83,7 +83,7 @@ def make_kset(tmp_path: Path, size=(96, 64), times=TIMES) -> FakeKeyframeSet:
         width=size[0],
         height=size[1],
         rotation=0,
-        duration=9.0,
+        duration=duration,
         fps=None,
         frame_count=None,
         frame_count_exact=False,
@@ -120,7 +120,7 @@ def run_caption(
 
 def test_slide_two_images_chain(tmp_path):
     backend = RecordingBackend()
-    rec = run_caption(make_kset(tmp_path), backend, records_dir=tmp_path)
+    rec = run_caption(make_kset(tmp_path), backend, layout="two_images", records_dir=tmp_path)
     reqs = backend.requests
     assert len(reqs) == len(TIMES) + 1  # first + differentials + summary
     assert len(reqs[0].images) == 1
@@ -180,6 +180,79 @@ def test_composite_pair_for_one_image_models(tmp_path, layout):
         assert img.shape[:2] == (64 + 50 + 64, 96)
         assert img[64 + 5 : 64 + 45].min() > 240  # the white band survived JPEG
     assert rec.provenance["pair_layout"] == "composite"
+
+
+@pytest.mark.parametrize(
+    ("preset", "layout", "images", "expected"),
+    [
+        ("sharecaptioner", "auto", 1, "composite"),  # the preset's released layout
+        ("sharecaptioner", "two_images", 2, "two_images"),  # an explicit layout wins
+        ("diffcap", "auto", 2, "two_images"),  # no preset layout: two images if possible
+    ],
+)
+def test_auto_pair_layout_follows_the_preset(tmp_path, preset, layout, images, expected):
+    backend = RecordingBackend()  # accepts several images per request
+    rec = run_caption(make_kset(tmp_path), backend, layout=layout, preset=preset)
+    for req in backend.requests[1:-1]:
+        assert len(req.images) == images
+        if images == 1:
+            img = Image.open(io.BytesIO(req.images[0].data))
+            assert img.size == (96, 64 + 50 + 64)  # vertical, 50-px gap
+    assert rec.provenance["pair_layout"] == expected
+
+
+SPAN_TIMES = [8.0, 10.0, 12.5, 15.9]
+
+
+def test_span_summary_is_told_the_span_not_the_file(tmp_path):
+    # A manifest row "v.mp4,8,16" of a 24 s file: keyframes keep the file's clock.
+    backend = RecordingBackend()
+    kset = make_kset(tmp_path, times=SPAN_TIMES, duration=24.0)
+    rec = asyncio.run(
+        caption_keyframes(
+            kset,
+            backend,
+            CaptionConfig(),
+            ModelConfig(),
+            load_templates("diffcap"),
+            SummaryConfig(),
+            span=(8.0, 16.0),
+        )
+    )
+    summary = backend.requests[-1].prompt
+    assert "keyframes of the clip from 8.0 s to 16.0 s of a video, 8.0 s long." in summary
+    assert "24.0" not in summary and "lasts" not in summary
+    assert "[8.0 s] answer 1\n[10.0 s] answer 2" in summary  # same clock as the window
+    assert "caption of this whole clip" in summary
+    assert (rec.summary.start, rec.summary.end) == (8.0, 16.0)
+    assert "keyframe 2 is at 10.0 s" in backend.requests[2].prompt.lower()
+
+
+def test_whole_video_summary_says_its_length(tmp_path):
+    backend = RecordingBackend()
+    run_caption(make_kset(tmp_path, duration=9.0), backend, preset="diffcap")
+    summary = backend.requests[-1].prompt
+    assert "keyframes of one video that lasts 9.0 s." in summary
+    assert "clip" not in summary
+
+
+def test_fast_span_prompt_names_the_clip(tmp_path):
+    backend = RecordingBackend()
+    kset = make_kset(tmp_path, times=SPAN_TIMES, duration=24.0)
+    rec = asyncio.run(
+        caption_keyframes(
+            kset,
+            backend,
+            CaptionConfig(mode="fast"),
+            ModelConfig(),
+            load_templates("diffcap"),
+            SummaryConfig(),
+            span=(8.0, 16.0),
+        )
+    )
+    (req,) = backend.requests
+    assert "15.9 s (the clip from 8.0 s to 16.0 s of the video)." in req.prompt
+    assert (rec.summary.start, rec.summary.end) == (8.0, 16.0)
 
 
 def test_single_keyframe_and_no_summary(tmp_path):
@@ -277,6 +350,27 @@ def test_summarize_clip_empty_range_is_an_error():
         asyncio.run(
             summarize_clip(stored_record(), 2.1, 3.9, RecordingBackend(), load_templates("diffcap"))
         )
+
+
+def test_clip_summary_duration_is_the_clip_length():
+    tpl_text = "---\nid: t/clip\nversion: 1\n---\n{duration:.1f}|{video_duration:.1f}|{scope}"
+    ts = load_templates("diffcap")
+    from diffcap.prompts import Template
+
+    custom = Template.parse(tpl_text, name="clip_summary", allowed=None)
+    templates = type(ts)(preset="t", templates={**ts.templates, "clip_summary": custom})
+    backend = RecordingBackend()
+    asyncio.run(summarize_clip(stored_record(), 2.0, 4.5, backend, templates))
+    assert backend.requests[0].prompt == "2.5|10.0|clip"
+
+
+def test_recaption_provenance_names_template_backend_model():
+    from diffcap.captioning import recaption_provenance
+
+    prov = recaption_provenance(RecordingBackend(), load_templates("sharecaptioner"))
+    assert prov["template"] == "sharecaptioner/recaption@1"
+    assert (prov["backend"], prov["model"]) == ("recording", "fake-vlm")
+    assert prov["prompt_preset"] == "sharecaptioner" and prov["diffcap_version"]
 
 
 def test_recaption_renders_template():

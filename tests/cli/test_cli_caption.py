@@ -124,6 +124,8 @@ def test_caption_without_model_extracts_keyframes_and_exits_3(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "--api-base" in err and "--backend transformers --model" in err
+    # both keys the caption command reads
+    assert "DIFFCAP_API_KEY" in err and "OPENAI_API_KEY" in err and "--api-key" in err
     kdir = tmp_path / "captions.keyframes" / "clip"
     kf = json.loads((kdir / "keyframes.json").read_text())
     assert len(kf["keyframes"]) >= 3
@@ -146,6 +148,20 @@ def test_caption_transformers_model_missing_exits_3(video, tmp_path, capsys):
     assert code == 3
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert (tmp_path / "captions.keyframes" / "clip" / "keyframes.json").is_file()
+
+
+def test_caption_window_summary_is_told_the_window(fault_server, video, tmp_path):
+    out = tmp_path / "captions.jsonl"
+    args = ("--interval", "1", "--start", "1", "--end", "4")
+    code = diffcap(
+        "caption", str(video), "--out", str(out), *args, "--api-base", fault_server.base_url
+    )
+    assert code == 0
+    (rec,) = records(out)
+    assert (rec["captions"][-1]["start"], rec["captions"][-1]["end"]) == (1.0, 4.0)
+    (req,) = [r for r in fault_server.requests if r.prompt.startswith("Below are")]
+    assert "of the clip from 1.0 s to 4.0 s of a video, 3.0 s long." in req.prompt
+    assert "6.0 s" not in req.prompt
 
 
 @pytest.fixture
@@ -270,6 +286,20 @@ def test_recaption_prompts_and_file(fault_server, tmp_path, capsys):
     for row in rows:
         (req,) = [r for r in fault_server.requests if r.prompt.endswith(row["prompt"])]
         assert row["caption"] == "ok: " + " ".join(req.prompt.split()[:8])
+        prov = row["provenance"]  # what produced this line
+        assert prov["template"] == "diffcap/recaption@1" and prov["prompt_preset"] == "diffcap"
+        assert (prov["backend"], prov["model"]) == ("openai", "m")
+        assert prov["diffcap_version"]
+
+
+def test_recaption_provenance_follows_the_preset(fault_server, capsys):
+    args = ("--api-base", fault_server.base_url, "--model", "m2", "--prompt-preset")
+    assert diffcap("recaption", "a dog runs", *args, "sharecaptioner") == 0
+    (row,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert row["provenance"]["template"] == "sharecaptioner/recaption@1"
+    assert row["provenance"]["model"] == "m2"
+    (req,) = fault_server.requests
+    assert req.prompt.startswith("Translate this brief generation prompt")
 
 
 @pytest.mark.allow_error_logs
@@ -287,6 +317,8 @@ def test_recaption_reports_failed_prompt(fault_server, capsys):
     assert code == 1
     good, bad = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert "caption" in good and bad["reason"] == "request_failed" and "400" in bad["error"]
+    assert good["provenance"] == bad["provenance"]
+    assert bad["provenance"]["template"] == "diffcap/recaption@1"
 
 
 def test_recaption_over_transformers_serve(tiny_llava_server, capsys):

@@ -217,3 +217,67 @@ def test_helpers():
     tpl = Template.parse("Hi {text}", name="recaption", allowed={"text"})
     assert tpl.ref == f"custom/recaption@{tpl.version}" and tpl.variables == {"text"}
     assert tpl.render(text="you", unused=1) == "Hi you"
+
+
+def test_summary_names_the_clip_when_windowed():
+    tpl = load_templates()["summary"]
+    pairs = [(8.0, "A man stands."), (12.0, "He sits.")]
+    clip = tpl.render(timeline=pairs, num_frames=2, start=8.0, end=16.0, video_duration=24.0)
+    assert "keyframes of the clip from 8.0 s to 16.0 s of a video, 8.0 s long." in clip
+    assert "[8.0 s] A man stands.\n[12.0 s] He sits.\n" in clip  # one clock for all times
+    assert "24.0" not in clip and "caption of this whole clip" in clip
+    whole = tpl.render(timeline=pairs, num_frames=2, start=0.0, end=24.0, video_duration=24.0)
+    assert "keyframes of one video that lasts 24.0 s." in whole
+    assert "caption of the whole video" in whole
+    assert load_templates().provenance()["summary"] == "diffcap/summary@2"
+
+
+def test_old_callers_that_pass_only_duration_still_render():
+    # Callers from before start/end/scope existed: duration is the whole video's length.
+    ts = load_templates()
+    summary = ts["summary"].render(timeline=[(0.0, "x")], num_frames=1, duration=5.0)
+    assert "one video that lasts 5.0 s." in summary
+    fast = ts["fast"].render(times=[0.0, 2.0], num_frames=2, layout="grid", duration=6.0)
+    assert "taken at 0.0 s, 2.0 s. Describe" in fast
+    fast_clip = ts["fast"].render(
+        times=[2.0, 4.0], num_frames=2, layout="grid", start=2.0, end=5.0, video_duration=6.0
+    )
+    assert "taken at 2.0 s, 4.0 s (the clip from 2.0 s to 5.0 s of the video)." in fast_clip
+
+
+def test_span_defaults():
+    from diffcap.prompts.render import span_defaults
+
+    full = span_defaults({"start": 0.0, "end": 24.0, "video_duration": 24.0})
+    assert full["duration"] == 24.0 and full["scope"] == "video"
+    clip = span_defaults({"start": 8.0, "end": 16.0, "video_duration": 24.0})
+    assert clip["duration"] == 8.0 and clip["scope"] == "clip"
+    old = span_defaults({"duration": 12.0})
+    assert (old["start"], old["end"], old["video_duration"], old["scope"]) == (
+        0.0,
+        12.0,
+        12.0,
+        "video",
+    )
+    assert span_defaults({"text": "x"}) == {"text": "x"}  # no span: nothing added
+    # A user template may use the new variables.
+    tpl = Template.parse(
+        "{scope} {start:.0f}-{end:.0f} of {video_duration:.0f}", name="summary", allowed=None
+    )
+    assert tpl.render(start=8.0, end=16.0, video_duration=24.0) == "clip 8-16 of 24"
+
+
+def test_preset_pair_layout():
+    assert load_templates("sharecaptioner").pair_layout == "composite"
+    assert load_templates("diffcap").pair_layout is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [("two_images", "two_images"), ("auto", None)])
+def test_user_preset_pair_layout(tmp_path, value, expected):
+    (tmp_path / "p.yaml").write_text(f"pair_layout: {value}\n")
+    for name in TEMPLATE_NAMES:
+        (tmp_path / f"p.{name}.txt").write_text("Describe.\n")
+    assert load_templates(str(tmp_path / "p.yaml")).pair_layout == expected
+    (tmp_path / "p.yaml").write_text("pair_layout: grid\n")
+    with pytest.raises(TemplateError, match="pair_layout 'grid'"):
+        load_templates(str(tmp_path / "p.yaml"))

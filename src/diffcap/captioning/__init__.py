@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from diffcap.captioning.calls import Caller, KeyframeImages, generation_options
+from diffcap.captioning.calls import Caller, KeyframeImages, Span, generation_options
 from diffcap.captioning.core import NoKeyframes, caption_keyframes, provenance
 from diffcap.captioning.runner import (
     CaptionRunner,
@@ -23,7 +23,13 @@ from diffcap.captioning.runner import (
     caption_video,
     sidecar_paths,
 )
-from diffcap.captioning.text import NoCaptionsInRange, load_record, recaption, summarize_clip
+from diffcap.captioning.text import (
+    NoCaptionsInRange,
+    load_record,
+    recaption,
+    recaption_provenance,
+    summarize_clip,
+)
 
 __all__ = [
     "Caller",
@@ -32,6 +38,7 @@ __all__ = [
     "NoCaptionsInRange",
     "NoKeyframes",
     "RunResult",
+    "Span",
     "VideoFailed",
     "caption_keyframes",
     "caption_video",
@@ -39,6 +46,7 @@ __all__ = [
     "load_record",
     "provenance",
     "recaption",
+    "recaption_provenance",
     "sidecar_paths",
     "summarize_clip",
 ]

@@ -21,6 +21,7 @@ from PIL import Image
 from diffcap.captioning.images import encode_jpeg, to_pil, vertical_composite
 from diffcap.config import ModelConfig
 from diffcap.models.base import Backend, ImageInput, ModelRequest
+from diffcap.prompts.render import span_defaults
 from diffcap.timeline import Keyframe, Usage
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,30 @@ def generation_options(model_cfg: ModelConfig, templates: Any = None) -> dict[st
         elif value is not None:
             opts[key] = value
     return opts
+
+
+@dataclass(frozen=True)
+class Span:
+    """What one prompt covers: ``start``/``end`` in seconds from the start of the file (the
+    clock keyframe times use) and the file's length. Templates get it as ``start``, ``end``,
+    ``duration`` (``end - start``), ``video_duration`` and ``scope`` (``"video"`` or
+    ``"clip"``), so a summary of seconds 8-16 of a 24 s file says "the clip from 8.0 s to
+    16.0 s", never "a video that lasts 24.0 s".
+    """
+
+    start: float
+    end: float
+    video_duration: float
+
+    @property
+    def duration(self) -> float:
+        return max(0.0, self.end - self.start)
+
+    def variables(self) -> dict[str, Any]:
+        """The template variables: start, end, duration, video_duration, scope."""
+        return span_defaults(
+            {"start": self.start, "end": self.end, "video_duration": self.video_duration}
+        )
 
 
 def _estimate_cost(model: str, usage: Usage) -> float:

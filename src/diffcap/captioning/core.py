@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap import __version__
-from diffcap.captioning.calls import Caller, KeyframeImages, generation_options
+from diffcap.captioning.calls import Caller, KeyframeImages, Span, generation_options
 from diffcap.captioning.fast import caption_fast
 from diffcap.captioning.slide import caption_slide, resolve_pair_layout, summarize_timeline
 from diffcap.config import CaptionConfig, ModelConfig, SummaryConfig
@@ -129,15 +129,18 @@ async def caption_keyframes(
     caller = _caller(backend, model_cfg, templates, limiter, kset.video_id, usage)
     prov: dict[str, Any] = {"mode": cfg.mode, "options": dict(caller.options)}
     extra: dict[str, Any] = {}
+    # Prompts are told the window's length, not the file's; times stay seconds from the
+    # start of the file (keyframe times use that clock).
+    covered = Span(start, end, duration)
     if cfg.mode == "fast":
         summary_caption, keep = await caption_fast(
-            keyframes, images, caller, templates, cfg, start=start, end=end, duration=duration
+            keyframes, images, caller, templates, cfg, span=covered
         )
         captions = [summary_caption]
         prov["fast_layout"] = cfg.fast_layout
         extra["fast_keyframes"] = [keyframes[i].idx for i in keep]
     else:
-        video = _Video(keyframes, images, caller, templates, start, end, duration)
+        video = _Video(keyframes, images, caller, templates, covered)
         captions = await _slide_with_summary(video, backend, cfg, summary, prov)
     return build_record(
         kset,
@@ -158,28 +161,20 @@ class _Video:
     images: KeyframeImages
     caller: Caller
     templates: Any
-    start: float
-    end: float
-    duration: float
+    span: Span
 
 
 async def _slide_with_summary(
     v: _Video, backend: Backend, cfg: CaptionConfig, summary: SummaryConfig, prov: dict
 ) -> list[Caption]:
-    layout = resolve_pair_layout(cfg, backend)
+    layout = resolve_pair_layout(cfg, backend, v.templates)
     prov["pair_layout"] = layout
     captions = await caption_slide(
-        v.keyframes, v.images, v.caller, v.templates, layout=layout, duration=v.duration
+        v.keyframes, v.images, v.caller, v.templates, layout=layout, span=v.span
     )
     if summary.enabled:
         final = await summarize_timeline(
-            captions,
-            v.caller,
-            v.templates,
-            start=v.start,
-            end=v.end,
-            duration=v.duration,
-            model=summary.model,
+            captions, v.caller, v.templates, span=v.span, model=summary.model
         )
         captions.append(final)
         if summary.model:

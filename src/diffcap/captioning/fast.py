@@ -6,7 +6,8 @@ on each frame and separator bands, scaled so the longest side is at most ``fast_
 The single caption is stored as the summary (idx ``"-1"``); fast records carry no
 per-keyframe captions, because no request ever describes a single keyframe.
 
-    caption, used = await caption_fast(keyframes, images, caller, templates, cfg, duration=8.0)
+    caption, used = await caption_fast(keyframes, images, caller, templates, cfg,
+                                       span=Span(0.0, 8.0, 8.0))
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from diffcap.captioning.calls import Caller, KeyframeImages
+from diffcap.captioning.calls import Caller, KeyframeImages, Span
 from diffcap.captioning.images import encode_jpeg, subsample_even, tile_grid, vertical_strip
 from diffcap.config import CaptionConfig
 from diffcap.models.base import ImageInput
@@ -55,9 +56,7 @@ async def caption_fast(
     templates: Any,
     cfg: CaptionConfig,
     *,
-    start: float,
-    end: float,
-    duration: float,
+    span: Span,
 ) -> tuple[Caption, list[int]]:
     """-> (the summary caption, positions of the keyframes shown in the tiled image)."""
     image, keep = await fast_image(keyframes, images, cfg)
@@ -65,7 +64,7 @@ async def caption_fast(
         num_frames=len(keep),
         times=[keyframes[i].time for i in keep],
         layout=cfg.fast_layout,
-        duration=duration,
+        **span.variables(),
     )
     text = await caller.ask(prompt, [image], step="fast")
-    return Caption(idx="-1", content=text, start=start, end=end), keep
+    return Caption(idx="-1", content=text, start=span.start, end=span.end), keep

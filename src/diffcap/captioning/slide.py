@@ -7,11 +7,13 @@ text-only call then summarises the timeline. A video's chain is strictly sequent
 videos run concurrently (see :mod:`diffcap.captioning.runner`).
 
     captions = await caption_slide(keyframes, images, caller, templates, layout="two_images",
-                                   duration=12.0)
+                                   span=Span(0.0, 12.0, 12.0))
     [c.idx for c in captions]           # ["0", "1", ..., "-1"]
 
 Prompt variables: ``index``/``prev_index`` count keyframes from 1 (as the released prompts
-do); ``time``/``prev_time`` are the keyframes' true times in seconds.
+do); ``time``/``prev_time`` are the keyframes' true times in seconds from the start of the
+file, and ``start``/``end``/``duration``/``scope`` describe the captioned window (see
+:class:`~diffcap.captioning.calls.Span`), so times in one prompt share one clock.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from diffcap.captioning.calls import Caller, KeyframeImages
+from diffcap.captioning.calls import Caller, KeyframeImages, Span
 from diffcap.config import CaptionConfig
 from diffcap.models.base import Backend, ImageInput
 from diffcap.timeline import Caption, Keyframe
@@ -30,11 +32,16 @@ log = logging.getLogger(__name__)
 PairLayout = Literal["two_images", "composite"]
 
 
-def resolve_pair_layout(cfg: CaptionConfig, backend: Backend) -> PairLayout:
-    """``auto`` -> two images when the backend accepts several images, else a composite."""
-    if cfg.pair_layout == "auto":
-        return "two_images" if backend.supports_multi_image else "composite"
-    return cfg.pair_layout
+def resolve_pair_layout(cfg: CaptionConfig, backend: Backend, templates: Any = None) -> PairLayout:
+    """An explicit ``cfg.pair_layout`` wins. ``auto`` -> the template preset's layout
+    (``TemplateSet.pair_layout``, e.g. sharecaptioner: composite) if it has one, else two
+    images; a backend that takes one image per request always gets a composite."""
+    if cfg.pair_layout != "auto":
+        return cfg.pair_layout
+    preset = getattr(templates, "pair_layout", None)
+    if preset == "composite" or not backend.supports_multi_image:
+        return "composite"
+    return "two_images"
 
 
 async def pair_inputs(
@@ -52,11 +59,11 @@ async def caption_slide(
     templates: Any,
     *,
     layout: PairLayout,
-    duration: float,
+    span: Span,
 ) -> list[Caption]:
     """The differential captions ``"0"``, ``"1"``, ... in keyframe order."""
     n = len(keyframes)
-    common = {"num_frames": n, "duration": duration}
+    common = {"num_frames": n, **span.variables()}
     first = keyframes[0]
     prompt = templates["first_frame"].render(index=1, time=first.time, **common)
     text = await caller.ask(prompt, [await images.input(0)], step="first_frame")
@@ -86,14 +93,12 @@ async def summarize_timeline(
     caller: Caller,
     templates: Any,
     *,
-    start: float,
-    end: float,
-    duration: float,
+    span: Span,
     model: str | None = None,
 ) -> Caption:
-    """One text-only call: the (time, caption) lines -> the whole-video caption (idx "-1")."""
+    """One text-only call: the (time, caption) lines -> the caption of ``span`` (idx "-1")."""
     prompt = templates["summary"].render(
-        timeline=list(timeline), num_frames=len(timeline), duration=duration
+        timeline=list(timeline), num_frames=len(timeline), **span.variables()
     )
     text = await caller.ask(prompt, (), step="summary", model=model)
-    return Caption(idx="-1", content=text, start=start, end=end)
+    return Caption(idx="-1", content=text, start=span.start, end=span.end)

@@ -9,6 +9,7 @@ into a dense caption in the style of the training captions.
     clip = await summarize_clip(rec, 2.0, 8.0, backend, templates)
     clip.content, clip.start, clip.end
     dense = await recaption("a corgi runs on a beach at sunset", backend, templates)
+    recaption_provenance(backend, templates)  # {"template": "diffcap/recaption@1", ...}
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import json
 import os
 from typing import Any
 
-from diffcap.captioning.calls import Caller, generation_options
+from diffcap import __version__
+from diffcap.captioning.calls import Caller, Span, generation_options
 from diffcap.config import ModelConfig
 from diffcap.errors import ConfigError, DiffcapError
 from diffcap.models.base import Backend
@@ -108,8 +110,9 @@ async def summarize_clip(
     """
     inside = captions_in_range(record, start, end)
     caller = _caller(backend, templates, model_cfg, limiter, usage)
+    # ``duration`` is the clip's length, as for every windowed prompt (Span).
     prompt = templates["clip_summary"].render(
-        timeline=inside, start=start, end=end, num_frames=len(inside), duration=record.duration
+        timeline=inside, num_frames=len(inside), **Span(start, end, record.duration).variables()
     )
     text = await caller.ask(prompt, (), step="clip_summary")
     return Caption(idx="-1", content=text, start=start, end=end)
@@ -129,3 +132,19 @@ async def recaption(
         raise DiffcapError("cannot re-caption an empty prompt", hint="pass a non-empty prompt")
     caller = _caller(backend, templates, model_cfg, limiter, usage)
     return await caller.ask(templates["recaption"].render(text=text.strip()), (), step="recaption")
+
+
+def recaption_provenance(
+    backend: Backend, templates: Any, model: str | None = None
+) -> dict[str, Any]:
+    """What produced a re-caption: the ``recaption`` template's id@version, the preset, the
+    backend and the model (``model`` or the backend's), and the diffcap version."""
+    return {
+        "template": templates["recaption"].ref,
+        "prompt_preset": getattr(templates, "preset", None),
+        # A wrapper (the request cache) names the backend it wraps as ``backend_name``.
+        "backend": getattr(backend, "backend_name", None)
+        or getattr(backend, "name", type(backend).__name__),
+        "model": model or getattr(backend, "model", "") or "",
+        "diffcap_version": __version__,
+    }

@@ -92,7 +92,7 @@ model_options = _opts(
     click.option(
         "--api-key",
         envvar="DIFFCAP_API_KEY",
-        help="API key (else $DIFFCAP_API_KEY / $OPENAI_API_KEY).",
+        help="API key (else $DIFFCAP_API_KEY, then $OPENAI_API_KEY).",
     ),
     click.option("--concurrency", type=click.IntRange(1), help="Requests in flight overall [8]."),
     click.option(
@@ -349,7 +349,8 @@ def summarize(
 @model_options
 def recaption(prompts: tuple[str, ...], prompt_file: Path | None, **options: Any) -> None:
     """Expand short text-to-video prompts into dense captions; prints JSONL
-    ({"prompt", "caption"} or {"prompt", "error"} per line, in input order)."""
+    ({"prompt", "caption", "provenance"} or {"prompt", "error", "reason", "provenance"} per
+    line, in input order; provenance names the template id@version, backend and model)."""
     texts = list(prompts)
     if prompt_file is not None:
         lines = prompt_file.read_text(encoding="utf-8").splitlines()
@@ -376,9 +377,12 @@ async def _recaption_all(
     texts: list[str], backend: Any, templates: Any, cfg: RunConfig
 ) -> list[dict[str, Any]]:
     from diffcap.captioning import recaption as recaption_one
+    from diffcap.captioning import recaption_provenance
     from diffcap.errors import DiffcapError
 
     limiter = asyncio.Semaphore(cfg.model.concurrency)
+    # Every line says what produced it, so a file of re-captions stays traceable.
+    prov = recaption_provenance(backend, templates)
 
     async def one(text: str) -> dict[str, Any]:
         try:
@@ -392,8 +396,9 @@ async def _recaption_all(
                 "prompt": text,
                 "error": _one_line(str(exc)),
                 "reason": getattr(exc, "reason", "error"),
+                "provenance": prov,
             }
-        return {"prompt": text, "caption": dense}
+        return {"prompt": text, "caption": dense, "provenance": prov}
 
     try:
         return list(await asyncio.gather(*(one(t) for t in texts)))

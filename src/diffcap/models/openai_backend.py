@@ -74,7 +74,8 @@ _RAW = _http_response_type()
 _POST_TAKES_BYTES = "content" in inspect.signature(openai.AsyncOpenAI.post).parameters
 
 HOW_TO_POINT = (
-    "set OPENAI_API_KEY (or --api-key) for OpenAI; or use a local OpenAI-compatible server "
+    "set OPENAI_API_KEY (the diffcap CLI also reads DIFFCAP_API_KEY, or pass --api-key) for "
+    "OpenAI; or use a local OpenAI-compatible server "
     "with --api-base http://127.0.0.1:8000/v1 --model NAME; or run a model in-process with "
     "--backend transformers --model /path/to/dir"
 )

@@ -15,17 +15,23 @@ ShareCaptioner-Video formats verbatim, with real timestamps, and its generation 
 
 Variables per template (callers may pass more; ``index`` counts keyframes from 1):
 
-- first_frame: index, time, num_frames, duration
+- first_frame: index, time, num_frames, + span
 - differential: prev_index, prev_time, index, time, previous, layout ("two_images" or
-  "composite"), num_frames, duration
-- summary: timeline (list of (time, caption) pairs or Caption objects), num_frames, duration
-- fast: num_frames, times (list of seconds), layout ("grid" or "strip"), duration
-- clip_summary: timeline, start, end, num_frames, duration
+  "composite"), num_frames, + span
+- summary: timeline (list of (time, caption) pairs or Caption objects), num_frames, + span
+- fast: num_frames, times (list of seconds), layout ("grid" or "strip"), + span
+- clip_summary: timeline, num_frames, + span
 - recaption: text
 - short_caption: duration
+
+"+ span" (:data:`SPAN_VARIABLES`) is what the prompt covers: ``start``/``end`` (seconds from
+the start of the file, the clock keyframe times use), ``duration`` (``end - start``: a
+window's length, not the file's), ``video_duration`` and ``scope`` ("video" or "clip").
+Callers that pass only ``duration`` get the rest filled in (:func:`span_defaults`).
 """
 
 from diffcap.prompts.presets import (
+    PAIR_LAYOUTS,
     TEMPLATE_NAMES,
     TemplateSet,
     available_presets,
@@ -33,15 +39,19 @@ from diffcap.prompts.presets import (
     load_templates,
 )
 from diffcap.prompts.render import (
+    SPAN_VARIABLES,
     VARIABLES,
     Template,
     format_seconds,
     format_times,
+    span_defaults,
     timeline_block,
     timeline_entries,
 )
 
 __all__ = [
+    "PAIR_LAYOUTS",
+    "SPAN_VARIABLES",
     "TEMPLATE_NAMES",
     "VARIABLES",
     "Template",
@@ -51,6 +61,7 @@ __all__ = [
     "format_times",
     "load_template_file",
     "load_templates",
+    "span_defaults",
     "timeline_block",
     "timeline_entries",
 ]

@@ -10,6 +10,7 @@ preset YAML file of your own; its template paths are relative to that file.
     ts["first_frame"].render(index=1, time=0.0, num_frames=5, duration=10.0)
     ts.provenance()   # {"first_frame": "sharecaptioner/first_frame@1", "summary": "custom/..."}
     ts.generation     # {"num_beams": 3, "max_tokens": 2048}
+    ts.pair_layout    # "composite": what --pair-layout auto uses with this preset
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from diffcap.prompts.render import VARIABLES, Template
 
 #: The template names every preset provides.
 TEMPLATE_NAMES: tuple[str, ...] = tuple(VARIABLES)
-_PRESET_KEYS = frozenset({"id", "description", "system", "generation", "templates"})
+_PRESET_KEYS = frozenset({"id", "description", "system", "generation", "pair_layout", "templates"})
+#: Frame-pair layouts a preset may ask for (what ``--pair-layout auto`` then uses).
+PAIR_LAYOUTS = frozenset({"two_images", "composite"})
 #: Generation settings a preset may set (ModelConfig field names).
 _GENERATION_KEYS = frozenset({"max_tokens", "temperature", "num_beams"})
 
@@ -45,6 +48,10 @@ class TemplateSet:
     #: System prompt sent with every request, or None.
     system: str | None = None
     description: str = ""
+    #: How slide mode shows a keyframe pair when ``pair_layout`` is ``auto``: ``"composite"``
+    #: (one vertical image with a 50-px gap, as the released ShareCaptioner-Video takes a pair),
+    #: ``"two_images"``, or None (auto: two images when the backend takes several).
+    pair_layout: str | None = None
 
     def __getitem__(self, name: str) -> Template:
         try:
@@ -111,7 +118,20 @@ def load_templates(
         generation=generation,
         system=spec.get("system"),
         description=str(spec.get("description", "")).strip(),
+        pair_layout=_pair_layout(spec, preset),
     )
+
+
+def _pair_layout(spec: Mapping[str, Any], preset: str) -> str | None:
+    layout = spec.get("pair_layout")
+    if layout is None or layout == "auto":
+        return None
+    if layout not in PAIR_LAYOUTS:
+        raise TemplateError(
+            f"preset '{preset}': pair_layout {layout!r} is not one of {sorted(PAIR_LAYOUTS)}",
+            hint="use composite, two_images, or leave it out (auto)",
+        )
+    return str(layout)
 
 
 def load_template_file(name: str, path: str | os.PathLike[str]) -> Template:

@@ -35,17 +35,26 @@ from diffcap.errors import TemplateError
 
 #: Variables that every template may use, per template name. Callers may pass more; a template
 #: that uses a placeholder outside its set is rejected when it is loaded (a typo caught early).
+#: What was captioned: ``duration`` is its length (``end - start``), ``start``/``end`` its
+#: bounds in seconds from the start of the file (the clock keyframe times use),
+#: ``video_duration`` the whole file's length and ``scope`` ``"video"`` (the whole file) or
+#: ``"clip"`` (a window of it).
+SPAN_VARIABLES = frozenset({"start", "end", "duration", "video_duration", "scope"})
 VARIABLES: dict[str, frozenset[str]] = {
-    "first_frame": frozenset({"index", "time", "num_frames", "duration"}),
+    "first_frame": frozenset({"index", "time", "num_frames"}) | SPAN_VARIABLES,
     "differential": frozenset(
-        {"prev_index", "prev_time", "index", "time", "previous", "layout", "num_frames", "duration"}
-    ),
-    "summary": frozenset({"timeline", "num_frames", "duration"}),
-    "fast": frozenset({"num_frames", "times", "layout", "duration"}),
-    "clip_summary": frozenset({"timeline", "start", "end", "num_frames", "duration"}),
+        {"prev_index", "prev_time", "index", "time", "previous", "layout", "num_frames"}
+    )
+    | SPAN_VARIABLES,
+    "summary": frozenset({"timeline", "num_frames"}) | SPAN_VARIABLES,
+    "fast": frozenset({"num_frames", "times", "layout"}) | SPAN_VARIABLES,
+    "clip_summary": frozenset({"timeline", "num_frames"}) | SPAN_VARIABLES,
     "recaption": frozenset({"text"}),
     "short_caption": frozenset({"duration"}),
 }
+
+#: Seconds within which a window's bounds count as the file's own (float noise, rounding).
+SPAN_TOLERANCE_S = 0.05
 
 #: Item format used for a ``timeline`` list when a template's header gives none.
 DEFAULT_ITEM = "[{time:.1f} s] {caption}"
@@ -87,6 +96,39 @@ def timeline_block(timeline: Iterable[Any], item: str = DEFAULT_ITEM) -> str:
     for i, (t, text) in enumerate(timeline_entries(timeline), start=1):
         lines.append(item.format(index=i, time=t, caption=text.strip()) + "\n")
     return "".join(lines)
+
+
+def span_defaults(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """Fill the span variables a caller left out from those it gave.
+
+    Callers written before ``start``/``end``/``video_duration``/``scope`` existed pass only
+    ``duration`` (the whole video's length) and maybe ``start``/``end``; their templates keep
+    rendering as before, and new templates get a consistent span.
+    """
+    out = dict(variables)
+    given = {k for k in ("start", "end", "duration", "video_duration") if out.get(k) is not None}
+    if not given:
+        return out
+    start = float(out["start"]) if "start" in given else 0.0
+    # Old callers' ``duration`` is the whole video's length.
+    video = float(out["video_duration"] if "video_duration" in given else out.get("duration") or 0)
+    if "end" in given:
+        end = float(out["end"])
+    elif "duration" in given:
+        end = start + float(out["duration"])
+    else:
+        end = video
+    if "video_duration" not in given and "duration" not in given:
+        video = end
+    defaults = {"start": start, "end": end, "duration": end - start, "video_duration": video}
+    for key, value in defaults.items():
+        if out.get(key) is None:
+            out[key] = value
+    if out.get("scope") is None:
+        # A window from 0 to the end of the file is the whole video.
+        clip = start > SPAN_TOLERANCE_S or end < video - SPAN_TOLERANCE_S
+        out["scope"] = "clip" if clip else "video"
+    return out
 
 
 def placeholders(text: str) -> set[str]:
@@ -188,6 +230,7 @@ class Template:
 
     def render(self, **variables: Any) -> str:
         """Fill the placeholders. Extra variables are ignored; missing ones raise."""
+        variables = span_defaults(variables)
         missing = self.variables - {k for k, v in variables.items() if v is not None}
         if missing:
             raise TemplateError(
