@@ -168,3 +168,16 @@ def test_grid_is_scaled_to_1920(tmp_path):
     img, times = grid_image(video)
     assert max(img.size) == 1920 and len(times) == 16
     assert img.size[1] == round((4 * 360 + 150) * 1920 / (4 * 640 + 150))
+
+
+def test_llava_prompts_of_a_span_record_name_the_clip_window(export_fixture, tmp_path):
+    """A manifest span (record key ``span``) reaches the training prompts as inference saw it."""
+    lines = export_fixture.records_file.read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["span"] = {"start": 2.0, "end": 6.0}
+    src = export_fixture.records_file.parent / "span_records.jsonl"
+    src.write_text(json.dumps(rec) + "\n")
+    out = tmp_path / "llava.json"
+    export(src, "llava", out, ExportOptions(progress=False, tasks=("fast",)))
+    (fast,) = _items(out)
+    assert "the clip from 2.0 s to 6.0 s of the video" in fast["conversations"][0]["value"]

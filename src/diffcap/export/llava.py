@@ -30,6 +30,7 @@ from typing import Any
 
 from PIL import Image
 
+from diffcap.captioning.calls import Span
 from diffcap.captioning.fast import frame_label
 from diffcap.captioning.images import (
     encode_jpeg,
@@ -40,7 +41,12 @@ from diffcap.captioning.images import (
 )
 from diffcap.errors import ConfigError
 from diffcap.export.base import ExportOptions, ExportResult, atomic_open, progress_bar
-from diffcap.export.records import RecordSource, keyframe_files, relative_to_output
+from diffcap.export.records import (
+    RecordSource,
+    keyframe_files,
+    record_span,
+    relative_to_output,
+)
 from diffcap.timeline import VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -132,9 +138,15 @@ def fast_items(rec: VideoRecord, ts: Any, images: ImageWriter) -> Iterator[dict]
         num_frames=len(keep),
         times=[rec.keyframes[i].time for i in keep],
         layout=opts.fast_layout,
-        duration=rec.duration,
+        **_span_vars(rec),
     )
     yield _item(rec, "fast", 0, prompt, summary.content, path)
+
+
+def _span_vars(rec: VideoRecord) -> dict[str, Any]:
+    """The window variables inference rendered for this record (see captioning Span)."""
+    start, end = record_span(rec)
+    return Span(start or 0.0, rec.duration if end is None else end, rec.duration).variables()
 
 
 def slide_items(rec: VideoRecord, ts: Any, images: ImageWriter) -> Iterator[dict]:
@@ -153,7 +165,7 @@ def slide_items(rec: VideoRecord, ts: Any, images: ImageWriter) -> Iterator[dict
     files = keyframe_files(rec)
     kfs = rec.keyframes
     side = opts.image_max_side
-    common = {"num_frames": len(kfs), "duration": rec.duration}
+    common = {"num_frames": len(kfs), **_span_vars(rec)}
     saved: dict[int, str] = {}
 
     def single(i: int) -> str:
@@ -203,7 +215,7 @@ def clip_items(rec: VideoRecord, ts: Any, clips: list[dict[str, Any]]) -> Iterat
             logger.warning("%s: clip %g-%g s skipped: %s", rec.video_id, start, end, exc)
             continue
         prompt = ts["clip_summary"].render(
-            timeline=inside, start=start, end=end, num_frames=len(inside), duration=rec.duration
+            timeline=inside, num_frames=len(inside), **Span(start, end, rec.duration).variables()
         )
         yield _item(rec, "clip", len(seen) - 1, prompt, answer, None)
 
