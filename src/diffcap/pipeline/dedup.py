@@ -8,11 +8,13 @@ Two paths give the same rule:
 
 * ``exact``: numpy, blockwise. Each block of candidates is compared with all kept vectors by
   one matrix product, then resolved in order inside the block. Quadratic; for ~50k or fewer.
-* ``ann``: a usearch HNSW index (inner product on int8-quantised unit vectors) holds the kept
-  vectors, added as they are kept. A block of candidates queries it for its ``k`` nearest kept
-  vectors, whose similarities are then recomputed exactly in float32; the block is resolved
-  in order by the same exact within-block check. Only a missed neighbour (HNSW recall) can make
-  it differ from the exact rule; :func:`check_agreement` measures how often it does.
+* ``ann``: an inverted-file (IVF) index in numpy. k-means centroids are trained on a
+  fixed-seed sample; each kept vector joins the list of its nearest centroid. A block of
+  candidates is scanned list by list: the rows probing a list (its ``nprobe`` nearest lists)
+  are compared with all of that list's kept vectors, and with the block's own rows that would
+  join it, by one float32 matrix product. The block is then resolved in order. Scores are exact;
+  only a neighbour in an unprobed list can make a decision differ from the exact rule
+  (:func:`check_agreement` measures how often). Deterministic: no randomness but the seed.
 
 ``index="auto"`` uses exact below :data:`EXACT_MAX` candidates.
 
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,10 +39,10 @@ from typing import Any, Literal
 import numpy as np
 from tqdm.auto import tqdm
 
-from diffcap._deps import require
 from diffcap.config import FilterConfig
 from diffcap.embed.base import TextEmbedder
 from diffcap.errors import ConfigError
+from diffcap.pipeline.dedup_ivf import IvfPool, auto_nlist, resolve_sparse, train_centroids
 
 logger = logging.getLogger(__name__)
 
@@ -64,20 +65,19 @@ __all__ = [
 
 @dataclass(frozen=True)
 class AnnOptions:
-    """Settings of the usearch HNSW path. Defaults measured on 384-d MiniLM-like vectors.
+    """Settings of the IVF path. Defaults measured on 384-d MiniLM-like vectors.
 
-    ``k`` neighbours are fetched per query and re-scored exactly; ``deterministic`` adds
-    vectors with one thread (a multi-threaded HNSW build depends on thread timing).
+    ``nlist`` k-means lists (0: ``sqrt(N)``, at most 2048), trained on ``train_size`` rows drawn
+    with ``seed``; each candidate is compared with the kept vectors in its ``nprobe`` nearest
+    lists. ``batch_size`` candidates are scanned together (each list is read once per batch).
     """
 
-    k: int = 8
-    dtype: str = "i8"
-    connectivity: int = 12
-    expansion_add: int = 48
-    expansion_search: int = 48
-    batch_size: int = 512
-    threads: int = 0  # 0 -> os.cpu_count()
-    deterministic: bool = True
+    nlist: int = 0
+    nprobe: int = 8
+    train_size: int = 65_536
+    kmeans_iters: int = 8
+    seed: int = 0
+    batch_size: int = 16_384
 
 
 @dataclass(frozen=True)
@@ -354,44 +354,18 @@ def _exact(
 def _ann(
     x: np.ndarray, threshold: float, opts: AnnOptions, progress: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    usearch_index = require("usearch.index", extra="ann", purpose="approximate de-duplication")
-    n, d = x.shape
-    threads = opts.threads or os.cpu_count() or 1
-    index = usearch_index.Index(
-        ndim=d,
-        metric="ip",
-        dtype=opts.dtype,
-        connectivity=opts.connectivity,
-        expansion_add=opts.expansion_add,
-        expansion_search=opts.expansion_search,
-        enable_key_lookups=False,  # keys map back to input rows; no lookups by key needed
+    n = len(x)
+    pool = IvfPool(
+        train_centroids(
+            x, opts.nlist or auto_nlist(n), opts.seed, opts.train_size, opts.kmeans_iters
+        ),
+        opts.nprobe,
     )
     out = _new_outputs(n)
     bs = opts.batch_size
     for start in tqdm(range(0, n, bs), disable=not progress, desc="dedup ann", unit_scale=bs):
         block = x[start : start + bs]
-        pool_sim, pool_idx = _ann_pool_best(index, x, block, opts.k, threads)
-        kept = _store_block(out, start, _resolve_block(block, pool_sim, pool_idx, threshold))
-        if len(kept):
-            # Keys are input rows, so candidates are re-scored against the original vectors.
-            index.add(kept, x[kept], threads=1 if opts.deterministic else threads)
+        own, pool_sim, pool_idx, edges = pool.scan(block, threshold)
+        kept = _store_block(out, start, resolve_sparse(pool_sim, pool_idx, edges, threshold))
+        pool.add(kept, x[kept], own[kept - start])
     return out
-
-
-def _ann_pool_best(
-    index: Any, x: np.ndarray, block: np.ndarray, k: int, threads: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Best kept match per row: ANN candidates re-scored exactly in float32."""
-    b = len(block)
-    if len(index) == 0:
-        return np.full(b, -np.inf, dtype=np.float32), np.full(b, -1, dtype=np.int64)
-    found = index.search(block, min(k, len(index)), threads=threads)
-    keys = np.asarray(found.keys, dtype=np.int64).reshape(b, -1)
-    counts = np.asarray(found.counts).reshape(b)
-    valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
-    safe = np.where(valid, keys, 0)
-    sims = np.einsum("bd,bkd->bk", block, x[safe])
-    sims = np.where(valid, sims, -np.inf)
-    j = sims.argmax(axis=1)
-    rows = np.arange(b)
-    return sims[rows, j].astype(np.float32), np.where(valid[rows, j], safe[rows, j], -1)
