@@ -9,8 +9,10 @@ diffcap review-stats --db votes.sqlite --chart review.png
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -18,6 +20,33 @@ from diffcap.errors import ConfigError
 from diffcap.web.votes import DEFAULT_DB
 
 _HOST_HELP = "Address to bind; anything but loopback exposes the runs to the network."
+
+
+def _server_options(default_port: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The RUNS argument and --host/--port/--open, shared by the commands that serve pages."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(
+            [
+                click.argument(
+                    "runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+                ),
+                click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP),
+                click.option(
+                    "--port",
+                    default=default_port,
+                    show_default=True,
+                    help="Port (0 = any free port).",
+                ),
+                click.option(
+                    "--open", "open_browser", is_flag=True, help="Open the page in a browser."
+                ),
+            ]
+        ):
+            f = option(f)
+        return f
+
+    return decorate
 
 
 def _bind(app: object, host: str, port: int) -> ThreadingHTTPServer:
@@ -33,10 +62,7 @@ def _bind(app: object, host: str, port: int) -> ThreadingHTTPServer:
 
 
 @click.command()
-@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP)
-@click.option("--port", default=8765, show_default=True, help="Port (0 = any free port).")
-@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@_server_options(8765)
 @click.option(
     "--html",
     "html_out",
@@ -80,10 +106,7 @@ def view(
 
 
 @click.command()
-@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP)
-@click.option("--port", default=8766, show_default=True, help="Port (0 = any free port).")
-@click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser.")
+@_server_options(8766)
 @click.option(
     "--reviewer",
     default=None,

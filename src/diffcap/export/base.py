@@ -15,7 +15,7 @@ import importlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +125,19 @@ def atomic_open(path: Path) -> Iterator[TextIO]:
 
 def progress_bar(opts: ExportOptions, desc: str, total: int | None = None) -> Any:
     return tqdm(total=total, desc=desc, unit="video", disable=not opts.progress, leave=False)
+
+
+def summarized(source: Iterable[Any], result: ExportResult, opts: ExportOptions) -> Iterator[Any]:
+    """The records of ``source`` that have a whole-video caption, counted on ``result`` under a
+    progress bar; the others are counted as skipped ("without a summary")."""
+    with progress_bar(opts, result.format) as bar:
+        for rec in source:
+            result.records += 1
+            bar.update()
+            if rec.summary is None:
+                result.skip("without a summary")
+                continue
+            yield rec
 
 
 def format_names() -> list[str]:

@@ -23,7 +23,7 @@ from PIL import Image
 
 from diffcap.captioning.images import resize_max_side, tile_grid
 from diffcap.errors import DiffcapError
-from diffcap.export.base import ExportOptions, ExportResult, atomic_open, progress_bar
+from diffcap.export.base import ExportOptions, ExportResult, atomic_open, summarized
 from diffcap.export.llava import ImageWriter, conversation
 from diffcap.export.records import RecordSource, clamp_window, record_span, resolve_video
 
@@ -70,30 +70,24 @@ def write_grid(source: RecordSource, out: Path, opts: ExportOptions) -> ExportRe
     result = ExportResult("grid", out)
     prompt = f"{GRID_PRE_PROMPT} {opts.grid_question}".strip()
     items = []
-    with progress_bar(opts, "grid") as bar:
-        for rec in source:
-            result.records += 1
-            bar.update()
-            if rec.summary is None:
-                result.skip("without a summary")
-                continue
-            try:
-                video = resolve_video(rec, source.base_dir)
-                grid, times = grid_image(video, opts.grid_frames, record_span(rec), rec.video_id)
-            except DiffcapError as exc:  # one bad video never costs the others their output
-                result.fail(rec.video_id, exc)
-                continue
-            # Saved at full quality within the cap: the grid is the training input itself.
-            path = images.save(grid, f"{rec.video_id}.jpg", None, quality=95)
-            items.append(
-                {
-                    "id": rec.video_id,
-                    "video_id": rec.video_id,
-                    "image": path,
-                    "frame_times": [round(t, 6) for t in times],
-                    "conversations": conversation(prompt, rec.summary.content, 1),
-                }
-            )
+    for rec in summarized(source, result, opts):
+        try:
+            video = resolve_video(rec, source.base_dir)
+            grid, times = grid_image(video, opts.grid_frames, record_span(rec), rec.video_id)
+        except DiffcapError as exc:  # one bad video never costs the others their output
+            result.fail(rec.video_id, exc)
+            continue
+        # Saved at full quality within the cap: the grid is the training input itself.
+        path = images.save(grid, f"{rec.video_id}.jpg", None, quality=95)
+        items.append(
+            {
+                "id": rec.video_id,
+                "video_id": rec.video_id,
+                "image": path,
+                "frame_times": [round(t, 6) for t in times],
+                "conversations": conversation(prompt, rec.summary.content, 1),
+            }
+        )
     with atomic_open(out) as fh:
         json.dump(items, fh, ensure_ascii=False, indent=1)
     result.items, result.images = len(items), images.count

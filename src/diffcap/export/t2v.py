@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.errors import DiffcapError
-from diffcap.export.base import ExportOptions, ExportResult, atomic_open, progress_bar
+from diffcap.export.base import ExportOptions, ExportResult, atomic_open, summarized
 from diffcap.export.records import (
     RecordSource,
     clamp_window,
@@ -64,22 +64,16 @@ def write_t2v(source: RecordSource, out: Path, opts: ExportOptions) -> ExportRes
 
     result = ExportResult("t2v", out)
     rows = []
-    with progress_bar(opts, "t2v") as bar:
-        for rec in source:
-            result.records += 1
-            bar.update()
-            if rec.summary is None:
-                result.skip("without a summary")
-                continue
-            try:
-                video = resolve_video(rec, source.base_dir)
-                rel = relative_to_output(video, out.parent, opts.absolute_paths)
-                row = t2v_row(rec, video, probe(video), rel)
-            except DiffcapError as exc:  # one bad video never costs the others their output
-                result.fail(rec.video_id, exc)
-                continue
-            if row is not None:
-                rows.append(row)
+    for rec in summarized(source, result, opts):
+        try:
+            video = resolve_video(rec, source.base_dir)
+            rel = relative_to_output(video, out.parent, opts.absolute_paths)
+            row = t2v_row(rec, video, probe(video), rel)
+        except DiffcapError as exc:  # one bad video never costs the others their output
+            result.fail(rec.video_id, exc)
+            continue
+        if row is not None:
+            rows.append(row)
     with atomic_open(out) as fh:
         json.dump(rows, fh, ensure_ascii=False, indent=1)
     result.items = len(rows)
