@@ -365,7 +365,7 @@ def test_caption_model_that_fails_to_load_on_first_request_exits_3(video, tmp_pa
 
 
 def test_build_config_yaml_then_flags(tmp_path):
-    from diffcap.cli.caption import CAPTION_OPTIONS, MODEL_OPTIONS, build_config
+    from diffcap.cli.options import CAPTION_OPTIONS, MODEL_OPTIONS, build_config
     from diffcap.errors import ConfigError
 
     cfg_file = tmp_path / "run.yaml"

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from diffcap.cli.caption import MODEL_OPTIONS, build_config, model_options
+from diffcap.cli.options import MODEL_OPTIONS, build_config, model_options
 from diffcap.export.base import FORMATS, LLAVA_TASKS
 
 

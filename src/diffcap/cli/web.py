@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from diffcap.cli.options import stack_options
 from diffcap.errors import ConfigError
 from diffcap.web.votes import DEFAULT_DB
 
@@ -24,29 +25,16 @@ _HOST_HELP = "Address to bind; anything but loopback exposes the runs to the net
 
 def _server_options(default_port: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The RUNS argument and --host/--port/--open, shared by the commands that serve pages."""
-
-    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
-        for option in reversed(
-            [
-                click.argument(
-                    "runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
-                ),
-                click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP),
-                click.option(
-                    "--port",
-                    default=default_port,
-                    show_default=True,
-                    help="Port (0 = any free port).",
-                ),
-                click.option(
-                    "--open", "open_browser", is_flag=True, help="Open the page in a browser."
-                ),
-            ]
-        ):
-            f = option(f)
-        return f
-
-    return decorate
+    return stack_options(
+        click.argument(
+            "runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+        ),
+        click.option("--host", default="127.0.0.1", show_default=True, help=_HOST_HELP),
+        click.option(
+            "--port", default=default_port, show_default=True, help="Port (0 = any free port)."
+        ),
+        click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser."),
+    )
 
 
 def _bind(app: object, host: str, port: int) -> ThreadingHTTPServer:
