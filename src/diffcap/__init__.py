@@ -47,7 +47,6 @@ _EXPORTS: dict[str, str] = {
     "get_backend": "diffcap.models",
     "load_templates": "diffcap.prompts",
     "caption_keyframes": "diffcap.captioning",
-    "caption_video": "diffcap.captioning",
     "summarize_clip": "diffcap.captioning",
     "recaption": "diffcap.captioning",
     # dataset runs

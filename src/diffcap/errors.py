@@ -12,12 +12,18 @@ shows the traceback.
 
 from __future__ import annotations
 
+import errno
+from typing import Literal
+
 
 class DiffcapError(Exception):
     """Base class of all errors diffcap raises on purpose."""
 
     #: Short machine-readable reason, recorded in failure tables.
     reason: str = "error"
+    #: A fault of the world (endpoint down, disk full), not of the video: a video that hits
+    #: it is left pending and a plain rerun retries it. See :func:`fault_kind`.
+    transient: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message
@@ -113,6 +119,7 @@ class ModelUnavailable(ModelError):
     """The model cannot be loaded or reached (no weights offline, no key, no server)."""
 
     reason = "model_unavailable"
+    transient = True
 
 
 class RequestFailed(ModelError):
@@ -130,6 +137,7 @@ class RequestFailed(ModelError):
         hint: str | None = None,
     ) -> None:
         self.retryable = retryable
+        self.transient = retryable  # retries ran out on a retryable failure: try again later
         self.status = status
         self.retry_after = retry_after
         super().__init__(message, hint=hint)
@@ -143,3 +151,92 @@ class BudgetExceeded(DiffcapError):
 
 class TemplateError(DiffcapError):
     reason = "template"
+
+
+# --- runs ------------------------------------------------------------------------------
+
+
+class StorageError(DiffcapError):
+    """The run directory cannot be written (disk full, read-only, permission denied)."""
+
+    reason = "storage"
+    transient = True
+
+
+class RunDirLocked(DiffcapError):
+    """Another process is running in this run directory."""
+
+    reason = "locked"
+
+
+class RunStopped(DiffcapError):
+    """The run stopped early on a fault of the world; a plain rerun resumes.
+
+    ``reason``: ``endpoint_down``, ``storage`` or ``faults`` (several videos in a row hit
+    transient faults)."""
+
+    transient = True
+
+    def __init__(self, reason: str, message: str, *, hint: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message, hint=hint)
+
+
+FaultKind = Literal["permanent", "transient", "budget", "bug"]
+
+#: errno values that mean the machine, not the video, is at fault.
+WORLD_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EROFS,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+        errno.EIO,
+    }
+)
+
+
+def fault_kind(exc: BaseException) -> FaultKind:
+    """The one classification of failures every stage and executor uses.
+
+    - ``budget``: the cost cap stopped new requests (the video stays pending);
+    - ``transient``: a fault of the world (endpoint down or unreachable, 5xx or timeouts
+      after retries, disk full, permission errors): the video stays pending, a rerun retries;
+    - ``permanent``: the video itself is bad (unreadable, refused by the model): recorded as
+      failed with its reason;
+    - ``bug``: anything that is not a diffcap error: the video stays pending, the traceback
+      is logged and the run exits non-zero.
+    """
+    if isinstance(exc, BudgetExceeded):
+        return "budget"
+    if isinstance(exc, DiffcapError):
+        return "transient" if exc.transient else "permanent"
+    if isinstance(exc, OSError) and exc.errno in WORLD_ERRNOS:
+        return "transient"
+    if type(exc).__module__ == "sqlite3" or type(exc).__name__ == "OperationalError":
+        return "transient"  # the run database: disk full, read-only, locked
+    return "bug"
+
+
+def world_fault_reason(exc: BaseException) -> str:
+    """A short reason for a transient fault (``disk_full``, ``read_only``, ...)."""
+    if isinstance(exc, DiffcapError):
+        return exc.reason
+    if isinstance(exc, OSError):
+        return {
+            errno.ENOSPC: "disk_full",
+            errno.EDQUOT: "disk_full",
+            errno.EROFS: "read_only",
+            errno.EACCES: "permission_denied",
+            errno.EPERM: "permission_denied",
+        }.get(exc.errno or 0, "os_error")
+    text = str(exc).lower()
+    if "full" in text:
+        return "disk_full"
+    if "readonly" in text or "read-only" in text:
+        return "read_only"
+    return "storage"

@@ -6,6 +6,8 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pathlib import Path
+
 import pytest
 
 from diffcap.config import InputConfig
@@ -45,10 +47,35 @@ def test_glob_and_single_file_and_url(tmp_path):
 
 
 def test_missing_input_is_a_clear_error(tmp_path):
+    # a missing video is a bad input with its reason (the batch goes on) ...
+    scan = collect_inputs([str(tmp_path / "nope.mp4")], InputConfig())
+    assert scan.items == [] and [b.reason for b in scan.bad] == ["not_found"]
+    # ... a path that names nothing a video could be, or an empty glob, is a usage error
     with pytest.raises(ConfigError, match="no such file"):
-        collect_inputs([str(tmp_path / "nope.mp4")], InputConfig())
+        collect_inputs([str(tmp_path / "nope")], InputConfig())
     with pytest.raises(ConfigError, match="matches no video"):
         collect_inputs([str(tmp_path / "*.mp4")], InputConfig())
+
+
+def test_broken_symlinks_are_bad_inputs_with_reasons(tmp_path):
+    (tmp_path / "d").mkdir()
+    touch(tmp_path / "d" / "ok.mp4")
+    (tmp_path / "d" / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    (tmp_path / "d" / "loop.mp4").symlink_to(tmp_path / "d" / "loop.mp4")
+    scan = collect_inputs([str(tmp_path / "d")], InputConfig())
+    assert [i.video_id for i in scan.items] == ["ok"]
+    reasons = {Path(b.source).name: b.reason for b in scan.bad}
+    assert reasons == {"dangling.mp4": "dangling_symlink", "loop.mp4": "symlink_loop"}
+    # named directly, too
+    direct = collect_inputs([str(tmp_path / "d" / "dangling.mp4")], InputConfig())
+    assert [b.reason for b in direct.bad] == ["dangling_symlink"]
+
+
+def test_ids_are_unique_without_regard_to_case(tmp_path):
+    touch(tmp_path / "a" / "Clip2.mp4")
+    touch(tmp_path / "b" / "clip2.mp4")
+    ids = [i.video_id for i in collect_inputs([str(tmp_path)], InputConfig()).items]
+    assert len({i.lower() for i in ids}) == 2, ids
 
 
 def test_same_stem_gets_unique_stable_ids(tmp_path):

@@ -104,7 +104,7 @@ def test_run_outputs_and_rerun(videos, server, tmp_path):
         (None, "bad_row"),
     }
     filtered = json.loads((run_dir / "filtered.jsonl").read_text().splitlines()[0])
-    assert filtered["video_id"] == "long" and filtered["reason"] == "duration"
+    assert filtered["video_id"] == "long" and filtered["reason"] == "too_long"
     saved = (run_dir / "config.yaml").read_text()
     assert "api_key" not in saved and "test" not in saved.split("api_base")[0]
 
@@ -166,13 +166,12 @@ def test_process_pool_workers(videos, server, tmp_path):
 
 
 def test_stages_process_batches_like_ray(videos, server, tmp_path):
-    """The Stage API as the Ray runner uses it: pickled stages, process(batch) per batch,
-    several batches on one set-up model stage, then commit_row in the driver."""
+    """The stage contract as the Ray executor uses it: pickled stages, process(batch) per
+    batch, several batches on one set-up model stage, then commit_row in the driver."""
     import pickle
 
+    from diffcap.pipeline import VideoRow, build_stages, stage_names
     from diffcap.pipeline.inputs import collect_inputs
-    from diffcap.pipeline.rows import new_row
-    from diffcap.pipeline.stages import build_stages
     from diffcap.store import RunStore, VideoEntry
 
     root, long = videos
@@ -181,17 +180,20 @@ def test_stages_process_batches_like_ray(videos, server, tmp_path):
     store = RunStore.open(run_dir / "run.sqlite")
     items = collect_inputs([str(root), str(long)], cfg.input).items
     store.add_videos(VideoEntry(i.video_id, i.source) for i in items)
-    rows = [new_row(v) for v in store.videos(["pending"])]
-    stages = [pickle.loads(pickle.dumps(s)) for s in build_stages(cfg, run_dir)]
+    rows = [VideoRow.new(v) for v in store.videos(["pending"])]
+    names = stage_names("run", cfg)
+    stages = [pickle.loads(pickle.dumps(s)) for s in build_stages(names, cfg, run_dir)]
     assert [s.name for s in stages] == ["prepare", "keyframes", "caption"]
     for stage in stages:
         stage.setup()
         rows = stage.process(rows[:2]) + stage.process(rows[2:])  # two batches
     for stage in stages:
         stage.teardown()
-    assert [r["status"] for r in rows].count("done") == 4
-    assert next(r for r in rows if r["video_id"] == "long")["reason"] == "duration"
+    assert [r.status for r in rows].count("pending") == 4  # passed every stage
+    assert all(r.record and r.record["captions"] for r in rows if r.status == "pending")
+    assert next(r for r in rows if r.video_id == "long").reason == "too_long"
     for row in rows:
+        row.status = "done" if row.active else row.status
         store.commit_row(row)
     assert store.counts() == {"pending": 0, "done": 4, "failed": 0, "filtered": 1}
     store.close()
@@ -200,19 +202,18 @@ def test_stages_process_batches_like_ray(videos, server, tmp_path):
 def test_short_caption_stage_from_frames(videos, server, tmp_path):
     """Rows without a manifest caption get one from the backend (3 frames, short template);
     rows with one keep it and send nothing."""
-    from diffcap.pipeline.rows import new_row
-    from diffcap.pipeline.stages import build_stages
+    from diffcap.pipeline import VideoRow, build_stages
 
     root, _ = videos
     cfg = config(server, **{"filter.dedup": True})
-    prepare, short = build_stages(cfg, tmp_path, ["prepare", "short_caption"])
+    prepare, short = build_stages(["prepare", "short_caption"], cfg, tmp_path)
     rows = [
-        new_row({"video_id": "a", "source": str(root / "v0.mp4")}),
-        new_row({"video_id": "b", "source": str(root / "v1.mp4"), "caption": "given"}),
+        VideoRow(video_id="a", source=str(root / "v0.mp4")),
+        VideoRow(video_id="b", source=str(root / "v1.mp4"), caption="given"),
     ]
     rows = short.process(prepare.process(rows))
     short.teardown()
-    assert rows[0]["caption"].startswith("caption ") and rows[1]["caption"] == "given"
+    assert rows[0].caption.startswith("caption ") and rows[1].caption == "given"
     assert len(server.requests) == 1
     sent = server.requests[0]
     assert sent.images == 3  # frames at 1/6, 1/2, 5/6 of the video
@@ -252,11 +253,16 @@ def test_dedup_filters_duplicates(videos, server, tmp_path):
 
 def test_keyframe_skips_are_filtered(videos, server, tmp_path):
     root, _ = videos
-    cfg = config(server, **{"keyframes.min_duration": 10.0})  # the paper skipped <= 10 s
+    cfg = config(server, **{"filter.min_duration": 10.0, "filter.max_duration": None})
     report = run_dataset([str(root)], tmp_path / "run", cfg, progress=False)
     assert report.counts == {"done": 0, "failed": 0, "filtered": 4, "pending": 0}
     row = json.loads((tmp_path / "run" / "filtered.jsonl").read_text().splitlines()[0])
-    assert row["stage"] == "keyframes" and row["reason"] == "too_short"
+    assert row["stage"] == "prepare" and row["reason"] == "too_short"
+    # an empty time window is filtered by the keyframes stage
+    cfg = config(server, **{"keyframes.start": 100.0})
+    report = run_dataset([str(root)], tmp_path / "run2", cfg, progress=False)
+    row = json.loads((tmp_path / "run2" / "filtered.jsonl").read_text().splitlines()[0])
+    assert row["stage"] == "keyframes" and row["reason"] == "empty_window"
     assert server.requests == []
 
 

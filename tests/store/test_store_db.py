@@ -144,51 +144,28 @@ def test_request_cache_hit_miss_and_spend(store):
 
 
 def test_commit_row(store):
-    store.add_videos([VideoEntry(v, f"{v}.mp4") for v in "abcd"])
-    base = {"duration": 3.0, "caption": "short", "stage": None, "reason": None, "error": None}
-    assert (
-        store.commit_row(
-            {
-                **base,
-                "video_id": "a",
-                "status": "pending",
-                "record": '{"video_id": "a", "keyframes": []}',
-            }
-        )
-        == "done"
-    )
-    assert (
-        store.commit_row(
-            {
-                **base,
-                "video_id": "b",
-                "status": "failed",
-                "stage": "prepare",
-                "reason": "download",
-                "error": "HTTP 404",
-            }
-        )
-        == "failed"
-    )
-    assert (
-        store.commit_row(
-            {
-                **base,
-                "video_id": "c",
-                "status": "filtered",
-                "stage": "dedup",
-                "reason": "duplicate",
-                "duplicate_of": "a",
-                "similarity": 0.99,
-            }
-        )
-        == "filtered"
-    )
-    assert store.commit_row({**base, "video_id": "d", "status": "pending"}) == "pending"
+    from diffcap.pipeline.rows import VideoRow
+
+    store.add_videos([VideoEntry(v, f"{v}.mp4") for v in "abcde"])
+
+    def row(vid: str, **kw) -> VideoRow:
+        return VideoRow(video_id=vid, source=f"{vid}.mp4", duration=3.0, caption="short", **kw)
+
+    assert store.commit_row(row("a", status="done", record={"video_id": "a"})) == "done"
+    failed = row("b", status="failed", stage="prepare", reason="download", error="HTTP 404")
+    assert store.commit_row(failed) == "failed"
+    dup = row("c", status="filtered", stage="dedup", reason="duplicate", duplicate_of="a")
+    dup.similarity = 0.99
+    assert store.commit_row(dup) == "filtered"
+    assert store.commit_row(row("d")) == "pending"
+    down = row("e", status="deferred", stage="caption", reason="model_unavailable", error="x")
+    assert store.commit_row(down) == "pending"  # a rerun retries it
     assert store.video("d")["caption"] == "short"
     assert store.video("d")["duration"] == 3.0
-    assert store.counts() == {"pending": 1, "done": 1, "failed": 1, "filtered": 1}
+    assert store.counts() == {"pending": 2, "done": 1, "failed": 1, "filtered": 1}
     assert store.video("c")["duplicate_of"] == "a"
+    e = store.video("e")
+    assert (e["status"], e["reason"], e["attempts"]) == ("pending", "model_unavailable", 1)
 
 
 def test_meta_roundtrip(store):

@@ -16,13 +16,6 @@ from __future__ import annotations
 
 from diffcap.captioning.calls import Caller, KeyframeImages, Span, generation_options
 from diffcap.captioning.core import NoKeyframes, caption_keyframes, provenance
-from diffcap.captioning.runner import (
-    CaptionRunner,
-    RunResult,
-    VideoFailed,
-    caption_video,
-    sidecar_paths,
-)
 from diffcap.captioning.text import (
     NoCaptionsInRange,
     load_record,
@@ -33,20 +26,15 @@ from diffcap.captioning.text import (
 
 __all__ = [
     "Caller",
-    "CaptionRunner",
     "KeyframeImages",
     "NoCaptionsInRange",
     "NoKeyframes",
-    "RunResult",
     "Span",
-    "VideoFailed",
     "caption_keyframes",
-    "caption_video",
     "generation_options",
     "load_record",
     "provenance",
     "recaption",
     "recaption_provenance",
-    "sidecar_paths",
     "summarize_clip",
 ]

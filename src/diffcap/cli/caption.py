@@ -1,11 +1,17 @@
-"""``diffcap caption`` / ``summarize`` / ``recaption``: thin shells over diffcap.captioning.
+"""``diffcap caption`` / ``summarize`` / ``recaption``: thin shells over the library.
 
     diffcap caption a.mp4 b.mp4 --out captions.jsonl --api-base http://127.0.0.1:8000/v1
     diffcap summarize captions.jsonl --video-id a --start 2 --end 8
     diffcap recaption "a corgi runs on a beach" "rain on a window" > dense.jsonl
 
+``caption`` is the pipeline's ``prepare -> keyframes -> caption`` stages (the same engine as
+``diffcap run``) over a run directory beside the output: ``captions.jsonl`` gets
+``captions.run/`` (run.sqlite, keyframes, failures), so a rerun resumes and finished model
+calls are never paid twice; ``captions.jsonl`` is rewritten from it on every run.
+
 Exit codes: 0 all done; 1 an error, or some videos/prompts failed (see the failures file);
-2 bad usage; 3 no model could be reached (``caption`` still extracted the keyframes).
+2 bad usage; 3 no usable model (not configured, unreachable, not found); 4-6 and 70 as for
+``diffcap run``.
 """
 
 from __future__ import annotations
@@ -18,17 +24,12 @@ from typing import Any
 
 import click
 
-from diffcap.cli.options import (
-    CAPTION_OPTIONS,
-    MODEL_OPTIONS,
-    build_config,
-    caption_options,
-    model_options,
-)
+from diffcap.cli.options import ALL_FIELDS, config_from_params, config_options, model_options
+from diffcap.cli.run import execute, finish
 from diffcap.config import RunConfig
 from diffcap.errors import ModelUnavailable
 
-#: Exit code when no model is reachable (documented in docs/captioning.md).
+#: Exit code when no model is usable (documented in README, "Exit codes").
 EXIT_NO_MODEL = 3
 
 
@@ -54,49 +55,43 @@ def _no_model_exit(exc: ModelUnavailable, done: str = "") -> None:
     sys.exit(EXIT_NO_MODEL)
 
 
+def run_dir_for(out: Path) -> Path:
+    """``captions.jsonl`` -> ``captions.run/`` beside it (the run directory of ``caption``)."""
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    return out.parent / f"{stem}.run"
+
+
 @click.command()
-@click.argument("videos", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("videos", nargs=-1, required=True)
 @click.option(
     "--out",
     "-o",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Records file (JSONL), rewritten; keyframes go to <stem>.keyframes/.",
+    help="Records file (JSONL), rewritten from the run directory <stem>.run/ beside it.",
 )
-@caption_options
-@model_options
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@config_options(ALL_FIELDS)
 @click.pass_context
-def caption(ctx: click.Context, videos: tuple[Path, ...], out: Path, **options: Any) -> None:
-    """Caption videos into OUT (one JSON record per video), DiffSW by default."""
-    from diffcap.captioning import CaptionRunner
+def caption(
+    ctx: click.Context, videos: tuple[str, ...], out: Path, no_progress: bool, **params: Any
+) -> None:
+    """Caption VIDEO... into OUT (one JSON record per video), DiffSW by default. Files,
+    folders, globs, URLs and manifests are accepted, as by `diffcap run`."""
+    from diffcap.export import ExportOptions, open_records
+    from diffcap.export.jsonl import write_jsonl
 
-    cfg = build_config(options, {**MODEL_OPTIONS, **CAPTION_OPTIONS})
-    templates = _templates(cfg)
-    unavailable: ModelUnavailable | None = None
-    backend = None
-    try:
-        backend = _backend(cfg)
-    except ModelUnavailable as exc:
-        unavailable = exc  # still extract the keyframes, then say how to get a model
-    quiet = bool((ctx.obj or {}).get("quiet"))
-    runner = CaptionRunner(cfg, backend, out, templates, progress=not quiet)
-    result = asyncio.run(_run_and_close(runner, list(videos), backend))
-    unavailable = unavailable or result.unavailable
-    if unavailable is not None:
-        n = result.videos - len(result.failures)
-        _no_model_exit(unavailable, f"keyframes of {n} video(s) are in {runner.keyframes_dir}; ")
-    click.echo(result.summary_line())
-    if result.failures:
-        click.echo(f"{len(result.failures)} video(s) failed: see {runner.failures_path}", err=True)
-        sys.exit(1)
-
-
-async def _run_and_close(runner: Any, videos: list[Path], backend: Any) -> Any:
-    try:
-        return await runner.run(videos)
-    finally:
-        if backend is not None:
-            await backend.aclose()
+    cfg = config_from_params(params)
+    run_dir = run_dir_for(out)
+    report = execute(ctx, "caption", list(videos), run_dir, cfg, no_progress=no_progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(open_records(run_dir), out, ExportOptions(progress=False))
+    click.echo(f"records: {out} (run directory {run_dir})")
+    if report.failed_now:
+        click.echo(
+            f"{report.failed_now} video(s) failed: see {run_dir / 'failures.jsonl'}", err=True
+        )
+    finish(report, fail_on_failed=True)
 
 
 @click.command()
@@ -115,7 +110,7 @@ def summarize(
     from diffcap.captioning.text import captions_in_range, load_record
     from diffcap.timeline import Usage, VideoRecord
 
-    cfg = build_config(options, MODEL_OPTIONS)
+    cfg = config_from_params(options)
     record = load_record(records, video_id)
     inside = captions_in_range(record, start, end)  # fail before reaching for a model
     templates = _templates(cfg)
@@ -175,7 +170,7 @@ def recaption(prompts: tuple[str, ...], prompt_file: Path | None, **options: Any
         texts += [line.strip() for line in lines if line.strip()]
     if not texts:
         raise click.UsageError("give at least one PROMPT or --file")
-    cfg = build_config(options, MODEL_OPTIONS)
+    cfg = config_from_params(options)
     templates = _templates(cfg)
     try:
         backend = _backend(cfg)

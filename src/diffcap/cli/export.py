@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from diffcap.cli.options import MODEL_OPTIONS, build_config, model_options
+from diffcap.cli.options import config_from_params, model_options
 from diffcap.export.base import FORMATS, LLAVA_TASKS
 
 
@@ -103,7 +103,7 @@ def export(ctx: click.Context, source: Path, fmt: str, out: Path, **options: Any
     if options.get("config_path") is None and (source / "config.yaml").is_file():
         # The run's own model settings, so clip requests hit its request cache.
         options["config_path"] = str(source / "config.yaml")
-    cfg = build_config(options, MODEL_OPTIONS)
+    cfg = config_from_params(options)
     opts = ExportOptions(
         absolute_paths=options["absolute_paths"],
         progress=not quiet,

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+import tempfile
+import time
 import traceback
+from pathlib import Path
 
 import click
 
 from diffcap import __version__
-from diffcap.errors import DiffcapError
+from diffcap.errors import (
+    ConfigError,
+    DiffcapError,
+    ModelUnavailable,
+    RunDirLocked,
+    RunStopped,
+    StorageError,
+)
 
 #: command name -> "module:attribute" (relative to diffcap.cli)
 COMMANDS: dict[str, str] = {
@@ -67,6 +78,35 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     ctx.obj["quiet"] = quiet
 
 
+def exit_code_of(exc: DiffcapError) -> int:
+    """The documented exit code of a diffcap error (README, "Exit codes")."""
+    from diffcap.pipeline.runner import EXIT_CODES
+
+    if isinstance(exc, ConfigError):
+        return EXIT_CODES["usage"]
+    if isinstance(exc, ModelUnavailable):
+        return EXIT_CODES["no_model"]
+    if isinstance(exc, RunDirLocked):
+        return EXIT_CODES["locked"]
+    if isinstance(exc, (StorageError, RunStopped)):
+        return EXIT_CODES["stopped"]
+    return EXIT_CODES["error"]
+
+
+def _crash_log(exc: BaseException) -> Path:
+    """Write the traceback of a bug where the user can find it; returns the path."""
+    folder = Path(os.environ.get("DIFFCAP_LOG_DIR") or Path.home() / ".cache" / "diffcap")
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"crash-{stamp}-{os.getpid()}.log"
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    except OSError:
+        path = Path(tempfile.gettempdir()) / f"diffcap-crash-{stamp}-{os.getpid()}.log"
+        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    return path
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the CLI, turning diffcap errors into one-line messages."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -83,11 +123,21 @@ def main(argv: list[str] | None = None) -> None:
     except DiffcapError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        click.echo(" ".join(f"error: {exc}".split()), err=True)
+        sys.exit(exit_code_of(exc))
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug: say so, and where the traceback is
+        if debug:
+            traceback.print_exc()
+        where = _crash_log(exc)
+        click.echo(
+            f"internal error (a bug in diffcap): {type(exc).__name__}: {exc}; "
+            f"traceback in {where}",
+            err=True,
+        )
+        sys.exit(70)
     # Without standalone mode click returns ctx.exit(code)'s code instead of exiting.
     sys.exit(rc if isinstance(rc, int) else 0)
 

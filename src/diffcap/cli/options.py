@@ -1,71 +1,243 @@
-"""Options shared by the commands that drive a model (caption, summarize, recaption, export),
-and the mapping from those options to the run config.
+"""Command-line options generated from the run config: an option exists once, in config.py.
+
+Every :class:`~diffcap.config.RunConfig` field a command uses becomes ``--section-key``
+(help text from the field's description, default from its default), plus the short alias
+from :data:`ALIASES` (``--interval`` for ``keyframes.interval``). Every such command also
+takes ``--preset``, ``--config`` and ``--set``. Precedence, lowest first:
+
+    preset  <  --config YAML (its ``preset:`` key names a preset too)  <  --set  <  flags
 
     @click.command()
-    @model_options
-    def cmd(**options): cfg = build_config(options, MODEL_OPTIONS)
+    @config_options(KEYFRAMES_FIELDS)
+    def keyframes(**params): cfg = config_from_params(params)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+import types
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Literal
 
 import click
-import yaml
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from diffcap.config import RunConfig
 from diffcap.errors import ConfigError
 
-#: CLI option -> dotted RunConfig field (None values mean "not given").
-MODEL_OPTIONS: dict[str, str] = {
-    "backend": "model.backend",
-    "model": "model.model",
-    "api_base": "model.api_base",
-    "api_key": "model.api_key",
-    "concurrency": "model.concurrency",
-    "timeout": "model.timeout_s",
-    "max_retries": "model.max_retries",
-    "max_tokens": "model.max_tokens",
-    "num_beams": "model.num_beams",
-    "temperature": "model.temperature",
-    "image_max_side": "model.image_max_side",
-    "detail": "model.detail",
-    "device": "model.device",
-    "model_batch_size": "model.batch_size",
-    "prompt_preset": "caption.prompt_preset",
-}
-CAPTION_OPTIONS: dict[str, str] = {
-    "mode": "caption.mode",
-    "pair_layout": "caption.pair_layout",
-    "fast_layout": "caption.fast_layout",
-    "fast_max_frames": "caption.fast_max_frames",
-    "fast_max_side": "caption.fast_max_side",
-    "summary": "summary.enabled",
-    "summary_model": "summary.model",
-    "workers": "engine.workers",
-    "embedder": "keyframes.embedder",
-    "interval": "keyframes.interval",
-    "threshold": "keyframes.threshold",
-    "max_keyframes": "keyframes.max_keyframes",
-    "start": "keyframes.start",
-    "end": "keyframes.end",
-    "min_duration": "keyframes.min_duration",
-    "max_duration": "keyframes.max_duration",
-    "skip_solid": "keyframes.skip_solid",
-    "cut_keyframes": "keyframes.cut_keyframes",
-    "image_format": "keyframes.image_format",
-    "max_side": "keyframes.max_side",
-    "jpeg_quality": "keyframes.jpeg_quality",
-    "kf_batch_size": "keyframes.batch_size",
+#: Short aliases for the flags people type most (one table for every command).
+ALIASES: dict[str, str] = {
+    "engine.engine": "--engine",
+    "engine.workers": "--workers",
+    "engine.max_cost_usd": "--max-cost-usd",
+    "engine.ray_address": "--ray-address",
+    "model.backend": "--backend",
+    "model.model": "--model",
+    "model.api_base": "--api-base",
+    "model.api_key": "--api-key",
+    "model.concurrency": "--concurrency",
+    "model.timeout_s": "--timeout",
+    "model.max_retries": "--max-retries",
+    "model.max_tokens": "--max-tokens",
+    "model.num_beams": "--num-beams",
+    "model.temperature": "--temperature",
+    "model.image_max_side": "--image-max-side",
+    "model.detail": "--detail",
+    "model.device": "--device",
+    "model.batch_size": "--model-batch-size",
+    "caption.mode": "--mode",
+    "caption.prompt_preset": "--prompt-preset",
+    "caption.pair_layout": "--pair-layout",
+    "caption.fast_layout": "--fast-layout",
+    "caption.fast_max_frames": "--fast-max-frames",
+    "caption.fast_max_side": "--fast-max-side",
+    "summary.enabled": "--summary",
+    "summary.model": "--summary-model",
+    "keyframes.embedder": "--embedder",
+    "keyframes.interval": "--interval",
+    "keyframes.threshold": "--threshold",
+    "keyframes.max_keyframes": "--max-keyframes",
+    "keyframes.start": "--start",
+    "keyframes.end": "--end",
+    "keyframes.max_seconds": "--max-seconds",
+    "keyframes.skip_solid": "--skip-solid",
+    "keyframes.cut_keyframes": "--cut-keyframes",
+    "keyframes.image_format": "--format",
+    "keyframes.max_side": "--max-side",
+    "keyframes.jpeg_quality": "--jpeg-quality",
+    "keyframes.batch_size": "--kf-batch-size",
+    "filter.min_duration": "--min-duration",
+    "filter.max_duration": "--max-duration",
+    "filter.dedup": "--dedup",
+    "filter.dedup_threshold": "--dedup-threshold",
+    "output.shard_size": "--shard-size",
+    "input.download_dir": "--download-dir",
 }
 
+#: What each kind of command exposes (section names, or dotted fields).
+ALL_FIELDS: tuple[str, ...] = tuple(RunConfig.model_fields)
+KEYFRAMES_FIELDS = (
+    "input",
+    "keyframes",
+    "filter.min_duration",
+    "filter.max_duration",
+    "engine.engine",
+    "engine.ray_address",
+    "engine.workers",
+    "engine.max_consecutive_faults",
+    "output",
+)
+MODEL_FIELDS = ("model", "caption.prompt_preset", "caption.templates")
 
-def stack_options(*decorators: Callable) -> Callable:
+_ENV = {"model.api_key": "DIFFCAP_API_KEY"}
+
+
+def _fields(include: Sequence[str]) -> Iterator[tuple[str, str, FieldInfo]]:
+    """(section, key, field) of the included RunConfig fields, in config order."""
+    for section, sfield in RunConfig.model_fields.items():
+        model = typing.cast(type, sfield.annotation)
+        for key, field in model.model_fields.items():
+            if section in include or f"{section}.{key}" in include:
+                yield section, key, field
+
+
+def _click_type(annotation: Any) -> tuple[Any, bool, bool]:
+    """(click type, is_flag, multiple) for a pydantic field annotation."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        return _click_type(args[0])
+    if origin is Literal:
+        return click.Choice([str(a) for a in typing.get_args(annotation)]), False, False
+    if origin is list:
+        return str, False, True
+    if annotation is bool:
+        return bool, True, False
+    if annotation in (int, float, str):
+        return annotation, False, False
+    return None, False, False  # dicts and other shapes: use --set
+
+
+def _help(dotted: str, field: FieldInfo) -> str:
+    text = (field.description or "").rstrip(".")
+    default = field.default
+    if (
+        field.default_factory is not None
+        or default is PydanticUndefined
+        or dotted == "model.api_key"
+    ):
+        shown = ""
+    elif isinstance(default, bool):
+        shown = f" [{'on' if default else 'off'}]"
+    else:
+        shown = f" [{default}]" if default is not None else ""
+    return f"{text}{shown}. ({dotted})"
+
+
+def _option(section: str, key: str, field: FieldInfo) -> Callable[[Any], Any] | None:
+    ctype, is_flag, multiple = _click_type(field.annotation)
+    if ctype is None:
+        return None
+    dotted = f"{section}.{key}"
+    names = [f"--{section}-{key}".replace("_", "-")]
+    if dotted in ALIASES and ALIASES[dotted] != names[0]:
+        names.append(ALIASES[dotted])
+    if is_flag:
+        names = [f"{n}/--no-{n[2:]}" for n in names]
+    return click.option(
+        *names,
+        f"{section}__{key}",
+        type=None if is_flag else ctype,
+        default=None,
+        multiple=multiple,
+        envvar=_ENV.get(dotted),
+        help=_help(dotted, field),
+        show_default=False,
+    )
+
+
+_COMMON = (
+    click.option(
+        "--preset", help="Named config preset shipped with diffcap (paper, fast-cheap...)."
+    ),
+    click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, exists=True),
+        help="YAML run config (sections: input, filter, keyframes, model, ...).",
+    ),
+    click.option(
+        "--set",
+        "assignments",
+        multiple=True,
+        metavar="SECTION.KEY=VALUE",
+        help="Set any config field (repeatable); the value is parsed as YAML.",
+    ),
+)
+
+
+def config_options(include: Sequence[str] = ALL_FIELDS) -> Callable[[Any], Any]:
+    """Decorate a command with ``--preset/--config/--set`` and one option per included
+    config field (click parameter name ``section__key``)."""
+    fields = list(_fields(include))
+
+    def apply(func: Any) -> Any:
+        for section, key, field in reversed(fields):
+            option = _option(section, key, field)
+            if option is not None:
+                func = option(func)
+        if "caption.templates" in include or "caption" in include:
+            func = click.option(
+                "--template",
+                "templates",
+                multiple=True,
+                metavar="NAME=PATH",
+                help="Replace one prompt template by a file (repeatable).",
+            )(func)
+        for common in reversed(_COMMON):
+            func = common(func)
+        return func
+
+    return apply
+
+
+def config_from_params(params: dict[str, Any]) -> RunConfig:
+    """The RunConfig from a command's parameters; pops every config parameter it uses."""
+    from diffcap.pipeline.configure import parse_set, resolve_config
+
+    overrides = parse_set(list(params.pop("assignments", ()) or ()))
+    flags = {}
+    for name in [n for n in params if "__" in n]:
+        value = params.pop(name)
+        if value is None or value == ():
+            continue
+        section, key = name.split("__", 1)
+        flags[f"{section}.{key}"] = list(value) if isinstance(value, tuple) else value
+    overrides.update(flags)  # explicit flags win over --set
+    templates = _templates(params.pop("templates", ()) or ())
+    if templates:
+        overrides["caption.templates"] = {**overrides.get("caption.templates", {}), **templates}
+    return resolve_config(params.pop("preset", None), params.pop("config_path", None), overrides)
+
+
+def _templates(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(
+                f"--template {item!r}: expected NAME=PATH",
+                hint="e.g. --template summary=my_summary.txt",
+            )
+        out[name.strip()] = path.strip()
+    return out
+
+
+def stack_options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """One decorator applying ``decorators`` in order (as if stacked top to bottom)."""
 
-    def apply(f: Callable) -> Callable:
+    def apply(f: Any) -> Any:
         for d in reversed(decorators):
             f = d(f)
         return f
@@ -73,136 +245,6 @@ def stack_options(*decorators: Callable) -> Callable:
     return apply
 
 
-model_options = stack_options(
-    click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False, exists=True),
-        help="A run config YAML (the same file `diffcap run --config` reads).",
-    ),
-    click.option("--backend", help="Model backend: openai (default) or transformers."),
-    click.option("--model", help="Model name or local model directory."),
-    click.option("--api-base", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1."),
-    click.option(
-        "--api-key",
-        envvar="DIFFCAP_API_KEY",
-        help="API key (else $DIFFCAP_API_KEY, then $OPENAI_API_KEY).",
-    ),
-    click.option("--concurrency", type=click.IntRange(1), help="Requests in flight overall [8]."),
-    click.option(
-        "--timeout", type=click.FloatRange(0, min_open=True), help="Seconds per request [120]."
-    ),
-    click.option("--max-retries", type=click.IntRange(0), help="Retries per request [6]."),
-    click.option("--max-tokens", type=click.IntRange(1), help="Max new tokens per answer."),
-    click.option("--num-beams", type=click.IntRange(1), help="Beam search width."),
-    click.option("--temperature", type=float, help="Sampling temperature."),
-    click.option(
-        "--image-max-side",
-        type=click.IntRange(16),
-        help="Longest side of images sent to the model [1024].",
-    ),
-    click.option(
-        "--detail", type=click.Choice(["auto", "low", "high"]), help="OpenAI image detail."
-    ),
-    click.option("--device", help="transformers backend: cpu, cuda, cuda:1 ..."),
-    click.option(
-        "--model-batch-size",
-        type=click.IntRange(1),
-        help="transformers backend: requests per forward pass [8].",
-    ),
-    click.option("--prompt-preset", help="Template preset: diffcap (default), sharecaptioner."),
-    click.option(
-        "--template",
-        "templates",
-        multiple=True,
-        metavar="NAME=PATH",
-        help="Replace one template by a file (repeatable).",
-    ),
-)
-
-caption_options = stack_options(
-    click.option("--mode", type=click.Choice(["slide", "fast"]), help="slide (default) or fast."),
-    click.option(
-        "--pair-layout",
-        type=click.Choice(["auto", "two_images", "composite"]),
-        help="How slide mode shows a frame pair [auto].",
-    ),
-    click.option(
-        "--fast-layout", type=click.Choice(["grid", "strip"]), help="Fast mode tiling [grid]."
-    ),
-    click.option("--fast-max-frames", type=click.IntRange(1), help="Fast mode: frames [30]."),
-    click.option(
-        "--fast-max-side",
-        type=click.IntRange(64),
-        help="Fast mode: longest side of the tiled image [2048].",
-    ),
-    click.option(
-        "--summary/--no-summary", default=None, help="Summarise the differential captions [on]."
-    ),
-    click.option("--summary-model", help="Model for the summary call [the caption model]."),
-    click.option("--workers", type=click.IntRange(1), help="Keyframe extraction threads [2]."),
-    click.option("--embedder", help="Keyframe embedder: weightless (default), clip:<dir>..."),
-    click.option(
-        "--interval",
-        type=click.FloatRange(0, min_open=True),
-        help="Seconds between candidate frames [2].",
-    ),
-    click.option("--threshold", type=float, help="Similarity under which a frame is kept."),
-    click.option("--max-keyframes", type=click.IntRange(1), help="Cap keyframes per video."),
-    click.option("--start", type=click.FloatRange(0), help="Start time (s)."),
-    click.option("--end", type=float, help="End time (s)."),
-    click.option("--min-duration", type=float, help="Skip videos shorter than this (s)."),
-    click.option("--max-duration", type=float, help="Read at most this many seconds."),
-    click.option(
-        "--skip-solid/--no-skip-solid",
-        default=None,
-        help="Skip a leading solid-colour frame [skip].",
-    ),
-    click.option(
-        "--cut-keyframes/--no-cut-keyframes",
-        default=None,
-        help="Also keep the first frame after each hard cut.",
-    ),
-    click.option(
-        "--format",
-        "image_format",
-        type=click.Choice(["jpg", "png"]),
-        help="Keyframe image format [jpg].",
-    ),
-    click.option(
-        "--max-side", type=click.IntRange(16), help="Longest side of saved keyframes [1024]."
-    ),
-    click.option("--jpeg-quality", type=click.IntRange(1, 100), help="Keyframe JPEG quality."),
-    click.option("--kf-batch-size", type=click.IntRange(1), help="Frames per embedder batch."),
-)
-
-
-def build_config(options: dict[str, Any], mapping: dict[str, str]) -> RunConfig:
-    """RunConfig from an optional YAML file plus the options the user gave (and only those,
-    so preset generation defaults still apply where no flag was set)."""
-    data: dict[str, Any] = {}
-    if options.get("config_path"):
-        data = yaml.safe_load(Path(options["config_path"]).read_text(encoding="utf-8")) or {}
-        if not isinstance(data, dict):
-            raise ConfigError(f"{options['config_path']}: the top level must be a mapping")
-    for opt, dotted in mapping.items():
-        value = options.get(opt)
-        if value is None:
-            continue
-        section, key = dotted.split(".")
-        data.setdefault(section, {})[key] = value
-    templates = {}
-    for item in options.get("templates") or ():
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise ConfigError(
-                f"--template {item!r}: expected NAME=PATH",
-                hint="e.g. --template summary=my_summary.txt",
-            )
-        templates[name.strip()] = path.strip()
-    if templates:
-        data.setdefault("caption", {}).setdefault("templates", {}).update(templates)
-    try:
-        return RunConfig.model_validate(data)
-    except Exception as exc:  # pydantic's message names the bad field
-        raise ConfigError(f"invalid settings: {exc}".replace("\n", " ")) from exc
+#: The model options of commands that call a model without running the pipeline
+#: (summarize, recaption, export).
+model_options = config_options(MODEL_FIELDS)

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -109,18 +107,6 @@ class ExportResult:
             parts.append("; skipped " + ", ".join(f"{n} {r}" for r, n in self.skipped.items()))
         parts.extend(f"; {note}" for note in self.notes)
         return "".join(parts)
-
-
-@contextmanager
-def atomic_open(path: Path) -> Iterator[TextIO]:
-    """Write a text file under a temporary name, renamed into place only on success."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            yield fh
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def progress_bar(opts: ExportOptions, desc: str, total: int | None = None) -> Any:

@@ -23,8 +23,9 @@ from typing import Any
 
 from diffcap.config import ModelConfig
 from diffcap.errors import BudgetExceeded, ConfigError, DiffcapError
-from diffcap.export.base import ExportOptions, ExportResult, atomic_open, progress_bar
+from diffcap.export.base import ExportOptions, ExportResult, progress_bar
 from diffcap.export.records import RecordSource
+from diffcap.fsutil import atomic_open
 from diffcap.timeline import Usage, VideoRecord
 
 logger = logging.getLogger(__name__)

@@ -23,9 +23,10 @@ from PIL import Image
 
 from diffcap.captioning.images import resize_max_side, tile_grid
 from diffcap.errors import DiffcapError
-from diffcap.export.base import ExportOptions, ExportResult, atomic_open, summarized
+from diffcap.export.base import ExportOptions, ExportResult, summarized
 from diffcap.export.llava import ImageWriter, conversation
 from diffcap.export.records import RecordSource, clamp_window, record_span, resolve_video
+from diffcap.fsutil import atomic_open
 
 __all__ = ["GRID_MAX_SIDE", "GRID_PRE_PROMPT", "grid_image", "grid_times", "write_grid"]
 

@@ -19,8 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from diffcap.export.base import ExportOptions, ExportResult, atomic_open, progress_bar
+from diffcap.export.base import ExportOptions, ExportResult, progress_bar
 from diffcap.export.records import RecordSource, relative_to_output
+from diffcap.fsutil import atomic_open
 from diffcap.timeline import VideoRecord
 
 __all__ = ["record_for_output", "sharegpt4video_row", "write_jsonl", "write_sharegpt4video"]

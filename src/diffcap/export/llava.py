@@ -40,13 +40,14 @@ from diffcap.captioning.images import (
     vertical_strip,
 )
 from diffcap.errors import ConfigError
-from diffcap.export.base import ExportOptions, ExportResult, atomic_open, progress_bar
+from diffcap.export.base import ExportOptions, ExportResult, progress_bar
 from diffcap.export.records import (
     RecordSource,
     keyframe_files,
     record_span,
     relative_to_output,
 )
+from diffcap.fsutil import atomic_open
 from diffcap.timeline import VideoRecord
 
 logger = logging.getLogger(__name__)

@@ -20,6 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from diffcap.fsutil import temp_path
+
 __all__ = ["RECORD_SCHEMA", "parquet_row", "write_parquet"]
 
 _KEYFRAME = pa.struct([("idx", pa.int32()), ("time", pa.float64()), ("file", pa.string())])
@@ -127,7 +129,7 @@ def write_parquet(
     (a progress bar's update).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temp_path(path)
     n = 0
     rows: list[dict[str, Any]] = []
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.errors import DiffcapError
-from diffcap.export.base import ExportOptions, ExportResult, atomic_open, summarized
+from diffcap.export.base import ExportOptions, ExportResult, summarized
 from diffcap.export.records import (
     RecordSource,
     clamp_window,
@@ -29,6 +29,7 @@ from diffcap.export.records import (
     relative_to_output,
     resolve_video,
 )
+from diffcap.fsutil import atomic_open
 from diffcap.timeline import VideoInfo, VideoRecord
 
 __all__ = ["t2v_row", "write_t2v"]

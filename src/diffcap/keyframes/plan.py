@@ -27,7 +27,7 @@ FALLBACK_FRAME = 1 / 30
 
 
 class KeyframesSkipped(DiffcapError):
-    """A video was not processed on purpose (``reason``: ``too_short``, ``empty_window``)."""
+    """A video was not processed on purpose (``reason``: ``empty_window``)."""
 
     reason = "skipped"
 
@@ -38,21 +38,14 @@ class KeyframesSkipped(DiffcapError):
 
 
 def plan_window(info: VideoInfo, cfg: KeyframeConfig) -> tuple[float, float, bool]:
-    """(start, end, truncated) in seconds; raises :class:`KeyframesSkipped` when the video is
-    shorter than ``min_duration`` or the window is empty. ``max_duration`` truncates."""
-    if cfg.min_duration is not None and info.duration < cfg.min_duration:
-        raise KeyframesSkipped(
-            info.path,
-            f"video is {info.duration:.2f} s long, shorter than min_duration "
-            f"{cfg.min_duration:g} s",
-            reason="too_short",
-            hint="lower --min-duration (or drop it) to process short videos",
-        )
+    """(start, end, truncated) in seconds; raises :class:`KeyframesSkipped` when the window
+    is empty. ``max_seconds`` truncates (dropping short or long videos is the filter's job:
+    ``filter.min_duration`` / ``filter.max_duration``)."""
     start = cfg.start or 0.0
     end = info.duration if cfg.end is None else min(cfg.end, info.duration)
     truncated = False
-    if cfg.max_duration is not None and end - start > cfg.max_duration:
-        end, truncated = start + cfg.max_duration, True
+    if cfg.max_seconds is not None and end - start > cfg.max_seconds:
+        end, truncated = start + cfg.max_seconds, True
     if end <= start:
         raise KeyframesSkipped(
             info.path,

@@ -105,6 +105,10 @@ class Backend(ABC):
         """Run many requests; default: concurrently with :meth:`agenerate`."""
         return list(await asyncio.gather(*(self.agenerate(r) for r in requests)))
 
+    def preflight(self) -> None:  # noqa: B027 - optional hook
+        """Fail fast (ModelUnavailable) when the model cannot be used at all: an endpoint
+        that does not answer, a model folder that is not there. Cheap: loads no weights."""
+
     def generate(self, request: ModelRequest) -> ModelResponse:
         """Synchronous adapter for scripts and tests."""
         return asyncio.run(self.agenerate(request))

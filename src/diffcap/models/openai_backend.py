@@ -27,7 +27,9 @@ import logging
 import os
 import re
 import secrets
+import socket
 import sys
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, ClassVar, TypeVar
@@ -37,6 +39,7 @@ import openai
 from diffcap.config import ModelConfig
 from diffcap.errors import ModelUnavailable, RequestFailed
 from diffcap.models.base import Backend, ImageInput, ModelRequest, ModelResponse
+from diffcap.models.health import EndpointHealth
 from diffcap.models.pricing import PricesArg, PriceTable
 from diffcap.models.retry import RetryPolicy, classify_exception
 from diffcap.timeline import Usage
@@ -119,6 +122,23 @@ class OpenAIBackend(Backend):
         self._guards: set[asyncio.Task] = set()
         self._warned_beams = False
         self._reached = False  # becomes True after the first successful answer
+        self.health = EndpointHealth(
+            self.cfg.give_up_after_s, self.api_base or "https://api.openai.com/v1"
+        )
+
+    def preflight(self, timeout_s: float = 2.0) -> None:
+        """Fail within ``timeout_s`` when nothing listens at the endpoint (a closed port, a
+        mistyped host), before any video is decoded. Opens one TCP connection, sends
+        nothing; whether the server serves this model shows on the first request."""
+        url = urllib.parse.urlsplit(self.api_base or "https://api.openai.com/v1")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            socket.create_connection((url.hostname or "localhost", port), timeout_s).close()
+        except OSError as exc:
+            raise ModelUnavailable(
+                f"cannot reach the model server at {_display(self.api_base)} ({exc})",
+                hint="start the server or fix --api-base; " + HOW_TO_POINT,
+            ) from None
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIBackend(model={self.model!r}, api_base={self.api_base!r})"
@@ -243,7 +263,9 @@ class OpenAIBackend(Backend):
             body = self.build_body(request) if _POST_TAKES_BYTES else self.build_payload(request)
             try:
                 response = await self.retry.run(
-                    lambda: self._attempt(client, body, model), what=_describe(request)
+                    lambda: self._attempt(client, body, model),
+                    what=_describe(request),
+                    gate=self.health.raise_if_down,
                 )
             except RequestFailed as exc:
                 if not self._reached and _is_connect_error(exc):
@@ -263,12 +285,17 @@ class OpenAIBackend(Backend):
         # The SDK's own request path (auth, headers, timeouts, status -> APIStatusError,
         # connection/timeout errors) without its parameter transform and response model.
         sent = {"content": body} if isinstance(body, bytes) else {"body": body}
+        self.health.raise_if_down()
         try:
             # The SDK's timeout is per read; this bounds the whole request.
             raw = await _within(client.post(_PATH, cast_to=_RAW, **sent), self.cfg.timeout_s + 1.0)
+            parsed = self._parse(_decode(raw.content), model)
         except Exception as exc:
-            raise classify_exception(exc) from exc
-        return self._parse(_decode(raw.content), model)
+            failed = classify_exception(exc)
+            self.health.failure(failed)
+            raise failed from exc
+        self.health.success()
+        return parsed
 
     def _parse(self, data: dict[str, Any], model: str) -> ModelResponse:
         choices = data.get("choices")
@@ -394,3 +421,13 @@ def _describe(request: ModelRequest) -> str:
     tags = dict(request.tags)
     bits = [f"{k}={tags[k]}" for k in ("video_id", "step") if k in tags]
     return " ".join(bits) or f"request {request.cache_key()[:8]}"
+
+
+def _display(api_base: str | None) -> str:
+    """The endpoint for messages, without user info (``user:key@``)."""
+    if not api_base:
+        return "api.openai.com"
+    url = urllib.parse.urlsplit(api_base)
+    host = url.hostname or ""
+    netloc = f"{host}:{url.port}" if url.port else host
+    return urllib.parse.urlunsplit((url.scheme, netloc, url.path, "", ""))

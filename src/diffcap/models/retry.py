@@ -59,7 +59,15 @@ class RetryPolicy:
         # Full jitter spreads many clients that failed together (avoids retry storms).
         return random.uniform(cap / 2, cap)
 
-    async def run(self, attempt_fn: Callable[[], Awaitable[T]], *, what: str = "request") -> T:
+    async def run(
+        self,
+        attempt_fn: Callable[[], Awaitable[T]],
+        *,
+        what: str = "request",
+        gate: Callable[[], None] | None = None,
+    ) -> T:
+        """Run ``attempt_fn`` until it succeeds or fails for good. ``gate`` is called
+        during backoff waits and may raise to give up early (a tripped circuit breaker)."""
         attempts = self.max_retries + 1
         for attempt in range(attempts):
             try:
@@ -83,8 +91,19 @@ class RetryPolicy:
                     self.max_retries,
                     wait,
                 )
-                await asyncio.sleep(wait)
+                await _sleep(wait, gate)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _sleep(seconds: float, gate: Callable[[], None] | None) -> None:
+    """Sleep, calling ``gate`` every quarter second (it raises to stop waiting)."""
+    if gate is None:
+        await asyncio.sleep(seconds)
+        return
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        await asyncio.sleep(min(0.25, left))
+        gate()
 
 
 def retry_after_seconds(headers: Any) -> float | None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,6 +68,27 @@ class TransformersBackend(Backend):
         # One forward pass at a time, even when several event loops share this backend.
         self._generate_lock = threading.Lock()
         self._batchers: dict[int, _MicroBatcher] = {}
+
+    def preflight(self) -> None:
+        """A local folder must hold a model; a hub id must be cached when the hub is off."""
+        folder = Path(self.model).expanduser()
+        if folder.is_dir():
+            if not (folder / "config.json").is_file():
+                raise ModelUnavailable(
+                    f"{self.model}: not a model folder (no config.json)",
+                    hint=HOW_TO_POINT.format(model="ID"),
+                )
+            return
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() not in {"1", "true", "yes", "on"}:
+            return
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(self.model, "config.json"), str):
+            raise ModelUnavailable(
+                f"model {self.model!r} is not in the Hugging Face cache and HF_HUB_OFFLINE "
+                "is set",
+                hint=HOW_TO_POINT.format(model=self.model),
+            )
 
     def __repr__(self) -> str:
         return f"TransformersBackend(model={self.model!r}, device={self.cfg.device!r})"

@@ -1,8 +1,9 @@
-"""Dataset runs: inputs, stages, the local engine (Ray in ``ray_runner``), outputs, reports.
+"""Runs: one pipeline (an ordered list of stages) under every command, run by a local or a
+Ray executor over one run store.
 
 from diffcap.pipeline import resolve_config, run_dataset, iter_records
 cfg = resolve_config("fast-cheap", overrides={"model.api_base": "http://127.0.0.1:8000/v1"})
-report = run_dataset(["videos/"], Path("runs/demo"), cfg)
+report = run_dataset(["videos/"], Path("runs/demo"), cfg)           # command="run"
 print(report.format())
 for record in iter_records("runs/demo"):
     record.video_id, record.summary
@@ -10,28 +11,38 @@ for record in iter_records("runs/demo"):
 
 from diffcap.export.parquet import RECORD_SCHEMA
 from diffcap.pipeline.configure import list_presets, resolve_config, save_config
+from diffcap.pipeline.control import RunControl
 from diffcap.pipeline.inputs import VideoItem, collect_inputs
 from diffcap.pipeline.outputs import iter_records, write_outputs
+from diffcap.pipeline.pipeline import Pipeline, make_executor, stage_names
 from diffcap.pipeline.report import RunReport, format_status, run_status
-from diffcap.pipeline.rows import Row
-from diffcap.pipeline.runner import EXIT_BUDGET, run_dataset
-from diffcap.pipeline.stages import Stage, build_stages
+from diffcap.pipeline.rows import VideoRow
+from diffcap.pipeline.runner import EXIT_BUDGET, EXIT_CODES, run_dataset
+from diffcap.pipeline.stage import BarrierStage, Resources, Stage
+from diffcap.pipeline.stages import build_stages
 
 __all__ = [
     "EXIT_BUDGET",
+    "EXIT_CODES",
     "RECORD_SCHEMA",
-    "Row",
+    "BarrierStage",
+    "Pipeline",
+    "Resources",
+    "RunControl",
     "RunReport",
     "Stage",
     "VideoItem",
+    "VideoRow",
     "build_stages",
     "collect_inputs",
     "format_status",
     "iter_records",
     "list_presets",
+    "make_executor",
     "resolve_config",
     "run_dataset",
     "run_status",
     "save_config",
+    "stage_names",
     "write_outputs",
 ]

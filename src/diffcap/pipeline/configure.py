@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from diffcap.config import RunConfig
 from diffcap.errors import ConfigError
+from diffcap.fsutil import atomic_write_text
 
 
 def list_presets() -> list[str]:
@@ -149,6 +150,4 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
 
 def save_config(cfg: RunConfig, path: Path) -> None:
     """Write the resolved config as YAML (atomic rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -1,7 +1,7 @@
 """The duration filter (the paper kept videos of at most 2 minutes).
 
 span = span_duration(info_duration=300.0, start=10.0, end=70.0)   # 60.0
-duration_verdict(span, FilterConfig())    # None: kept; else the reason it is filtered
+duration_verdict(span, FilterConfig())    # None: kept; else (reason, message)
 """
 
 from __future__ import annotations
@@ -31,10 +31,14 @@ def span_duration(info_duration: float, start: float | None, end: float | None) 
     return e - s
 
 
-def duration_verdict(duration: float, cfg: FilterConfig) -> str | None:
-    """None when the duration passes, else a human-readable reason."""
+def duration_verdict(duration: float, cfg: FilterConfig) -> tuple[str, str] | None:
+    """None when the duration passes, else (reason, message): ``too_long`` / ``too_short``."""
     if cfg.max_duration is not None and duration > cfg.max_duration:
-        return f"duration {duration:.2f} s is over filter.max_duration {cfg.max_duration:g} s"
+        return "too_long", (
+            f"duration {duration:.2f} s is over filter.max_duration {cfg.max_duration:g} s"
+        )
     if cfg.min_duration is not None and duration < cfg.min_duration:
-        return f"duration {duration:.2f} s is under filter.min_duration {cfg.min_duration:g} s"
+        return "too_short", (
+            f"duration {duration:.2f} s is under filter.min_duration {cfg.min_duration:g} s"
+        )
     return None

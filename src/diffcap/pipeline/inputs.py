@@ -22,11 +22,13 @@ of the inputs, nor on what else is listed, in this run or the next.
 from __future__ import annotations
 
 import csv
+import errno
 import glob
 import hashlib
 import json
 import logging
 import math
+import os
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -115,11 +117,13 @@ def _expand(arg: str, exts: set[str], scan: InputScan) -> list[_Raw]:
     if is_url(arg):
         return [({"source": arg}, arg, 0)]
     path = Path(arg).expanduser()
+    broken = _broken_link(path)
+    if broken:
+        scan.bad.append(BadRow(arg, 0, *broken))
+        log.warning("%s: %s", arg, broken[1])
+        return []
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in exts)
-        if not files:
-            log.warning("%s: no files with extensions %s", path, sorted(exts))
-        return [({"source": str(p.resolve())}, arg, 0) for p in files]
+        return _scan_dir(path, arg, exts, scan)
     if path.is_file():
         if path.suffix.lower() in MANIFEST_SUFFIXES:
             return _read_manifest(path, scan)
@@ -133,10 +137,47 @@ def _expand(arg: str, exts: set[str], scan: InputScan) -> list[_Raw]:
                 hint=f"check the pattern; extensions: {sorted(exts)}",
             )
         return [({"source": str(p.resolve())}, arg, 0) for p in files]
+    if path.suffix.lower() in exts:  # a video that is not there: a bad input, not fatal
+        scan.bad.append(BadRow(arg, 0, "not_found", f"{arg}: no such file"))
+        log.warning("%s: no such file", arg)
+        return []
     raise ConfigError(
         f"{arg}: no such file, directory or glob",
         hint="pass video files, folders, globs, URLs or a manifest",
     )
+
+
+def _scan_dir(folder: Path, arg: str, exts: set[str], scan: InputScan) -> list[_Raw]:
+    """Videos under ``folder``, recursively; broken symlinks among them are bad inputs."""
+    found: list[_Raw] = []
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() not in exts:
+            continue
+        broken = _broken_link(p)
+        if broken:
+            scan.bad.append(BadRow(str(p), 0, *broken))
+            log.warning("%s: %s", p, broken[1])
+        elif p.is_file():
+            found.append(({"source": str(p.resolve())}, arg, 0))
+    if not found:
+        log.warning("%s: no files with extensions %s", folder, sorted(exts))
+    return found
+
+
+def _broken_link(path: Path) -> tuple[str, str] | None:
+    """(reason, message) for a dangling or looping symlink, else None."""
+    if not path.is_symlink():
+        return None
+    try:
+        path.resolve(strict=True)
+    except RuntimeError:  # Python 3.10-3.12 raise this for a loop
+        return "symlink_loop", f"{path}: the symbolic link loops"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink_loop", f"{path}: the symbolic link loops"
+        target = os.readlink(path)
+        return "dangling_symlink", f"{path}: the symbolic link points to nothing ({target})"
+    return None
 
 
 def read_table(path: Path) -> list[dict[str, Any]]:
@@ -230,16 +271,16 @@ def _assign_ids(raw: list[_Raw], known: Iterable[Registered], scan: InputScan) -
                     chosen[span],
                     asked,
                 )
-    owners = {vid: span for span, vid in by_span.items()}
+    owners = {vid.lower(): span for span, vid in by_span.items()}
     for span, fields, origin, n in rows:
         if span in chosen or not fields.get("video_id"):
             continue
         vid = safe_id(fields["video_id"])
-        if vid in taken:
-            _id_conflict(scan, origin, n, vid, span, owners.get(vid))
+        if vid.lower() in taken:
+            _id_conflict(scan, origin, n, vid, span, owners.get(vid.lower()))
             continue
-        chosen[span], owners[vid] = vid, span
-        taken.add(vid)
+        chosen[span], owners[vid.lower()] = vid, span
+        taken.add(vid.lower())
     _assign_default_ids(
         [r[0] for r in rows if r[0] not in chosen and not r[1].get("video_id")], chosen, taken
     )
@@ -256,7 +297,7 @@ def _known_ids(known: Iterable[Registered]) -> tuple[dict[SpanKey, str], set[str
     by_span: dict[SpanKey, str] = {}
     taken: set[str] = set()
     for v in known:
-        taken.add(v.video_id)
+        taken.add(v.video_id.lower())
         span = (v.source, v.start, v.end)
         if span in by_span:
             log.warning(
@@ -305,25 +346,38 @@ def _span_text(span: SpanKey) -> str:
 
 def _assign_default_ids(spans: list[SpanKey], chosen: dict[SpanKey, str], taken: set[str]) -> None:
     """The bare stem when this is the only source that wants it and nobody holds it, else
-    ``stem-<sha1 of the span>`` (deterministic per source)."""
+    ``stem-<sha1 of the span>`` (deterministic per source). Ids are compared without case
+    (``Clip2`` and ``clip2`` would collide as folders on case-insensitive filesystems);
+    ``taken`` holds lower-cased ids."""
     base = {span: safe_id(_default_id(*span)) for span in spans}
-    wanted = Counter(base.values())
+    wanted = Counter(b.lower() for b in base.values())
     rest = []
     for span in spans:
-        if wanted[base[span]] == 1 and base[span] not in taken:
+        if wanted[base[span].lower()] == 1 and base[span].lower() not in taken:
             chosen[span] = base[span]
-            taken.add(base[span])
+            taken.add(base[span].lower())
         else:
             rest.append(span)
     for span in sorted(rest, key=repr):  # sorted: even the rare "-2" does not depend on order
         digest = hashlib.sha1(repr(span).encode()).hexdigest()[:8]
         vid = stem = f"{base[span]}-{digest}"
         n = 1
-        while vid in taken:
+        while vid.lower() in taken:
             n += 1
             vid = f"{stem}-{n}"
         chosen[span] = vid
-        taken.add(vid)
+        taken.add(vid.lower())
+
+
+def video_ids(sources: list[str]) -> list[str]:
+    """Ids for bare sources (paths or URLs, no spans, no run DB): the policy above."""
+    spans: list[SpanKey] = []
+    for src in sources:
+        span = (src if is_url(src) else str(Path(src).expanduser().resolve()), None, None)
+        spans.append(span)
+    chosen: dict[SpanKey, str] = {}
+    _assign_default_ids(list(dict.fromkeys(spans)), chosen, set())
+    return [chosen[s] for s in spans]
 
 
 def _default_id(source: str, start: float | None, end: float | None) -> str:

@@ -1,10 +1,12 @@
-"""The local engine: CPU stages in worker pools feeding async model stages.
+"""The local executor: every video's chain of stages in order, many videos in flight.
 
-Each video's chain runs in order (prepare -> keyframes -> caption); many videos are in
-flight at once: keyframe extraction in a process pool of ``engine.workers`` (threads when
-``workers == 1``), model calls async with at most ``model.concurrency`` requests in flight.
+Placement comes from each stage's declared :class:`~diffcap.pipeline.stage.Resources` only:
+``cpu_bound`` stages run in a process pool of ``engine.workers`` (a thread when
+``workers == 1``); the others (I/O, models) share this process's event loop, each bounded by
+its own ``resources.concurrency``. Videos in flight are bounded too (the largest stage
+concurrency plus two per worker), and no new video starts once the run control says stop.
 
-    run_stages_local(rows, stages, cfg, on_row=store.commit_row)
+    LocalExecutor(cfg).run(rows, stages, on_row=commit, control=control)
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from diffcap.config import RunConfig
-from diffcap.pipeline.rows import Row, fail_row, is_pending
-from diffcap.pipeline.stages import Stage
+from diffcap.pipeline.control import RunControl
+from diffcap.pipeline.rows import VideoRow
+from diffcap.pipeline.stage import Stage
 
 log = logging.getLogger(__name__)
 
-#: Stages set up once per worker process (keyed by stage name).
+#: Stages set up once per worker process (keyed by stage name, run dir and config).
 _WORKER_STAGES: dict[str, Stage] = {}
 
 
@@ -44,155 +47,142 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="diffcap-parent-watch", daemon=True).start()
 
 
-def _worker_process_row(stage: Stage, row: Row) -> Row:
-    """Runs in a pool worker: set the stage up once per process, then work on one row."""
+def _worker_process(stage: Stage, row: VideoRow) -> VideoRow:
+    """Runs in a pool worker: set the stage up once per process, then one row."""
     token = f"{stage.name}|{stage.run_dir}|{stage.cfg.model_dump_json()}"
     ready = _WORKER_STAGES.get(token)
     if ready is None:
         stage.setup()
         ready = _WORKER_STAGES[token] = stage
-    return ready.process_row(row)
+    return ready.process([row])[0]
 
 
-class LocalEngine:
-    """Runs rows through ``stages``; ``on_row`` gets every row when its chain ends."""
+def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent holds an event loop, SQLite handles and threads.
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),)
+    )
 
-    def __init__(self, stages: Sequence[Stage], cfg: RunConfig, *, progress: bool = True):
-        self.stages = list(stages)
+
+class LocalExecutor:
+    """Runs rows through stages on this machine; ``on_row`` gets each row when its chain
+    ends (finished, failed, filtered or deferred)."""
+
+    name = "local"
+
+    def __init__(self, cfg: RunConfig, *, progress: bool = True) -> None:
         self.cfg = cfg
         self.progress = progress
-        self.stopped_by_budget = False
 
-    def run(self, rows: list[Row], on_row: Callable[[Row], Any]) -> None:
-        asyncio.run(self._run(rows, on_row))
+    def run(
+        self,
+        rows: list[VideoRow],
+        stages: Sequence[Stage],
+        on_row: Callable[[VideoRow], Any],
+        control: RunControl,
+    ) -> None:
+        if rows and stages:
+            asyncio.run(_Run(self, list(stages), on_row, control).go(rows))
 
-    def _executor(self, stage: Stage) -> Executor:
+    def pool(self, stage: Stage) -> Executor:
         workers = self.cfg.engine.workers
-        if stage.name == "prepare":
-            # Downloads and probes wait on I/O: threads are enough and start instantly.
-            return ThreadPoolExecutor(max(4, workers), thread_name_prefix="diffcap-prepare")
         if workers == 1:
             return ThreadPoolExecutor(1, thread_name_prefix=f"diffcap-{stage.name}")
-        # spawn, not fork: the parent holds an event loop, SQLite handles and threads.
-        ctx = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),)
-        )
+        return _spawn_pool(workers)
 
-    async def _run(self, rows: list[Row], on_row: Callable[[Row], Any]) -> None:
-        executors: dict[str, Executor] = {}
-        bars: dict[str, tqdm] = {}
+
+class _Run:
+    """One executor run: pools, bars and the per-video chains."""
+
+    def __init__(
+        self,
+        ex: LocalExecutor,
+        stages: list[Stage],
+        on_row: Callable[[VideoRow], Any],
+        control: RunControl,
+    ) -> None:
+        self.ex, self.stages, self.on_row, self.control = ex, stages, on_row, control
+        self.pools: dict[str, Executor] = {}
+        self.bars: dict[str, tqdm] = {}
+
+    async def go(self, rows: list[VideoRow]) -> None:
+        try:
+            await self._start(len(rows))
+            in_flight = max(s.resources.concurrency for s in self.stages)
+            slots = asyncio.Semaphore(in_flight + 2 * self.ex.cfg.engine.workers)
+            tasks = []
+            for row in rows:
+                await slots.acquire()
+                if self.control.stop_reason() is not None:
+                    slots.release()
+                    break
+                tasks.append(asyncio.create_task(self._chain(row, slots)))
+            await asyncio.gather(*tasks)
+        finally:
+            await self._stop()
+
+    async def _start(self, total: int) -> None:
         for i, stage in enumerate(self.stages):
-            if stage.kind == "cpu":
-                executors[stage.name] = self._executor(stage)
+            if stage.resources.cpu_bound:
+                self.pools[stage.name] = self.ex.pool(stage)
             else:
                 await asyncio.to_thread(stage.setup)
-            bars[stage.name] = tqdm(
-                total=len(rows),
+            self.bars[stage.name] = tqdm(
+                total=total,
                 desc=stage.name,
                 unit="video",
                 position=i,
                 leave=True,
-                disable=not self.progress,
+                disable=not self.ex.progress,
                 dynamic_ncols=True,
             )
-        limiter = asyncio.Semaphore(self.cfg.model.concurrency)
-        # Enough videos in flight to keep both the CPU pool and the request slots busy.
-        slots = asyncio.Semaphore(self.cfg.model.concurrency + 2 * self.cfg.engine.workers)
-        try:
-            tasks = []
-            for row in rows:
-                await slots.acquire()
-                if self._budget_hit():
-                    slots.release()
-                    break
-                tasks.append(
-                    asyncio.create_task(self._chain(row, executors, bars, limiter, slots, on_row))
-                )
-            await asyncio.gather(*tasks)
-        finally:
-            for bar in bars.values():
-                bar.close()
-            for ex in executors.values():
-                ex.shutdown(wait=True, cancel_futures=True)
-            for stage in self.stages:
-                if stage.kind == "model":
-                    await stage.aclose()  # type: ignore[attr-defined]
 
-    def _budget_hit(self) -> bool:
-        if self.stopped_by_budget:
-            return True
+    async def _stop(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        for pool in self.pools.values():
+            pool.shutdown(wait=True, cancel_futures=True)
         for stage in self.stages:
-            backend = getattr(stage, "backend", None)
-            if backend is not None and backend.budget_exhausted:
-                self.stopped_by_budget = True
-        return self.stopped_by_budget
+            if stage.name not in self.pools:
+                await stage.aclose()
 
-    async def _in_pool(self, stage: Stage, row: Row, executors: dict[str, Executor]) -> Row:
-        """Run a CPU stage in its pool. A worker that dies (a decoder crash, the OOM killer)
-        breaks the whole pool and fails every task in it; each of those rows is then tried
-        once more in a process of its own, so only the video that crashes fails."""
-        loop = asyncio.get_running_loop()
-        executor = executors[stage.name]
-        try:
-            return await loop.run_in_executor(executor, _worker_process_row, stage, row)
-        except BrokenExecutor as exc:
-            if executors[stage.name] is executor:  # the first task to notice rebuilds
-                log.warning("%s worker pool broke (%s); starting a new one", stage.name, exc)
-                executor.shutdown(wait=False, cancel_futures=True)
-                executors[stage.name] = self._executor(stage)
-        ctx = multiprocessing.get_context("spawn")
-        alone = ProcessPoolExecutor(
-            1, mp_context=ctx, initializer=_watch_parent, initargs=(os.getpid(),)
-        )
-        try:
-            return await loop.run_in_executor(alone, _worker_process_row, stage, row)
-        except BrokenExecutor as exc:
-            row = fail_row(row, stage.name, exc)
-            row.update(
-                reason="worker_crashed", error=f"the worker process died on this video ({exc})"
-            )
-            return row
-        finally:
-            alone.shutdown(wait=False, cancel_futures=True)
-
-    async def _chain(
-        self,
-        row: Row,
-        executors: dict[str, Executor],
-        bars: dict[str, tqdm],
-        limiter: asyncio.Semaphore,
-        slots: asyncio.Semaphore,
-        on_row: Callable[[Row], Any],
-    ) -> None:
+    async def _chain(self, row: VideoRow, slots: asyncio.Semaphore) -> None:
         try:
             for stage in self.stages:
-                if not is_pending(row):
+                if not row.active:
                     break
                 try:
-                    if stage.kind == "cpu":
-                        row = await self._in_pool(stage, row, executors)
+                    if stage.name in self.pools:
+                        row = await self._in_pool(stage, row)
                     else:
-                        row = await stage.aprocess_row(row, limiter)  # type: ignore[attr-defined]
-                except Exception as exc:  # stages record video errors; this is a bug or a crash
-                    row = fail_row(row, stage.name, exc)
-                bars[stage.name].update(1)
-            if row.get("reason") == "budget":
-                self.stopped_by_budget = True
-            on_row(row)
+                        row = (await stage.aprocess([row]))[0]
+                except Exception as exc:  # stages record video errors; this is a bug
+                    row = row.fail(stage.name, exc)
+                self.bars[stage.name].update(1)
+            self.on_row(row)
         finally:
             slots.release()
 
-
-def run_stages_local(
-    rows: list[Row],
-    stages: Sequence[Stage],
-    cfg: RunConfig,
-    on_row: Callable[[Row], Any],
-    *,
-    progress: bool = True,
-) -> bool:
-    """Run ``rows`` through ``stages`` locally; returns True when stopped by the cost cap."""
-    engine = LocalEngine(stages, cfg, progress=progress)
-    engine.run(rows, on_row)
-    return engine.stopped_by_budget
+    async def _in_pool(self, stage: Stage, row: VideoRow) -> VideoRow:
+        """A CPU stage in its pool. A worker that dies (a decoder crash, the OOM killer)
+        breaks the whole pool and fails every task in it; each of those rows is then tried
+        once more in a process of its own, so only the video that crashes fails."""
+        loop = asyncio.get_running_loop()
+        pool = self.pools[stage.name]
+        try:
+            return await loop.run_in_executor(pool, _worker_process, stage, row)
+        except BrokenExecutor as exc:
+            if self.pools[stage.name] is pool:  # the first task to notice rebuilds
+                log.warning("%s worker pool broke (%s); starting a new one", stage.name, exc)
+                pool.shutdown(wait=False, cancel_futures=True)
+                self.pools[stage.name] = self.ex.pool(stage)
+        alone = _spawn_pool(1)
+        try:
+            return await loop.run_in_executor(alone, _worker_process, stage, row)
+        except BrokenExecutor as exc:
+            row.status, row.stage, row.reason = "failed", stage.name, "worker_crashed"
+            row.error = f"the worker process died on this video ({exc})"
+            return row
+        finally:
+            alone.shutdown(wait=False, cancel_futures=True)

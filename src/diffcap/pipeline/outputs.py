@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from diffcap.config import OutputConfig
 from diffcap.errors import ConfigError
 from diffcap.export.parquet import write_parquet
+from diffcap.fsutil import atomic_open
 from diffcap.store.db import RunStore
 from diffcap.timeline import VideoRecord
 
@@ -39,7 +39,7 @@ def open_run(run_dir: str | Path) -> RunStore:
             f"{run_dir}: not a diffcap run directory (no run.sqlite)",
             hint="pass the --out folder of a `diffcap run`",
         )
-    return RunStore.open(path)
+    return RunStore.open_readonly(path)
 
 
 def iter_records(run_dir: str | Path, *, as_dict: bool = False) -> Iterator[Any]:
@@ -66,13 +66,11 @@ def write_outputs(run_dir: str | Path, store: RunStore, cfg: OutputConfig) -> di
 
 
 def _atomic_lines(path: Path, lines: Iterator[str]) -> int:
-    tmp = path.with_name(f".{path.name}.tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for line in lines:
             f.write(line + "\n")
             n += 1
-    os.replace(tmp, path)
     return n
 
 

@@ -6,6 +6,7 @@ status = run_status(run_dir); print(format_status(status))
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,33 @@ class RunReport:
     cost_usd: float = 0.0  # new spend in this invocation
     total_cost_usd: float = 0.0  # everything this run dir has paid for
     wall_s: float = 0.0
-    stopped_by_budget: bool = False
+    deferred_now: int = 0  # left pending by a fault of the world, the cost cap or a bug
+    bad_inputs_now: int = 0  # inputs that name no usable video (see failures.jsonl)
+    #: Why the run stopped early: budget, endpoint_down, faults, dedup_waits (None: it ran)
+    stop_reason: str | None = None
+    bugs: int = 0
+    error_log: str | None = None
+    last_fault: str | None = None
+    damaged: list[tuple[str, str]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stopped_by_budget(self) -> bool:
+        return self.stop_reason == "budget"
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the run went through (failed videos are listed, not fatal); else the
+        code of why it stopped (see ``diffcap.pipeline.runner.EXIT_CODES``)."""
+        from diffcap.pipeline.runner import EXIT_CODES
+
+        if self.bugs:
+            return EXIT_CODES["bug"]
+        if self.stop_reason == "budget":
+            return EXIT_CODES["budget"]
+        if self.stop_reason in ("endpoint_down", "faults") or self.deferred_now:
+            return EXIT_CODES["stopped"]
+        return EXIT_CODES["ok"]
 
     @property
     def videos_per_s(self) -> float:
@@ -36,6 +62,8 @@ class RunReport:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["videos_per_s"] = round(self.videos_per_s, 4)
+        d["stopped_by_budget"] = self.stopped_by_budget
+        d["exit_code"] = self.exit_code
         return d
 
     def format(self) -> str:
@@ -45,18 +73,44 @@ class RunReport:
             f"videos: {c.get('done', 0)} done, {c.get('failed', 0)} failed, "
             f"{c.get('filtered', 0)} filtered, {c.get('pending', 0)} pending "
             f"(this run: +{self.done_now} done, +{self.failed_now} failed, "
-            f"+{self.filtered_now} filtered)",
+            f"+{self.filtered_now} filtered)"
+            + (f"; {self.bad_inputs_now} bad input(s)" if self.bad_inputs_now else ""),
             f"keyframes: {self.keyframes}",
             f"requests: {self.requests_new} new, {self.requests_cached} cached",
             f"tokens: {self.prompt_tokens} prompt + {self.completion_tokens} completion (new)",
             f"estimated cost: ${self.cost_usd:.4f} this run, ${self.total_cost_usd:.4f} in total",
             f"wall time: {self.wall_s:.1f} s, {self.videos_per_s:.2f} videos/s",
         ]
-        if self.stopped_by_budget:
-            lines.append(
-                "stopped: the --max-cost-usd cap was reached; rerun with a higher cap to go on"
-            )
+        lines += [f"warning: {vid}: {message}" for vid, message in self.damaged]
+        lines += self._stop_lines()
         return "\n".join(lines)
+
+    def _stop_lines(self) -> list[str]:
+        out = []
+        if self.stopped_by_budget:
+            out.append("stopped: the --max-cost-usd cap was reached; rerun with a higher cap")
+        elif self.stop_reason == "endpoint_down":
+            out.append(
+                "stopped: the model endpoint is down; nothing was marked failed, rerun the "
+                "same command once it is back"
+            )
+        elif self.stop_reason == "faults":
+            out.append(
+                "stopped: several videos in a row hit a fault of the machine or network; "
+                "nothing was marked failed, fix it and rerun"
+            )
+        elif self.stop_reason == "dedup_waits":
+            out.append("de-dup waits until every candidate has a short caption: rerun")
+        if self.last_fault and (self.stop_reason or self.deferred_now):
+            out.append(f"last fault: {self.last_fault}")
+        if self.deferred_now and not self.stop_reason:
+            out.append(f"{self.deferred_now} video(s) left pending: rerun to retry them")
+        if self.bugs:
+            out.append(
+                f"internal error on {self.bugs} video(s) (a bug, please report it): "
+                f"traceback in {self.error_log}; the videos stay pending"
+            )
+        return out
 
 
 def run_status(run_dir: str | Path, *, max_failures: int | None = None) -> dict[str, Any]:
@@ -72,6 +126,17 @@ def run_status(run_dir: str | Path, *, max_failures: int | None = None) -> dict[
         filtered: dict[str, int] = {}
         for v in store.videos(["filtered"]):
             filtered[v["reason"] or "?"] = filtered.get(v["reason"] or "?", 0) + 1
+        videos = store.videos()
+        damaged = [
+            {"video_id": v["video_id"], **json.loads(v["damaged"])}
+            for v in videos
+            if v.get("damaged")
+        ]
+        deferred = [
+            {k: v[k] for k in ("video_id", "source", "stage", "reason", "error", "attempts")}
+            for v in videos
+            if v["status"] == "pending" and v["reason"]
+        ]
         return {
             "run_dir": str(run_dir),
             "schema_version": store.version,
@@ -80,6 +145,8 @@ def run_status(run_dir: str | Path, *, max_failures: int | None = None) -> dict[
             "failures_total": len(failures),
             "bad_inputs": store.bad_inputs(),
             "filtered_reasons": filtered,
+            "damaged": damaged,
+            "deferred": deferred,
             "spend": store.spend(),
             "last_run": store.get_meta("last_run"),
         }
@@ -106,6 +173,15 @@ def format_status(st: dict[str, Any]) -> str:
             f"  {f['video_id']} [{f['stage']}/{f['reason']}] x{f['attempts']}: {f['error']}"
             for f in st["failures"]
         ]
+    if st.get("deferred"):
+        lines.append(f"pending after a fault ({len(st['deferred'])}; a rerun retries them):")
+        lines += [
+            f"  {d['video_id']} [{d['stage']}/{d['reason']}]: {d['error']}"
+            for d in st["deferred"][:20]
+        ]
+    if st.get("damaged"):
+        lines.append(f"damaged inputs ({len(st['damaged'])}):")
+        lines += [f"  warning: {d['video_id']}: {d.get('message')}" for d in st["damaged"]]
     if st["bad_inputs"]:
         lines.append(f"bad input rows ({len(st['bad_inputs'])}):")
         lines += [f"  {b['source']} row {b['row']}: {b['error']}" for b in st["bad_inputs"]]

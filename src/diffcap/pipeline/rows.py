@@ -1,80 +1,109 @@
-"""Rows: one video's work item as it travels through the stages (JSON-able values only).
+"""Rows: one video's work item as it travels through the stages (a typed, JSON-able value).
 
-row = new_row(VideoItem("a", "/data/a.mp4"))
-fail_row(row, "prepare", exc)     # status "failed", reason from the exception
+    row = VideoRow.new(VideoItem("a", "/data/a.mp4"))
+    row.fail("prepare", exc)     # failed, deferred or "bug", by diffcap.errors.fault_kind
+    row.active                   # still to be worked on by the next stage
+
+Statuses: ``pending`` (in progress), ``done``, ``failed`` (permanent, with a reason),
+``filtered`` (dropped on purpose, with a reason) and ``deferred`` (a fault of the world, the
+cost cap or a bug stopped it: the store keeps it pending, so a rerun retries it).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import traceback
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
 
-from diffcap.errors import BudgetExceeded, DiffcapError
+from diffcap.errors import DiffcapError, fault_kind, world_fault_reason
 
 log = logging.getLogger(__name__)
 
-Row = dict[str, Any]
-
-ROW_KEYS = (
-    "video_id",
-    "source",
-    "path",
-    "start",
-    "end",
-    "caption",
-    "duration",
-    "status",
-    "stage",
-    "reason",
-    "error",
-    "attempts",
-    "duplicate_of",
-    "similarity",
-    "keyframes_json",
-    "record",
-)
+RowStatus = Literal["pending", "done", "failed", "filtered", "deferred"]
 
 
-def new_row(item: Any) -> Row:
-    """A pending row from a VideoItem or a store ``videos`` row (anything with the fields)."""
-    get = item.get if isinstance(item, dict) else lambda k, d=None: getattr(item, k, d)
-    row: Row = dict.fromkeys(ROW_KEYS)
-    row.update(
-        video_id=get("video_id"),
-        source=get("source"),
-        start=get("start"),
-        end=get("end"),
-        caption=get("caption"),
-        duration=get("duration"),
-        attempts=get("attempts", 0) or 0,
-        status="pending",
-    )
-    return row
+@dataclass
+class VideoRow:
+    video_id: str
+    source: str
+    path: str | None = None
+    start: float | None = None
+    end: float | None = None
+    caption: str | None = None  # short caption (manifest or generated), for de-dup
+    duration: float | None = None  # seconds that will be processed (span or whole video)
+    status: RowStatus = "pending"
+    stage: str | None = None  # stage of the last failure, filter or deferral
+    reason: str | None = None
+    error: str | None = None
+    attempts: int = 0
+    duplicate_of: str | None = None
+    similarity: float | None = None
+    keyframes_json: str | None = None
+    damaged: dict[str, Any] | None = None  # what was lost reading the file (see Damage)
+    record: dict[str, Any] | None = None  # VideoRecord JSON once a stage produced it
+    traceback: str | None = None  # set for bugs only: logged by the driver
 
-
-def is_pending(row: Row) -> bool:
-    return row["status"] == "pending" and row.get("reason") != "budget"
-
-
-def fail_row(row: Row, stage: str, exc: BaseException) -> Row:
-    """Record a failure in the row (never raises). BudgetExceeded leaves the row pending."""
-    if isinstance(exc, BudgetExceeded):
-        row.update(status="pending", stage=stage, reason="budget", error=str(exc))
-        return row
-    reason = exc.reason if isinstance(exc, DiffcapError) else type(exc).__name__
-    if not isinstance(exc, DiffcapError):
-        # An unexpected exception is a bug somewhere: keep the traceback in the debug log.
-        log.warning(
-            "%s: %s failed unexpectedly: %r",
-            row["video_id"],
-            stage,
-            exc,
-            exc_info=log.isEnabledFor(logging.DEBUG),
+    @classmethod
+    def new(cls, item: Any) -> VideoRow:
+        """A pending row from a VideoItem or a store ``videos`` row (anything with the fields)."""
+        get = item.get if isinstance(item, dict) else lambda k, d=None: getattr(item, k, d)
+        return cls(
+            video_id=get("video_id"),
+            source=get("source"),
+            start=get("start"),
+            end=get("end"),
+            caption=get("caption"),
+            duration=get("duration"),
+            attempts=get("attempts", 0) or 0,
         )
-    row.update(status="failed", stage=stage, reason=reason, error=str(exc) or repr(exc))
-    return row
 
+    @property
+    def active(self) -> bool:
+        """Still in progress (the next stage works on it)."""
+        return self.status == "pending"
 
-def filter_row(row: Row, stage: str, reason: str, error: str, **extra: Any) -> Row:
-    row.update(status="filtered", stage=stage, reason=reason, error=error, **extra)
-    return row
+    @property
+    def span(self) -> tuple[float, float] | None:
+        """The captioned span (start, end) in seconds, when the input gave one."""
+        if self.start is None and self.end is None:
+            return None
+        start = self.start or 0.0
+        return start, start + (self.duration or 0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VideoRow:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    def fail(self, stage: str, exc: BaseException) -> VideoRow:
+        """Record a failure (never raises), classified by :func:`fault_kind`: permanent
+        faults fail the video; transient ones, the cost cap and bugs defer it."""
+        kind = fault_kind(exc)
+        self.stage, self.error = stage, str(exc) or repr(exc)
+        if kind == "permanent":
+            self.status = "failed"
+            self.reason = exc.reason if isinstance(exc, DiffcapError) else type(exc).__name__
+        elif kind == "budget":
+            self.status, self.reason = "deferred", "budget"
+        elif kind == "transient":
+            self.status, self.reason = "deferred", world_fault_reason(exc)
+        else:
+            self.status, self.reason = "deferred", "internal_error"
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.traceback = "".join(traceback.format_exception(exc))
+        return self
+
+    def filter(self, stage: str, reason: str, error: str, **extra: Any) -> VideoRow:
+        self.status, self.stage, self.reason, self.error = "filtered", stage, reason, error
+        for key, value in extra.items():
+            setattr(self, key, value)
+        return self
+
+    @property
+    def world_fault(self) -> bool:
+        """Deferred by a fault of the world (what the circuit breaker counts)."""
+        return self.status == "deferred" and self.reason not in {"budget", "internal_error"}

@@ -1,44 +1,56 @@
-"""Run a dataset: inputs -> prepare -> (short captions -> de-dup) -> keyframes -> caption,
-with every outcome committed to ``RUN_DIR/run.sqlite`` as it happens.
+"""Run (or resume) a pipeline in a run directory: the one entry under ``keyframes``,
+``caption`` and ``run``.
 
-    report = run_dataset(["videos/"], Path("runs/demo"), cfg)
+    report = run_dataset(["videos/"], Path("runs/demo"), cfg)               # diffcap run
+    report = run_dataset(["a.mp4"], Path("a.run"), cfg, command="keyframes")
     report.counts      # {"done": 10, "failed": 0, "filtered": 2, "pending": 0}
+    report.exit_code   # 0, or why it stopped (see EXIT_CODES)
 
-Reruns resume: done and filtered videos are skipped, failed ones too unless
-``retry_failed``; finished model calls are replayed from the request cache. Ids are bound to
-their source in the run DB, so a rerun with more (or reordered) inputs keeps every known id.
+The run directory is locked for the whole run; every outcome is committed to
+``RUN_DIR/run.sqlite`` as it happens. Reruns resume: done and filtered videos are skipped,
+failed ones too unless ``retry_failed``; deferred ones (faults of the world, the cost cap,
+bugs) are retried; finished model calls are replayed from the request cache. Ids are bound
+to their source in the run DB, so a rerun with more (or reordered) inputs keeps every id.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
+import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from diffcap.config import RunConfig
-from diffcap.errors import ConfigError
+from diffcap.errors import ConfigError, StorageError, world_fault_reason
 from diffcap.pipeline.configure import config_to_dict, save_config
+from diffcap.pipeline.control import RunControl
 from diffcap.pipeline.inputs import collect_inputs
 from diffcap.pipeline.outputs import write_outputs
+from diffcap.pipeline.pipeline import Pipeline, make_executor, stage_names
 from diffcap.pipeline.report import RunReport
-from diffcap.pipeline.rows import Row, new_row
-from diffcap.pipeline.stages import Stage, build_stages
+from diffcap.pipeline.rows import VideoRow
 from diffcap.store import RunStore, VideoEntry
+from diffcap.store.lock import RunLock
 
 log = logging.getLogger(__name__)
 
-#: Exit code of ``diffcap run`` when the cost cap stopped the run (resume with a higher cap).
-EXIT_BUDGET = 3
-
-Engine = Callable[[list[Row], Sequence[Stage], Callable[[Row], Any]], bool]
-
+#: Exit codes shared by every command that runs the pipeline (documented in README).
+EXIT_CODES: dict[str, int] = {
+    "ok": 0,
+    "error": 1,  # a diffcap error; for caption/keyframes also: some videos failed
+    "usage": 2,  # bad usage or config values
+    "no_model": 3,  # no usable model: not configured, unreachable, not found
+    "budget": 4,  # stopped by engine.max_cost_usd; rerun with a higher cap
+    "stopped": 5,  # stopped by a fault of the world (endpoint down, disk full); rerun
+    "locked": 6,  # the run directory is in use by another process
+    "bug": 70,  # an internal error; the traceback is in RUN_DIR/logs/errors.log
+}
+EXIT_BUDGET = EXIT_CODES["budget"]
 
 #: Settings that cannot change a record's content: how the run is executed, what it may
 #: spend, how its outputs are laid out (rewritten from the DB on every run) and which inputs
@@ -47,12 +59,14 @@ _NOT_IN_RECORDS: dict[str, set[str] | None] = {
     "engine": None,  # None: the whole section
     "output": None,
     "input": None,
-    "model": {"concurrency", "timeout_s", "max_retries"},
+    "model": {"concurrency", "timeout_s", "max_retries", "give_up_after_s"},
 }
 
 
 def register_inputs(store: RunStore, inputs: list[str], cfg: RunConfig) -> int:
-    """Register the inputs; sources the run DB knows keep their ids (see pipeline.inputs)."""
+    """Register the inputs; sources the run DB knows keep their ids (see pipeline.inputs).
+    Returns the number of new videos; bad inputs (missing files, broken links, bad
+    manifest rows) are stored aside."""
     scan = collect_inputs(inputs, cfg.input, known=store.registered())
     # strict: ids were chosen against the DB, so a conflict here means another process
     # registered inputs in between; re-binding would caption the wrong file.
@@ -62,53 +76,59 @@ def register_inputs(store: RunStore, inputs: list[str], cfg: RunConfig) -> int:
     )
     for bad in scan.bad:
         store.add_bad_input(bad.source, bad.row, bad.reason, bad.error)
-    log.info("%d videos listed (%d new), %d bad input rows", len(scan.items), added, len(scan.bad))
+    log.info("%d videos listed (%d new), %d bad inputs", len(scan.items), added, len(scan.bad))
     return added
 
 
-def _engine(cfg: RunConfig, progress: bool) -> Engine:
-    if cfg.engine.engine == "ray":
-        try:
-            from diffcap.pipeline.ray_runner import run_stages_ray
-        except ModuleNotFoundError as exc:
-            if exc.name != "diffcap.pipeline.ray_runner":
-                raise
-            raise ConfigError(
-                "the Ray engine is not available in this diffcap build",
-                hint="use --engine local",
-            ) from exc
-
-        def ray_engine(rows: list[Row], stages: Sequence[Stage], on_row: Callable) -> bool:
-            stopped = False
-            for row in run_stages_ray(rows, stages, cfg.engine, progress=progress):
-                stopped = stopped or row.get("reason") == "budget"
-                on_row(row)
-            return stopped
-
-        return ray_engine
-    from diffcap.pipeline.local import run_stages_local
-
-    def local_engine(rows: list[Row], stages: Sequence[Stage], on_row: Callable) -> bool:
-        return run_stages_local(rows, stages, cfg, on_row, progress=progress)
-
-    return local_engine
-
-
 class _Tally:
-    """Commits rows and counts what this invocation did."""
+    """The driver's ``on_row``: commits each row, counts this invocation, logs bugs."""
 
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-        self.counts = {"done": 0, "failed": 0, "filtered": 0, "pending": 0}
+    def __init__(self, store: RunStore, control: RunControl, run_dir: Path) -> None:
+        self.store, self.control, self.run_dir = store, control, run_dir
+        self.counts = {"done": 0, "failed": 0, "filtered": 0, "deferred": 0}
         self.keyframes = 0
-        self.usage = {"requests": 0, "cached": 0}
+        self.damaged: list[tuple[str, str]] = []
 
-    def __call__(self, row: Row) -> None:
-        status = self.store.commit_row(row)
-        self.counts[status] += 1
-        if status == "done":
-            rec = row["record"]
-            self.keyframes += len((json.loads(rec) if isinstance(rec, str) else rec)["keyframes"])
+    def __call__(self, row: VideoRow) -> None:
+        if row.traceback:
+            self._log_bug(row)
+        self.store.commit_row(row)
+        self.control.observe(row)
+        if row.status in self.counts:
+            self.counts[row.status] += 1
+        if row.status == "done" and row.record:
+            self.keyframes += len(row.record.get("keyframes") or [])
+        if row.damaged and row.status == "done":
+            self.damaged.append((row.video_id, str(row.damaged.get("message", "damaged"))))
+
+    @property
+    def error_log(self) -> Path:
+        return self.run_dir / "logs" / "errors.log"
+
+    def _log_bug(self, row: VideoRow) -> None:
+        self.error_log.parent.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with self.error_log.open("a", encoding="utf-8") as f:
+            f.write(f"--- {stamp} {row.video_id} ({row.source}) stage {row.stage}\n")
+            f.write(row.traceback or "")
+        log.error("%s: internal error in %s: %s", row.video_id, row.stage, row.error)
+
+
+@contextlib.contextmanager
+def storage_errors(run_dir: Path) -> Iterator[None]:
+    """Disk full, read-only and permission errors of the run directory as one-line
+    :class:`StorageError` s (nothing is marked failed; rerun once fixed)."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        if isinstance(exc, OSError) and world_fault_reason(exc) == "os_error":
+            raise
+        what = world_fault_reason(exc).replace("_", " ")
+        raise StorageError(
+            f"{run_dir}: cannot write the run directory ({what}: {exc})",
+            hint="free space or fix permissions, then rerun the same command; finished "
+            "work is kept",
+        ) from exc
 
 
 def run_dataset(
@@ -116,44 +136,96 @@ def run_dataset(
     run_dir: Path,
     cfg: RunConfig,
     *,
+    command: str = "run",
     retry_failed: bool = False,
     progress: bool = True,
 ) -> RunReport:
-    """Run (or resume) the dataset in ``run_dir``; returns the report of this invocation."""
+    """Run (or resume) ``command``'s pipeline in ``run_dir``; returns this invocation's
+    report. Raises ConfigError, ModelUnavailable (before any video is touched),
+    RunDirLocked and StorageError."""
     t0 = time.perf_counter()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    store = RunStore.open(run_dir / "run.sqlite")
-    try:
-        _remember_config(store, run_dir, cfg)
-        if inputs:
-            register_inputs(store, inputs, cfg)
-        if retry_failed:
-            log.info("retrying %d failed videos", store.reset_failed())
-        tally = _Tally(store)
-        engine = _engine(cfg, progress)
-        before = (store.spend(), store.replays())
-        # Log lines go above the progress bars instead of through them.
-        with logging_redirect_tqdm() if progress else contextlib.nullcontext():
-            stopped = _execute(store, run_dir, cfg, engine, tally)
-        stats = _usage_since(store, *before)
-        outputs = write_outputs(run_dir, store, cfg.output)
-        report = RunReport(
-            run_dir=str(run_dir),
-            counts=store.counts(),
-            done_now=tally.counts["done"],
-            failed_now=tally.counts["failed"],
-            filtered_now=tally.counts["filtered"],
-            keyframes=tally.keyframes,
-            total_cost_usd=store.spend()["cost_usd"],
-            wall_s=time.perf_counter() - t0,
-            stopped_by_budget=stopped,
-            outputs=outputs,
-            **stats,
-        )
-        store.set_meta("last_run", report.to_json())
-        return report
-    finally:
-        store.close()
+    names = stage_names(command, cfg)
+    pipeline = Pipeline(names, cfg, run_dir)
+    with storage_errors(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(run_dir, f"diffcap {command}"):
+            store = RunStore.open(run_dir / "run.sqlite")
+            try:
+                return _run_locked(
+                    store, pipeline, inputs, run_dir, cfg, retry_failed, progress, t0
+                )
+            finally:
+                store.close()
+
+
+def _run_locked(
+    store: RunStore,
+    pipeline: Pipeline,
+    inputs: list[str],
+    run_dir: Path,
+    cfg: RunConfig,
+    retry_failed: bool,
+    progress: bool,
+    t0: float,
+) -> RunReport:
+    _remember_config(store, run_dir, cfg)
+    _bind_pipeline(store, pipeline.names)
+    bad_before = len(store.bad_inputs())
+    if inputs:
+        register_inputs(store, inputs, cfg)
+    bad_inputs = len(store.bad_inputs()) - bad_before
+    if retry_failed:
+        log.info("retrying %d failed videos", store.reset_failed())
+    pipeline.check()  # before any video is touched: a closed port fails here
+    control = RunControl(store, cfg.engine)
+    tally = _Tally(store, control, run_dir)
+    before = (store.spend(), store.replays())
+    # Log lines go above the progress bars instead of through them.
+    with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+        pipeline.run(make_executor(cfg, progress=progress), store, control, tally)
+    outputs = write_outputs(run_dir, store, cfg.output)
+    report = RunReport(
+        run_dir=str(run_dir),
+        counts=store.counts(),
+        done_now=tally.counts["done"],
+        failed_now=tally.counts["failed"],
+        filtered_now=tally.counts["filtered"],
+        deferred_now=tally.counts["deferred"],
+        bad_inputs_now=bad_inputs,
+        keyframes=tally.keyframes,
+        total_cost_usd=store.spend()["cost_usd"],
+        wall_s=time.perf_counter() - t0,
+        stop_reason=control.stop_reason() or pipeline.waiting,
+        bugs=control.bugs,
+        error_log=str(tally.error_log) if control.bugs else None,
+        last_fault=_fault_line(control.last_fault),
+        damaged=tally.damaged,
+        outputs=outputs,
+        **_usage_since(store, *before),
+    )
+    store.set_meta("last_run", report.to_json())
+    return report
+
+
+def _fault_line(row: VideoRow | None) -> str | None:
+    return None if row is None else f"{row.video_id} [{row.stage}/{row.reason}]: {row.error}"
+
+
+def _bind_pipeline(store: RunStore, names: list[str]) -> None:
+    """A run dir belongs to one stage list. A longer list that keeps the old one's stages
+    (``keyframes`` then ``run``) re-opens done videos: keyframes and cached calls are
+    reused. Any other change is refused."""
+    previous = store.get_meta("pipeline")
+    if previous is not None and previous != names:
+        if not set(previous) <= set(names):
+            raise ConfigError(
+                f"{store.path.parent} holds a run of stages {' -> '.join(previous)}, "
+                f"not {' -> '.join(names)}",
+                hint="use another --out for this command",
+            )
+        reopened = store.reset_done()
+        log.info("stages grew to %s: %d done videos re-opened", names, reopened)
+    store.set_meta("pipeline", names)
 
 
 def _remember_config(store: RunStore, run_dir: Path, cfg: RunConfig) -> None:
@@ -188,31 +260,6 @@ def config_changes(previous: dict[str, Any], current: dict[str, Any]) -> list[st
     return out
 
 
-def _execute(store: RunStore, run_dir: Path, cfg: RunConfig, engine: Engine, tally: _Tally) -> bool:
-    rows = [new_row(v) for v in store.videos(["pending"])]
-    first = build_stages(
-        cfg, run_dir, ["prepare", "short_caption"] if cfg.filter.dedup else ["prepare"]
-    )
-    second = build_stages(cfg, run_dir, ["keyframes", "caption"])
-    survivors: list[Row] = []
-
-    def keep(row: Row) -> None:
-        tally(row)
-        if row["status"] == "pending" and row.get("reason") != "budget":
-            survivors.append(row)
-
-    stopped = engine(rows, first, keep)
-    if not stopped and cfg.filter.dedup and rows:
-        # De-dup is a barrier: it needs every candidate's short caption (a budget stop
-        # above leaves some without one, so de-dup and captioning wait for the next run).
-        survivors = apply_dedup(store, cfg, survivors, tally)
-    if not stopped and survivors:
-        order = {r["video_id"]: i for i, r in enumerate(survivors)}
-        survivors.sort(key=lambda r: order[r["video_id"]])
-        stopped = engine(survivors, second, tally)
-    return stopped
-
-
 def _usage_since(store: RunStore, spent: dict[str, Any], replays: int) -> dict[str, Any]:
     """This invocation's traffic, from the run DB (so Ray actors' requests count too)."""
     now = store.spend()
@@ -225,49 +272,4 @@ def _usage_since(store: RunStore, spent: dict[str, Any], replays: int) -> dict[s
     }
 
 
-def apply_dedup(store: RunStore, cfg: RunConfig, pending: list[Row], tally: _Tally) -> list[Row]:
-    """Greedy semantic de-dup over every candidate in input order (done ones included, so a
-    resumed run takes the same decisions); drops pending duplicates as ``filtered``."""
-    from diffcap.pipeline.dedup import Duplicate, dedup_from_config
-
-    candidates = [v for v in store.videos(["pending", "done"]) if v["caption"]]
-    if not candidates:
-        return pending
-    ids, texts = [v["video_id"] for v in candidates], [v["caption"] for v in candidates]
-    fc = cfg.filter
-    key = hashlib.sha256(
-        json.dumps([ids, texts, fc.dedup_model, fc.dedup_threshold, fc.dedup_index]).encode()
-    ).hexdigest()
-    saved = store.get_meta("dedup") or {}
-    if saved.get("key") == key:  # same candidates and settings: same decisions, no model load
-        dropped = {k: Duplicate(k, d, s) for k, (d, s) in saved["dropped"].items()}
-    else:
-        dropped = {d.id: d for d in dedup_from_config(ids, texts, fc).duplicates()}
-        store.set_meta(
-            "dedup",
-            {
-                "key": key,
-                "dropped": {k: [d.duplicate_of, d.similarity] for k, d in dropped.items()},
-            },
-        )
-    kept = []
-    for row in pending:
-        dup = dropped.pop(row["video_id"], None)
-        if dup is None:
-            kept.append(row)
-            continue
-        row.update(
-            status="filtered",
-            stage="dedup",
-            reason="duplicate",
-            duplicate_of=dup.duplicate_of,
-            similarity=dup.similarity,
-            error=f"short caption is {dup.similarity:.3f} similar to {dup.duplicate_of}'s "
-            f"(threshold {cfg.filter.dedup_threshold:g})",
-        )
-        tally(row)
-    for dup in dropped.values():  # already done in an earlier run: records are kept
-        log.warning(
-            "%s is done but now looks like a duplicate of %s; kept", dup.id, dup.duplicate_of
-        )
-    return kept
+__all__ = ["EXIT_BUDGET", "EXIT_CODES", "register_inputs", "run_dataset"]

