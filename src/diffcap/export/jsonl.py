@@ -54,7 +54,7 @@ def sharegpt4video_row(rec: VideoRecord, out_dir: Path, absolute: bool) -> dict[
     if summary is None:
         return None
     diffs = rec.differential
-    by_idx = {str(k.idx): k for k in rec.keyframes}
+    files = {str(k.idx): k.file for k in rec.keyframes}
     extra = rec.extra or {}
     return {
         "video_id": rec.video_id,
@@ -65,9 +65,7 @@ def sharegpt4video_row(rec: VideoRecord, out_dir: Path, absolute: bool) -> dict[
         + [{"idx": "-1", "content": summary.content}],
         "timestamps": [c.time for c in diffs] + [None],
         "keyframes": [
-            relative_to_output(by_idx[c.idx].file, out_dir, absolute)
-            if c.idx in by_idx and by_idx[c.idx].file
-            else None
+            relative_to_output(file, out_dir, absolute) if (file := files.get(c.idx)) else None
             for c in diffs
         ],
         "span": [summary.start, summary.end],

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any
 
 from diffcap.timeline import Usage
 
@@ -88,12 +88,14 @@ class Backend(ABC):
     can batch natively, as in-process models do).
     """
 
+    # Name and capabilities are set as class attributes but typed as instance attributes (not
+    # ClassVar): a wrapper such as CachedBackend mirrors its inner backend's values per instance.
     #: Registry name ("openai", "transformers").
-    name: ClassVar[str]
+    name: str
     #: Whether one request may carry several images (else composites are sent).
-    supports_multi_image: ClassVar[bool] = True
+    supports_multi_image: bool = True
     #: Whether several requests are batched natively in :meth:`agenerate_batch`.
-    supports_batching: ClassVar[bool] = False
+    supports_batching: bool = False
 
     model: str
 

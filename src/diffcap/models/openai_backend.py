@@ -87,10 +87,10 @@ HOW_TO_POINT = (
 class OpenAIBackend(Backend):
     """Chat completions over HTTP with the official ``openai`` SDK (AsyncOpenAI)."""
 
-    name: ClassVar[str] = "openai"
+    name = "openai"
     default_model: ClassVar[str] = DEFAULT_MODEL
-    supports_multi_image: ClassVar[bool] = True
-    supports_batching: ClassVar[bool] = False
+    supports_multi_image = True
+    supports_batching = False
 
     def __init__(
         self,

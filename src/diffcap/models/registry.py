@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -131,4 +132,6 @@ def get_backend(name: str | None = None, cfg: ModelConfig | None = None, **kwarg
         inspect.signature(cls).bind(cfg, **kwargs)
     except TypeError as exc:
         raise ConfigError(f"backend '{name}' does not accept {sorted(kwargs)}: {exc}") from exc
-    return cls(cfg, **kwargs)  # type: ignore[call-arg]
+    # Backend declares no constructor: the (cfg, **kwargs) contract is checked by bind() above.
+    factory: Callable[..., Backend] = cls
+    return factory(cfg, **kwargs)

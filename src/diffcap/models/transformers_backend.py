@@ -46,10 +46,10 @@ HOW_TO_POINT = (
 class TransformersBackend(Backend):
     """Batched in-process generation with AutoProcessor + AutoModelForImageTextToText."""
 
-    name: ClassVar[str] = "transformers"
+    name = "transformers"
     default_model: ClassVar[str] = DEFAULT_MODEL
-    supports_multi_image: ClassVar[bool] = True
-    supports_batching: ClassVar[bool] = True
+    supports_multi_image = True
+    supports_batching = True
 
     def __init__(self, cfg: ModelConfig | None = None, *, batch_wait_s: float = 0.005) -> None:
         self.cfg = cfg or ModelConfig(backend="transformers")
@@ -159,14 +159,14 @@ class TransformersBackend(Backend):
 
     def generation_kwargs(self, request: ModelRequest) -> dict[str, Any]:
         opts = request.options_dict
-        temperature = opts.get("temperature", self.cfg.temperature)
+        temperature: float | None = opts.get("temperature", self.cfg.temperature)
         kwargs: dict[str, Any] = {
             "max_new_tokens": int(opts.get("max_tokens", self.cfg.max_tokens)),
             "num_beams": int(opts.get("num_beams", self.cfg.num_beams) or 1),
-            "do_sample": bool(temperature and temperature > 0),
+            "do_sample": False,
         }
-        if kwargs["do_sample"]:
-            kwargs["temperature"] = float(temperature)
+        if temperature is not None and temperature > 0:
+            kwargs.update(do_sample=True, temperature=float(temperature))
         return kwargs
 
     def generate_batch_sync(self, requests: Sequence[ModelRequest]) -> list[ModelResponse]:

@@ -56,10 +56,10 @@ class CachedBackend(Backend):
         self.max_cost_usd = max_cost_usd
         self.model = inner.model
         # Records' provenance names the real backend, not this wrapper.
-        self.name = inner.name  # type: ignore[misc]
+        self.name = inner.name
         # Instance attributes shadow the class defaults so callers see the inner capabilities.
-        self.supports_multi_image = inner.supports_multi_image  # type: ignore[misc]
-        self.supports_batching = inner.supports_batching  # type: ignore[misc]
+        self.supports_multi_image = inner.supports_multi_image
+        self.supports_batching = inner.supports_batching
         #: This process's traffic: new requests (paid) and replays (cached_requests).
         self.stats = Usage()
         self._stopped = False
