@@ -182,7 +182,7 @@ class RunStopped(DiffcapError):
         super().__init__(message, hint=hint)
 
 
-FaultKind = Literal["permanent", "transient", "budget", "bug"]
+FaultKind = Literal["permanent", "transient", "budget", "fatal", "bug"]
 
 #: errno values that mean the machine, not the video, is at fault.
 WORLD_ERRNOS = frozenset(
@@ -208,11 +208,15 @@ def fault_kind(exc: BaseException) -> FaultKind:
       after retries, disk full, permission errors): the video stays pending, a rerun retries;
     - ``permanent``: the video itself is bad (unreadable, refused by the model): recorded as
       failed with its reason;
+    - ``fatal``: a setting or an install the whole run lacks (an unknown embedder, a missing
+      optional package, a bad template): the video stays pending and the run stops;
     - ``bug``: anything that is not a diffcap error: the video stays pending, the traceback
       is logged and the run exits non-zero.
     """
     if isinstance(exc, BudgetExceeded):
         return "budget"
+    if isinstance(exc, (ConfigError, MissingDependency, TemplateError)):
+        return "fatal"
     if isinstance(exc, DiffcapError):
         return "transient" if exc.transient else "permanent"
     if isinstance(exc, OSError) and exc.errno in WORLD_ERRNOS:

@@ -258,7 +258,7 @@ def test_whole_video_summary_is_told_the_video_length(fault_server, videos, tmp_
     run({}, "openai", {"api_base": fault_server.base_url, "model": "m"}, videos[:1], out)
     (rec,) = read_records(out).values()
     (req,) = [r for r in fault_server.requests if r.prompt.startswith("Below are")]
-    assert f"keyframes of one video that lasts {rec['too_long']:.1f} s." in req.prompt
+    assert f"keyframes of one video that lasts {rec['duration']:.1f} s." in req.prompt
     assert "clip" not in req.prompt
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import support.servers as servers
 import support.tiny_llava as tiny
+from diffcap.cli.caption import run_dir_for
 from diffcap.cli.main import main
 from diffcap.video.synth import Scene, write_video
 
@@ -80,21 +81,32 @@ def test_caption_over_transformers_serve(tiny_llava_server, video, tmp_path, cap
     assert rec["provenance"]["prompt_preset"] == "sharecaptioner"
     assert rec["provenance"]["options"]["max_tokens"] == 5  # the flag beat the preset's 2048
     assert rec["provenance"]["options"]["num_beams"] == 3  # the preset's default
-    assert (out.parent / "captions.keyframes" / "clip" / "keyframes.json").is_file()
+    # The run directory beside the output holds the keyframes; the record points at them
+    # relative to the output's folder.
+    run_dir = out.parent / "captions.run"
+    assert run_dir_for(out) == run_dir
+    assert (run_dir / "keyframes" / "clip" / "keyframes.json").is_file()
+    assert rec["keyframes"] and all((out.parent / k["file"]).is_file() for k in rec["keyframes"])
+    assert all(k["file"].startswith("captions.run/keyframes/clip/") for k in rec["keyframes"])
+    assert (run_dir / "failures.jsonl").read_text() == ""
+    assert not (out.parent / "captions.keyframes").exists()
     assert not (out.parent / "captions.failures.jsonl").exists()
-    line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line.startswith("1/1 videos captioned") and "0 failed" in line
-    assert f"{rec['usage']['requests']} requests" in line
+    stdout = capsys.readouterr().out
+    assert "videos: 1 done, 0 failed, 0 filtered, 0 pending" in stdout
+    assert f"requests: {rec['usage']['requests']} new, 0 cached" in stdout
+    assert f"records: {out}" in stdout
 
 
 def test_caption_fast_and_failures(fault_server, video, tmp_path, capsys):
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
+    missing = tmp_path / "missing.mp4"  # a bad input: listed, not fatal to the batch
     out = tmp_path / "captions.jsonl"
     code = diffcap(
         "caption",
         str(bad),
         str(video),
+        str(missing),
         "--out",
         str(out),
         "--mode",
@@ -108,29 +120,42 @@ def test_caption_fast_and_failures(fault_server, video, tmp_path, capsys):
     )
     assert code == 1
     (rec,) = records(out)
-    assert rec["mode"] == "fast" and len(fault_server.requests) == 1
-    (failure,) = records(tmp_path / "captions.failures.jsonl")
-    assert failure["video_id"] == "bad" and failure["stage"] == "keyframes"
+    assert rec["video_id"] == "clip" and rec["mode"] == "fast"
+    assert len(fault_server.requests) == 1
+    assert all((tmp_path / k["file"]).is_file() for k in rec["keyframes"])
+    failures = {f["source"]: f for f in records(tmp_path / "captions.run" / "failures.jsonl")}
+    assert set(failures) == {str(bad), str(missing)}
+    broken = failures[str(bad)]
+    assert (broken["video_id"], broken["stage"], broken["reason"]) == (
+        "bad",
+        "prepare",  # the probe finds it, before any frame is decoded
+        "not_a_video",
+    )
+    assert {"video_id", "source", "stage", "reason", "error", "attempts"} <= set(broken)
+    assert "usage" not in broken
+    gone = failures[str(missing)]
+    assert (gone["stage"], gone["reason"]) == ("input", "not_found")
+    assert not (tmp_path / "captions.failures.jsonl").exists()
+    assert not (tmp_path / "captions.run" / "keyframes" / "bad").exists()
     captured = capsys.readouterr()
-    assert "1 failed" in captured.out and "captions.failures.jsonl" in captured.err
+    assert "1 done, 1 failed" in captured.out and "1 bad input(s)" in captured.out
+    assert str(tmp_path / "captions.run" / "failures.jsonl") in captured.err
 
 
-def test_caption_without_model_extracts_keyframes_and_exits_3(
-    no_openai_env, video, tmp_path, capsys
-):
+def test_caption_without_model_exits_3_and_decodes_nothing(no_openai_env, video, tmp_path, capsys):
     out = tmp_path / "captions.jsonl"
     code = diffcap("caption", str(video), "--out", str(out), "--interval", "1")
     assert code == 3
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
     assert "--api-base" in err and "--backend transformers --model" in err
     # both keys the caption command reads
     assert "DIFFCAP_API_KEY" in err and "OPENAI_API_KEY" in err and "--api-key" in err
-    kdir = tmp_path / "captions.keyframes" / "clip"
-    kf = json.loads((kdir / "keyframes.json").read_text())
-    assert len(kf["keyframes"]) >= 3
-    assert all((kdir / k["file"]).is_file() for k in kf["keyframes"])
-    assert out.read_text() == ""
+    # The model is checked before any frame is decoded: no keyframes, no records.
+    run_dir = run_dir_for(out)
+    assert not (run_dir / "keyframes").exists()
+    assert not (tmp_path / "captions.keyframes").exists()
+    assert not out.exists()
 
 
 def test_caption_transformers_model_missing_exits_3(video, tmp_path, capsys):
@@ -146,8 +171,9 @@ def test_caption_transformers_model_missing_exits_3(video, tmp_path, capsys):
         str(tmp_path / "no-such-model"),
     )
     assert code == 3
-    assert len(capsys.readouterr().err.strip().splitlines()) == 1
-    assert (tmp_path / "captions.keyframes" / "clip" / "keyframes.json").is_file()
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "model folder not found" in err
+    assert not (run_dir_for(out) / "keyframes").exists()  # checked before decoding
 
 
 def test_caption_window_summary_is_told_the_window(fault_server, video, tmp_path):
@@ -187,7 +213,8 @@ def captioned(fault_server, video, tmp_path) -> Path:
 
 
 def test_summarize_decodes_no_frames(captioned, fault_server, tmp_path, capsys):
-    shutil.rmtree(tmp_path / "captions.keyframes")  # no image, no video needed
+    # no image, no run directory needed: only the records file
+    shutil.rmtree(run_dir_for(captioned))
     (rec,) = records(captioned)
     times = [c["time"] for c in rec["captions"][:-1]]
     capsys.readouterr()
@@ -252,12 +279,13 @@ def test_summarize_empty_range_fails_before_any_request(captioned, fault_server,
     assert fault_server.requests == []
 
 
-def test_summarize_unknown_video_id(captioned, capsys):
-    assert (
-        diffcap("summarize", str(captioned), "--video-id", "nope", "--start", "0", "--end", "9")
-        == 1
-    )
-    assert "known ids: clip" in capsys.readouterr().err
+def test_summarize_unknown_video_id(captioned, fault_server, capsys):
+    args = ("--video-id", "nope", "--start", "0", "--end", "9", "--api-base", fault_server.base_url)
+    # a ConfigError: bad usage, exit 2
+    assert diffcap("summarize", str(captioned), *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "known ids: clip" in err and len(err.splitlines()) == 1
+    assert fault_server.requests == []
 
 
 def test_recaption_prompts_and_file(fault_server, tmp_path, capsys):
@@ -342,50 +370,100 @@ def test_recaption_without_model_exits_3(no_openai_env, capsys):
     assert "--api-base" in capsys.readouterr().err
 
 
-def test_caption_model_that_fails_to_load_on_first_request_exits_3(video, tmp_path, capsys):
-    # The default hub model cannot load offline: the backend finds out only when the first
-    # request loads it, and the runner still extracts keyframes for every video.
+def test_caption_hub_model_missing_offline_exits_3_before_decoding(video, tmp_path, capsys):
+    # The default hub model is not cached and the hub is off: the preflight check finds out
+    # before any frame is decoded (it used to surface only on the first request).
     out = tmp_path / "captions.jsonl"
     code = diffcap(
-        "caption",
-        str(video),
-        str(video),
-        "--out",
-        str(out),
-        "--backend",
-        "transformers",
-        "--workers",
-        "1",
+        "caption", str(video), "--out", str(out), "--backend", "transformers", "--workers", "1"
     )
     assert code == 3
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "keyframes of 2 video(s)" in err
-    assert len(list((tmp_path / "captions.keyframes").glob("*/keyframes.json"))) == 2
-    assert not (tmp_path / "captions.failures.jsonl").exists()
+    assert len(err.splitlines()) == 1
+    assert "not in the Hugging Face cache" in err and "HF_HUB_OFFLINE" in err
+    assert not (run_dir_for(out) / "keyframes").exists()
+    assert not out.exists()
 
 
-def test_build_config_yaml_then_flags(tmp_path):
-    from diffcap.cli.options import CAPTION_OPTIONS, MODEL_OPTIONS, build_config
+def test_caption_model_that_fails_to_load_on_first_request_stops_with_5(video, tmp_path, capsys):
+    """A model folder that passes the preflight (it has a config.json) but cannot be loaded:
+    the first request finds out, the video is deferred (not failed), the run stops."""
+    pytest.importorskip("transformers")
+    from diffcap.pipeline.report import run_status
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    other = tmp_path / "other.mp4"
+    shutil.copy(video, other)  # two files: the same file given twice is one video
+    out = tmp_path / "captions.jsonl"
+    args = ("--out", str(out), "--backend", "transformers", "--model", str(model))
+    code = diffcap("caption", str(video), str(other), *args, "--workers", "1")
+    assert code == 5  # stopped by a fault of the world: rerun once fixed
+    captured = capsys.readouterr()
+    assert "stopped:" in captured.out and "nothing was marked failed" in captured.out
+    assert "model_unavailable" in captured.out and "cannot load model" in captured.out
+    run_dir = run_dir_for(out)
+    st = run_status(run_dir)
+    assert st["counts"] == {"pending": 2, "done": 0, "failed": 0, "filtered": 0}
+    assert st["deferred"] and {d["reason"] for d in st["deferred"]} == {"model_unavailable"}
+    assert {d["stage"] for d in st["deferred"]} == {"caption"}
+    assert (run_dir / "failures.jsonl").read_text() == ""
+    assert out.read_text() == ""  # no record for a video that was not captioned
+    # the keyframes of a deferred video are kept for the rerun
+    deferred = {d["video_id"] for d in st["deferred"]}
+    assert all((run_dir / "keyframes" / v / "keyframes.json").is_file() for v in deferred)
+
+
+def test_config_from_params_yaml_then_flags(tmp_path):
+    from diffcap.cli.options import config_from_params
     from diffcap.errors import ConfigError
 
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text("model:\n  concurrency: 3\n  max_tokens: 99\ncaption:\n  mode: fast\n")
-    cfg = build_config(
-        {
-            "config_path": str(cfg_file),
-            "max_tokens": 7,
-            "summary": False,
-            "interval": 0.5,
-            "templates": ("summary=s.txt",),
-        },
-        {**MODEL_OPTIONS, **CAPTION_OPTIONS},
-    )
+    params = {
+        "config_path": str(cfg_file),
+        "model__max_tokens": 7,
+        "model__num_beams": None,  # a flag not given
+        "summary__enabled": False,
+        "keyframes__interval": 0.5,
+        "templates": ("summary=s.txt",),
+        "out": "captions.jsonl",  # not a config parameter: left for the command
+    }
+    cfg = config_from_params(params)
+    assert params == {"out": "captions.jsonl"}  # every config parameter was popped
     assert cfg.model.concurrency == 3 and cfg.model.max_tokens == 7
     assert cfg.caption.mode == "fast" and cfg.summary.enabled is False
     assert cfg.keyframes.interval == 0.5 and cfg.caption.templates == {"summary": "s.txt"}
     # fields not given stay unset, so a preset's generation defaults can apply to them
     assert "num_beams" not in cfg.model.model_fields_set
     with pytest.raises(ConfigError, match="NAME=PATH"):
-        build_config({"templates": ("oops",)}, MODEL_OPTIONS)
+        config_from_params({"templates": ("oops",)})
     with pytest.raises(ConfigError, match="concurrency"):
-        build_config({"concurrency": 0}, MODEL_OPTIONS)
+        config_from_params({"model__concurrency": 0})
+
+
+def test_caption_flags_come_from_the_config(capsys):
+    assert diffcap("caption", "--help") == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--preset",
+        "--config",
+        "--set",
+        "--template",
+        "--interval",
+        "--max-seconds",
+        "--min-duration",
+        "--max-duration",
+        "--api-base",
+        "--api-key",
+        "--model",
+        "--concurrency",
+        "--timeout",
+        "--mode",
+        "--prompt-preset",
+        "--max-cost-usd",
+        "--workers",
+    ):
+        assert flag in text, flag
+    assert "(keyframes.max_seconds)" in text and "(filter.max_duration)" in text

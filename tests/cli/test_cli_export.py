@@ -17,12 +17,14 @@ from diffcap.timeline import Caption, Keyframe, VideoRecord
 
 @pytest.fixture
 def records(tmp_path: Path) -> Path:
-    folder = tmp_path / "captions.keyframes" / "v1"
+    # the layout `diffcap caption --out captions.jsonl` writes: keyframes in the run
+    # directory beside it, record paths relative to the records file's folder
+    folder = tmp_path / "captions.run" / "keyframes" / "v1"
     folder.mkdir(parents=True)
     files = []
     for i, colour in enumerate([(200, 30, 30), (30, 200, 30)]):
         Image.new("RGB", (64, 48), colour).save(folder / f"{i}.jpg")
-        files.append(f"captions.keyframes/v1/{i}.jpg")
+        files.append(f"captions.run/keyframes/v1/{i}.jpg")
     rec = VideoRecord(
         "v1",
         "v1.mp4",
@@ -100,8 +102,9 @@ def test_console_error_is_one_line(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a ConfigError (not a run directory): bad usage
     assert "not a diffcap run directory" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_llava_zero_task_is_reported_cli(records: Path, tmp_path: Path) -> None:

@@ -211,8 +211,8 @@ def test_cost_cap_exit_code_and_resume(videos, tmp_path):
             text=True,
             timeout=120,
         )
-        assert capped.returncode == 3, capped.stderr[-3000:]
-        assert "--max-cost-usd" in capped.stdout
+        assert capped.returncode == 4, capped.stderr[-3000:]  # 3 is "no usable model"
+        assert "stopped: the --max-cost-usd cap was reached" in capped.stdout
         sent = len(srv.requests)
         more = subprocess.run(
             command(videos, run_dir, srv, "--max-cost-usd", "1e12"),
@@ -245,8 +245,9 @@ def test_config_errors_and_saved_config(videos, tmp_path):
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 1
+    assert bad.returncode == 2  # bad config values are bad usage
     assert "unknown config key 'keyframes.intervall'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
     cfg = tmp_path / "run.yaml"
     cfg.write_text("model:\n  concurrency: 3\n  bogus: 1\n")
     bad = subprocess.run(
@@ -266,20 +267,17 @@ def test_config_errors_and_saved_config(videos, tmp_path):
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 1 and "'model.bogus'" in bad.stderr
+    assert bad.returncode == 2 and "'model.bogus'" in bad.stderr
+    assert not (tmp_path / "r" / "run.sqlite").exists()  # refused before the run started
 
 
 def test_flags_build_the_config():
     from click.testing import CliRunner
 
-    from diffcap.cli.run import overrides_from_flags, run
+    from diffcap.cli.options import config_from_params
+    from diffcap.cli.run import run
 
-    # Parse only (no run): collect what the command would resolve.
-    seen = {}
-
-    def fake_main(**kw):
-        seen.update(overrides_from_flags(kw))
-
+    # Parse only (no run): resolve the config the command would run with.
     ctx = run.make_context(
         "run",
         [
@@ -296,17 +294,59 @@ def test_flags_build_the_config():
             "--input-extensions",
             ".mkv",
             "--summary-enabled",
+            "--set",
+            "keyframes.interval=9",  # an explicit flag beats --set
+            "--set",
+            "model.max_tokens=77",
+            "--max-duration",
+            "30",
+            "--max-seconds",
+            "20",
         ],
     )
-    fake_main(**ctx.params)
-    assert seen == {
-        "keyframes.interval": 1.5,
-        "filter.dedup": False,
-        "engine.engine": "ray",
-        "input.extensions": [".mp4", ".mkv"],
-        "summary.enabled": True,
-    }
+    params = dict(ctx.params)
+    cfg = config_from_params(params)
+    # every config parameter was popped; what is left is the command's own
+    assert set(params) == {"inputs", "out", "retry_failed", "no_progress", "as_json"}
+    assert cfg.keyframes.interval == 1.5
+    assert cfg.filter.dedup is False
+    assert cfg.engine.engine == "ray"
+    assert cfg.input.extensions == [".mp4", ".mkv"]
+    assert cfg.summary.enabled is True
+    assert cfg.model.max_tokens == 77
+    # two names for two things: drop longer videos / process only the first N seconds
+    assert cfg.filter.max_duration == 30.0 and cfg.keyframes.max_seconds == 20.0
+    # flags not given leave the defaults alone
+    defaults = config_from_params({})
+    assert cfg.model.concurrency == defaults.model.concurrency
+    assert cfg.keyframes.threshold == defaults.keyframes.threshold
     assert CliRunner().invoke(run, ["--help"]).exit_code == 0
+
+
+def test_preset_then_config_then_set_then_flags(videos, tmp_path):
+    """The documented precedence, through the real command: what the run saved."""
+    import yaml
+
+    conf = tmp_path / "run.yaml"
+    conf.write_text("preset: fast-cheap\nkeyframes:\n  interval: 3\n  max_side: 300\n")
+    run_dir = tmp_path / "r"
+    with FaultServer(reply=digest_reply) as srv:
+        args = ["--config", str(conf), "--set", "keyframes.interval=4"]
+        args += ["--set", "keyframes.jpeg_quality=50", "--interval", "1"]
+        done = subprocess.run(
+            command(videos / "clip00.mp4", run_dir, srv, *args),
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["keyframes"]["interval"] == 1.0  # flag > --set
+    assert saved["keyframes"]["jpeg_quality"] == 50  # --set > file and preset
+    assert saved["keyframes"]["max_side"] == 300  # file > preset
+    assert saved["caption"]["mode"] == "fast"  # the preset the file names
+    assert saved["model"]["max_tokens"] == 512  # preset > defaults (1024)
 
 
 @pytest.mark.slow

@@ -248,8 +248,10 @@ def test_parse_rejects(parser, data, reason, retryable):
 
 @pytest.mark.parametrize("content", [b"[1, 2]", b'"text"', b"\xff\xfe\x00garbage", b""])
 def test_decode_rejects_non_objects_as_retryable(content):
+    from diffcap.models.openai_wire import decode_body
+
     with pytest.raises(RequestFailed, match="unparseable response body") as err:
-        ob._decode(content)
+        decode_body(content)
     assert err.value.retryable is True
 
 

@@ -303,7 +303,7 @@ def test_stage_contract_under_every_executor(tmp_path):
         cls(cfg, progress=False).run(rows, stages, got.append, RunControl(_NoSpend(), cfg.engine))
         results[name] = sorted((r.video_id, r.status, r.caption, r.reason) for r in got)
     assert results["local"] == results["ray"]
-    assert ("bad", "failed", "FAIL", "config") in results["local"]
+    assert ("bad", "failed", "FAIL", "not_a_video") in results["local"]
     assert ("v1", "pending", "C1:2", None) in results["local"]
 
 

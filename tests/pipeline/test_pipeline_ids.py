@@ -59,7 +59,7 @@ def test_rerun_with_more_inputs_keeps_ids_and_adds_the_new_source(tmp_path, stor
     assert by_source[str(a.resolve())].startswith("x-")
     # A third run in yet another order changes nothing.
     before = bindings(store)
-    assert register_inputs(store, [str(b.parent), str(a.parent)], cfg) == 0
+    assert register_inputs(store, [str(b.parent), str(a.parent)], cfg).added == 0
     assert bindings(store) == before
 
 
@@ -71,7 +71,7 @@ def test_growing_folder_new_file_sorting_first(tmp_path, store):
     register_inputs(store, [str(folder)], cfg)
     assert bindings(store)["clip"] == str(late.resolve())
     early = touch(folder / "a" / "clip.mp4")  # sorts before z/clip.mp4
-    assert register_inputs(store, [str(folder)], cfg) == 1
+    assert register_inputs(store, [str(folder)], cfg).added == 1
     by_source = assert_one_id_per_source(store, [late, early, folder / "other.mp4"])
     assert by_source[str(late.resolve())] == "clip"
     assert by_source[str(early.resolve())].startswith("clip-")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pathlib import Path
-
 import pytest
 
 from diffcap.config import InputConfig

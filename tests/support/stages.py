@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from diffcap.errors import ConfigError
+from diffcap.errors import NotAVideo
 from diffcap.pipeline.rows import VideoRow
 from diffcap.pipeline.stage import Resources, Stage
 
@@ -21,7 +21,7 @@ class AsyncUpper(Stage):
     async def aprocess_row(self, row: VideoRow) -> VideoRow:
         await asyncio.sleep(0.01)
         if row.caption == "FAIL":
-            return row.fail(self.name, ConfigError("told to fail"))
+            return row.fail(self.name, NotAVideo(row.source, "told to fail"))
         row.caption = (row.caption or "").upper()
         return row
 

@@ -115,23 +115,11 @@ async def caption_keyframes(
             f"{kset.video_path}: no keyframes to caption",
             hint="check the keyframe settings (--start/--end, --interval)",
         )
-    duration = float(kset.info.duration)
-    # The summary covers what the keyframes were taken from: the extraction window.
-    window = span or getattr(kset, "window", None) or (0.0, duration)
-    start, end = float(window[0]), float(window[1])
-    json_path = getattr(kset, "json_path", None)
-    images = KeyframeImages(
-        Path(json_path).parent if json_path else None,
-        keyframes,
-        model_cfg.image_max_side,
-        arrays=None if json_path else getattr(kset, "images", None),
-    )
+    images = _images(kset, keyframes, model_cfg.image_max_side)
     caller = _caller(backend, model_cfg, templates, limiter, kset.video_id, usage)
     prov: dict[str, Any] = {"mode": cfg.mode, "options": dict(caller.options)}
     extra: dict[str, Any] = {}
-    # Prompts are told the window's length, not the file's; times stay seconds from the
-    # start of the file (keyframe times use that clock).
-    covered = Span(start, end, duration)
+    covered = _covered(kset, span)
     if cfg.mode == "fast":
         summary_caption, keep = await caption_fast(
             keyframes, images, caller, templates, cfg, span=covered
@@ -142,14 +130,27 @@ async def caption_keyframes(
     else:
         video = _Video(keyframes, images, caller, templates, covered)
         captions = await _slide_with_summary(video, backend, cfg, summary, prov)
-    return build_record(
-        kset,
-        captions,
-        cfg.mode,
-        caller.usage,
-        provenance(backend, templates, caller.model_name, prov),
-        records_dir,
-        extra,
+    prov = provenance(backend, templates, caller.model_name, prov)
+    return build_record(kset, captions, cfg.mode, caller.usage, prov, records_dir, extra)
+
+
+def _covered(kset: Any, span: tuple[float, float] | None) -> Span:
+    """What the summary covers: ``span``, else the extraction window, else the whole video.
+    Prompts are told the window's length, not the file's; times stay seconds from the start
+    of the file (keyframe times use that clock)."""
+    duration = float(kset.info.duration)
+    window = span or getattr(kset, "window", None) or (0.0, duration)
+    return Span(float(window[0]), float(window[1]), duration)
+
+
+def _images(kset: Any, keyframes: list[Keyframe], max_side: int) -> KeyframeImages:
+    """The keyframe images: files beside keyframes.json, else arrays held in memory."""
+    json_path = getattr(kset, "json_path", None)
+    return KeyframeImages(
+        Path(json_path).parent if json_path else None,
+        keyframes,
+        max_side,
+        arrays=None if json_path else getattr(kset, "images", None),
     )
 
 

@@ -87,9 +87,11 @@ def caption(
     out.parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(open_records(run_dir), out, ExportOptions(progress=False))
     click.echo(f"records: {out} (run directory {run_dir})")
-    if report.failed_now:
+    if report.failed_now or report.bad_inputs_now:
         click.echo(
-            f"{report.failed_now} video(s) failed: see {run_dir / 'failures.jsonl'}", err=True
+            f"{report.failed_now} video(s) failed, {report.bad_inputs_now} bad input(s): see "
+            f"{run_dir / 'failures.jsonl'}",
+            err=True,
         )
     finish(report, fail_on_failed=True)
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import click
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -96,7 +97,7 @@ _ENV = {"model.api_key": "DIFFCAP_API_KEY"}
 def _fields(include: Sequence[str]) -> Iterator[tuple[str, str, FieldInfo]]:
     """(section, key, field) of the included RunConfig fields, in config order."""
     for section, sfield in RunConfig.model_fields.items():
-        model = typing.cast(type, sfield.annotation)
+        model = typing.cast("type[BaseModel]", sfield.annotation)
         for key, field in model.model_fields.items():
             if section in include or f"{section}.{key}" in include:
                 yield section, key, field

@@ -11,10 +11,11 @@ embedders. New embedders register with :func:`register_image_embedder`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from diffcap.embed.base import ImageEmbedder
-from diffcap.errors import ConfigError
+from diffcap.errors import ConfigError, ModelUnavailable
 
 #: name -> factory(arg or None, **options) -> ImageEmbedder
 _FACTORIES: dict[str, Callable[..., ImageEmbedder]] = {}
@@ -46,6 +47,21 @@ def get_image_embedder(spec: str | ImageEmbedder = "weightless", **options: Any)
             hint=f"choose one of: {', '.join(image_embedder_names())} (e.g. clip:<hub id or dir>)",
         )
     return factory(arg.strip() or None, **options)
+
+
+def check_image_embedder(spec: str) -> None:
+    """Fail fast, loading nothing: an unknown name (ConfigError) or a model folder that is
+    not there (ModelUnavailable), before any video is decoded."""
+    name, _, arg = spec.partition(":")
+    if name.strip().lower() not in _FACTORIES:
+        get_image_embedder(spec)  # raises the ConfigError listing the choices
+    arg = arg.strip()
+    looks_local = arg.startswith(("/", ".", "~")) or Path(arg).expanduser().exists()
+    if arg and looks_local and not Path(arg).expanduser().is_dir():
+        raise ModelUnavailable(
+            f"embedder model folder not found: {arg}",
+            hint="pass an existing local folder (clip:/path/to/clip) or a hub id",
+        )
 
 
 def _weightless(arg: str | None, **_: Any) -> ImageEmbedder:

@@ -40,9 +40,17 @@ from diffcap.config import ModelConfig
 from diffcap.errors import ModelUnavailable, RequestFailed
 from diffcap.models.base import Backend, ImageInput, ModelRequest, ModelResponse
 from diffcap.models.health import EndpointHealth
+from diffcap.models.openai_wire import (
+    content_text,
+    decode_body,
+    describe,
+    display_url,
+    dumps_body,
+    is_connect_error,
+    usage_of,
+)
 from diffcap.models.pricing import PricesArg, PriceTable
 from diffcap.models.retry import RetryPolicy, classify_exception
-from diffcap.timeline import Usage
 
 log = logging.getLogger(__name__)
 # The SDK's HTTP client logs every request at INFO; keep that out of diffcap's -v output.
@@ -136,7 +144,7 @@ class OpenAIBackend(Backend):
             socket.create_connection((url.hostname or "localhost", port), timeout_s).close()
         except OSError as exc:
             raise ModelUnavailable(
-                f"cannot reach the model server at {_display(self.api_base)} ({exc})",
+                f"cannot reach the model server at {display_url(self.api_base)} ({exc})",
                 hint="start the server or fix --api-base; " + HOW_TO_POINT,
             ) from None
 
@@ -208,11 +216,11 @@ class OpenAIBackend(Backend):
         """:meth:`build_payload` serialised as the SDK would, with each image's JSON taken from
         the cache (escaping 100 kB of base64 on every request costs more than the request)."""
         images = [self._cached(img)[1] for img in request.images]
-        pieces = _SLOT_RE.split(_dumps(self._payload(request, lambda i: f"{_SLOT}{i}")))
+        pieces = _SLOT_RE.split(dumps_body(self._payload(request, lambda i: f"{_SLOT}{i}")))
         # pieces = [json, b"0", json, b"1", json]: each slot exactly once, in order. Anything
         # else (extra_body replacing the messages, a prompt quoting a slot) takes the slow way.
         if pieces[1::2] != [str(i).encode() for i in range(len(images))]:
-            return _dumps(self.build_payload(request))
+            return dumps_body(self.build_payload(request))
         pieces[1::2] = images
         return b"".join(pieces)
 
@@ -264,11 +272,11 @@ class OpenAIBackend(Backend):
             try:
                 response = await self.retry.run(
                     lambda: self._attempt(client, body, model),
-                    what=_describe(request),
+                    what=describe(request),
                     gate=self.health.raise_if_down,
                 )
             except RequestFailed as exc:
-                if not self._reached and _is_connect_error(exc):
+                if not self._reached and is_connect_error(exc):
                     # Never reached the server at all: a setup problem, not a bad request.
                     raise ModelUnavailable(
                         f"cannot reach the model server at {self.api_base or 'api.openai.com'}"
@@ -289,10 +297,12 @@ class OpenAIBackend(Backend):
         try:
             # The SDK's timeout is per read; this bounds the whole request.
             raw = await _within(client.post(_PATH, cast_to=_RAW, **sent), self.cfg.timeout_s + 1.0)
-            parsed = self._parse(_decode(raw.content), model)
+            parsed = self._parse(decode_body(raw.content), model)
         except Exception as exc:
             failed = classify_exception(exc)
             self.health.failure(failed)
+            if failed is exc:
+                raise
             raise failed from exc
         self.health.success()
         return parsed
@@ -311,14 +321,14 @@ class OpenAIBackend(Backend):
         finish = finish if isinstance(finish, str) else None
         if finish == "content_filter":
             raise RequestFailed("the answer was blocked by the content filter", retryable=False)
-        text = _content_text(message.get("content"))
+        text = content_text(message.get("content"))
         if not text.strip():
             raise RequestFailed(
                 f"the model returned empty content (finish_reason={finish})",
                 retryable=False,
                 hint="raise max_tokens, or check that the model accepts images",
             )
-        usage = _usage(data.get("usage"))
+        usage = usage_of(data.get("usage"))
         name = data.get("model")
         name = name if isinstance(name, str) and name else model
         usage.cost_usd = self.prices.cost(name, usage.prompt_tokens, usage.completion_tokens)
@@ -347,87 +357,3 @@ else:  # pragma: no cover - Python 3.10
 
     async def _within(aw: Awaitable[T], seconds: float) -> T:
         return await asyncio.wait_for(aw, seconds)
-
-
-def _dumps(payload: dict[str, Any]) -> bytes:
-    """JSON as the SDK sends it (UTF-8, compact, no NaN)."""
-    try:
-        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise RequestFailed(
-            f"cannot serialise the request as JSON: {exc}",
-            retryable=False,
-            hint="options and extra_body values must be JSON values (no NaN)",
-        ) from exc
-    return text.encode()
-
-
-def _decode(content: bytes) -> dict[str, Any]:
-    """The JSON object of a 200 answer; anything else (a proxy's error page, a truncated body)
-    is usually transient, so retryable, as the SDK's JSONDecodeError was."""
-    try:
-        data = json.loads(content)
-    except ValueError as exc:  # JSONDecodeError, or bytes that are no Unicode at all
-        raise RequestFailed(f"unparseable response body: {exc}", retryable=True) from exc
-    if not isinstance(data, dict):
-        raise RequestFailed(
-            f"unparseable response body: expected a JSON object, got {type(data).__name__}",
-            retryable=True,
-        )
-    return data
-
-
-def _content_text(content: Any) -> str:
-    """``message.content``: a string, or (some servers) a list of ``{"type": "text"}`` parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-        )
-    return ""
-
-
-def _usage(u: Any) -> Usage:
-    if not isinstance(u, dict):
-        return Usage(requests=1)
-    return Usage(
-        requests=1,
-        prompt_tokens=_count(u.get("prompt_tokens")),
-        completion_tokens=_count(u.get("completion_tokens")),
-    )
-
-
-def _count(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _is_connect_error(exc: BaseException) -> bool:
-    """Whether the failure chain holds a connection error (not a timeout, not an answer)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, openai.APIConnectionError) and not isinstance(
-            seen, openai.APITimeoutError
-        ):
-            return True
-        seen = seen.__cause__
-    return False
-
-
-def _describe(request: ModelRequest) -> str:
-    tags = dict(request.tags)
-    bits = [f"{k}={tags[k]}" for k in ("video_id", "step") if k in tags]
-    return " ".join(bits) or f"request {request.cache_key()[:8]}"
-
-
-def _display(api_base: str | None) -> str:
-    """The endpoint for messages, without user info (``user:key@``)."""
-    if not api_base:
-        return "api.openai.com"
-    url = urllib.parse.urlsplit(api_base)
-    host = url.hostname or ""
-    netloc = f"{host}:{url.port}" if url.port else host
-    return urllib.parse.urlunsplit((url.scheme, netloc, url.path, "", ""))

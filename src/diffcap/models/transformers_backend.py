@@ -85,8 +85,7 @@ class TransformersBackend(Backend):
 
         if not isinstance(try_to_load_from_cache(self.model, "config.json"), str):
             raise ModelUnavailable(
-                f"model {self.model!r} is not in the Hugging Face cache and HF_HUB_OFFLINE "
-                "is set",
+                f"model {self.model!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
                 hint=HOW_TO_POINT.format(model=self.model),
             )
 

@@ -6,7 +6,9 @@ The driver shows :class:`RunControl` every finished row (``observe``); executors
 - ``budget``: the run store's total estimated spend reached ``engine.max_cost_usd``;
 - ``endpoint_down``: the model endpoint stayed unreachable (the backend's breaker tripped);
 - ``faults``: ``engine.max_consecutive_faults`` videos in a row hit a fault of the world
-  (disk full, permission denied, 5xx after retries).
+  (disk full, permission denied, 5xx after retries);
+- ``config``: a setting or install the whole run lacks (an unknown embedder, a missing
+  package) surfaced in a worker.
 
 None of these marks a video failed: the videos stay pending and a plain rerun resumes.
 
@@ -41,6 +43,9 @@ class RunControl:
     def observe(self, row: VideoRow) -> None:
         if row.reason == "internal_error":
             self.bugs += 1
+        if row.fatal:
+            self.last_fault = row
+            self._stop = self._stop or "config"
         if row.world_fault:
             self.streak += 1
             self.last_fault = row

@@ -61,7 +61,9 @@ class IvfPool:
             self.rows[lst][k : k + m] = rows[idx]
             self.size[lst] = k + m
 
-    def scan(self, block: np.ndarray, threshold: float) -> tuple[np.ndarray, ...]:
+    def scan(
+        self, block: np.ndarray, threshold: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         """Per row: own list, best kept match in its probed lists (sim, input row), and the
         in-block pairs (i, j, sim), j < i, sim >= threshold, j in a list that i probes."""
         b, p = len(block), self.nprobe
@@ -83,10 +85,10 @@ class IvfPool:
                 sims = qv @ block[m].T
                 ii, jj = np.nonzero((sims >= threshold) & (m[None, :] < q[:, None]))
                 edges.append((q[ii], m[jj], sims[ii, jj]))
-        best, arg = best.reshape(b, p), arg.reshape(b, p)
-        j = best.argmax(axis=1)
+        best2, arg2 = best.reshape(b, p), arg.reshape(b, p)
+        j = best2.argmax(axis=1)
         rows = np.arange(b)
-        return own, best[rows, j], arg[rows, j], _concat_edges(edges)
+        return own, best2[rows, j], arg2[rows, j], _concat_edges(edges)
 
 
 def _groups(labels: np.ndarray) -> list[tuple[int, np.ndarray]]:

@@ -3,7 +3,7 @@
 Placement comes from each stage's declared :class:`~diffcap.pipeline.stage.Resources` only:
 ``cpu_bound`` stages run in a process pool of ``engine.workers`` (a thread when
 ``workers == 1``); the others (I/O, models) share this process's event loop, each bounded by
-its own ``resources.concurrency``. Videos in flight are bounded too (the largest stage
+its own ``resources.concurrency``. Videos in flight are bounded too (twice the widest stage
 concurrency plus two per worker), and no new video starts once the run control says stop.
 
     LocalExecutor(cfg).run(rows, stages, on_row=commit, control=control)
@@ -109,8 +109,11 @@ class _Run:
     async def go(self, rows: list[VideoRow]) -> None:
         try:
             await self._start(len(rows))
-            in_flight = max(s.resources.concurrency for s in self.stages)
-            slots = asyncio.Semaphore(in_flight + 2 * self.ex.cfg.engine.workers)
+            # Twice the widest stage's concurrency plus two per worker: a model stage's
+            # requests stay busy while the next videos are decoded (each video's requests
+            # are sequential in slide mode), and keyframes on disk wait only briefly.
+            widest = max(s.resources.concurrency for s in self.stages)
+            slots = asyncio.Semaphore(2 * widest + 2 * self.ex.cfg.engine.workers)
             tasks = []
             for row in rows:
                 await slots.acquire()

@@ -29,7 +29,7 @@ class RunReport:
     wall_s: float = 0.0
     deferred_now: int = 0  # left pending by a fault of the world, the cost cap or a bug
     bad_inputs_now: int = 0  # inputs that name no usable video (see failures.jsonl)
-    #: Why the run stopped early: budget, endpoint_down, faults, dedup_waits (None: it ran)
+    #: Why the run stopped early: budget, endpoint_down, faults, config, dedup_waits
     stop_reason: str | None = None
     bugs: int = 0
     error_log: str | None = None
@@ -51,6 +51,8 @@ class RunReport:
             return EXIT_CODES["bug"]
         if self.stop_reason == "budget":
             return EXIT_CODES["budget"]
+        if self.stop_reason == "config":
+            return EXIT_CODES["usage"]
         if self.stop_reason in ("endpoint_down", "faults") or self.deferred_now:
             return EXIT_CODES["stopped"]
         return EXIT_CODES["ok"]
@@ -99,6 +101,8 @@ class RunReport:
                 "stopped: several videos in a row hit a fault of the machine or network; "
                 "nothing was marked failed, fix it and rerun"
             )
+        elif self.stop_reason == "config":
+            out.append("stopped: a setting or an install is missing (see below); fix it, rerun")
         elif self.stop_reason == "dedup_waits":
             out.append("de-dup waits until every candidate has a short caption: rerun")
         if self.last_fault and (self.stop_reason or self.deferred_now):

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 RowStatus = Literal["pending", "done", "failed", "filtered", "deferred"]
 
+#: Reasons of deferred rows that stop the run at once (see ``fault_kind``: ``fatal``).
+FATAL_REASONS = frozenset({"config", "missing_dependency", "template"})
+NOT_WORLD_FAULTS = FATAL_REASONS | {"budget", "internal_error"}
+
 
 @dataclass
 class VideoRow:
@@ -49,8 +53,8 @@ class VideoRow:
         """A pending row from a VideoItem or a store ``videos`` row (anything with the fields)."""
         get = item.get if isinstance(item, dict) else lambda k, d=None: getattr(item, k, d)
         return cls(
-            video_id=get("video_id"),
-            source=get("source"),
+            video_id=str(get("video_id")),
+            source=str(get("source")),
             start=get("start"),
             end=get("end"),
             caption=get("caption"),
@@ -89,6 +93,9 @@ class VideoRow:
             self.reason = exc.reason if isinstance(exc, DiffcapError) else type(exc).__name__
         elif kind == "budget":
             self.status, self.reason = "deferred", "budget"
+        elif kind == "fatal":
+            self.status = "deferred"
+            self.reason = exc.reason if isinstance(exc, DiffcapError) else "config"
         elif kind == "transient":
             self.status, self.reason = "deferred", world_fault_reason(exc)
         else:
@@ -106,4 +113,9 @@ class VideoRow:
     @property
     def world_fault(self) -> bool:
         """Deferred by a fault of the world (what the circuit breaker counts)."""
-        return self.status == "deferred" and self.reason not in {"budget", "internal_error"}
+        return self.status == "deferred" and self.reason not in NOT_WORLD_FAULTS
+
+    @property
+    def fatal(self) -> bool:
+        """Deferred by a setting or install the whole run lacks: the run stops."""
+        return self.status == "deferred" and self.reason in FATAL_REASONS

@@ -21,7 +21,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -63,10 +63,14 @@ _NOT_IN_RECORDS: dict[str, set[str] | None] = {
 }
 
 
-def register_inputs(store: RunStore, inputs: list[str], cfg: RunConfig) -> int:
+class Registration(NamedTuple):
+    added: int  # videos new to the run DB
+    bad: int  # inputs that name no usable video (stored aside, listed in failures.jsonl)
+
+
+def register_inputs(store: RunStore, inputs: list[str], cfg: RunConfig) -> Registration:
     """Register the inputs; sources the run DB knows keep their ids (see pipeline.inputs).
-    Returns the number of new videos; bad inputs (missing files, broken links, bad
-    manifest rows) are stored aside."""
+    Bad inputs (missing files, broken links, bad manifest rows) are stored aside."""
     scan = collect_inputs(inputs, cfg.input, known=store.registered())
     # strict: ids were chosen against the DB, so a conflict here means another process
     # registered inputs in between; re-binding would caption the wrong file.
@@ -77,7 +81,7 @@ def register_inputs(store: RunStore, inputs: list[str], cfg: RunConfig) -> int:
     for bad in scan.bad:
         store.add_bad_input(bad.source, bad.row, bad.reason, bad.error)
     log.info("%d videos listed (%d new), %d bad inputs", len(scan.items), added, len(scan.bad))
-    return added
+    return Registration(added, len(scan.bad))
 
 
 class _Tally:
@@ -170,10 +174,7 @@ def _run_locked(
 ) -> RunReport:
     _remember_config(store, run_dir, cfg)
     _bind_pipeline(store, pipeline.names)
-    bad_before = len(store.bad_inputs())
-    if inputs:
-        register_inputs(store, inputs, cfg)
-    bad_inputs = len(store.bad_inputs()) - bad_before
+    bad_inputs = register_inputs(store, inputs, cfg).bad if inputs else 0
     if retry_failed:
         log.info("retrying %d failed videos", store.reset_failed())
     pipeline.check()  # before any video is touched: a closed port fails here

