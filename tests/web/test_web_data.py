@@ -136,7 +136,7 @@ def test_redact_removes_keys_but_keeps_counts():
     assert out["options"]["max_tokens"] == 50
     assert out["options"]["token"] == out["options"]["hf_token"] == "[redacted]"
     assert "sk-abc" not in out["options"]["note"]
-    assert out["api_base"] == "http://u:[redacted]@host:8000/v1"
+    assert out["api_base"] == "http://[redacted]@host:8000/v1"  # user name too
     assert out["model"] == "m" and out["empty_key"] is None
     assert prov["api_key"] == "abc"  # the input is not modified
 

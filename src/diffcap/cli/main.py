@@ -16,6 +16,7 @@ import click
 
 from diffcap import __version__
 from diffcap.errors import DiffcapError
+from diffcap.redact import install_log_filter
 
 #: command name -> "module:attribute" (relative to diffcap.cli)
 COMMANDS: dict[str, str] = {
@@ -60,6 +61,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     if quiet:
         level = logging.ERROR
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    install_log_filter()  # on the diffcap logger and the root handlers: children too
     for noisy in ("httpx", "httpcore", "openai", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.ensure_object(dict)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.errors import DiffcapError
+from diffcap.redact import redact, redact_optional
 from diffcap.store.migrations import apply_migrations, schema_version
 
 log = logging.getLogger(__name__)
@@ -225,7 +226,7 @@ class RunStore:
             conn.execute(
                 "UPDATE videos SET status = 'failed', stage = ?, reason = ?, error = ?,"
                 " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
-                (stage, reason, error, time.time(), video_id),
+                (stage, reason, redact(error), time.time(), video_id),
             )
 
     def filter(
@@ -238,6 +239,7 @@ class RunStore:
         similarity: float | None = None,
         error: str | None = None,
     ) -> None:
+        error = redact_optional(error)
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE videos SET status = 'filtered', stage = ?, reason = ?, error = ?,"
@@ -284,7 +286,7 @@ class RunStore:
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO bad_inputs (source, row, reason, error) VALUES (?,?,?,?)",
-                (source, row, reason, error),
+                (redact(source), row, reason, redact(error)),
             )
 
     def bad_inputs(self) -> list[dict[str, Any]]:
