@@ -160,6 +160,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
     "--disable-quic",
+    # a name an attacker controls that resolves to loopback: the DNS-rebinding setup
+    "--host-resolver-rules=MAP rebind.test 127.0.0.1",
 ]
 
 

@@ -53,3 +53,18 @@ def page(browser):
     pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
     yield pg
     ctx.close()
+
+
+@pytest.fixture
+def strict_page(browser):
+    """A page that keeps the pages' Content-Security-Policy and records its violations."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    pg.errors, pg.csp = [], []
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg.on(
+        "console",
+        lambda m: pg.csp.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    yield pg
+    ctx.close()

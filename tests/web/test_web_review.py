@@ -173,3 +173,38 @@ def test_review_page_shows_markup_in_captions_as_text(tmp_path, serve_app, page)
     texts = {page.locator(f"#caption-{s} .text").inner_text() for s in ("left", "right")}
     assert texts == {xss, "plain </script>"}
     assert page.evaluate("window.__pwned") is None
+
+
+def test_browser_votes_from_another_origin_or_host_are_refused(
+    run_paths, serve_app, page, tmp_path
+):
+    db = tmp_path / "votes.sqlite"
+    app = ReviewApp(load_runs(run_paths[:2]), VoteStore(db), reviewer="ann")
+    url = serve_app(app)
+    port = url.split(":")[2].rstrip("/")
+    token = next(iter(app.tokens))
+    # a page of another origin (localhost vs 127.0.0.1: another origin, same server) posts a
+    # vote as a "simple" text/plain request, which needs no preflight
+    page.goto(f"http://localhost:{port}/")
+    page.wait_for_selector("#caption-left .text")
+    status = page.evaluate(
+        """async ([target, body]) => {
+            try {
+                const r = await fetch(target, {method: "POST", mode: "no-cors", body: body,
+                                               headers: {"Content-Type": "text/plain"}});
+                return r.type;
+            } catch (e) { return "blocked"; }
+        }""",
+        [f"{url}api/review/vote", json.dumps({"reviewer": "ann", "item": token, "choice": "left"})],
+    )
+    assert status in ("opaque", "blocked")
+    assert _db_votes(db) == []
+    # DNS rebinding: a name that resolves to 127.0.0.1 gets no page at all
+    resp = page.goto(f"http://rebind.test:{port}/")
+    assert resp.status == 400 and "host not allowed" in page.inner_text("body")
+    # the page's own origin votes fine (its fetch sends a matching Origin)
+    page.goto(url)
+    page.wait_for_selector("#caption-left .text")
+    page.keyboard.press("1")
+    page.wait_for_selector("#progress:text-is('1 / 3 done')")
+    assert len(_db_votes(db)) == 1
