@@ -100,9 +100,11 @@ def scrub_url_userinfo(text: str) -> str:
 
 def redact(text: str, extra_secrets: Iterable[str | None] = ()) -> str:
     """``text`` with URL user info, key-like tokens and known secret values replaced."""
-    if not text:
-        return text
-    for secret in known_secrets(extra_secrets):
+    return _redact(text, known_secrets(extra_secrets)) if text else text
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
     text = scrub_url_userinfo(text)
@@ -128,19 +130,22 @@ _SECRET_NAME = re.compile(
 def redact_data(obj: Any, extra_secrets: Iterable[str | None] = ()) -> Any:
     """A deep copy of a JSON-like value: fields named like credentials are replaced whole,
     every string goes through :func:`redact`."""
-    extra = list(extra_secrets)
+    return _redact_data(obj, known_secrets(extra_secrets))
+
+
+def _redact_data(obj: Any, secrets: list[str]) -> Any:
     if isinstance(obj, dict):
         out: dict[Any, Any] = {}
         for k, v in obj.items():
             if isinstance(k, str) and _SECRET_NAME.search(k) and v not in (None, "", False):
                 out[k] = REDACTED
             else:
-                out[k] = redact_data(v, extra)
+                out[k] = _redact_data(v, secrets)
         return out
     if isinstance(obj, (list, tuple)):
-        return [redact_data(v, extra) for v in obj]
+        return [_redact_data(v, secrets) for v in obj]
     if isinstance(obj, str):
-        return redact(obj, extra)
+        return _redact(obj, secrets) if obj else obj
     return obj
 
 

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from diffcap.web.data import KeyframeView, Run, VideoEntry
 from diffcap.web.listing import PAGE_SIZE, entry_detail, facets
 from diffcap.web.pages import page
-from diffcap.web.safety import PathRefused, contained_file, json_for_script
+from diffcap.web.safety import ContainedFiles, PathRefused, json_for_script
 
 logger = logging.getLogger(__name__)
 
@@ -59,25 +59,36 @@ class _Sources:
     """Maps a keyframe to the URL the report's ``<img>`` uses, relative to the HTML."""
 
     def __init__(self, out: Path, thumb_side: int | None) -> None:
-        self.base = out.parent.resolve()
+        self.base = os.path.realpath(out.parent)
         self.thumbs = files_dir(out) / "thumbs"
         self.thumb_side = thumb_side
+        self._runs: dict[int, tuple[ContainedFiles, str]] = {}
+
+    def _run(self, run: Run) -> tuple[ContainedFiles, str]:
+        """The run's contained-file checker and its root as a URL prefix from the HTML."""
+        if id(run) not in self._runs:
+            files = ContainedFiles(run.root)
+            prefix = quote(Path(os.path.relpath(files.root, self.base)).as_posix())
+            self._runs[id(run)] = (files, "" if prefix == "." else prefix + "/")
+        return self._runs[id(run)]
 
     def __call__(self, run: Run, key: int, i: int, k: KeyframeView) -> str | None:
         if not k.file:
             return None
+        files, prefix = self._run(run)
         try:
-            path = contained_file(run.root, k.file)
+            rel = files.relative(k.file)
         except PathRefused as exc:
             logger.warning("run %s: keyframe %s not shown (%s)", run.name, k.file, exc)
             return None
-        if self.thumb_side:
-            dest = self.thumbs / f"{key}_{i}.jpg"
-            fresh = dest.is_file() and dest.stat().st_mtime >= path.stat().st_mtime
-            if not fresh and not write_thumbnail(path, dest, self.thumb_side):
-                return None
-            path = dest.resolve()
-        return quote(Path(os.path.relpath(path, self.base)).as_posix())
+        if not self.thumb_side:
+            return prefix + quote(rel)
+        src = Path(files.root, rel)
+        dest = self.thumbs / f"{key}_{i}.jpg"
+        fresh = dest.is_file() and dest.stat().st_mtime >= src.stat().st_mtime
+        if not fresh and not write_thumbnail(src, dest, self.thumb_side):
+            return None
+        return quote(Path(os.path.relpath(dest, self.base)).as_posix())
 
 
 def _details(runs: Sequence[Run], sources: _Sources, quiet: bool) -> Iterator[dict[str, Any]]:

@@ -10,12 +10,21 @@ Model text and file names are untrusted: they may hold HTML, ``</script>`` or ``
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from diffcap.redact import REDACTED, redact_data
 
-__all__ = ["REDACTED", "PathRefused", "contained_file", "json_for_script", "redact"]
+__all__ = [
+    "REDACTED",
+    "ContainedFiles",
+    "PathRefused",
+    "contained_file",
+    "json_for_script",
+    "redact",
+]
 
 
 def redact(obj: Any) -> Any:
@@ -66,3 +75,47 @@ def contained_file(root: Path, rel: str) -> Path:
     if not target.is_file():
         raise PathRefused(404, "no such file")
     return target
+
+
+class ContainedFiles:
+    """:func:`contained_file` for many paths under one root (the static report's keyframes).
+
+    Same rules, far fewer system calls: the root is resolved once and every directory prefix
+    once (cached), so a keyframe costs one ``lstat``; a symlink anywhere is resolved in full
+    and must still land inside the root.
+
+        files = ContainedFiles(run.root)
+        files.relative("keyframes/v1/0.jpg")   # "keyframes/v1/0.jpg" (real, root-relative)
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = os.path.realpath(root)
+        self._dirs: dict[str, str] = {"": self.root}
+
+    def _real(self, rel: str) -> str:
+        """Real path of ``rel`` (no ``..``), through the cache of resolved directories."""
+        parent, _, name = rel.rpartition("/")
+        base = self._dirs.get(parent)
+        if base is None:
+            base = self._dirs[parent] = self._real(parent)
+        path = os.path.join(base, name)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                path = os.path.realpath(path)
+        except OSError:
+            pass  # missing: refused as "no such file" below
+        return path
+
+    def relative(self, rel: str) -> str:
+        """The real path of ``rel`` relative to the real root; raises :class:`PathRefused`."""
+        if not rel or "\x00" in rel or "\\" in rel:
+            raise PathRefused(403, "bad path")
+        parts = rel.split("/")
+        if rel.startswith("/") or ".." in parts:
+            raise PathRefused(403, "path escapes the run directory")
+        real = self._real("/".join(p for p in parts if p not in ("", ".")))
+        if not real.startswith(self.root + os.sep):
+            raise PathRefused(403, "path resolves outside the run directory")
+        if not os.path.isfile(real):
+            raise PathRefused(404, "no such file")
+        return real[len(self.root) + 1 :]
