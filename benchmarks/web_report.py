@@ -178,6 +178,8 @@ def main() -> None:
             f"wrote {args.videos} records ({rec_mb:.1f} MB JSONL, {args.keyframes} keyframes "
             f"each) in {time.perf_counter() - t0:.1f} s"
         )
+        load = os.getloadavg()[0]
+        print(f"{os.cpu_count()} cores, load average {load:.1f} (other work slows every figure)")
         b = build(run, root / "report.html")
         print(
             f"static report build:  {b['build_s']:6.2f} s   peak RSS {b['peak_mb']:6.0f} MB   "

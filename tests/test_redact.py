@@ -259,3 +259,15 @@ def test_cli_logs_are_redacted(tmp_path):
     assert res.returncode == 0, res.stderr
     assert "retrying http://[redacted]@h/v1 with [redacted]" in res.stderr
     assert OPENAI not in res.stderr and "u:pw" not in res.stderr
+
+
+def test_redactor_matches_the_functions(monkeypatch):
+    from diffcap.redact import Redactor
+
+    monkeypatch.setenv("HF_TOKEN", "envtoken-abcdef")
+    r = Redactor(extra_secrets=["extra-secret-1"])
+    for text in ("envtoken-abcdef and extra-secret-1", f"http://u:p@h/ {OPENAI}", "plain", ""):
+        assert r.text(text) == redact(text, extra_secrets=["extra-secret-1"])
+    data = {"api_key": "k", "nested": ["envtoken-abcdef", {"url": "http://u:p@h/"}]}
+    assert r.data(data) == redact_data(data, ["extra-secret-1"])
+    assert r.data(data)["nested"][0] == REDACTED

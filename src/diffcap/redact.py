@@ -12,6 +12,7 @@ Three kinds of secret are removed:
     redact("http://u:pw@host/v1")                     # 'http://[redacted]@host/v1'
     redact("token mysecretvalue", extra_secrets=["mysecretvalue"])   # 'token [redacted]'
     redact_data({"api_key": "x", "model": "m"})       # {'api_key': '[redacted]', 'model': 'm'}
+    Redactor().data(record)  # the same, secrets looked up once for many records
     install_log_filter()     # every record the CLI logs goes through redact()
 """
 
@@ -147,6 +148,24 @@ def _redact_data(obj: Any, secrets: list[str]) -> Any:
     if isinstance(obj, str):
         return _redact(obj, secrets) if obj else obj
     return obj
+
+
+class Redactor:
+    """:func:`redact` / :func:`redact_data` with the known secrets looked up once, for loops
+    over many records (the viewer loading 50k records).
+
+        r = Redactor()
+        clean = [r.data(rec["provenance"]) for rec in records]
+    """
+
+    def __init__(self, extra_secrets: Iterable[str | None] = ()) -> None:
+        self.secrets = known_secrets(extra_secrets)
+
+    def text(self, text: str) -> str:
+        return _redact(text, self.secrets) if text else text
+
+    def data(self, obj: Any) -> Any:
+        return _redact_data(obj, self.secrets)
 
 
 class RedactingFilter(logging.Filter):

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.errors import ConfigError
-from diffcap.web.safety import redact
+from diffcap.redact import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -131,15 +131,16 @@ def load_run(
         )
     name = name or (path.stem if path.is_file() else path.name)
     by_id: dict[str, VideoEntry] = {}
+    redactor = Redactor()  # provenance and notes reach pages: no keys, no URL user info
     for rec_file in records:
         rel_base = _rel(base, root)
         for d in _read_jsonl(rec_file):
-            entry = _entry_from_record(d, name, rel_base)
+            entry = _entry_from_record(d, name, rel_base, redactor)
             if entry is not None:
                 by_id[entry.video_id] = entry  # a later shard line wins (resumed runs)
     for status, side_file in side:
         for d in _read_jsonl(side_file):
-            _add_note(by_id, d, name, status)
+            _add_note(by_id, d, name, status, redactor)
     _attach_media(path, root, list(by_id.values()), media_roots)
     logger.info("loaded run %s: %d videos", name, len(by_id))
     return Run(name=name, source=path, root=root, entries=list(by_id.values()))
@@ -195,7 +196,9 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield d
 
 
-def _entry_from_record(d: dict[str, Any], run: str, rel_base: str) -> VideoEntry | None:
+def _entry_from_record(
+    d: dict[str, Any], run: str, rel_base: str, redactor: Redactor
+) -> VideoEntry | None:
     vid = d.get("video_id")
     if not vid:
         logger.warning("run %s: skipped a record without video_id", run)
@@ -218,8 +221,8 @@ def _entry_from_record(d: dict[str, Any], run: str, rel_base: str) -> VideoEntry
                 caption=cap.get("content") if cap else None,
             )
         )
-    prov = redact(d.get("provenance") or {})
-    video_path = str(d.get("video_path") or "")
+    prov = redactor.data(d.get("provenance") or {})
+    video_path = redactor.text(str(d.get("video_path") or ""))
     return VideoEntry(
         run=run,
         video_id=str(vid),
@@ -319,10 +322,12 @@ def _is_video(path: Path) -> bool:
     return ctype.startswith("video/")
 
 
-def _add_note(by_id: dict[str, VideoEntry], d: dict[str, Any], run: str, status: str) -> None:
+def _add_note(
+    by_id: dict[str, VideoEntry], d: dict[str, Any], run: str, status: str, redactor: Redactor
+) -> None:
     """A failure/filter line. ``diffcap caption`` writes video_path/message; a run directory
     writes source/error (failures) or source/detail (filtered), video_id None for bad inputs."""
-    path = str(d.get("video_path") or d.get("source") or "")
+    path = redactor.text(str(d.get("video_path") or d.get("source") or ""))
     vid = str(d.get("video_id") or path)
     if not vid:
         return
@@ -339,4 +344,4 @@ def _add_note(by_id: dict[str, VideoEntry], d: dict[str, Any], run: str, status:
     entry = by_id.get(vid)
     if entry is None:
         entry = by_id[vid] = VideoEntry(run=run, video_id=vid, status=status, video_path=path)
-    entry.notes.append(redact(note))
+    entry.notes.append(redactor.data(note))
