@@ -43,9 +43,9 @@ def files_dir(out: Path) -> Path:
 def write_thumbnail(src: Path, dest: Path, max_side: int = 320, quality: int = 80) -> bool:
     """A JPEG of ``src`` scaled to ``max_side`` (JPEG sources are decoded at reduced size)."""
     try:
-        with Image.open(src) as im:
-            im.draft("RGB", (max_side, max_side))  # a no-op for formats other than JPEG
-            im = im.convert("RGB")
+        with Image.open(src) as opened:
+            opened.draft("RGB", (max_side, max_side))  # a no-op for formats other than JPEG
+            im = opened.convert("RGB")
             im.thumbnail((max_side, max_side))
             dest.parent.mkdir(parents=True, exist_ok=True)
             im.save(dest, "JPEG", quality=quality)

@@ -84,7 +84,7 @@ def format_table(stats: Sequence[PairStats]) -> str:
     """A plain-text table: one line per pair, rates in % with 95% Wilson intervals."""
     if not stats:
         return "no votes yet"
-    rows = [("system A", "system B", "votes", "A wins", "ties", "B wins")]
+    rows: list[tuple[str, ...]] = [("system A", "system B", "votes", "A wins", "ties", "B wins")]
     for s in stats:
         r = s.rates()
         rows.append(
