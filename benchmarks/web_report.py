@@ -161,6 +161,23 @@ def served(run: Path) -> tuple[object, str, float]:
     return server, server.url(), time.perf_counter() - t0
 
 
+def served_viewer(browser, run: Path, n: int) -> None:
+    server, url, load_s = served(run)
+    try:
+        t1 = time.perf_counter()
+        with urllib.request.urlopen(url + f"api/videos?q=video_{n - 1:06d}", timeout=60) as resp:
+            assert json.loads(resp.read())["total"] == 1
+        api_s = time.perf_counter() - t1
+        s = in_browser(browser, url, n, static=False)
+        print(
+            f"served viewer:        load {load_s:.2f} s   first render "
+            f"{s['first_render_s']:.2f} s   click {s['click_to_detail_s']:.2f} s   "
+            f"search {s['search_s']:.2f} s (API alone {api_s * 1000:.0f} ms)"
+        )
+    finally:
+        server.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--videos", type=int, default=50_000)
@@ -193,21 +210,7 @@ def main() -> None:
                 f"{r['all_data_s']:.2f} s   click {r['click_to_detail_s']:.2f} s   search "
                 f"{r['search_s']:.2f} s   JS heap {r['js_heap_mb']:.0f} MB   (target < 10 s)"
             )
-            server, url, load_s = served(run)
-            try:
-                t1 = time.perf_counter()
-                q = url + f"api/videos?q=video_{args.videos - 1:06d}"
-                with urllib.request.urlopen(q, timeout=60) as resp:
-                    assert json.loads(resp.read())["total"] == 1
-                api_s = time.perf_counter() - t1
-                s = in_browser(browser, url, args.videos, static=False)
-                print(
-                    f"served viewer:        load {load_s:.2f} s   first render "
-                    f"{s['first_render_s']:.2f} s   click {s['click_to_detail_s']:.2f} s   "
-                    f"search {s['search_s']:.2f} s (API alone {api_s * 1000:.0f} ms)"
-                )
-            finally:
-                server.stop()
+            served_viewer(browser, run, args.videos)
         finally:
             browser.close()
             pw.stop()

@@ -107,3 +107,21 @@ def test_serve_commands_answer_http(tmp_path, command):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_without_the_web_stack_serving_names_the_extra_and_reports_still_work(tmp_path):
+    run = write_run_dir(tmp_path / "run", [video("v1", [0.0], 1.0)])
+    block = "import sys; sys.modules['starlette'] = None; sys.modules['uvicorn'] = None\n"
+    serve = (
+        block + f"from diffcap.cli.main import main; main(['view', {str(run)!r}, '--port', '0'])"
+    )
+    res = subprocess.run([sys.executable, "-c", serve], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "pip install 'diffcap[web]'" in res.stderr
+    report = block + (
+        "import diffcap.web as w\n"
+        f"w.write_report(w.load_runs([{str(run)!r}]), {str(tmp_path / 'r.html')!r}, quiet=True)\n"
+        "print('starlette' in sys.modules and sys.modules['starlette'] is not None)"
+    )
+    res = subprocess.run([sys.executable, "-c", report], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False" and (tmp_path / "r_files" / "data-00000.js").is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from html import escape
+from importlib import resources
 from typing import Any
 
 from diffcap.web.safety import json_for_script
@@ -46,14 +47,17 @@ better · <kbd>3</kbd>/<kbd>↓</kbd> tie</footer>""",
 }
 
 
+def read_static(name: str) -> str:
+    """A packaged asset's text (``static/viewer.js``...)."""
+    return (resources.files("diffcap.web") / "static" / name).read_text(encoding="utf-8")
+
+
 def page(kind: str, title: str, config: dict[str, Any], inline: bool = False) -> str:
     """The HTML of one page. ``inline`` embeds CSS and JS (for the static report) and pins
     the script by hash in a Content-Security-Policy, so only that script (and the data
     files it loads) can run."""
     data = json_for_script(config)
     if inline:
-        from diffcap.web.server import read_static
-
         css = read_static(f"{kind}.css")
         js = read_static(f"{kind}.js")
         digest = base64.b64encode(hashlib.sha256(js.encode()).digest()).decode()

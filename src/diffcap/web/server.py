@@ -60,10 +60,6 @@ def error(status: int, message: str) -> PlainTextResponse:
     return PlainTextResponse(message, status_code=status)
 
 
-def read_static(name: str) -> str:
-    return (resources.files("diffcap.web") / "static" / name).read_text(encoding="utf-8")
-
-
 def static_asset(request: Request) -> Response:
     name = request.path_params["name"]
     res = resources.files("diffcap.web") / "static" / name
