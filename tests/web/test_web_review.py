@@ -208,3 +208,27 @@ def test_browser_votes_from_another_origin_or_host_are_refused(
     page.keyboard.press("1")
     page.wait_for_selector("#progress:text-is('1 / 3 done')")
     assert len(_db_votes(db)) == 1
+
+
+def test_review_serves_only_registered_videos_with_ranges(tmp_path, serve_app):
+    from support.web_runs import register_videos, write_mp4
+
+    mp4 = write_mp4(tmp_path / "clip.mp4", seconds=1.0)
+    a = write_run_dir(tmp_path / "a", [video("v", [0.0], 1.0, video_path="/etc/passwd")])
+    b = write_run_dir(tmp_path / "b", [video("v", [0.0], 1.0, video_path="/etc/passwd")])
+    app = ReviewApp(load_runs([a, b]), VoteStore(tmp_path / "v.sqlite"))
+    url = serve_app(app)
+    token = next(iter(app.tokens))
+    nxt = json.loads(_json(url + "api/review/next"))
+    assert nxt["media"] is None
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _json(f"{url}api/review/video/{token}")
+    assert info.value.code == 404
+    register_videos(b, {"v": str(mp4)})
+    app = ReviewApp(load_runs([a, b]), VoteStore(tmp_path / "v.sqlite"))
+    url = serve_app(app)
+    token = next(iter(app.tokens))
+    assert json.loads(_json(url + "api/review/next"))["media"] == f"/api/review/video/{token}"
+    req = urllib.request.Request(f"{url}api/review/video/{token}", headers={"Range": "bytes=0-9"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 206 and r.read() == mp4.read_bytes()[:10]

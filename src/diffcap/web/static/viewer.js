@@ -126,6 +126,7 @@
       item.appendChild(el("span", "vid", v.video_id));
       item.appendChild(el("span", "meta", [v.run, v.status, v.mode, v.model].filter(Boolean).join(" · ")));
       item.appendChild(el("span", "snippet", v.snippet));
+      if ($("detail").dataset.key === String(v.key)) item.classList.add("selected");
       item.addEventListener("click", () => show(v.key));
       list.appendChild(item);
     }
