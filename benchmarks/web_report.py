@@ -16,6 +16,7 @@ Targets from issue 11: build < 15 s and < 600 MB; page interactive < 10 s.
 
     .venv/bin/python benchmarks/web_report.py                   # N=50000 K=2 W=60
     .venv/bin/python benchmarks/web_report.py --videos 5000 --keep /tmp/bench-report
+    .venv/bin/python benchmarks/web_report.py --videos 5000 --thumb-size 160   # thumbnails too
 """
 
 from __future__ import annotations
@@ -86,12 +87,11 @@ def write_run(root: Path, n: int, k: int, words: int) -> Path:
     return run
 
 
-def build(run: Path, out: Path) -> dict[str, float]:
+def build(run: Path, out: Path, thumb_size: int | None = None) -> dict[str, float]:
     """The real CLI in its own process: wall time and that process's peak RSS."""
+    cmd = [sys.executable, "-m", "diffcap", "-q", "view", str(run), "--html", str(out)]
     t0 = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "diffcap", "-q", "view", str(run), "--html", str(out)], check=True
-    )
+    subprocess.run(cmd + (["--thumb-size", str(thumb_size)] if thumb_size else []), check=True)
     wall = time.perf_counter() - t0
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     files = [out, *out.with_name(out.stem + "_files").rglob("*")]
@@ -183,6 +183,7 @@ def main() -> None:
     ap.add_argument("--videos", type=int, default=50_000)
     ap.add_argument("--keyframes", type=int, default=2)
     ap.add_argument("--words", type=int, default=60, help="words per keyframe caption")
+    ap.add_argument("--thumb-size", type=int, help="also write thumbnails beside the report")
     ap.add_argument("--keep", type=Path, help="build here and keep it (default: a temp dir)")
     args = ap.parse_args()
     root = args.keep or Path(tempfile.mkdtemp(prefix="diffcap-web-bench-"))
@@ -197,7 +198,7 @@ def main() -> None:
         )
         load = os.getloadavg()[0]
         print(f"{os.cpu_count()} cores, load average {load:.1f} (other work slows every figure)")
-        b = build(run, root / "report.html")
+        b = build(run, root / "report.html", args.thumb_size)
         print(
             f"static report build:  {b['build_s']:6.2f} s   peak RSS {b['peak_mb']:6.0f} MB   "
             f"size {b['size_mb']:6.1f} MB   (targets < 15 s, < 600 MB)"
