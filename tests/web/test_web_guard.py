@@ -117,6 +117,19 @@ def test_allow_host_adds_a_name(review):
     assert _get(port, "/api/review/next", host=f"other.lan:{port}")[0] == 400
 
 
+def test_a_second_host_or_origin_header_is_refused(review):
+    port, token, db = review
+    extra = "Host: attacker.example\r\n"
+    assert _get(port, "/api/review/next", extra=extra)[0] == 400
+    ok = {"Content-Type": "application/json", "Origin": f"http://127.0.0.1:{port}"}
+    lines = [f"{k}: {v}" for k, v in ok.items()] + ["Origin: http://attacker.example"]
+    body = _vote_body(token)
+    head = f"POST /api/review/vote HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n" + "\r\n".join(lines)
+    req = f"{head}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+    assert raw_http(port, req + body)[0] == 400
+    assert _votes(db) == []
+
+
 def test_a_request_without_host_is_refused(viewer):
     assert raw_http(viewer, b"GET /api/meta HTTP/1.1\r\nConnection: close\r\n\r\n")[0] == 400
     assert raw_http(viewer, b"GET /api/meta HTTP/1.0\r\n\r\n")[0] == 400

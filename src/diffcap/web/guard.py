@@ -90,6 +90,10 @@ class Guard:
         if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > self.max_header_bytes:
             await _plain(send, 431, "request headers too large")
             return
+        names = [k.lower() for k, _ in scope["headers"]]
+        if any(names.count(n) > 1 for n in (b"host", b"origin", b"content-type")):
+            await _plain(send, 400, "repeated Host, Origin or Content-Type header")
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         refusal = self._check(scope["method"], headers)
         if refusal is not None:
