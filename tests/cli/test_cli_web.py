@@ -11,13 +11,14 @@ import urllib.request
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from diffcap.cli.main import cli
 from diffcap.web.votes import VoteStore
-from support.web_runs import video, write_run_dir
+from support.web_runs import raw_http, video, write_run_dir
 
 
-def test_view_html_writes_a_self_contained_report(tmp_path):
+def test_view_html_writes_a_report_with_data_and_thumbnails_beside_it(tmp_path):
     run = write_run_dir(tmp_path / "run", [video("v1", [0.0, 2.0], 4.0, summary="</script>x")])
     out = tmp_path / "report.html"
     res = CliRunner().invoke(
@@ -25,9 +26,21 @@ def test_view_html_writes_a_self_contained_report(tmp_path):
     )
     assert res.exit_code == 0, res.output
     html = out.read_text()
-    assert html.count("data:image/jpeg;base64,") == 2
     assert "<script src=" not in html and '<link rel="stylesheet"' not in html
     assert html.count("</script>") == 2  # the data block and the inline script, nothing else
+    data = (tmp_path / "report_files" / "data-00000.js").read_text()
+    assert "</script>" not in data and "\\u003c/script\\u003e" in data
+    thumbs = sorted((tmp_path / "report_files" / "thumbs").glob("*.jpg"))
+    assert [p.name for p in thumbs] == ["0_0.jpg", "0_1.jpg"]
+    assert all(max(Image.open(p).size) <= 64 for p in thumbs)
+    # without --thumb-size the page shows the run's own keyframe files (relative links)
+    res = CliRunner().invoke(cli, ["-q", "view", str(run), "--html", str(out)])
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "report_files" / "thumbs").exists()
+    assert (
+        '"src":"run/keyframes/v1/00000_00000.000.jpg"'
+        in (tmp_path / "report_files" / "data-00000.js").read_text()
+    )
 
 
 def test_review_stats_prints_rates_and_writes_chart(tmp_path):
@@ -68,7 +81,7 @@ def test_serve_commands_answer_http(tmp_path, command):
     b = write_run_dir(tmp_path / "b", [video("v1", [0.0], 1.0)])
     args = [str(a)] if command == "view" else [str(a), str(b), "--db", str(tmp_path / "v.db")]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "diffcap", command, *args, "--port", "0"],
+        [sys.executable, "-m", "diffcap", command, *args, "--port", "0", "--allow-host", "box.lan"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -87,6 +100,28 @@ def test_serve_commands_answer_http(tmp_path, command):
         with urllib.request.urlopen(url + api, timeout=10) as r:
             data = json.loads(r.read())
         assert data["total"] == 1 if command == "view" else data["progress"]["total"] == 1
+        port = int(url.rsplit(":", 1)[1].rstrip("/"))
+        for host, status in (("box.lan", 200), ("attacker.example", 400)):
+            req = f"GET /{api} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+            assert raw_http(port, req.encode())[0] == status
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_without_the_web_stack_serving_names_the_extra_and_reports_still_work(tmp_path):
+    run = write_run_dir(tmp_path / "run", [video("v1", [0.0], 1.0)])
+    block = "import sys; sys.modules['starlette'] = None; sys.modules['uvicorn'] = None\n"
+    serve = (
+        block + f"from diffcap.cli.main import main; main(['view', {str(run)!r}, '--port', '0'])"
+    )
+    res = subprocess.run([sys.executable, "-c", serve], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1 and "pip install 'diffcap[web]'" in res.stderr
+    report = block + (
+        "import diffcap.web as w\n"
+        f"w.write_report(w.load_runs([{str(run)!r}]), {str(tmp_path / 'r.html')!r}, quiet=True)\n"
+        "print('starlette' in sys.modules and sys.modules['starlette'] is not None)"
+    )
+    res = subprocess.run([sys.executable, "-c", report], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "False" and (tmp_path / "r_files" / "data-00000.js").is_file()

@@ -100,14 +100,15 @@ def test_keyframes_cli_with_clip_embedder(tiny_clip: Path, tmp_path: Path) -> No
         f"clip:{tiny_clip}",
         "--interval",
         "1",
-        "--batch-size",
+        "--kf-batch-size",
         "2",
     ]
     try:
         main(args)
     except SystemExit as exc:  # main() exits with the command's status
         assert not exc.code
-    data = json.loads((tmp_path / "kf" / "v" / "keyframes.json").read_text())
+    data = json.loads((tmp_path / "kf" / "keyframes" / "v" / "keyframes.json").read_text())
     assert data["embedder"] == f"clip:{tiny_clip}" and data["threshold"] == 0.93
     assert data["keyframes"][0]["time"] == 0.0
-    assert all((tmp_path / "kf" / "v" / k["file"]).is_file() for k in data["keyframes"])
+    folder = tmp_path / "kf" / "keyframes" / "v"
+    assert all((folder / k["file"]).is_file() for k in data["keyframes"])

@@ -41,7 +41,7 @@ def test_half_cut_video_is_recorded_as_damaged(cut_video, tmp_path: Path) -> Non
     assert min(abs(float(t) - until) for t in truth.frame_times) < 1e-3
     assert kset.times and max(kset.times) <= until + 1e-6
     assert f"decoded {until:.1f} s of 12.0 s" in damaged["message"]
-    assert d["truncated"] is False  # max_duration did not cut anything
+    assert d["truncated"] is False  # max_seconds did not cut anything
     again = KeyframeSet.load(tmp_path / "half" / "keyframes.json")
     assert again.damaged == kset.damaged and "damaged" not in again.extra
 
@@ -55,10 +55,10 @@ def test_intact_video_has_damaged_null(cut_video, tmp_path: Path) -> None:
     assert KeyframeSet.load(kset.json_path).damaged is None
 
 
-def test_max_duration_sets_truncated_not_damaged(cut_video) -> None:
-    """``truncated`` is the max_duration cap; damage past the window goes unseen."""
+def test_max_seconds_sets_truncated_not_damaged(cut_video) -> None:
+    """``truncated`` is the max_seconds cap; damage past the window goes unseen."""
     _, cut = cut_video
-    kset = extract_keyframes(cut, KeyframeConfig(max_duration=2.0))
+    kset = extract_keyframes(cut, KeyframeConfig(max_seconds=2.0))
     assert kset.truncated is True and kset.window == (0.0, 2.0)
     assert kset.damaged is None
 

@@ -160,4 +160,50 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
     "--disable-quic",
+    # a name an attacker controls that resolves to loopback: the DNS-rebinding setup
+    "--host-resolver-rules=MAP rebind.test 127.0.0.1",
 ]
+
+
+def register_videos(run_dir: Path, sources: dict[str, str]) -> Path:
+    """Register ``{video_id: source}`` in RUN_DIR/run.sqlite through the real run store, as
+    ``diffcap run`` does: the viewer plays only videos registered there."""
+    from diffcap.store.db import RunStore, VideoEntry
+
+    store = RunStore.open(run_dir / "run.sqlite")
+    store.add_videos([VideoEntry(vid, src) for vid, src in sources.items()])
+    store.close()
+    return run_dir
+
+
+def raw_http(port: int, data: bytes, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Send ``data`` verbatim over a fresh loopback socket and read one response (status,
+    lower-cased headers, body by Content-Length or to close). No client library in between,
+    so malformed requests reach the server as written."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+        head, _, body = buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1]) if lines and lines[0].startswith("HTTP/") else 0
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        want = int(headers.get("content-length", "-1"))
+        while want < 0 or len(body) < want:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            body += chunk
+    return status, headers, body

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from diffcap.web.server import App, make_server, server_url
+pytest.importorskip("starlette", reason="the web extra is not installed")
+pytest.importorskip("uvicorn", reason="the web extra is not installed")
+
+from diffcap.web.server import App, make_server
 from support.web_runs import CHROMIUM_ARGS, chromium_path
 
 
 @pytest.fixture
 def serve_app() -> Iterator[Callable[[App], str]]:
-    """``url = serve_app(app)``: serve on a free loopback port until the test ends."""
+    """``url = serve_app(app, **make_server_kwargs)``: a real uvicorn server on a free loopback
+    port, in a thread, until the test ends."""
     servers = []
 
-    def start(app: App) -> str:
-        server = make_server(app, "127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    def start(app: App, **kwargs) -> str:
+        server = make_server(app, "127.0.0.1", 0, **kwargs).start()
         servers.append(server)
-        return server_url(server)
+        return server.url()
 
     yield start
     for s in servers:
-        s.shutdown()
-        s.server_close()
+        s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -50,5 +51,20 @@ def page(browser):
     pg = ctx.new_page()
     pg.errors = []
     pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    yield pg
+    ctx.close()
+
+
+@pytest.fixture
+def strict_page(browser):
+    """A page that keeps the pages' Content-Security-Policy and records its violations."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = ctx.new_page()
+    pg.errors, pg.csp = [], []
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg.on(
+        "console",
+        lambda m: pg.csp.append(m.text) if "Content Security Policy" in m.text else None,
+    )
     yield pg
     ctx.close()

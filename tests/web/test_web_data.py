@@ -10,7 +10,13 @@ import pytest
 
 from diffcap.errors import ConfigError
 from diffcap.web.data import load_run, load_runs, system_names
-from diffcap.web.safety import PathRefused, contained_file, json_for_script, redact
+from diffcap.web.safety import (
+    ContainedFiles,
+    PathRefused,
+    contained_file,
+    json_for_script,
+    redact,
+)
 from support.web_runs import video, write_captions_jsonl, write_run_dir
 
 
@@ -136,7 +142,7 @@ def test_redact_removes_keys_but_keeps_counts():
     assert out["options"]["max_tokens"] == 50
     assert out["options"]["token"] == out["options"]["hf_token"] == "[redacted]"
     assert "sk-abc" not in out["options"]["note"]
-    assert out["api_base"] == "http://u:[redacted]@host:8000/v1"
+    assert out["api_base"] == "http://[redacted]@host:8000/v1"  # user name too
     assert out["model"] == "m" and out["empty_key"] is None
     assert prov["api_key"] == "abc"  # the input is not modified
 
@@ -163,6 +169,34 @@ def test_contained_file(tmp_path):
     with pytest.raises(PathRefused) as info:
         contained_file(root, "a/missing.jpg")
     assert info.value.status == 404
+
+
+def test_contained_files_follows_the_same_rules(tmp_path):
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "b" / "f.jpg").write_bytes(b"x")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "f.jpg").write_text("no")
+    (root / "link.jpg").symlink_to(tmp_path / "out" / "f.jpg")
+    (root / "inner.jpg").symlink_to(root / "a" / "b" / "f.jpg")
+    (root / "escape").symlink_to(tmp_path / "out")  # a directory link leaving the root
+    (root / "alias").symlink_to(root / "a")  # a directory link staying inside
+    files = ContainedFiles(root)
+    for rel in ["a/b/f.jpg", "inner.jpg", "alias/b/f.jpg", "a//b/./f.jpg"]:
+        real = files.relative(rel)
+        assert real == "a/b/f.jpg"
+        assert Path(files.root, real) == contained_file(root, rel)
+    bad = ["../out/f.jpg", "a/../../out/f.jpg", "/etc/passwd", "link.jpg", "escape/f.jpg"]
+    for rel in [*bad, "a\\b", "", "a/\x00"]:
+        with pytest.raises(PathRefused) as info:
+            files.relative(rel)
+        assert info.value.status == 403, rel
+        with pytest.raises(PathRefused):
+            contained_file(root, rel)
+    for rel in ["a/missing.jpg", "a/b", "nope/x.jpg"]:
+        with pytest.raises(PathRefused) as info:
+            files.relative(rel)
+        assert info.value.status == 404, rel
 
 
 def test_run_directory_failure_and_filter_lines_as_the_pipeline_writes_them(tmp_path):

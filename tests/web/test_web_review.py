@@ -173,3 +173,62 @@ def test_review_page_shows_markup_in_captions_as_text(tmp_path, serve_app, page)
     texts = {page.locator(f"#caption-{s} .text").inner_text() for s in ("left", "right")}
     assert texts == {xss, "plain </script>"}
     assert page.evaluate("window.__pwned") is None
+
+
+def test_browser_votes_from_another_origin_or_host_are_refused(
+    run_paths, serve_app, page, tmp_path
+):
+    db = tmp_path / "votes.sqlite"
+    app = ReviewApp(load_runs(run_paths[:2]), VoteStore(db), reviewer="ann")
+    url = serve_app(app)
+    port = url.split(":")[2].rstrip("/")
+    token = next(iter(app.tokens))
+    # a page of another origin (localhost vs 127.0.0.1: another origin, same server) posts a
+    # vote as a "simple" text/plain request, which needs no preflight
+    page.goto(f"http://localhost:{port}/")
+    page.wait_for_selector("#caption-left .text")
+    status = page.evaluate(
+        """async ([target, body]) => {
+            try {
+                const r = await fetch(target, {method: "POST", mode: "no-cors", body: body,
+                                               headers: {"Content-Type": "text/plain"}});
+                return r.type;
+            } catch (e) { return "blocked"; }
+        }""",
+        [f"{url}api/review/vote", json.dumps({"reviewer": "ann", "item": token, "choice": "left"})],
+    )
+    assert status in ("opaque", "blocked")
+    assert _db_votes(db) == []
+    # DNS rebinding: a name that resolves to 127.0.0.1 gets no page at all
+    resp = page.goto(f"http://rebind.test:{port}/")
+    assert resp.status == 400 and "host not allowed" in page.inner_text("body")
+    # the page's own origin votes fine (its fetch sends a matching Origin)
+    page.goto(url)
+    page.wait_for_selector("#caption-left .text")
+    page.keyboard.press("1")
+    page.wait_for_selector("#progress:text-is('1 / 3 done')")
+    assert len(_db_votes(db)) == 1
+
+
+def test_review_serves_only_registered_videos_with_ranges(tmp_path, serve_app):
+    from support.web_runs import register_videos, write_mp4
+
+    mp4 = write_mp4(tmp_path / "clip.mp4", seconds=1.0)
+    a = write_run_dir(tmp_path / "a", [video("v", [0.0], 1.0, video_path="/etc/passwd")])
+    b = write_run_dir(tmp_path / "b", [video("v", [0.0], 1.0, video_path="/etc/passwd")])
+    app = ReviewApp(load_runs([a, b]), VoteStore(tmp_path / "v.sqlite"))
+    url = serve_app(app)
+    token = next(iter(app.tokens))
+    nxt = json.loads(_json(url + "api/review/next"))
+    assert nxt["media"] is None
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _json(f"{url}api/review/video/{token}")
+    assert info.value.code == 404
+    register_videos(b, {"v": str(mp4)})
+    app = ReviewApp(load_runs([a, b]), VoteStore(tmp_path / "v.sqlite"))
+    url = serve_app(app)
+    token = next(iter(app.tokens))
+    assert json.loads(_json(url + "api/review/next"))["media"] == f"/api/review/video/{token}"
+    req = urllib.request.Request(f"{url}api/review/video/{token}", headers={"Range": "bytes=0-9"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 206 and r.read() == mp4.read_bytes()[:10]

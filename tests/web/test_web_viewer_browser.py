@@ -1,4 +1,5 @@
-"""The viewer and the static report in headless Chromium: timeline, escaping, search, play."""
+"""The viewer and the static report in headless Chromium: timeline, escaping, search, play,
+pages of the list, and the report under its own Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from diffcap.web.data import load_runs
 from diffcap.web.report import write_report
 from diffcap.web.viewer import ViewerApp
-from support.web_runs import video, write_mp4, write_run_dir
+from support.web_runs import register_videos, video, write_mp4, write_run_dir
 
 XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 TIMES = [0.0, 1.5, 2.0, 6.25, 9.5]
@@ -59,6 +60,7 @@ def runs(tmp_path_factory):
             }
         ],
     )
+    register_videos(root / "runA", {"alpha": str(mp4), "playable": str(mp4), "bravo": "/x.mp4"})
     return load_runs([root / "runA"]), root
 
 
@@ -165,10 +167,18 @@ def test_clicking_a_keyframe_plays_the_video_from_its_time(runs, serve_app, page
     )
 
 
-def test_static_report_renders_offline_with_inlined_images(runs, tmp_path, page):
-    out = write_report(runs[0], tmp_path / "report.html", quiet=True)
-    html = out.read_text()
-    assert "<script>window.__pwned" not in html  # the JSON is escaped against </script>
+def _until(page, expression, timeout=10.0):
+    """Poll ``expression`` from outside the page (Playwright's wait_for_function evaluates its
+    predicate inside the page, which a strict CSP forbids)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(50)
+
+
+def _no_network(page):
     requests = []
     page.context.route(
         "**/*",
@@ -177,22 +187,94 @@ def test_static_report_renders_offline_with_inlined_images(runs, tmp_path, page)
             route.continue_() if route.request.url.startswith("file:") else route.abort(),
         ),
     )
+    return requests
+
+
+def test_static_report_renders_offline_under_its_csp(runs, tmp_path, strict_page):
+    page = strict_page
+    out = write_report(runs[0], tmp_path / "report.html", quiet=True)
+    html = out.read_text()
+    assert "<script>window.__pwned" not in html  # the JSON is escaped against </script>
+    requests = _no_network(page)
     page.goto(out.as_uri())
-    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_selector("body[data-ready='1'][data-loaded='1']")
     assert all(u.startswith("file:") for u in requests)  # nothing fetched from a network
     _select(page, "alpha")
     _check_timeline(page, TIMES, 10.0)
     srcs = page.eval_on_selector_all("#detail .kf-card img", "els => els.map(e => e.src)")
-    assert len(srcs) == len(TIMES) and all(s.startswith("data:image/jpeg;base64,") for s in srcs)
-    widths = page.eval_on_selector_all(
-        "#detail .kf-card img", "els => els.map(e => e.naturalWidth)"
+    kf_dir = (runs[1] / "runA" / "keyframes" / "alpha").as_uri()
+    assert len(srcs) == len(TIMES) and all(s.startswith(kf_dir) for s in srcs)
+    _until(
+        page,
+        "[...document.querySelectorAll('#detail .kf-card img')].every(i => i.naturalWidth > 0)",
     )
-    assert all(w > 0 for w in widths)
     assert page.locator("#detail a.file-link").get_attribute("href").startswith("file:///")
     page.fill("#q", "<SCRIPT>")  # local search in the report: matches bravo's captions only
-    page.wait_for_function("document.querySelectorAll('#list .item').length === 1")
+    _until(page, "document.querySelectorAll('#list .item').length === 1")
     _select(page, "bravo")
     page.wait_for_timeout(100)
     assert page.locator("#detail .summary").inner_text() == XSS
     assert page.evaluate("window.__pwned") is None
+    assert page.errors == [] and page.csp == []
+
+
+def test_static_report_thumbnails_beside_the_html(runs, tmp_path, strict_page):
+    page = strict_page
+    out = write_report(runs[0], tmp_path / "r" / "index.html", thumb_side=32, quiet=True)
+    thumbs = sorted((tmp_path / "r" / "index_files" / "thumbs").glob("*.jpg"))
+    assert len(thumbs) == len(TIMES) + 2 + 3  # every keyframe of alpha, bravo, playable
+    page.goto(out.as_uri())
+    page.wait_for_selector("body[data-ready='1']")
+    _select(page, "alpha")
+    _until(
+        page,
+        "[...document.querySelectorAll('#detail .kf-card img')].every(i => i.naturalWidth > 0)",
+    )
+    widths = page.eval_on_selector_all(
+        "#detail .kf-card img", "els => els.map(e => [e.naturalWidth, e.src])"
+    )
+    assert all(w <= 32 and "/index_files/thumbs/" in s for w, s in widths)
+    assert page.errors == [] and page.csp == []
+
+
+@pytest.fixture(scope="module")
+def big_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("big")
+    recs = [video(f"v{i:04d}", [0.0], 1.0, summary=f"clip number {i}") for i in range(2500)]
+    return load_runs([write_run_dir(root / "big", recs)])
+
+
+def _page_info(page):
+    return page.locator("#page-info").inner_text()
+
+
+def test_served_list_is_paged(big_run, serve_app, page):
+    _open(page, serve_app(ViewerApp(big_run)))
+    assert page.locator("#list .item").count() == 100
+    assert _page_info(page) == "1–100 of 2500"
+    assert page.locator("#prev").is_disabled()
+    page.click("#next")
+    page.wait_for_function("document.getElementById('page-info').textContent.startsWith('101')")
+    assert page.locator("#list .item .vid").first.inner_text() == "v0100"
+    page.fill("#q", "number 24")  # 24, 240-249, 2400-2499: 111 hits, searched by the server
+    page.wait_for_function("document.getElementById('page-info').textContent === '1–100 of 111'")
+    page.click("#next")
+    page.wait_for_function("document.getElementById('page-info').textContent === '101–111 of 111'")
+    assert page.locator("#list .item").count() == 11 and page.locator("#next").is_disabled()
     assert page.errors == []
+
+
+def test_static_list_is_paged_over_data_files(big_run, tmp_path, strict_page):
+    page = strict_page
+    out = write_report(big_run, tmp_path / "big.html", quiet=True)
+    assert len(list((tmp_path / "big_files").glob("data-*.js"))) == 3
+    page.goto(out.as_uri() + "#v=2345")  # a deep link into the last data file
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_selector("#detail .title:text-is('v2345')")
+    page.wait_for_selector("body[data-loaded='1']")
+    _until(page, "document.getElementById('page-info').textContent === '1–100 of 2500'")
+    assert page.locator("#list .item").count() == 100
+    page.fill("#q", "number 2499")
+    _until(page, "document.getElementById('page-info').textContent === '1–1 of 1'")
+    _select(page, "v2499")
+    assert page.errors == [] and page.csp == []

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from diffcap.web.stats import format_table, pair_stats, wilson_interval, write_chart
+from diffcap.web.stats import PairStats, format_table, pair_stats, wilson_interval, write_chart
 from diffcap.web.votes import VoteStore
 
 
@@ -32,6 +34,38 @@ def test_wilson_edges():
     assert wilson_interval(0, 0) == (0.0, 1.0)
     with pytest.raises(ValueError):
         wilson_interval(3, 2)
+
+
+def test_wilson_bounds_hold_for_every_k_up_to_200():
+    # exhaustive over n = 1..200 and every k: 0 <= low <= k/n <= high <= 1, and the error
+    # bars the chart draws (p - low, high - p) are never negative
+    for n in range(1, 201):
+        for k in range(n + 1):
+            low, high = wilson_interval(k, n)
+            p = k / n
+            assert 0.0 <= low <= p <= high <= 1.0, (k, n, low, high)
+            assert p - low >= 0.0 and high - p >= 0.0
+        assert wilson_interval(0, n)[0] == 0.0 and wilson_interval(n, n)[1] == 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 200), st.integers(0, 200), st.integers(0, 200), st.floats(0.1, 4.0))
+def test_rates_stay_in_unit_interval(wins, ties, losses, z):
+    s = PairStats("a", "b", wins, ties, losses)
+    for rate, low, high in s.rates().values():
+        assert 0.0 <= low <= rate <= high <= 1.0
+    if s.n:
+        for k in (wins, ties, losses):
+            low, high = wilson_interval(k, s.n, z)
+            assert 0.0 <= low <= k / s.n <= high <= 1.0
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 49, 200])
+def test_chart_when_one_system_wins_or_loses_every_vote(tmp_path, n):
+    # the crash of issue 11: 'yerr' must not contain negative values
+    for wins, losses in ((n, 0), (0, n)):
+        out = write_chart([PairStats("a", "b", wins, 0, losses)], tmp_path / f"c{wins}.png")
+        assert out.read_bytes()[:4] == b"\x89PNG"
 
 
 def _fill(store: VoteStore) -> None:

@@ -27,6 +27,7 @@ from diffcap.errors import (
     RunStopped,
     StorageError,
 )
+from diffcap.redact import install_log_filter, redact
 
 #: command name -> "module:attribute" (relative to diffcap.cli)
 COMMANDS: dict[str, str] = {
@@ -71,6 +72,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     if quiet:
         level = logging.ERROR
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    install_log_filter()  # on the diffcap logger and the root handlers: children too
     for noisy in ("httpx", "httpcore", "openai", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.ensure_object(dict)
@@ -97,13 +99,14 @@ def _crash_log(exc: BaseException) -> Path:
     """Write the traceback of a bug where the user can find it; returns the path."""
     folder = Path(os.environ.get("DIFFCAP_LOG_DIR") or Path.home() / ".cache" / "diffcap")
     stamp = time.strftime("%Y%m%dT%H%M%S")
+    text = redact("".join(traceback.format_exception(exc)))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"crash-{stamp}-{os.getpid()}.log"
-        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError:
         path = Path(tempfile.gettempdir()) / f"diffcap-crash-{stamp}-{os.getpid()}.log"
-        path.write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     return path
 
 

@@ -219,7 +219,12 @@ def config_from_params(params: dict[str, Any]) -> RunConfig:
     templates = _templates(params.pop("templates", ()) or ())
     if templates:
         overrides["caption.templates"] = {**overrides.get("caption.templates", {}), **templates}
-    return resolve_config(params.pop("preset", None), params.pop("config_path", None), overrides)
+    cfg = resolve_config(params.pop("preset", None), params.pop("config_path", None), overrides)
+    if cfg.model.api_key:
+        from diffcap.redact import register_secret
+
+        register_secret(cfg.model.api_key)  # redacted from every log line and file
+    return cfg
 
 
 def _templates(items: Sequence[str]) -> dict[str, str]:

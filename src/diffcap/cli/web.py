@@ -1,7 +1,7 @@
 """``diffcap view``, ``diffcap review`` and ``diffcap review-stats``.
 
 diffcap view out/run1                      # http://127.0.0.1:8765/
-diffcap view captions.jsonl --html report.html
+diffcap view captions.jsonl --html report.html      # + report_files/ beside it
 diffcap review out/gpt4v out/local --reviewer ann --db votes.sqlite
 diffcap review-stats --db votes.sqlite --chart review.png
 """
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,11 +19,22 @@ from diffcap.cli.options import stack_options
 from diffcap.errors import ConfigError
 from diffcap.web.votes import DEFAULT_DB
 
+if TYPE_CHECKING:
+    from diffcap.web.server import App, WebServer
+
 _HOST_HELP = "Address to bind; anything but loopback exposes the runs to the network."
+_ALLOW_HELP = (
+    "Also accept requests that name the server NAME in their Host header (repeatable); "
+    "loopback names and the --host address are always accepted."
+)
+_MEDIA_HELP = (
+    "Folder whose video files a records JSONL may point at (repeatable); run directories "
+    "play the videos registered in their run.sqlite."
+)
 
 
 def _server_options(default_port: int) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The RUNS argument and --host/--port/--open, shared by the commands that serve pages."""
+    """RUNS and --host/--port/--allow-host/--media-root/--open, shared by view and review."""
     return stack_options(
         click.argument(
             "runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
@@ -33,15 +43,25 @@ def _server_options(default_port: int) -> Callable[[Callable[..., Any]], Callabl
         click.option(
             "--port", default=default_port, show_default=True, help="Port (0 = any free port)."
         ),
+        click.option(
+            "--allow-host", "allow_hosts", multiple=True, metavar="NAME", help=_ALLOW_HELP
+        ),
+        click.option(
+            "--media-root",
+            "media_roots",
+            multiple=True,
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help=_MEDIA_HELP,
+        ),
         click.option("--open", "open_browser", is_flag=True, help="Open the page in a browser."),
     )
 
 
-def _bind(app: object, host: str, port: int) -> ThreadingHTTPServer:
+def _bind(app: App, host: str, port: int, allow_hosts: tuple[str, ...]) -> WebServer:
     from diffcap.web.server import make_server
 
     try:
-        return make_server(app, host, port)  # type: ignore[arg-type]
+        return make_server(app, host, port, allow_hosts=allow_hosts)
     except OSError as exc:
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}",
@@ -55,14 +75,15 @@ def _bind(app: object, host: str, port: int) -> ThreadingHTTPServer:
     "--html",
     "html_out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write one self-contained HTML report here instead of serving.",
+    help="Write a static HTML report here (data files in <name>_files/ beside it) instead "
+    "of serving.",
 )
 @click.option(
     "--thumb-size",
     type=click.IntRange(16, 4096),
-    default=320,
-    show_default=True,
-    help="Longest side (px) of the keyframe thumbnails inlined in --html.",
+    default=None,
+    help="Write keyframe thumbnails of this longest side (px) beside the --html report "
+    "[default: show the run's own keyframe files].",
 )
 @click.pass_context
 def view(
@@ -70,14 +91,16 @@ def view(
     runs: tuple[Path, ...],
     host: str,
     port: int,
+    allow_hosts: tuple[str, ...],
+    media_roots: tuple[Path, ...],
     open_browser: bool,
     html_out: Path | None,
-    thumb_size: int,
+    thumb_size: int | None,
 ) -> None:
     """Browse caption timelines of run directories or records JSONL files."""
     from diffcap.web.data import load_runs
 
-    loaded = load_runs(runs)
+    loaded = load_runs(runs, media_roots=media_roots)
     quiet = bool((ctx.obj or {}).get("quiet"))
     if html_out is not None:
         from diffcap.web.report import write_report
@@ -88,7 +111,7 @@ def view(
     from diffcap.web.server import serve, server_url
     from diffcap.web.viewer import ViewerApp
 
-    server = _bind(ViewerApp(loaded), host, port)
+    server = _bind(ViewerApp(loaded), host, port, allow_hosts)
     click.echo(f"diffcap viewer on {server_url(server)}  (Ctrl-C to stop)")
     serve(server, open_browser=open_browser)
 
@@ -108,7 +131,14 @@ def view(
     help="SQLite file the votes go to (created if missing).",
 )
 def review(
-    runs: tuple[Path, ...], host: str, port: int, open_browser: bool, reviewer: str | None, db: Path
+    runs: tuple[Path, ...],
+    host: str,
+    port: int,
+    allow_hosts: tuple[str, ...],
+    media_roots: tuple[Path, ...],
+    open_browser: bool,
+    reviewer: str | None,
+    db: Path,
 ) -> None:
     """Blind side-by-side review of the summaries of two or more runs (pairwise)."""
     from diffcap.web.data import load_runs
@@ -119,8 +149,8 @@ def review(
     if len(runs) < 2:
         raise click.UsageError("give at least two runs to compare")
     reviewer = reviewer or _login_name()
-    app = ReviewApp(load_runs(runs), VoteStore(db), reviewer=reviewer)
-    server = _bind(app, host, port)
+    app = ReviewApp(load_runs(runs, media_roots=media_roots), VoteStore(db), reviewer=reviewer)
+    server = _bind(app, host, port, allow_hosts)
     click.echo(f"review: {len(app.items)} items for {reviewer}, votes in {db}")
     click.echo(f"open {server_url(server)}  (Ctrl-C to stop; rerun to resume)")
     serve(server, open_browser=open_browser)

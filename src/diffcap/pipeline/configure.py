@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from diffcap.config import RunConfig
 from diffcap.errors import ConfigError
 from diffcap.fsutil import atomic_write_text
+from diffcap.redact import redact_data, register_secret
 
 
 def list_presets() -> list[str]:
@@ -145,7 +146,10 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
     """JSON-able dict without secrets (``model.api_key`` is never written)."""
     data = cfg.model_dump(mode="json")
     data.get("model", {}).pop("api_key", None)
-    return data
+    # api_base user info and key-like values never reach config.yaml or run.sqlite; the key
+    # itself is registered so later error texts and logs that echo it are redacted too.
+    register_secret(cfg.model.api_key)
+    return redact_data(data, [cfg.model.api_key])  # type: ignore[no-any-return]
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:

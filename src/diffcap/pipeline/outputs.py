@@ -22,6 +22,7 @@ from diffcap.config import OutputConfig
 from diffcap.errors import ConfigError
 from diffcap.export.parquet import write_parquet
 from diffcap.fsutil import atomic_open
+from diffcap.redact import redact_data
 from diffcap.store.db import RunStore
 from diffcap.timeline import VideoRecord
 
@@ -75,7 +76,8 @@ def _atomic_lines(path: Path, lines: Iterator[str]) -> int:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> int:
-    return _atomic_lines(path, (json.dumps(r, ensure_ascii=False) for r in rows))
+    # redacted here too: a store written before redaction existed may hold key text
+    return _atomic_lines(path, (json.dumps(redact_data(r), ensure_ascii=False) for r in rows))
 
 
 def _write_shards(folder: Path, store: RunStore, shard_size: int) -> list[str]:

@@ -34,6 +34,7 @@ from diffcap.pipeline.outputs import write_outputs
 from diffcap.pipeline.pipeline import Pipeline, make_executor, stage_names
 from diffcap.pipeline.report import RunReport
 from diffcap.pipeline.rows import VideoRow
+from diffcap.redact import redact
 from diffcap.store import RunStore, VideoEntry
 from diffcap.store.lock import RunLock
 
@@ -113,8 +114,8 @@ class _Tally:
         self.error_log.parent.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self.error_log.open("a", encoding="utf-8") as f:
-            f.write(f"--- {stamp} {row.video_id} ({row.source}) stage {row.stage}\n")
-            f.write(row.traceback or "")
+            f.write(redact(f"--- {stamp} {row.video_id} ({row.source}) stage {row.stage}\n"))
+            f.write(redact(row.traceback or ""))
         log.error("%s: internal error in %s: %s", row.video_id, row.stage, row.error)
 
 

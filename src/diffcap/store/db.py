@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.errors import DiffcapError
+from diffcap.redact import redact, redact_optional
 from diffcap.store.migrations import apply_migrations, schema_version
 from diffcap.store.requests import CachedResponse, RequestCache
 
@@ -230,7 +231,7 @@ class RunStore(RequestCache):
             conn.execute(
                 "UPDATE videos SET status = 'failed', stage = ?, reason = ?, error = ?,"
                 " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
-                (stage, reason, error, time.time(), video_id),
+                (stage, reason, redact(error), time.time(), video_id),
             )
 
     def filter(
@@ -243,6 +244,7 @@ class RunStore(RequestCache):
         similarity: float | None = None,
         error: str | None = None,
     ) -> None:
+        error = redact_optional(error)
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE videos SET status = 'filtered', stage = ?, reason = ?, error = ?,"
@@ -257,7 +259,7 @@ class RunStore(RequestCache):
             conn.execute(
                 "UPDATE videos SET status = 'pending', stage = ?, reason = ?, error = ?,"
                 " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
-                (stage, reason, error, time.time(), video_id),
+                (stage, reason, redact(error), time.time(), video_id),
             )
 
     def reset_done(self) -> int:
@@ -309,7 +311,7 @@ class RunStore(RequestCache):
         with self.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO bad_inputs (source, row, reason, error) VALUES (?,?,?,?)",
-                (source, row, reason, error),
+                (redact(source), row, reason, redact(error)),
             )
 
     def bad_inputs(self) -> list[dict[str, Any]]:

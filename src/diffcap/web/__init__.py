@@ -2,22 +2,43 @@
 
     from diffcap.web import load_runs, ViewerApp, make_server, serve, write_report
     runs = load_runs(["out/run1"])
-    write_report(runs, "report.html")                       # one self-contained file
+    write_report(runs, "report/index.html")                 # HTML + data and thumbnails beside it
     serve(make_server(ViewerApp(runs), "127.0.0.1", 8765))  # http://127.0.0.1:8765/
 
-Only the standard library serves pages (http.server); matplotlib is needed only for the
-review chart.
+Pages are served by Starlette + uvicorn (the ``web`` extra, also in ``review``); the names
+that need them (``ViewerApp``, ``ReviewApp``, ``make_server``, ``serve``, ``server_url``) are
+imported on first use, so ``import diffcap.web`` works without them. matplotlib is needed
+only for the review chart.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from diffcap.web.data import Run, VideoEntry, load_run, load_runs, system_names
 from diffcap.web.report import write_report
-from diffcap.web.review import ReviewApp, ReviewItem, build_items, left_system
-from diffcap.web.server import make_server, serve, server_url
 from diffcap.web.stats import PairStats, format_table, pair_stats, wilson_interval, write_chart
-from diffcap.web.viewer import ViewerApp
 from diffcap.web.votes import DEFAULT_DB, Vote, VoteStore
+
+# name -> module, for the names that need the web stack
+_LAZY = {
+    "ReviewApp": "diffcap.web.review",
+    "ReviewItem": "diffcap.web.review",
+    "build_items": "diffcap.web.review",
+    "left_system": "diffcap.web.review",
+    "ViewerApp": "diffcap.web.viewer",
+    "make_server": "diffcap.web.server",
+    "serve": "diffcap.web.server",
+    "server_url": "diffcap.web.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'diffcap.web' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_DB",

@@ -5,6 +5,10 @@ optional ``filtered.jsonl``) or a records JSONL file (``captions.jsonl`` with si
 ``captions.failures.jsonl`` / ``captions.filtered.jsonl``). The loader is tolerant: a bad
 line is logged and skipped, unknown keys are ignored.
 
+Videos are never located from a record's ``video_path``: a run directory's playable files are
+the sources registered in its ``run.sqlite`` (looked up by video id); a records JSONL without
+a store may only point at video files inside its own folder or a ``media_roots`` folder.
+
     runs = load_runs(["out/run1", "captions.jsonl"])
     for e in runs[0].entries:
         print(e.video_id, e.status, e.summary)
@@ -14,14 +18,16 @@ from __future__ import annotations
 
 import json
 import logging
+import mimetypes
 import posixpath
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from diffcap.errors import ConfigError
-from diffcap.web.safety import redact
+from diffcap.redact import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +88,13 @@ class Run:
         return {k.file for e in self.entries for k in e.keyframes if k.file}
 
 
-def load_runs(paths: Sequence[str | Path]) -> list[Run]:
+def load_runs(paths: Sequence[str | Path], media_roots: Sequence[str | Path] = ()) -> list[Run]:
     """Load several runs; their names are the dir/file names, made unique."""
     sources = [Path(p) for p in paths]
     names = system_names(sources)
-    return [load_run(p, name=n) for p, n in zip(sources, names, strict=True)]
+    return [
+        load_run(p, name=n, media_roots=media_roots) for p, n in zip(sources, names, strict=True)
+    ]
 
 
 def system_names(paths: Sequence[Path]) -> list[str]:
@@ -105,7 +113,9 @@ def system_names(paths: Sequence[Path]) -> list[str]:
     return [f"{name(p, 0)}#{i + 1}" for i, p in enumerate(resolved)]
 
 
-def load_run(path: str | Path, name: str | None = None) -> Run:
+def load_run(
+    path: str | Path, name: str | None = None, media_roots: Sequence[str | Path] = ()
+) -> Run:
     """Load one run directory or records JSONL. Raises ConfigError when nothing is there."""
     path = Path(path)
     if not path.exists():
@@ -121,15 +131,17 @@ def load_run(path: str | Path, name: str | None = None) -> Run:
         )
     name = name or (path.stem if path.is_file() else path.name)
     by_id: dict[str, VideoEntry] = {}
+    redactor = Redactor()  # provenance and notes reach pages: no keys, no URL user info
     for rec_file in records:
         rel_base = _rel(base, root)
         for d in _read_jsonl(rec_file):
-            entry = _entry_from_record(d, name, rel_base, rec_file.parent)
+            entry = _entry_from_record(d, name, rel_base, redactor)
             if entry is not None:
                 by_id[entry.video_id] = entry  # a later shard line wins (resumed runs)
     for status, side_file in side:
         for d in _read_jsonl(side_file):
-            _add_note(by_id, d, name, status)
+            _add_note(by_id, d, name, status, redactor)
+    _attach_media(path, root, list(by_id.values()), media_roots)
     logger.info("loaded run %s: %d videos", name, len(by_id))
     return Run(name=name, source=path, root=root, entries=list(by_id.values()))
 
@@ -185,7 +197,7 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _entry_from_record(
-    d: dict[str, Any], run: str, rel_base: str, rec_dir: Path
+    d: dict[str, Any], run: str, rel_base: str, redactor: Redactor
 ) -> VideoEntry | None:
     vid = d.get("video_id")
     if not vid:
@@ -209,8 +221,8 @@ def _entry_from_record(
                 caption=cap.get("content") if cap else None,
             )
         )
-    prov = redact(d.get("provenance") or {})
-    video_path = str(d.get("video_path") or "")
+    prov = redactor.data(d.get("provenance") or {})
+    video_path = redactor.text(str(d.get("video_path") or ""))
     return VideoEntry(
         run=run,
         video_id=str(vid),
@@ -224,7 +236,6 @@ def _entry_from_record(
         clips=_clips(d, captions),
         provenance=prov,
         usage=dict(d.get("usage") or {}),
-        media=_find_media(video_path, rec_dir),
     )
 
 
@@ -262,21 +273,61 @@ def _clips(d: dict[str, Any], captions: list[dict[str, Any]]) -> list[dict[str, 
     return sorted(clips, key=lambda c: (c["start"], c["end"]))
 
 
-def _find_media(video_path: str, rec_dir: Path) -> Path | None:
-    """The video file: absolute, or relative to the records file's dir, or to the cwd."""
-    if not video_path or "://" in video_path:
+def registered_sources(run_dir: Path) -> dict[str, str] | None:
+    """``{video_id: source}`` from ``RUN_DIR/run.sqlite`` (read-only); None without a store."""
+    db = run_dir / "run.sqlite"
+    if not db.is_file():
         return None
-    p = Path(video_path).expanduser()
-    for cand in [p] if p.is_absolute() else [rec_dir / p, Path.cwd() / p]:
+    try:
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return dict(conn.execute("SELECT video_id, source FROM videos").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        logger.warning("%s: cannot read the registered videos (%s); none will play", db, exc)
+        return {}
+
+
+def _attach_media(
+    path: Path, root: Path, entries: list[VideoEntry], media_roots: Sequence[str | Path]
+) -> None:
+    """Set ``entry.media`` from the run's registry, or (no store) from contained paths."""
+    registry = registered_sources(path) if path.is_dir() else None
+    if registry is not None:
+        for e in entries:
+            src = registry.get(e.video_id)
+            e.media = _local_file(src, [Path.cwd(), path.parent, path]) if src else None
+        return
+    allowed = [root.resolve(), *(Path(m).resolve() for m in media_roots)]
+    for e in entries:
+        f = _local_file(e.video_path, [root, Path.cwd()]) if e.video_path else None
+        ok = f is not None and _is_video(f) and any(f.is_relative_to(a) for a in allowed)
+        e.media = f if ok else None
+
+
+def _local_file(source: str, bases: Sequence[Path]) -> Path | None:
+    """A registered source or contained path as a real regular file, or None (URLs too)."""
+    if "://" in source or "\x00" in source:
+        return None
+    p = Path(source).expanduser()
+    for cand in [p] if p.is_absolute() else [b / p for b in bases]:
         if cand.is_file():
             return cand.resolve()
     return None
 
 
-def _add_note(by_id: dict[str, VideoEntry], d: dict[str, Any], run: str, status: str) -> None:
+def _is_video(path: Path) -> bool:
+    ctype = mimetypes.guess_type(path.name)[0] or ""
+    return ctype.startswith("video/")
+
+
+def _add_note(
+    by_id: dict[str, VideoEntry], d: dict[str, Any], run: str, status: str, redactor: Redactor
+) -> None:
     """A failure/filter line. ``diffcap caption`` writes video_path/message; a run directory
     writes source/error (failures) or source/detail (filtered), video_id None for bad inputs."""
-    path = str(d.get("video_path") or d.get("source") or "")
+    path = redactor.text(str(d.get("video_path") or d.get("source") or ""))
     vid = str(d.get("video_id") or path)
     if not vid:
         return
@@ -293,4 +344,4 @@ def _add_note(by_id: dict[str, VideoEntry], d: dict[str, Any], run: str, status:
     entry = by_id.get(vid)
     if entry is None:
         entry = by_id[vid] = VideoEntry(run=run, video_id=vid, status=status, video_path=path)
-    entry.notes.append(redact(note))
+    entry.notes.append(redactor.data(note))

@@ -2,7 +2,7 @@
 from JSON embedded with :func:`~diffcap.web.safety.json_for_script` (never as HTML).
 
     html = page("viewer", "diffcap viewer", {"mode": "server"})              # served
-    html = page("viewer", "report", {"mode": "static", ...}, inline=True)    # one file
+    html = page("viewer", "report", {"mode": "static", ...}, inline=True)    # the report
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from html import escape
+from importlib import resources
 from typing import Any
 
 from diffcap.web.safety import json_for_script
@@ -24,6 +25,11 @@ _BODIES = {
   <select id="f-model" data-facet="models" data-label="models" title="model"></select>
   <select id="f-run" data-facet="runs" data-label="runs" title="run"></select>
   <span id="count"></span>
+  <span id="pager">
+    <button id="prev" type="button" title="previous page">‹</button>
+    <span id="page-info"></span>
+    <button id="next" type="button" title="next page">›</button>
+  </span>
 </header>
 <main>
   <nav id="list" aria-label="videos"></nav>
@@ -41,19 +47,26 @@ better · <kbd>3</kbd>/<kbd>↓</kbd> tie</footer>""",
 }
 
 
+def read_static(name: str) -> str:
+    """A packaged asset's text (``static/viewer.js``...)."""
+    return (resources.files("diffcap.web") / "static" / name).read_text(encoding="utf-8")
+
+
 def page(kind: str, title: str, config: dict[str, Any], inline: bool = False) -> str:
     """The HTML of one page. ``inline`` embeds CSS and JS (for the static report) and pins
-    the script by hash in a Content-Security-Policy, so only that script can run."""
+    the script by hash in a Content-Security-Policy, so only that script (and the data
+    files it loads) can run."""
     data = json_for_script(config)
     if inline:
-        from diffcap.web.server import read_static
-
         css = read_static(f"{kind}.css")
         js = read_static(f"{kind}.js")
         digest = base64.b64encode(hashlib.sha256(js.encode()).digest()).decode()
+        # 'strict-dynamic': the pinned script may load the report's data files (scripts it
+        # creates itself); nothing parsed from markup can run.
         csp = (
-            f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; "
-            "img-src data:; media-src file:"
+            f"default-src 'none'; script-src 'sha256-{digest}' 'strict-dynamic'; "
+            "style-src 'unsafe-inline'; img-src 'self' file: data:; media-src 'self' file:; "
+            "object-src 'none'; base-uri 'none'"
         )
         head = f'<meta http-equiv="Content-Security-Policy" content="{csp}">\n<style>{css}</style>'
         script = f"<script>{js}</script>"

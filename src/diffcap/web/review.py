@@ -7,6 +7,9 @@ items are opaque tokens and the server works out which system was left when a vo
 
     app = ReviewApp(load_runs(["runA", "runB"]), VoteStore("votes.sqlite"), reviewer="ann")
     server = make_server(app)          # GET / is the page
+
+A vote is a POST of JSON; the server's guard refuses it from another origin (see
+:mod:`diffcap.web.guard`).
 """
 
 from __future__ import annotations
@@ -14,18 +17,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import json
 import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
 from diffcap.errors import ConfigError
 from diffcap.timeline import format_time
 from diffcap.web.data import Run, VideoEntry
 from diffcap.web.pages import page
 from diffcap.web.safety import PathRefused, contained_file
-from diffcap.web.server import App, Request, Response, error, html_response, json_response
+from diffcap.web.server import App, error, html_response
 from diffcap.web.votes import CHOICES, VoteStore
 
 logger = logging.getLogger(__name__)
@@ -84,14 +92,14 @@ class ReviewApp(App):
             for it in self.items
         }
         self.token_of = {it: t for t, it in self.tokens.items()}
-        self.route("GET", r"/", self._page)
-        self.route("GET", r"/api/review/next", self._next)
-        self.route("POST", r"/api/review/vote", self._vote)
-        self.route("GET", r"/api/review/kf/([0-9a-f]+)/(\d+)", self._keyframe)
-        self.route("GET", r"/api/review/video/([0-9a-f]+)", self._video)
+        self.route("GET", "/", self._page)
+        self.route("GET", "/api/review/next", self._next)
+        self.route("POST", "/api/review/vote", self._vote)
+        self.route("GET", "/api/review/kf/{token:str}/{n:int}", self._keyframe)
+        self.route("GET", "/api/review/video/{token:str}", self._video)
         logger.info("review: %d systems, %d items", len(self.runs), len(self.items))
 
-    def _page(self, req: Request) -> Response:
+    def _page(self, request: Request) -> Response:
         return html_response(
             page("review", "diffcap blind review", {"mode": "server", "reviewer": self.reviewer})
         )
@@ -106,15 +114,15 @@ class ReviewApp(App):
         name = str(value if value is not None else self.reviewer).strip()
         return name if 0 < len(name) <= 100 else None
 
-    def _next(self, req: Request) -> Response:
-        reviewer = self._reviewer(req.query.get("reviewer"))
+    def _next(self, request: Request) -> Response:
+        reviewer = self._reviewer(request.query_params.get("reviewer"))
         if reviewer is None:
             return error(400, "reviewer name must be 1-100 characters")
         todo = self.queue(reviewer)
         progress = {"voted": len(self.items) - len(todo), "total": len(self.items)}
         if not todo:
-            return json_response({"done": True, "progress": progress})
-        return json_response({"done": False, "progress": progress, **self._show(reviewer, todo[0])})
+            return JSONResponse({"done": True, "progress": progress})
+        return JSONResponse({"done": False, "progress": progress, **self._show(reviewer, todo[0])})
 
     def _pictures(self, item: ReviewItem) -> VideoEntry:
         """Whose keyframes to show: the same for both sides (system_a's when it has any)."""
@@ -143,8 +151,11 @@ class ReviewApp(App):
             "right": self.entries[right][item.video_id].summary,
         }
 
-    def _vote(self, req: Request) -> Response:
-        body = req.json()
+    async def _vote(self, request: Request) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            body = None
         if not isinstance(body, dict):
             return error(400, "expected a JSON object")
         reviewer = self._reviewer(body.get("reviewer"))
@@ -153,32 +164,38 @@ class ReviewApp(App):
         if reviewer is None or item is None or choice not in CHOICES:
             return error(400, "need reviewer, a known item and choice left/right/tie")
         left = left_system(reviewer, item)
-        new = self.store.record(
-            reviewer, item.video_id, item.system_a, item.system_b, left=left, choice=choice
+        new = await run_in_threadpool(
+            self.store.record,
+            reviewer,
+            item.video_id,
+            item.system_a,
+            item.system_b,
+            left=left,
+            choice=choice,
         )
         logger.debug("vote by %s on %s: %s (new=%s)", reviewer, item.video_id, choice, new)
-        return json_response({"ok": True, "recorded": new})
+        return JSONResponse({"ok": True, "recorded": new})
 
-    def _keyframe(self, req: Request) -> Response:
-        item = self.tokens.get(req.groups[0])
+    def _keyframe(self, request: Request) -> Response:
+        item = self.tokens.get(request.path_params["token"])
         if item is None:
             return error(404, "no such item")
         pics = self._pictures(item)
-        n = int(req.groups[1])
+        n = request.path_params["n"]
         if n >= len(pics.keyframes) or not pics.keyframes[n].file:
             return error(404, "no such keyframe")
         try:
             path = contained_file(self.runs[pics.run].root, pics.keyframes[n].file or "")
         except PathRefused as exc:
             return error(exc.status, str(exc))
-        return Response(file=path)
+        return FileResponse(path)
 
-    def _video(self, req: Request) -> Response:
-        item = self.tokens.get(req.groups[0])
+    def _video(self, request: Request) -> Response:
+        item = self.tokens.get(request.path_params["token"])
         if item is None:
             return error(404, "no such item")
         for s in (item.system_a, item.system_b):
             media = self.entries[s][item.video_id].media
             if media and media.is_file():
-                return Response(file=media)
-        return error(404, "no video file")
+                return FileResponse(media)
+        return error(404, "no registered video file")

@@ -10,56 +10,26 @@ Model text and file names are untrusted: they may hold HTML, ``</script>`` or ``
 from __future__ import annotations
 
 import json
-import re
+import os
+import stat
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-REDACTED = "[redacted]"
+from diffcap.redact import REDACTED, redact_data
 
-# Field names that carry credentials. "max_tokens"/"prompt_tokens" are counts, not secrets,
-# so "token" only matches as a whole word or with an access/auth/bearer-like prefix.
-_SECRET_NAME = re.compile(
-    r"(api[-_]?key|apikey|secret|passw(or)?d|authori[sz]ation|credential|private[-_]?key|"
-    r"access[-_]?key|cookie|^key$|^token$|(access|auth|bearer|refresh|session|id|hf|api)[-_]?token)",
-    re.IGNORECASE,
-)
-# Values that look like keys whatever the field is called (OpenAI, HF, bearer headers).
-_SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{12,}|hf_[A-Za-z0-9]{16,}|Bearer\s+\S+)")
+__all__ = [
+    "REDACTED",
+    "ContainedFiles",
+    "PathRefused",
+    "contained_file",
+    "json_for_script",
+    "redact",
+]
 
 
 def redact(obj: Any) -> Any:
-    """A deep copy of ``obj`` with key-like fields and key-like strings replaced."""
-    if isinstance(obj, dict):
-        out: dict[str, Any] = {}
-        for k, v in obj.items():
-            if isinstance(k, str) and _SECRET_NAME.search(k) and v not in (None, "", False):
-                out[k] = REDACTED
-            else:
-                out[k] = redact(v)
-        return out
-    if isinstance(obj, (list, tuple)):
-        return [redact(v) for v in obj]
-    if isinstance(obj, str):
-        return _redact_url(_SECRET_VALUE.sub(REDACTED, obj))
-    return obj
-
-
-def _redact_url(text: str) -> str:
-    """Drop a password from ``scheme://user:pass@host`` URLs (e.g. an api_base)."""
-    if "://" not in text or "@" not in text:
-        return text
-    try:
-        parts = urlsplit(text)
-    except ValueError:
-        return text
-    if parts.password is None:
-        return text
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{parts.username}:{REDACTED}@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """Records shown on a page: :func:`diffcap.redact.redact_data` (fields and strings)."""
+    return redact_data(obj)
 
 
 def json_for_script(data: Any) -> str:
@@ -105,3 +75,47 @@ def contained_file(root: Path, rel: str) -> Path:
     if not target.is_file():
         raise PathRefused(404, "no such file")
     return target
+
+
+class ContainedFiles:
+    """:func:`contained_file` for many paths under one root (the static report's keyframes).
+
+    Same rules, far fewer system calls: the root is resolved once and every directory prefix
+    once (cached), so a keyframe costs one ``lstat``; a symlink anywhere is resolved in full
+    and must still land inside the root.
+
+        files = ContainedFiles(run.root)
+        files.relative("keyframes/v1/0.jpg")   # "keyframes/v1/0.jpg" (real, root-relative)
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = os.path.realpath(root)
+        self._dirs: dict[str, str] = {"": self.root}
+
+    def _real(self, rel: str) -> str:
+        """Real path of ``rel`` (no ``..``), through the cache of resolved directories."""
+        parent, _, name = rel.rpartition("/")
+        base = self._dirs.get(parent)
+        if base is None:
+            base = self._dirs[parent] = self._real(parent)
+        path = os.path.join(base, name)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                path = os.path.realpath(path)
+        except OSError:
+            pass  # missing: refused as "no such file" below
+        return path
+
+    def relative(self, rel: str) -> str:
+        """The real path of ``rel`` relative to the real root; raises :class:`PathRefused`."""
+        if not rel or "\x00" in rel or "\\" in rel:
+            raise PathRefused(403, "bad path")
+        parts = rel.split("/")
+        if rel.startswith("/") or ".." in parts:
+            raise PathRefused(403, "path escapes the run directory")
+        real = self._real("/".join(p for p in parts if p not in ("", ".")))
+        if not real.startswith(self.root + os.sep):
+            raise PathRefused(403, "path resolves outside the run directory")
+        if not os.path.isfile(real):
+            raise PathRefused(404, "no such file")
+        return real[len(self.root) + 1 :]

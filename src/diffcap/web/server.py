@@ -1,264 +1,193 @@
-"""A small stdlib HTTP server shared by the viewer and the review.
+"""Serving the viewer and the review: Starlette routes behind :class:`~diffcap.web.guard.Guard`,
+run by uvicorn on a socket bound here (loopback by default).
 
-An app is a list of routes ``(method, regex, handler)``; a handler takes a :class:`Request`
-and returns a :class:`Response`. Files are streamed with HTTP Range support so a
-``<video>`` element can seek.
+An app is a list of Starlette routes plus the packaged static assets. Files go out through
+Starlette's ``FileResponse`` (single and multiple HTTP ranges, 416 past the end), so a
+``<video>`` element can seek; uvicorn answers malformed requests (``Content-Length: abc``)
+with 400 itself.
 
     app = ViewerApp(load_runs(["out/run1"]))
-    server = make_server(app, "127.0.0.1", 0)        # port 0: any free port
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(server_url(server))
+    server = make_server(app, "127.0.0.1", 0)         # port 0: any free port
+    server.start()                                     # in a thread; or serve(server)
+    print(server.url())
+    server.stop()
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import asyncio
 import logging
 import mimetypes
-import re
+import socket
+import threading
+import time
 import webbrowser
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable
 from importlib import resources
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+
+from diffcap._deps import require
+from diffcap.errors import DiffcapError
+from diffcap.web.guard import DEFAULT_MAX_BODY, LOOPBACK_NAMES, Guard, allowed_hosts
+
+require("starlette", extra="web", purpose="diffcap view / review")
+require("uvicorn", extra="web", purpose="diffcap view / review")
+
+import uvicorn  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+from starlette.requests import Request  # noqa: E402
+from starlette.responses import HTMLResponse, PlainTextResponse, Response  # noqa: E402
+from starlette.routing import BaseRoute, Route  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-_CHUNK = 256 * 1024
+LOOPBACK = LOOPBACK_NAMES
 # Pages load their script from /static; inline scripts are refused, so even a caption that
 # slipped through escaping could not run.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "media-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
+    "frame-ancestors 'none'; form-action 'none'"
 )
+BACKLOG = 2048  # a burst of hundreds of connections queues instead of being reset
 
 
-@dataclass
-class Request:
-    method: str
-    path: str  # URL-decoded path, without the query
-    raw_path: str  # as sent
-    query: dict[str, str]
-    headers: Any
-    body: bytes = b""
-    groups: tuple[str, ...] = ()
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body or b"{}")
-        except json.JSONDecodeError:
-            return None
+def html_response(text: str) -> HTMLResponse:
+    return HTMLResponse(text, headers={"Content-Security-Policy": CSP, "Cache-Control": "no-store"})
 
 
-@dataclass
-class Response:
-    status: int = 200
-    body: bytes = b""
-    content_type: str = "text/plain; charset=utf-8"
-    headers: dict[str, str] = field(default_factory=dict)
-    file: Path | None = None  # streamed with Range support instead of body
+def error(status: int, message: str) -> PlainTextResponse:
+    return PlainTextResponse(message, status_code=status)
 
 
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(status, json.dumps(data).encode(), "application/json; charset=utf-8")
-
-
-def html_response(text: str) -> Response:
-    return Response(
-        200, text.encode(), "text/html; charset=utf-8", {"Content-Security-Policy": CSP}
-    )
-
-
-def error(status: int, message: str) -> Response:
-    return Response(status, message.encode())
-
-
-Handler = Callable[[Request], Response]
-
-
-class App:
-    """Routes plus the packaged static assets (``/static/<name>``)."""
-
-    def __init__(self) -> None:
-        self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self.route("GET", r"/static/([A-Za-z0-9_.-]+)", self._static)
-
-    def route(self, method: str, pattern: str, handler: Handler) -> None:
-        self.routes.append((method, re.compile(pattern + r"\Z"), handler))
-
-    def dispatch(self, req: Request) -> Response:
-        allowed = False
-        for method, pattern, handler in self.routes:
-            m = pattern.match(req.path)
-            if m:
-                allowed = True
-                if method == req.method:
-                    req.groups = m.groups()
-                    return handler(req)
-        return error(405 if allowed else 404, "method not allowed" if allowed else "not found")
-
-    def _static(self, req: Request) -> Response:
-        return static_asset(req.groups[0])
-
-
-def static_asset(name: str) -> Response:
+def static_asset(request: Request) -> Response:
+    name = request.path_params["name"]
     res = resources.files("diffcap.web") / "static" / name
     if not res.is_file():
         return error(404, "not found")
     ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
     if ctype.startswith("text/") or ctype.endswith("javascript"):
         ctype += "; charset=utf-8"
-    return Response(200, res.read_bytes(), ctype, {"Cache-Control": "no-cache"})
+    return Response(res.read_bytes(), media_type=ctype, headers={"Cache-Control": "no-cache"})
 
 
-def read_static(name: str) -> str:
-    return (resources.files("diffcap.web") / "static" / name).read_text(encoding="utf-8")
+class App:
+    """Routes of one page set; :meth:`asgi` adds the static assets and builds the app."""
+
+    routes: list[BaseRoute]
+
+    def __init__(self) -> None:
+        self.routes = []
+
+    def route(self, method: str, path: str, endpoint: Any) -> None:
+        self.routes.append(Route(path, endpoint, methods=[method]))
+
+    def asgi(self) -> Starlette:
+        static = Route("/static/{name:str}", static_asset, methods=["GET"])
+        return Starlette(routes=[*self.routes, static])
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
-    """``bytes=a-b`` -> (a, b) inclusive; None when absent; "bad" when unsatisfiable.
+class WebServer:
+    """A uvicorn server on a socket that is already listening (so the URL is known at once)."""
 
-    Only single ranges are served (all a media element asks for).
-    """
-    if not header:
-        return None
-    m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
-    if not m or (not m.group(1) and not m.group(2)):
-        return "bad"
-    if not m.group(1):  # suffix: the last N bytes
-        n = int(m.group(2))
-        return (max(0, size - n), size - 1) if n > 0 and size > 0 else "bad"
-    start = int(m.group(1))
-    end = int(m.group(2)) if m.group(2) else size - 1
-    if start >= size or end < start:
-        return "bad"
-    return start, min(end, size - 1)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    app: App  # set on the subclass made by make_server
-    protocol_version = "HTTP/1.1"
-    server_version = "diffcap"
-    sys_version = ""
-
-    def do_GET(self) -> None:
-        self._handle("GET")
-
-    def do_HEAD(self) -> None:
-        self._handle("HEAD")
-
-    def do_POST(self) -> None:
-        self._handle("POST")
-
-    def _handle(self, method: str) -> None:
-        split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(min(length, 1 << 20)) if length else b""
-        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
-        req = Request(
-            method if method != "HEAD" else "GET",
-            unquote(split.path),
-            split.path,
-            query,
-            self.headers,
-            body,
+    def __init__(self, app: Any, sock: socket.socket, hosts: frozenset[str]) -> None:
+        self.sock = sock
+        self.hosts = hosts
+        self.address: tuple[str, int] = sock.getsockname()[:2]
+        config = uvicorn.Config(
+            app,
+            http="h11",
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            backlog=BACKLOG,
+            timeout_keep_alive=5,
+            timeout_graceful_shutdown=2,
         )
-        try:
-            resp = self.app.dispatch(req)
-        except Exception:  # a bug in one handler must not kill the server
-            logger.exception("error handling %s %s", method, self.path)
-            resp = error(500, "internal error")
-        # The browser may cancel mid-response (a <video> does this when it seeks).
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self._send(resp, head=method == "HEAD")
+        self.server = uvicorn.Server(config)
+        self._thread: threading.Thread | None = None
 
-    def _send(self, resp: Response, head: bool) -> None:
-        if resp.file is not None:
-            return self._send_file(resp, head)
-        self.send_response(resp.status)
-        self._headers(resp, len(resp.body))
-        if not head:
-            self.wfile.write(resp.body)
+    def url(self, path: str = "/") -> str:
+        host, port = self.address
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port}{path}"
 
-    def _headers(self, resp: Response, length: int) -> None:
-        self.send_header("Content-Type", resp.content_type)
-        self.send_header("Content-Length", str(length))
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        for k, v in resp.headers.items():
-            self.send_header(k, v)
-        self.end_headers()
+    def serve_forever(self) -> None:
+        """Serve in this thread until :meth:`stop` (or Ctrl-C in the main thread)."""
+        asyncio.run(self.server.serve(sockets=[self.sock]))
 
-    def _send_file(self, resp: Response, head: bool) -> None:
-        path = resp.file
-        assert path is not None
-        size = path.stat().st_size
-        rng = parse_range(self.headers.get("Range"), size)
-        resp.headers["Accept-Ranges"] = "bytes"
-        resp.content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if rng == "bad":
-            self.send_response(416)
-            resp.headers["Content-Range"] = f"bytes */{size}"
-            self._headers(resp, 0)
-            return
-        start, end = rng if isinstance(rng, tuple) else (0, size - 1)
-        if isinstance(rng, tuple):
-            self.send_response(206)
-            resp.headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-        else:
-            self.send_response(200)
-        self._headers(resp, max(0, end - start + 1))
-        if head:
-            return
-        with path.open("rb") as fh:
-            fh.seek(start)
-            left = end - start + 1
-            while left > 0:
-                chunk = fh.read(min(_CHUNK, left))
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                left -= len(chunk)
+    def start(self) -> WebServer:
+        """Serve in a daemon thread; returns once the server accepts requests."""
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started and self._thread.is_alive():
+            if time.monotonic() > deadline:
+                raise DiffcapError("the web server did not start within 10 s")
+            time.sleep(0.01)
+        return self
 
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s " + format, self.address_string(), *args)
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.sock.close()
 
 
-def make_server(app: App, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
-    """Bind (not yet serve). Warns when the address is not loopback."""
+def make_server(
+    app: App,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    allow_hosts: Iterable[str] = (),
+    max_body: int = DEFAULT_MAX_BODY,
+) -> WebServer:
+    """Bind (not yet serve). Warns when the address is not loopback.
+
+    Requests must name the server by a loopback name, the bound address or one of
+    ``allow_hosts`` in their ``Host`` header (DNS-rebinding protection)."""
     if host not in LOOPBACK:
         logger.warning(
             "binding to %s: anyone who can reach this address can read the "
             "captions, keyframes and videos it serves",
             host,
         )
-    handler = type("Handler", (_Handler,), {"app": app})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    hosts = allowed_hosts(host, allow_hosts)
+    if host in ("0.0.0.0", "::", "") and not list(allow_hosts):
+        logger.warning(
+            "requests must name a loopback host; add the names others use with --allow-host NAME"
+        )
+    sock = _bind(host, port)
+    return WebServer(Guard(app.asgi(), hosts, max_body), sock, hosts)
 
 
-def server_url(server: ThreadingHTTPServer, path: str = "/") -> str:
-    host, port = server.server_address[:2]
-    host = f"[{host}]" if ":" in str(host) else host
-    return f"http://{host}:{port}{path}"
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
 
 
-def serve(server: ThreadingHTTPServer, path: str = "/", open_browser: bool = False) -> None:
+def server_url(server: WebServer, path: str = "/") -> str:
+    return server.url(path)
+
+
+def serve(server: WebServer, path: str = "/", open_browser: bool = False) -> None:
     """Serve until Ctrl-C; optionally open the page in the default browser."""
-    url = server_url(server, path)
+    url = server.url(path)
     logger.info("serving on %s (Ctrl-C to stop)", url)
     if open_browser:
-        webbrowser.open(url)
+        threading.Timer(0.5, webbrowser.open, args=(url,)).start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        server.sock.close()

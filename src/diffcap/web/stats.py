@@ -22,7 +22,11 @@ Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion; (0, 1) when ``n`` is 0."""
+    """Wilson score interval of a binomial proportion; (0, 1) when ``n`` is 0.
+
+    Always ``0 <= low <= k/n <= high <= 1``, exactly: rounding can put the bound for
+    ``k = 0`` (or ``k = n``) a few ulps on the wrong side of ``p``, which would give an
+    error bar a negative length, so the bounds are clamped to ``[0, p]`` and ``[p, 1]``."""
     if n <= 0:
         return 0.0, 1.0
     if not 0 <= successes <= n:
@@ -32,7 +36,9 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
     denom = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes == 0 else min(p, max(0.0, centre - half))
+    high = 1.0 if successes == n else max(p, min(1.0, centre + half))
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ def format_table(stats: Sequence[PairStats]) -> str:
     """A plain-text table: one line per pair, rates in % with 95% Wilson intervals."""
     if not stats:
         return "no votes yet"
-    rows = [("system A", "system B", "votes", "A wins", "ties", "B wins")]
+    rows: list[tuple[str, ...]] = [("system A", "system B", "votes", "A wins", "ties", "B wins")]
     for s in stats:
         r = s.rates()
         rows.append(

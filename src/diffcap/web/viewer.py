@@ -1,98 +1,45 @@
 """The caption-timeline viewer: a JSON API over loaded runs, plus the page that uses it.
 
     app = ViewerApp(load_runs(["out/run1"]))
-    server = make_server(app)          # GET / is the page; /api/videos lists, filters, searches
+    server = make_server(app)   # GET / is the page; /api/videos lists, filters, pages, searches
 
 Keyframes are served from ``/files/<run>/<path>`` only when the path is inside the run
-directory and named by a record; videos from ``/media/<key>`` only when a record names them.
+directory and named by a record; a video from ``/media/<key>`` only when the run registered
+it (see :mod:`diffcap.web.data`): the URL carries a number, never a path.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 from urllib.parse import quote
 
-from diffcap.timeline import format_time
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
 from diffcap.web.data import KeyframeView, Run, VideoEntry
+from diffcap.web.listing import (
+    PAGE_SIZE,
+    entry_detail,
+    entry_matches,
+    facets,
+    list_item,
+    page_slice,
+)
 from diffcap.web.pages import page
 from diffcap.web.safety import PathRefused, contained_file
-from diffcap.web.server import App, Request, Response, error, html_response, json_response
+from diffcap.web.server import App, error, html_response
 
 logger = logging.getLogger(__name__)
 
-MAX_LIST = 500
+_FILTERS = ("q", "status", "mode", "model", "run")
 
 
-def entry_matches(e: VideoEntry, filters: dict[str, str]) -> bool:
-    """The list filters: ``q`` (substring of id or caption text), status, mode, model, run."""
-    q = (filters.get("q") or "").strip().lower()
-    if q and q not in e.search_text():
-        return False
-    for key in ("status", "mode", "model", "run"):
-        want = filters.get(key)
-        if want and getattr(e, key) != want:
-            return False
-    return True
-
-
-def list_item(key: int, e: VideoEntry) -> dict[str, Any]:
-    snippet = (e.summary or (e.notes[0]["message"] if e.notes else "") or "")[:160]
-    return {
-        "key": key,
-        "run": e.run,
-        "video_id": e.video_id,
-        "status": e.status,
-        "mode": e.mode,
-        "model": e.model,
-        "duration": e.duration,
-        "n_keyframes": len(e.keyframes),
-        "snippet": snippet,
-    }
-
-
-def entry_detail(
-    key: int, e: VideoEntry, kf_src: Callable[[KeyframeView], str | None], media_url: str | None
-) -> dict[str, Any]:
-    """Everything the page shows for one video; ``kf_src`` maps a keyframe to an image URL."""
-    d = list_item(key, e)
-    d.update(
-        video_path=e.video_path,
-        keyframes=[
-            {
-                "idx": k.idx,
-                "time": k.time,
-                "label": format_time(k.time),
-                "src": kf_src(k),
-                "caption": k.caption,
-            }
-            for k in e.keyframes
-        ],
-        summary=e.summary,
-        clips=[
-            dict(c, label=f"{format_time(c['start'])}–{format_time(c['end'])}") for c in e.clips
-        ],
-        provenance=e.provenance,
-        usage=e.usage,
-        notes=e.notes,
-        media=media_url,
-        search=e.search_text(),
-    )
-    return d
-
-
-def facets(entries: Sequence[VideoEntry]) -> dict[str, Any]:
-    def values(attr: str) -> list[str]:
-        return sorted({getattr(e, attr) for e in entries if getattr(e, attr)})
-
-    return {
-        "runs": values("run"),
-        "statuses": values("status"),
-        "modes": values("mode"),
-        "models": values("model"),
-        "total": len(entries),
-    }
+def _int(value: str | None, default: int) -> int | None:
+    """A non-negative query integer; None when it is not one (answered 400)."""
+    if value is None or value == "":
+        return default
+    return int(value) if value.isdigit() and len(value) < 10 else None
 
 
 class ViewerApp(App):
@@ -103,58 +50,65 @@ class ViewerApp(App):
             (i, e) for i, run in enumerate(self.runs) for e in run.entries
         ]
         self.allowed = [run.files() for run in self.runs]
-        self.route("GET", r"/", self._page)
-        self.route("GET", r"/api/meta", self._meta)
-        self.route("GET", r"/api/videos", self._list)
-        self.route("GET", r"/api/videos/(\d+)", self._detail)
-        self.route("GET", r"/files/(\d+)/(.+)", self._file)
-        self.route("GET", r"/media/(\d+)", self._media)
+        self.route("GET", "/", self._page)
+        self.route("GET", "/api/meta", self._meta)
+        self.route("GET", "/api/videos", self._list)
+        self.route("GET", "/api/videos/{key:int}", self._detail)
+        self.route("GET", "/files/{run:int}/{rel:path}", self._file)
+        self.route("GET", "/media/{key:int}", self._media)
 
-    def _page(self, req: Request) -> Response:
-        return html_response(page("viewer", "diffcap viewer", {"mode": "server"}))
+    def _page(self, request: Request) -> Response:
+        return html_response(
+            page("viewer", "diffcap viewer", {"mode": "server", "page_size": PAGE_SIZE})
+        )
 
-    def _meta(self, req: Request) -> Response:
-        return json_response(facets([e for _, e in self.entries]))
+    def _meta(self, request: Request) -> Response:
+        return JSONResponse(facets([e for _, e in self.entries]))
 
-    def _list(self, req: Request) -> Response:
-        hits = [
-            list_item(k, e) for k, (_, e) in enumerate(self.entries) if entry_matches(e, req.query)
-        ]
-        return json_response({"total": len(hits), "items": hits[:MAX_LIST]})
+    def _list(self, request: Request) -> Response:
+        """``?q=&status=&mode=&model=&run=&offset=&limit=``: one page of matching rows."""
+        filters = {k: request.query_params.get(k, "") for k in _FILTERS}
+        offset = _int(request.query_params.get("offset"), 0)
+        limit = _int(request.query_params.get("limit"), PAGE_SIZE)
+        if offset is None or limit is None:
+            return error(400, "offset and limit must be non-negative integers")
+        keys = [k for k, (_, e) in enumerate(self.entries) if entry_matches(e, filters)]
+        rows = [list_item(k, self.entries[k][1]) for k in page_slice(keys, offset, limit)]
+        return JSONResponse({"total": len(keys), "offset": offset, "items": rows})
 
-    def _entry(self, key: str) -> tuple[int, VideoEntry] | None:
-        k = int(key)
-        return self.entries[k] if 0 <= k < len(self.entries) else None
+    def _entry(self, key: int) -> tuple[int, VideoEntry] | None:
+        return self.entries[key] if 0 <= key < len(self.entries) else None
 
-    def _detail(self, req: Request) -> Response:
-        found = self._entry(req.groups[0])
+    def _detail(self, request: Request) -> Response:
+        key = request.path_params["key"]
+        found = self._entry(key)
         if found is None:
             return error(404, "no such video")
         run_i, e = found
-        key = int(req.groups[0])
 
-        def kf_src(k: KeyframeView) -> str | None:
-            # quoted: file names may hold spaces, "#" or "?"; the server unquotes them
+        def kf_src(i: int, k: KeyframeView) -> str | None:
+            # quoted: file names may hold spaces, "#" or "?"; the router unquotes them
             return f"/files/{run_i}/{quote(k.file)}" if k.file else None
 
         media = f"/media/{key}" if e.media else None
-        return json_response(entry_detail(key, e, kf_src, media))
+        return JSONResponse(entry_detail(key, e, kf_src, media))
 
-    def _file(self, req: Request) -> Response:
-        run_i, rel = int(req.groups[0]), req.groups[1]
+    def _file(self, request: Request) -> Response:
+        run_i, rel = request.path_params["run"], request.path_params["rel"]
         if run_i >= len(self.runs):
             return error(404, "no such run")
         try:
             path = contained_file(self.runs[run_i].root, rel)
         except PathRefused as exc:
-            logger.debug("refused %s: %s", req.raw_path, exc)
+            logger.debug("refused %s: %s", request.url.path, exc)
             return error(exc.status, str(exc))
         if rel not in self.allowed[run_i]:
             return error(404, "not a keyframe of this run")
-        return Response(file=path)
+        return FileResponse(path)
 
-    def _media(self, req: Request) -> Response:
-        found = self._entry(req.groups[0])
-        if found is None or found[1].media is None or not found[1].media.is_file():
-            return error(404, "no playable video file for this record")
-        return Response(file=found[1].media)
+    def _media(self, request: Request) -> Response:
+        found = self._entry(request.path_params["key"])
+        media = found[1].media if found else None
+        if media is None or not media.is_file():
+            return error(404, "no playable video file registered for this video")
+        return FileResponse(media)

@@ -16,34 +16,84 @@
     return node;
   }
 
-  // --- data sources: the server's JSON API, or the videos embedded in a static report ---
+  // --- data sources: the server's JSON API (one page per request), or the report's data
+  // files, loaded one after another as scripts (a file:// page may not fetch()) ---
+  const PAGE = config.page_size || 100;
+  function searchText(v) {
+    if (v._search === undefined) {
+      const parts = [v.video_id, v.summary || ""];
+      for (const k of v.keyframes || []) parts.push(k.caption || "");
+      for (const c of v.clips || []) parts.push(c.content || "");
+      v._search = parts.join("\n").toLowerCase();
+    }
+    return v._search;
+  }
   function matches(v, f) {
     const q = (f.q || "").trim().toLowerCase();
-    if (q && v.search.indexOf(q) < 0) return false;
+    if (q && searchText(v).indexOf(q) < 0) return false;
     for (const k of ["status", "mode", "model", "run"]) {
       if (f[k] && v[k] !== f[k]) return false;
     }
     return true;
   }
+  function staticSource() {
+    const videos = [];
+    const waiting = new Map(); // chunk -> callbacks waiting for it
+    let loaded = 0;
+    window.diffcapChunk = (n, items) => {
+      for (const v of items) videos[v.key] = v;
+      loaded += 1;
+      for (const cb of waiting.get(n) || []) cb();
+      waiting.delete(n);
+      document.body.dataset.loaded = loaded === config.chunks ? "1" : "";
+      if (onChunk) onChunk(loaded);
+    };
+    function load(n) {
+      if (n >= config.chunks) return;
+      const s = document.createElement("script");
+      s.src = config.files + "data-" + String(n).padStart(5, "0") + ".js";
+      s.onload = () => load(n + 1);
+      s.onerror = () => { $("count").textContent = "cannot read " + s.src; };
+      document.head.appendChild(s);
+    }
+    function chunkReady(n) {
+      return new Promise((resolve) => {
+        if (n >= config.chunks || videos[n * config.chunk_size]) resolve();
+        else waiting.set(n, [...(waiting.get(n) || []), resolve]);
+      });
+    }
+    let onChunk = null;
+    return {
+      start: (cb) => { onChunk = cb; load(0); return chunkReady(0); },
+      complete: () => loaded === config.chunks,
+      meta: async () => config.meta,
+      list: async (f, offset) => {
+        const hits = videos.filter((v) => v && matches(v, f));
+        return { total: hits.length, offset: offset, items: hits.slice(offset, offset + PAGE) };
+      },
+      detail: async (key) => {
+        await chunkReady(Math.floor(key / config.chunk_size));
+        return videos[key];
+      },
+    };
+  }
   const source = STATIC
-    ? {
-        meta: async () => config.meta,
-        list: async (f) => {
-          const items = config.videos.filter((v) => matches(v, f));
-          return { total: items.length, items: items };
-        },
-        detail: async (key) => config.videos.find((v) => v.key === key),
-      }
+    ? staticSource()
     : {
+        start: async () => {},
+        complete: () => true,
         meta: async () => (await fetch("/api/meta")).json(),
-        list: async (f) => (await fetch("/api/videos?" + new URLSearchParams(f))).json(),
+        list: async (f, offset) => {
+          const q = new URLSearchParams({ ...f, offset: offset, limit: PAGE });
+          return (await fetch("/api/videos?" + q)).json();
+        },
         detail: async (key) => {
           const r = await fetch("/api/videos/" + encodeURIComponent(key));
           return r.ok ? r.json() : null;
         },
       };
 
-  // --- list + filters ---
+  // --- list + filters + pages ---
   function filters() {
     const f = { q: $("q").value };
     for (const [id, k] of [["f-status", "status"], ["f-mode", "mode"], ["f-model", "model"], ["f-run", "run"]]) {
@@ -56,15 +106,17 @@
     for (const sel of document.querySelectorAll("select[data-facet]")) {
       sel.appendChild(el("option", null, "all " + sel.dataset.label)).value = "";
       for (const v of meta[sel.dataset.facet] || []) sel.appendChild(el("option", null, v)).value = v;
-      sel.addEventListener("change", refreshList);
+      sel.addEventListener("change", () => refreshList(0));
     }
   }
 
   let listSeq = 0;
-  async function refreshList() {
+  let offset = 0;
+  async function refreshList(start) {
     const seq = ++listSeq;
-    const res = await source.list(filters());
+    const res = await source.list(filters(), start === undefined ? offset : start);
     if (seq !== listSeq) return; // a newer query already answered
+    offset = res.offset;
     const list = $("list");
     list.replaceChildren();
     for (const v of res.items) {
@@ -74,11 +126,17 @@
       item.appendChild(el("span", "vid", v.video_id));
       item.appendChild(el("span", "meta", [v.run, v.status, v.mode, v.model].filter(Boolean).join(" · ")));
       item.appendChild(el("span", "snippet", v.snippet));
+      if ($("detail").dataset.key === String(v.key)) item.classList.add("selected");
       item.addEventListener("click", () => show(v.key));
       list.appendChild(item);
     }
-    const shown = res.items.length < res.total ? res.items.length + " of " + res.total : res.total;
-    $("count").textContent = shown + " video" + (res.total === 1 ? "" : "s");
+    const last = Math.min(res.total, offset + res.items.length);
+    $("page-info").textContent = res.total ? (offset + 1) + "–" + last + " of " + res.total : "";
+    $("prev").disabled = offset <= 0;
+    $("next").disabled = last >= res.total;
+    const more = source.complete() ? "" : " (loading…)";
+    $("count").textContent = res.total + " video" + (res.total === 1 ? "" : "s") + more;
+    list.dataset.offset = offset;
   }
 
   // --- one video ---
@@ -227,8 +285,13 @@
   async function start() {
     fillFacets(await source.meta());
     let timer = null;
-    $("q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refreshList, 150); });
-    await refreshList();
+    $("q").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(() => refreshList(0), 150); });
+    $("prev").addEventListener("click", () => refreshList(Math.max(0, offset - PAGE)));
+    $("next").addEventListener("click", () => refreshList(offset + PAGE));
+    // a static report refreshes its list as data files arrive (counts and search grow)
+    let pending = null;
+    await source.start(() => { clearTimeout(pending); pending = setTimeout(() => refreshList(), 100); });
+    await refreshList(0);
     const m = /^#v=(\d+)$/.exec(location.hash);
     if (m) await show(Number(m[1]));
     document.body.dataset.ready = "1";
