@@ -63,3 +63,28 @@ def test_clips_from_run_dir_never_pay_twice(export_fixture, fault_server, tmp_pa
     assert len(fault_server.requests) == paid  # every request replayed from run.sqlite
     assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
     assert second.items == 4
+
+
+def test_clips_stop_on_a_dead_endpoint_and_resume_from_the_cache(export_fixture, tmp_path):
+    """The export runs on the pipeline's stage contract: a server that dies part-way stops it
+    (RunStopped, nothing written) instead of skipping videos; the rerun pays only the rest."""
+    from diffcap.errors import RunStopped
+    from support.fault_server import FaultServer
+
+    out = tmp_path / "clips.jsonl"
+    with FaultServer() as srv:
+        srv.fail(*["drop"] * 200, at=list(range(2, 202)))  # dies after two answers
+        opts = _opts(srv)
+        opts = ExportOptions(
+            progress=False,
+            window=2,  # windows no other test has cached
+            stride=1,
+            model=opts.model.model_copy(update={"give_up_after_s": 0.5, "max_retries": 8}),
+        )
+        with pytest.raises(RunStopped, match="not done"):
+            export(export_fixture.run_dir, "clips", out, opts)
+        assert not out.exists()
+        answered = len([r for r in srv.requests if r.fault is None])
+        srv.reset()
+        res = export(export_fixture.run_dir, "clips", out, opts)
+        assert res.items == 6 and len(srv.requests) == 6 - answered

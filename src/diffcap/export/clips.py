@@ -4,7 +4,10 @@ The paper made ~400K extra clip captions from 40K videos this way, from the stor
 differential captions alone (no frames re-processed). Windows are ``window`` keyframes long,
 starting every ``stride`` keyframes, plus one final window ending at the last keyframe so the
 tail is covered; a video with fewer keyframes than ``window`` gets one window over all of them.
-When the input is a run directory, requests go through the run's request cache
+Each video is one row through the pipeline's stage contract (:class:`ClipStage`, a model
+stage) and executor, so videos are summarised concurrently, failures follow the run's
+taxonomy, and a dead endpoint stops the export (nothing written) instead of skipping
+videos. When the input is a run directory, requests go through the run's request cache
 (``RUN_DIR/run.sqlite``), so exporting again never pays twice.
 
 Output JSONL: ``{"video_id", "start", "end", "keyframes": [first_idx, last_idx], "caption"}``.
@@ -21,16 +24,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from diffcap.config import ModelConfig
-from diffcap.errors import BudgetExceeded, ConfigError, DiffcapError
-from diffcap.export.base import ExportOptions, ExportResult, progress_bar
+from diffcap.config import CaptionConfig, ModelConfig, RunConfig
+from diffcap.errors import ConfigError, RunStopped
+from diffcap.export.base import ExportOptions, ExportResult
 from diffcap.export.records import RecordSource
 from diffcap.fsutil import atomic_open
+from diffcap.pipeline.control import RunControl
+from diffcap.pipeline.pipeline import make_executor
+from diffcap.pipeline.rows import VideoRow
+from diffcap.pipeline.stages import ModelStage
 from diffcap.timeline import Usage, VideoRecord
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["clip_windows", "write_clips"]
+__all__ = ["ClipStage", "clip_windows", "write_clips"]
 
 
 def clip_windows(n: int, window: int, stride: int) -> list[tuple[int, int]]:
@@ -47,36 +54,71 @@ def clip_windows(n: int, window: int, stride: int) -> list[tuple[int, int]]:
     return spans
 
 
-def _backend(source: RecordSource, model: ModelConfig) -> tuple[Any, Any]:
-    """The model backend, behind the run's request cache when there is a run database."""
-    from diffcap.models import get_backend
+class ClipStage(ModelStage):
+    """Clip summaries of one record's windows of stored differential captions (no frame is
+    decoded); a model stage like captioning, so it runs under the same executors, behind the
+    run's request cache when there is one."""
 
-    inner = get_backend(model.backend, model)
-    if source.run_dir is None or not (source.run_dir / "run.sqlite").is_file():
-        return inner, None
-    from diffcap.store import CachedBackend, RunStore
+    name = "clips"
 
-    store = RunStore.open(source.run_dir / "run.sqlite")
-    return CachedBackend(inner, store), store
+    def __init__(
+        self, cfg: RunConfig, run_dir: str | Path, window: int, stride: int, cached: bool
+    ) -> None:
+        super().__init__(cfg, run_dir)
+        self.window, self.stride, self.cached = window, stride, cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update(window=self.window, stride=self.stride, cached=self.cached)
+        return state
+
+    def setup(self) -> None:
+        if self._ready or self.cached:
+            super().setup()
+            return
+        from diffcap.models import get_backend
+        from diffcap.prompts import load_templates
+
+        self.backend = get_backend(self.cfg.model.backend, self.cfg.model)
+        c = self.cfg.caption
+        self.templates = load_templates(c.prompt_preset, overrides=c.templates or None)
+        self._limiters = {}
+        self._ready = True
+
+    async def aclose(self) -> None:
+        if self._ready and not self.cached:
+            self._ready = False
+            await self.backend.aclose()
+            return
+        await super().aclose()
+
+    async def aprocess_row(self, row: VideoRow) -> VideoRow:
+        try:
+            rec = VideoRecord.from_json(row.record or {})
+            clips = await _video_clips(rec, self, Usage())
+        except Exception as exc:
+            return row.fail(self.name, exc)
+        row.record = {"video_id": rec.video_id, "clips": clips}
+        return row
 
 
-async def _video_clips(
-    rec: VideoRecord,
-    opts: ExportOptions,
-    backend: Any,
-    ts: Any,
-    limiter: asyncio.Semaphore,
-    usage: Usage,
-) -> list[dict[str, Any]]:
+async def _video_clips(rec: VideoRecord, stage: ClipStage, usage: Usage) -> list[dict[str, Any]]:
     from diffcap.captioning.text import summarize_clip
 
     kfs = rec.keyframes
-    spans = clip_windows(len(kfs), opts.window, opts.stride)
+    spans = clip_windows(len(kfs), stage.window, stage.stride)
 
     async def one(first: int, last: int) -> dict[str, Any]:
         start, end = kfs[first].time, kfs[last].time
         cap = await summarize_clip(
-            rec, start, end, backend, ts, model_cfg=opts.model, limiter=limiter, usage=usage
+            rec,
+            start,
+            end,
+            stage.backend,
+            stage.templates,
+            model_cfg=stage.cfg.model,
+            limiter=stage.limiter,
+            usage=usage,
         )
         return {
             "video_id": rec.video_id,
@@ -89,44 +131,60 @@ async def _video_clips(
     return list(await asyncio.gather(*(one(a, b) for a, b in spans)))
 
 
-async def _write(
-    source: RecordSource, out: Path, opts: ExportOptions, result: ExportResult
-) -> Usage:
-    from diffcap.prompts import load_templates
-
-    model = opts.model or ModelConfig()
-    ts = load_templates(opts.prompt_preset, overrides=opts.templates or None)
-    backend, store = _backend(source, model)
-    usage = Usage()
-    limiter = asyncio.Semaphore(model.concurrency)
-    try:
-        with atomic_open(out) as fh, progress_bar(opts, "clips") as bar:
-            for rec in source:
-                result.records += 1
-                bar.update()
-                if not rec.differential:
-                    result.skip("without differential captions")
-                    continue
-                try:
-                    rows = await _video_clips(rec, opts, backend, ts, limiter, usage)
-                except BudgetExceeded:
-                    raise
-                except DiffcapError as exc:  # one video's failure never stops the export
-                    logger.warning("%s: no clip captions: %s", rec.video_id, exc)
-                    result.skip("failed")
-                    continue
-                for row in rows:
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-                result.items += len(rows)
-    finally:
-        await backend.aclose()
-        if store is not None:
-            store.close()
-    return usage
+def _rows(source: RecordSource, result: ExportResult) -> list[VideoRow]:
+    rows = []
+    for rec in source:
+        result.records += 1
+        if not rec.differential:
+            result.skip("without differential captions")
+            continue
+        rows.append(VideoRow(video_id=rec.video_id, source=rec.video_path, record=rec.to_json()))
+    return rows
 
 
 def write_clips(source: RecordSource, out: Path, opts: ExportOptions) -> ExportResult:
+    """Clip captions of every record, through the pipeline's executor and stage contract;
+    one video's failure never stops the export, a dead endpoint stops it (nothing written)."""
     result = ExportResult("clips", out)
-    usage = asyncio.run(_write(source, out, opts, result))
-    result.extra["usage"] = usage.to_json()
+    cfg = RunConfig(
+        model=opts.model or ModelConfig(),
+        caption=CaptionConfig(prompt_preset=opts.prompt_preset, templates=dict(opts.templates)),
+    )
+    cached = source.run_dir is not None and (source.run_dir / "run.sqlite").is_file()
+    stage = ClipStage(cfg, source.run_dir or out.parent, opts.window, opts.stride, cached)
+    stage.check()
+    rows = _rows(source, result)
+    done: dict[str, VideoRow] = {}
+    control = RunControl(None, cfg.engine)
+
+    def keep(row: VideoRow) -> None:
+        done[row.video_id] = row
+        control.observe(row)
+
+    make_executor(cfg, progress=opts.progress).run(rows, [stage], keep, control)
+    _stop_if_deferred(control, [done[r.video_id] for r in rows if r.video_id in done], rows)
+    with atomic_open(out) as fh:
+        for row in (done[r.video_id] for r in rows):
+            if row.status == "failed":
+                logger.warning("%s: no clip captions: %s", row.video_id, row.error)
+                result.skip("failed")
+                continue
+            for clip in (row.record or {}).get("clips", []):
+                fh.write(json.dumps(clip, ensure_ascii=False) + "\n")
+                result.items += 1
     return result
+
+
+def _stop_if_deferred(control: RunControl, ended: list[VideoRow], rows: list[VideoRow]) -> None:
+    """A fault of the world (endpoint down) or a missing setting: nothing is written, a
+    rerun of the export resumes from the request cache."""
+    deferred = [r for r in ended if r.status == "deferred"]
+    if not deferred and len(ended) == len(rows):
+        return
+    first = deferred[0] if deferred else None
+    why = f"{first.video_id}: {first.error}" if first else "the export was stopped"
+    raise RunStopped(
+        control.stop_reason() or (first.reason if first else "faults") or "faults",
+        f"clip export stopped, {len(rows) - len(ended) + len(deferred)} video(s) not done ({why})",
+        hint="fix the model endpoint and run the export again; finished requests are cached",
+    )

@@ -149,7 +149,8 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
     # api_base user info and key-like values never reach config.yaml or run.sqlite; the key
     # itself is registered so later error texts and logs that echo it are redacted too.
     register_secret(cfg.model.api_key)
-    return redact_data(data, [cfg.model.api_key])  # type: ignore[no-any-return]
+    clean: dict[str, Any] = redact_data(data, [cfg.model.api_key])
+    return clean
 
 
 def save_config(cfg: RunConfig, path: Path) -> None:
