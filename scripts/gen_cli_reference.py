@@ -28,7 +28,7 @@ def render() -> str:
         cmd = cli.get_command(ctx, name)
         assert cmd is not None
         sub = click.Context(
-            cmd, info_name=f"diffcap {name}", parent=ctx, terminal_width=100, max_content_width=100
+            cmd, info_name=name, parent=ctx, terminal_width=100, max_content_width=100
         )
         parts += [f"### `diffcap {name}`", "", "```text", cmd.get_help(sub).rstrip(), "```", ""]
     parts.append(END)
