@@ -346,7 +346,7 @@ def test_a_video_whose_requests_keep_failing_is_reported(fault_server, videos, t
         assert failure["reason"] == "request_failed" and "400" in failure["error"]
         return
     assert result.failures == [] and result.report.counts["pending"] == 1
-    assert result.report.exit_code == 5  # deferred: rerun to retry
+    assert result.report.exit_code == 4  # deferred: rerun to retry
     paid = len(fault_server.requests) - 3  # the first-frame request of red was paid
     again = run({}, "openai", model, videos, out)
     assert again.videos_ok == 1 and set(read_records(out)) == {"blue", "red"}

@@ -141,7 +141,7 @@ def test_server_dying_mid_run_stops_fast_and_a_rerun_completes(videos, tmp_path,
         code = diffcap("run", str(videos), "--out", str(run_dir), *args, "--concurrency", "2")
         took = time.monotonic() - started
         out = capsys.readouterr().out
-        assert code == 5, out
+        assert code == 4, out
         assert took < 20, took
         assert "endpoint is down" in out
         status = json.loads(_status_json(run_dir))
@@ -173,7 +173,7 @@ def test_two_runs_at_once_second_is_refused_nothing_paid_twice(videos, tmp_path)
             time.sleep(0.1)
         started = time.monotonic()
         second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-        assert second.returncode == 6, second.stderr
+        assert second.returncode == 4, second.stderr
         assert time.monotonic() - started < 10
         err = second.stderr.strip()
         assert "is in use by pid" in err and str(first.pid) in err and len(err.splitlines()) == 1
@@ -347,7 +347,7 @@ def test_read_only_run_dir_status_export_work_run_is_one_line(
     assert diffcap("export", str(read_only_copy), "--format", "jsonl", "--out", str(out)) == 0
     assert len(out.read_text().splitlines()) == 1
     flags = model_flags(fault_server.base_url)
-    assert diffcap("run", str(videos), "--out", str(read_only_copy), *flags) == 5
+    assert diffcap("run", str(videos), "--out", str(read_only_copy), *flags) == 4
     err = capsys.readouterr().err.strip()
     assert "read only" in err and len(err.splitlines()) == 1, err
 
@@ -366,7 +366,7 @@ def test_full_disk_stops_with_one_line_and_marks_nothing_failed(
         args = [*model_flags(fault_server.base_url), "--format", "png", "--workers", "1"]
         code = diffcap("run", str(big), "--out", str(small / "r"), *args)
         captured = capsys.readouterr()
-        assert code == 5, captured
+        assert code == 4, captured
         text = (captured.out + captured.err).lower()
         assert "no space left" in text or "disk full" in text or "disk_full" in text
         assert "Traceback" not in captured.err
@@ -381,3 +381,43 @@ def test_full_disk_stops_with_one_line_and_marks_nothing_failed(
         assert status_failed == 0
     finally:
         subprocess.run(["umount", str(small)], check=False)
+
+
+def _children(pid: int) -> set[int]:
+    out: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out.update(int(c) for c in text)
+    return out
+
+
+def test_ctrl_c_is_one_line_workers_gone_and_a_rerun_resumes(videos, tmp_path):
+    import signal
+
+    run_dir = tmp_path / "r"
+    with FaultServer(latency=0.5) as srv:
+        cmd = [sys.executable, "-m", "diffcap", "run", str(videos), "--out", str(run_dir)]
+        cmd += [*model_flags(srv.base_url), "--workers", "2", "--no-progress"]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not srv.requests and time.monotonic() < deadline:
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 130
+        text = err.decode()
+        assert "Traceback" not in text, text
+        assert text.strip().splitlines()[-1].startswith("interrupted; rerun the same command")
+        gone_by = time.monotonic() + 2.0
+        while time.monotonic() < gone_by and any(Path(f"/proc/{w}").exists() for w in workers):
+            time.sleep(0.1)
+        assert not [w for w in workers if Path(f"/proc/{w}").exists()]
+        srv.reset()
+        again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        from diffcap.pipeline.report import run_status
+
+        st = run_status(run_dir)
+        assert st["counts"]["done"] == 3

@@ -10,7 +10,7 @@
 calls are never paid twice; ``captions.jsonl`` is rewritten from it on every run.
 
 Exit codes: 0 all done; 1 an error, or some videos/prompts failed (see the failures file);
-2 bad usage; 3 no usable model (not configured, unreachable, not found); 4-6 and 70 as for
+2 bad usage; 3 no usable model (not configured, unreachable, not found); 4, 70 and 130 as for
 ``diffcap run``.
 """
 

@@ -110,14 +110,23 @@ def _crash_log(exc: BaseException) -> Path:
     return path
 
 
+def _interrupted() -> None:
+    """Ctrl-C: one line, and out at once. Everything finished is committed (SQLite, atomic
+    files), the run lock dies with the process, and worker processes watch for their
+    parent; waiting for a long extraction in a worker thread would only delay the exit."""
+    click.echo("interrupted; rerun the same command to resume (finished work is kept)", err=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the CLI, turning diffcap errors into one-line messages."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         rc = cli.main(args=argv, prog_name="diffcap", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _interrupted()
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -128,9 +137,6 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(" ".join(f"error: {exc}".split()), err=True)
         sys.exit(exit_code_of(exc))
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
     except Exception as exc:  # a bug: say so, and where the traceback is
         if debug:
             traceback.print_exc()

@@ -88,9 +88,9 @@ def run(
 
     Resumable: rerun the same command after a crash; done videos are kept, finished model
     calls replayed. Exit codes: 0 finished (failed videos are listed, not fatal),
-    1 error, 2 bad usage or config, 3 no usable model, 4 stopped by --max-cost-usd,
-    5 stopped by a fault of the world (endpoint down, disk full: rerun), 6 run directory
-    in use, 70 internal error (traceback in RUN_DIR/logs/errors.log).
+    1 error, 2 bad usage or config, 3 no usable model, 4 stopped with nothing lost, rerun
+    to resume (--max-cost-usd reached, endpoint down, disk full, run directory in use),
+    70 internal error (traceback in RUN_DIR/logs/errors.log), 130 interrupted.
     """
     cfg = config_from_params(params)
     report = execute(

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +37,9 @@ _WORKER_STAGES: dict[str, Stage] = {}
 
 def _watch_parent(parent_pid: int) -> None:
     """Pool initializer: exit when the runner dies (SIGKILL leaves spawn workers blocked on
-    their task queue forever otherwise)."""
+    their task queue forever otherwise). Ctrl-C is the runner's to handle: a worker that
+    also got SIGINT would print its own traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while True:

@@ -46,10 +46,13 @@ EXIT_CODES: dict[str, int] = {
     "error": 1,  # a diffcap error; for caption/keyframes also: some videos failed
     "usage": 2,  # bad usage or config values
     "no_model": 3,  # no usable model: not configured, unreachable, not found
-    "budget": 4,  # stopped by engine.max_cost_usd; rerun with a higher cap
-    "stopped": 5,  # stopped by a fault of the world (endpoint down, disk full); rerun
-    "locked": 6,  # the run directory is in use by another process
+    # Stopped, nothing lost, a rerun resumes: the cost cap (rerun with a higher cap), a fault
+    # of the world (endpoint down, disk full), the run directory in use by another process.
+    "budget": 4,
+    "stopped": 4,
+    "locked": 4,
     "bug": 70,  # an internal error; the traceback is in RUN_DIR/logs/errors.log
+    "interrupted": 130,  # Ctrl-C
 }
 EXIT_BUDGET = EXIT_CODES["budget"]
 
