@@ -3,8 +3,9 @@
 A loopback OpenAI-compatible server (its own process, a minimal asyncio HTTP/1.1 server)
 answers every chat completion after a fixed latency L. N videos with K pre-extracted keyframes
 each are captioned in slide mode (K + 1 sequential requests per video: first frame, K - 1
-differentials, summary) through the real openai backend and the real runner code
-(:class:`diffcap.captioning.CaptionRunner`, one shared in-flight limit C). With C
+differentials, summary) through the real openai backend and the engine's caption stage
+(:class:`diffcap.pipeline.stages.CaptionStage` under the local executor, over a run store
+with its request cache; one shared in-flight limit C). With C
 requests always in flight the ideal is C / (L * (K + 1)) videos/s; the script prints the
 achieved rate divided by that ideal.
 
@@ -22,15 +23,16 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
 
-from diffcap.captioning import CaptionRunner, RunResult
 from diffcap.config import RunConfig
-from diffcap.models import get_backend
-from diffcap.prompts import load_templates
+from diffcap.keyframes import KeyframeSet
+from diffcap.pipeline import RunControl, VideoRow
+from diffcap.pipeline.local import LocalExecutor
+from diffcap.pipeline.stages import CaptionStage
+from diffcap.store import RunStore
 from diffcap.timeline import Keyframe, VideoInfo
 
 ANSWER = {
@@ -50,12 +52,23 @@ ANSWER = {
 
 
 def serve(port: int, latency: float, ready: mp.Event) -> None:
-    """A keep-alive HTTP/1.1 server: every request is answered after ``latency`` seconds."""
-    body = json.dumps(ANSWER).encode()
-    head = (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
-        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
-    )
+    """A keep-alive HTTP/1.1 server: every request is answered after ``latency`` seconds,
+    with a caption that depends on the request (so no two videos' summaries are the same
+    request, and the request cache replays nothing)."""
+    import hashlib
+
+    def answer(request: bytes) -> bytes:
+        body = dict(ANSWER)
+        text = f"A caption of the frames {hashlib.sha1(request).hexdigest()[:10]}."
+        body["choices"] = [
+            {**ANSWER["choices"][0], "message": {"role": "assistant", "content": text}}
+        ]
+        blob = json.dumps(body).encode()
+        head = (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+            b"Content-Length: " + str(len(blob)).encode() + b"\r\n\r\n"
+        )
+        return head + blob
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -65,9 +78,9 @@ def serve(port: int, latency: float, ready: mp.Event) -> None:
                 for line in header.split(b"\r\n"):
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
-                await reader.readexactly(length)
+                request = await reader.readexactly(length)
                 await asyncio.sleep(latency)
-                writer.write(head + body)
+                writer.write(answer(request))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
@@ -87,8 +100,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_keyframe_sets(root: Path, videos: int, k: int) -> list[SimpleNamespace]:
-    """Pre-extracted keyframes (small JPEGs + the KeyframeSet attributes captioning reads)."""
+def make_keyframe_sets(root: Path, videos: int, k: int) -> list[VideoRow]:
+    """Pre-extracted keyframes (small JPEGs and a real keyframes.json) as pipeline rows."""
     info = VideoInfo(
         path="bench.mp4",
         container="mp4",
@@ -104,52 +117,44 @@ def make_keyframe_sets(root: Path, videos: int, k: int) -> list[SimpleNamespace]
         has_audio=False,
     )
     rng = np.random.default_rng(0)
-    sets = []
+    rows = []
     for v in range(videos):
-        d = root / f"v{v:04d}"
+        d = root / "keyframes" / f"v{v:04d}"
         d.mkdir(parents=True)
         kfs = []
         for i in range(k):
             img = rng.integers(0, 255, (180, 320, 3), dtype=np.uint8)
             Image.fromarray(img).save(d / f"{i:05d}.jpg", quality=80)
             kfs.append(Keyframe(idx=i, time=2.0 * i, pts=i, file=f"{i:05d}.jpg"))
-        sets.append(
-            SimpleNamespace(
-                video_id=f"v{v:04d}",
-                video_path=f"v{v}.mp4",
-                info=info,
-                keyframes=kfs,
-                json_path=d / "keyframes.json",
-            )
-        )
-    return sets
+        kset = KeyframeSet(f"v{v:04d}", f"v{v}.mp4", info, kfs, "bench", 2.0, 0.9)
+        kset.write_json(d / "keyframes.json")
+        row = VideoRow(video_id=kset.video_id, source=kset.video_path, duration=info.duration)
+        row.keyframes_json = str(d / "keyframes.json")
+        rows.append(row)
+    return rows
 
 
-async def caption_all(
-    ksets: list, base_url: str, concurrency: int, out: Path
-) -> tuple[float, RunResult]:
-    cfg = RunConfig.model_validate(
-        {
-            "model": {
-                "backend": "openai",
-                "model": "bench",
-                "api_base": base_url,
-                "api_key": "x",
-                "concurrency": concurrency,
-                "timeout_s": 30,
-                "max_retries": 2,
-            }
-        }
-    )
-    backend = get_backend("openai", cfg.model)
-    runner = CaptionRunner(cfg, backend, out, load_templates("diffcap"), progress=False)
+def caption_all(
+    rows: list[VideoRow], base_url: str, concurrency: int, run_dir: Path
+) -> tuple[float, list[VideoRow]]:
+    model = {
+        "backend": "openai",
+        "model": "bench",
+        "api_base": base_url,
+        "api_key": "x",
+        "concurrency": concurrency,
+        "timeout_s": 30,
+        "max_retries": 2,
+    }
+    cfg = RunConfig.model_validate({"model": model})
+    store = RunStore.open(run_dir / "run.sqlite")
+    done: list[VideoRow] = []
+    control = RunControl(store, cfg.engine)
     t0 = time.perf_counter()
-    result = await runner.run(
-        [Path(k.video_path) for k in ksets], [k.video_id for k in ksets], keyframe_sets=ksets
-    )
+    LocalExecutor(cfg, progress=False).run(rows, [CaptionStage(cfg, run_dir)], done.append, control)
     elapsed = time.perf_counter() - t0
-    await backend.aclose()
-    return elapsed, result
+    store.close()
+    return elapsed, done
 
 
 def main() -> None:
@@ -168,24 +173,23 @@ def main() -> None:
     try:
         ready.wait(30)
         with tempfile.TemporaryDirectory() as tmp:
-            ksets = make_keyframe_sets(Path(tmp), a.videos, a.keyframes)
-            out = Path(tmp) / "captions.jsonl"
-            elapsed, result = asyncio.run(
-                caption_all(ksets, f"http://127.0.0.1:{port}/v1", a.concurrency, out)
-            )
-            written = len(out.read_text().splitlines())
+            rows = make_keyframe_sets(Path(tmp), a.videos, a.keyframes)
+            url = f"http://127.0.0.1:{port}/v1"
+            elapsed, done = caption_all(rows, url, a.concurrency, Path(tmp))
     finally:
         server.terminate()
     expected = a.videos * (a.keyframes + 1)
     achieved = a.videos / elapsed
     ideal = a.concurrency / (a.latency * (a.keyframes + 1))
+    requests = sum(r.record["usage"]["requests"] for r in done if r.record)
+    failures = [r for r in done if not (r.active and r.record)]
     print(
         f"N={a.videos} K={a.keyframes} C={a.concurrency} L={a.latency}s: "
-        f"{result.usage.requests}/{expected} requests, {written} records, "
-        f"{len(result.failures)} failures in {elapsed:.2f} s"
+        f"{requests}/{expected} requests, {len(done) - len(failures)} records, "
+        f"{len(failures)} failures in {elapsed:.2f} s"
     )
-    if result.failures or result.usage.requests != expected:
-        reason = result.failures[0] if result.failures else "requests missing"
+    if failures or requests != expected:
+        reason = f"{failures[0].reason}: {failures[0].error}" if failures else "requests missing"
         raise SystemExit(f"INVALID: not every video was captioned ({reason})")
     print(
         f"achieved {achieved:.2f} videos/s, ideal {ideal:.2f} videos/s, "

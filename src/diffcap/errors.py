@@ -106,6 +106,21 @@ class DownloadError(VideoError):
     reason = "download"
 
 
+class DownloadUnavailable(DownloadError):
+    """The network or the server failed (connection, timeout, 5xx, 429): not the video's
+    fault, so the video stays pending and a rerun downloads it again."""
+
+    reason = "download_unavailable"
+    transient = True
+
+
+class VideoPermissionDenied(VideoError):
+    """The file exists but cannot be read by this process: fix permissions and rerun."""
+
+    reason = "permission_denied"
+    transient = True
+
+
 # --- models ----------------------------------------------------------------------------
 
 
@@ -237,6 +252,10 @@ def world_fault_reason(exc: BaseException) -> str:
             errno.EROFS: "read_only",
             errno.EACCES: "permission_denied",
             errno.EPERM: "permission_denied",
+            errno.EMFILE: "too_many_open_files",
+            errno.ENFILE: "too_many_open_files",
+            errno.ENOMEM: "out_of_memory",
+            errno.EIO: "io_error",
         }.get(exc.errno or 0, "os_error")
     text = str(exc).lower()
     if "full" in text:

@@ -94,7 +94,7 @@ def test_caption_over_transformers_serve(tiny_llava_server, video, tmp_path, cap
     stdout = capsys.readouterr().out
     assert "videos: 1 done, 0 failed, 0 filtered, 0 pending" in stdout
     assert f"requests: {rec['usage']['requests']} new, 0 cached" in stdout
-    assert f"records: {out}" in stdout
+    assert f"records: 1 in {out}" in stdout
 
 
 def test_caption_fast_and_failures(fault_server, video, tmp_path, capsys):
@@ -467,3 +467,20 @@ def test_caption_flags_come_from_the_config(capsys):
     ):
         assert flag in text, flag
     assert "(keyframes.max_seconds)" in text and "(filter.max_duration)" in text
+
+
+def test_a_second_caption_to_the_same_file_holds_only_its_own_videos(
+    fault_server, tmp_path, capsys
+):
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    write_video(a, [Scene(2.0, hue=0.1), Scene(2.0, hue=0.5)], size=(64, 48), fps=10)
+    write_video(b, [Scene(2.0, hue=0.7), Scene(2.0, hue=0.2)], size=(64, 48), fps=10)
+    out = tmp_path / "caps.jsonl"
+    flags = ["--api-base", fault_server.base_url, "--model", "m", "--interval", "1"]
+    assert diffcap("caption", str(a), "--out", str(out), *flags) == 0
+    assert diffcap("caption", str(b), "--out", str(out), *flags) == 0
+    assert [json.loads(x)["video_id"] for x in out.read_text().splitlines()] == ["b"]
+    paid = len(fault_server.requests)
+    assert diffcap("caption", str(b), str(a), "--out", str(out), *flags) == 0
+    assert [json.loads(x)["video_id"] for x in out.read_text().splitlines()] == ["b", "a"]
+    assert len(fault_server.requests) == paid  # both were captioned before: nothing paid

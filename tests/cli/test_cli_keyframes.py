@@ -127,7 +127,7 @@ def test_bad_videos_do_not_stop_the_batch(
     err = captured.err.splitlines()
     [broken] = [x for x in err if x.startswith("failed") and "broken.mp4" in x]
     assert "[not_a_video]" in broken
-    [missing] = [x for x in err if x.startswith("failed") and "missing.mp4" in x]
+    [missing] = [x for x in err if x.startswith("bad input") and "missing.mp4" in x]
     assert "[not_found]" in missing
     [short] = [x for x in err if x.startswith("filtered")]
     assert str(videos["short"]) in short and "[too_short]" in short

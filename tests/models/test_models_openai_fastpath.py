@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 import openai
 import pytest
@@ -278,3 +279,30 @@ def test_sdks_without_content_get_the_payload_dict(fault_server, monkeypatch):
     request = req("old sdk path", (IMG_A,))
     assert backend.generate(request).text == "ok: old sdk path"
     assert fault_server.requests[0].body == backend.build_payload(request)
+
+
+def test_price_warnings_only_for_endpoints_that_bill(caplog, monkeypatch):
+    from diffcap.config import ModelConfig
+    from diffcap.models import pricing
+    from diffcap.models.openai_backend import OpenAIBackend
+
+    monkeypatch.setattr(pricing, "_warned", set())
+    answer = {
+        "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 2},
+        "model": "mystery-vlm",
+    }
+    local = OpenAIBackend(ModelConfig(api_base="http://127.0.0.1:8000/v1", model="mystery-vlm"))
+    remote = OpenAIBackend(
+        ModelConfig(api_base="https://api.example.com/v1", model="x", api_key="k")
+    )
+    with caplog.at_level(logging.WARNING, logger="diffcap"):
+        assert local._parse(answer, "mystery-vlm").usage.cost_usd == 0.0
+        assert not [r for r in caplog.records if "no price known" in r.getMessage()]
+        for _ in range(3):
+            assert remote._parse(answer, "x").usage.cost_usd == 0.0
+    warned = [r for r in caplog.records if "no price known" in r.getMessage()]
+    assert len(warned) == 1  # once per model and process, remote endpoints only
+    # a local proxy serving a priced model is still priced
+    known = {**answer, "model": "gpt-4o-mini"}
+    assert local._parse(known, "gpt-4o-mini").usage.cost_usd > 0

@@ -75,7 +75,8 @@ def test_usage_accumulates_and_unknown_model_costs_nothing(backend, caplog, monk
     assert total.requests == 4
     assert total.prompt_tokens == sum(r.usage.prompt_tokens for r in responses) > 4 * IMAGE_TOKENS
     assert total.cost_usd == 0.0
-    assert sum("no price known" in r.getMessage() for r in caplog.records) == 1
+    # a server on this machine does not bill: no price warning for it
+    assert sum("no price known" in r.getMessage() for r in caplog.records) == 0
 
 
 def test_wrong_model_name_is_a_non_retryable_400(tiny_llava_server):

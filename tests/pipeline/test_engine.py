@@ -421,3 +421,79 @@ def test_ctrl_c_is_one_line_workers_gone_and_a_rerun_resumes(videos, tmp_path):
 
         st = run_status(run_dir)
         assert st["counts"]["done"] == 3
+
+
+def test_unreachable_download_is_transient_not_failed(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run_dir = tmp_path / "r"
+    url = f"http://127.0.0.1:{port}/clip.mp4"
+    assert diffcap("keyframes", url, "--out", str(run_dir)) == 4  # stopped, rerun resumes
+    st = json.loads(_status_json(run_dir))
+    assert st["counts"]["failed"] == 0 and st["counts"]["pending"] == 1
+    assert st["deferred"][0]["reason"] == "download_unavailable"
+
+
+def test_read_only_run_dir_left_by_a_killed_run_is_readable(videos, fault_server, tmp_path):
+    """A run killed before its last checkpoint leaves commits in run.sqlite-wal; a read-only
+    open must still see them."""
+    import shutil
+    import sqlite3
+
+    run_dir = tmp_path / "r"
+    assert diffcap("keyframes", str(videos / "b"), "--out", str(run_dir)) == 0
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    conn = sqlite3.connect(run_dir / "run.sqlite")  # as a killed run leaves it: WAL not merged
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("UPDATE meta SET value = value WHERE key = 'pipeline'")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('marker', '1')")
+    conn.commit()
+    for name in ("run.sqlite", "run.sqlite-wal"):
+        shutil.copyfile(run_dir / name, frozen / name)
+    conn.close()
+    assert (frozen / "run.sqlite-wal").stat().st_size > 0
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    _mount("--bind", str(frozen), str(ro))
+    try:
+        _mount("-o", "remount,ro,bind", str(ro))
+        from diffcap.store import RunStore
+
+        store = RunStore.open_readonly(ro / "run.sqlite")
+        assert store.get_meta("marker") == 1 and store.counts()["done"] == 1
+        store.close()
+    finally:
+        subprocess.run(["umount", str(ro)], check=False)
+
+
+@pytest.mark.parametrize("case", ["yaml_set", "binary_config", "not_a_database"])
+def test_garbage_inputs_are_one_line_errors_not_bugs(videos, tmp_path, capsys, case):
+    run_dir = tmp_path / "r"
+    args = ["run", str(videos / "b"), "--out", str(run_dir), "--api-base", "http://127.0.0.1:1/v1"]
+    if case == "yaml_set":
+        args += ["--set", "keyframes.embedder=[1,2"]
+    elif case == "binary_config":
+        bad = tmp_path / "c.yaml"
+        bad.write_bytes(b"\xff\xfe\x00\x81garbage")
+        args += ["--config", str(bad)]
+    else:
+        run_dir.mkdir()
+        (run_dir / "run.sqlite").write_bytes(b"this is not sqlite" * 100)
+    code = diffcap(*args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "internal error" not in err, err
+    if case == "not_a_database":
+        assert diffcap("status", str(run_dir)) == 2
+
+
+def test_a_refused_command_changes_nothing_in_the_run_dir(videos, fault_server, tmp_path):
+    run_dir = tmp_path / "r"
+    flags = model_flags(fault_server.base_url)
+    assert diffcap("run", str(videos / "b"), "--out", str(run_dir), *flags) == 0
+    before = (run_dir / "config.yaml").read_text()
+    assert diffcap("keyframes", str(videos / "b"), "--out", str(run_dir)) == 2  # other stages
+    assert (run_dir / "config.yaml").read_text() == before

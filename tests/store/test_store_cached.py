@@ -113,3 +113,34 @@ def test_capabilities_pass_through(store):
 
 def test_wrapper_reports_inner_name(store):
     assert CachedBackend(CountingBackend(), store).name == "counting"
+
+
+def test_identical_requests_in_flight_are_paid_once(tmp_path):
+    """Duplicate videos send identical requests at the same time: one is sent and paid,
+    the others replay its answer (the spend the cost cap sees is what was really paid)."""
+    import asyncio
+
+    from diffcap.config import ModelConfig
+    from diffcap.models import get_backend
+    from diffcap.models.base import ModelRequest
+    from diffcap.store import CachedBackend, RunStore
+    from support.fault_server import FaultServer
+
+    with FaultServer(latency=0.2) as srv:
+        store = RunStore.open(tmp_path / "run.sqlite")
+        inner = get_backend("openai", ModelConfig(api_base=srv.base_url, model="m"))
+        backend = CachedBackend(inner, store)
+        req = ModelRequest(model="m", prompt="Describe the same frame.")
+
+        async def go():
+            try:
+                return await asyncio.gather(*(backend.agenerate(req) for _ in range(6)))
+            finally:
+                await backend.aclose()
+
+        answers = asyncio.run(go())
+        assert len(srv.requests) == 1
+        assert len({a.text for a in answers}) == 1
+        assert sum(not a.cached for a in answers) == 1
+        assert store.spend()["requests"] == 1 and store.replays() == 5
+        store.close()

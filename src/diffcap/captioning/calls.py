@@ -72,17 +72,6 @@ class Span:
         )
 
 
-def _estimate_cost(model: str, usage: Usage) -> float:
-    try:  # pricing lives with the models; a missing table must never fail a caption
-        from diffcap.models import estimate_cost
-    except ImportError:
-        return 0.0
-    try:
-        return float(estimate_cost(model, usage.prompt_tokens, usage.completion_tokens))
-    except Exception:
-        return 0.0
-
-
 @dataclass
 class Caller:
     """Sends requests for one unit of work (a video, a clip) and sums their usage.
@@ -129,9 +118,7 @@ class Caller:
         return response.text.strip()
 
     def _account(self, used: Usage, model: str, cached: bool) -> None:
-        cost = used.cost_usd
-        if not cost and (used.prompt_tokens or used.completion_tokens) and not cached:
-            cost = _estimate_cost(model, used)
+        cost = used.cost_usd  # priced by the backend: the one place cost is set
         self.usage.add(
             Usage(
                 requests=max(1, used.requests),

@@ -7,7 +7,9 @@
 ``caption`` is the pipeline's ``prepare -> keyframes -> caption`` stages (the same engine as
 ``diffcap run``) over a run directory beside the output: ``captions.jsonl`` gets
 ``captions.run/`` (run.sqlite, keyframes, failures), so a rerun resumes and finished model
-calls are never paid twice; ``captions.jsonl`` is rewritten from it on every run.
+calls are never paid twice. ``captions.jsonl`` is rewritten, under the run's lock, with the
+records of the videos given this time (in their order); videos captioned by an earlier call
+stay in the run directory (and its cache) but not in the file.
 
 Exit codes: 0 all done; 1 an error, or some videos/prompts failed (see the failures file);
 2 bad usage; 3 no usable model (not configured, unreachable, not found); 4, 70 and 130 as for
@@ -28,9 +30,10 @@ from diffcap.cli.options import ALL_FIELDS, config_from_params, config_options, 
 from diffcap.cli.run import execute, finish
 from diffcap.config import RunConfig
 from diffcap.errors import ModelUnavailable
+from diffcap.pipeline.runner import EXIT_CODES
 
 #: Exit code when no model is usable (documented in README, "Exit codes").
-EXIT_NO_MODEL = 3
+EXIT_NO_MODEL = EXIT_CODES["no_model"]
 
 
 def _templates(cfg: RunConfig) -> Any:
@@ -61,6 +64,25 @@ def run_dir_for(out: Path) -> Path:
     return out.parent / f"{stem}.run"
 
 
+def write_records(store: Any, ids: list[str], run_dir: Path, out: Path) -> int:
+    """Rewrite ``out`` with the done records of ``ids`` (this invocation's inputs), in
+    input order, keyframe paths relative to ``out``'s folder; returns how many."""
+    from diffcap.export.jsonl import record_for_output
+    from diffcap.export.records import absolute_keyframes
+    from diffcap.fsutil import atomic_open
+    from diffcap.timeline import VideoRecord
+
+    wanted = set(ids)
+    by_id = {r["video_id"]: r for r in store.iter_records() if r["video_id"] in wanted}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out) as fh:
+        for vid in (i for i in ids if i in by_id):
+            rec = absolute_keyframes(VideoRecord.from_json(by_id[vid]), run_dir / "records")
+            row = record_for_output(rec, out.parent, False)
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return sum(1 for i in ids if i in by_id)
+
+
 @click.command()
 @click.argument("videos", nargs=-1, required=True)
 @click.option(
@@ -78,15 +100,17 @@ def caption(
 ) -> None:
     """Caption VIDEO... into OUT (one JSON record per video), DiffSW by default. Files,
     folders, globs, URLs and manifests are accepted, as by `diffcap run`."""
-    from diffcap.export import ExportOptions, open_records
-    from diffcap.export.jsonl import write_jsonl
-
     cfg = config_from_params(params)
     run_dir = run_dir_for(out)
-    report = execute(ctx, "caption", list(videos), run_dir, cfg, no_progress=no_progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_jsonl(open_records(run_dir), out, ExportOptions(progress=False))
-    click.echo(f"records: {out} (run directory {run_dir})")
+    written: list[int] = []
+
+    def write_out(store: Any, ids: list[str]) -> None:
+        written.append(write_records(store, ids, run_dir, out))
+
+    report = execute(
+        ctx, "caption", list(videos), run_dir, cfg, no_progress=no_progress, finish=write_out
+    )
+    click.echo(f"records: {written[0]} in {out} (run directory {run_dir})")
     if report.failed_now or report.bad_inputs_now:
         click.echo(
             f"{report.failed_now} video(s) failed, {report.bad_inputs_now} bad input(s): see "

@@ -47,21 +47,27 @@ def keyframes(
 ) -> None:
     """Select semantic-aware keyframes of VIDEO... and write them under --out."""
     cfg = config_from_params(params)
-    report = execute(ctx, "keyframes", list(videos), out, cfg, no_progress=no_progress)
-    _list_outcomes(out, report)
+    lines: list[str] = []
+
+    def list_outcomes(store: Any, ids: list[str]) -> None:
+        lines.extend(_outcomes(store, ids))
+
+    report = execute(
+        ctx, "keyframes", list(videos), out, cfg, no_progress=no_progress, finish=list_outcomes
+    )
+    for line in lines if report.failed_now or report.filtered_now or report.bad_inputs_now else ():
+        click.echo(line, err=True)
     finish(report, as_json=as_json, fail_on_failed=True)
 
 
-def _list_outcomes(run_dir: Path, report: Any) -> None:
-    """Failed and filtered videos of this run dir, one line each, on stderr."""
-    from diffcap.pipeline.outputs import open_run
-
-    store = open_run(run_dir)
-    try:
-        for v in store.videos(["failed", "filtered"]):
+def _outcomes(store: Any, ids: list[str]) -> list[str]:
+    """One line per failed or filtered video among this invocation's inputs, and per bad
+    input of the run."""
+    wanted = set(ids)
+    out = []
+    for v in store.videos(["failed", "filtered"]):
+        if v["video_id"] in wanted:
             word = "failed  " if v["status"] == "failed" else "filtered"
-            click.echo(f"{word} {v['source']} [{v['reason']}]: {v['error']}", err=True)
-        for b in store.bad_inputs():
-            click.echo(f"failed   {b['source']} [{b['reason']}]: {b['error']}", err=True)
-    finally:
-        store.close()
+            out.append(f"{word} {v['source']} [{v['reason']}]: {v['error']}")
+    out += [f"bad input {b['source']} [{b['reason']}]: {b['error']}" for b in store.bad_inputs()]
+    return out

@@ -26,6 +26,7 @@ from diffcap.errors import (
     RunDirLocked,
     RunStopped,
     StorageError,
+    TemplateError,
 )
 from diffcap.redact import install_log_filter, redact
 
@@ -84,7 +85,7 @@ def exit_code_of(exc: DiffcapError) -> int:
     """The documented exit code of a diffcap error (README, "Exit codes")."""
     from diffcap.pipeline.runner import EXIT_CODES
 
-    if isinstance(exc, ConfigError):
+    if isinstance(exc, (ConfigError, TemplateError)):
         return EXIT_CODES["usage"]
     if isinstance(exc, ModelUnavailable):
         return EXIT_CODES["no_model"]
@@ -120,13 +121,36 @@ def _interrupted() -> None:
     os._exit(130)
 
 
+#: Global options, accepted before or after the subcommand (no subcommand defines them).
+GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "-vv", "--verbose", "--debug"})
+
+
+def hoist_global_flags(args: list[str]) -> list[str]:
+    """``diffcap run x --out d -q`` -> ``diffcap -q run x --out d`` (up to a ``--``)."""
+    cut = args.index("--") if "--" in args else len(args)
+    head, tail = args[:cut], args[cut:]
+    flags = [a for a in head if a in GLOBAL_FLAGS]
+    return flags + [a for a in head if a not in GLOBAL_FLAGS] + tail
+
+
+def _usage_error(exc: click.UsageError) -> None:
+    """One line saying what is wrong, then the usage line (not the whole help)."""
+    click.echo(f"error: {exc.format_message()}", err=True)
+    if exc.ctx is not None:
+        click.echo(f"{exc.ctx.get_usage()} (see: {exc.ctx.command_path} --help)", err=True)
+    sys.exit(exc.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the CLI, turning diffcap errors into one-line messages."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    args = hoist_global_flags(list(argv if argv is not None else sys.argv[1:]))
+    debug = "--debug" in args
     try:
-        rc = cli.main(args=argv, prog_name="diffcap", standalone_mode=False)
+        rc = cli.main(args=args, prog_name="diffcap", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _interrupted()
+    except click.UsageError as exc:
+        _usage_error(exc)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -142,8 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         where = _crash_log(exc)
         click.echo(
-            f"internal error (a bug in diffcap): {type(exc).__name__}: {exc}; "
-            f"traceback in {where}",
+            f"internal error (a bug in diffcap): {type(exc).__name__}: {exc}; traceback in {where}",
             err=True,
         )
         sys.exit(70)

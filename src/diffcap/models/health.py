@@ -13,9 +13,12 @@ with nothing marked failed, and a rerun resumes.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from diffcap.errors import ModelUnavailable, RequestFailed
+
+log = logging.getLogger(__name__)
 
 #: Attempts that must fail in a row before the breaker may trip (on top of the time rule).
 MIN_FAILURES = 3
@@ -48,6 +51,7 @@ class EndpointHealth:
         self.last_error = exc.message
         if self.first_failure is None:
             self.first_failure = now
+            log.warning("%s: %s; retrying", self.where, exc.message)
         if self.failures >= MIN_FAILURES and now - self.first_failure >= self.give_up_after_s:
             self.tripped = True
 

@@ -47,6 +47,7 @@ from diffcap.models.openai_wire import (
     display_url,
     dumps_body,
     is_connect_error,
+    is_loopback,
     usage_of,
 )
 from diffcap.models.pricing import PricesArg, PriceTable
@@ -122,6 +123,9 @@ class OpenAIBackend(Backend):
         self.retry = retry or RetryPolicy(max_retries=self.cfg.max_retries)
         self.extra_body = dict(extra_body or {})
         self.prices = PriceTable(prices if prices is not None else self.cfg.prices)
+        #: Whether the endpoint bills: a missing price is warned about (once) only for remote
+        #: endpoints; a server on this machine costs what a price table says, else nothing.
+        self.bills = not is_loopback(self.api_base)
         # "mime:sha256" -> (data URL, its JSON)
         self._b64: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
         # Clients and semaphores belong to one event loop; generate() runs a new loop per
@@ -145,7 +149,8 @@ class OpenAIBackend(Backend):
         except OSError as exc:
             raise ModelUnavailable(
                 f"cannot reach the model server at {display_url(self.api_base)} ({exc})",
-                hint="start the server or fix --api-base; " + HOW_TO_POINT,
+                hint="start the server or fix --api-base"
+                + ("" if self.api_base else "; " + HOW_TO_POINT),
             ) from None
 
     def __repr__(self) -> str:  # never shows the key
@@ -331,7 +336,10 @@ class OpenAIBackend(Backend):
         usage = usage_of(data.get("usage"))
         name = data.get("model")
         name = name if isinstance(name, str) and name else model
-        usage.cost_usd = self.prices.cost(name, usage.prompt_tokens, usage.completion_tokens)
+        if self.bills:
+            usage.cost_usd = self.prices.cost(name, usage.prompt_tokens, usage.completion_tokens)
+        elif (price := self.prices.lookup(name)) is not None:  # a local proxy to a paid API
+            usage.cost_usd = price.cost(usage.prompt_tokens, usage.completion_tokens)
         return ModelResponse(text=text, model=name, usage=usage, finish_reason=finish)
 
     async def aclose(self) -> None:

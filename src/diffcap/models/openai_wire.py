@@ -98,3 +98,11 @@ def display_url(api_base: str | None) -> str:
     host = url.hostname or ""
     netloc = f"{host}:{url.port}" if url.port else host
     return urllib.parse.urlunsplit((url.scheme, netloc, url.path, "", ""))
+
+
+def is_loopback(api_base: str | None) -> bool:
+    """Whether the endpoint is on this machine (``localhost``, ``127.x``, ``::1``)."""
+    if not api_base:
+        return False
+    host = (urllib.parse.urlsplit(api_base).hostname or "").lower()
+    return host == "localhost" or host.startswith("127.") or host == "::1"

@@ -83,7 +83,7 @@ class RetryPolicy:
                         hint=exc.hint or _GAVE_UP_HINT,
                     ) from exc
                 wait = self.delay(attempt, exc.retry_after)
-                log.warning(
+                log.info(
                     "%s: %s; retry %d/%d in %.1f s",
                     what,
                     exc.message,

@@ -48,8 +48,10 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{p}: config file not found")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not a text file in UTF-8 ({exc.reason})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{p}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
     return data
@@ -65,7 +67,13 @@ def parse_set(assignments: list[str]) -> dict[str, Any]:
                 f"--set {item!r}: expected section.key=value",
                 hint="e.g. --set keyframes.interval=1.5",
             )
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(
+                f"--set {item!r}: the value is not valid YAML ({' '.join(str(exc).split())})",
+                hint="quote strings that contain ':' '[' or '{'",
+            ) from None
     return out
 
 

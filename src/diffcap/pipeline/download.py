@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from diffcap.errors import DownloadError
+from diffcap.errors import DownloadError, DownloadUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,18 @@ def _fetch(url: str, part: Path, *, max_bytes: int, timeout_s: float) -> None:
     except DownloadError:
         raise
     except urllib.error.HTTPError as exc:
-        raise DownloadError(url, f"HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        # The server's fault (5xx, 429, 408) may pass; a 4xx names a bad or missing file.
+        cls = DownloadUnavailable if exc.code >= 500 or exc.code in (408, 429) else DownloadError
+        raise cls(url, f"HTTP {exc.code} {exc.reason}") from exc
+    except ValueError as exc:  # a malformed URL
+        raise DownloadError(url, f"download failed: {exc}") from exc
+    except (urllib.error.URLError, OSError) as exc:  # the network, or this machine's disk
         reason = getattr(exc, "reason", exc)
         if "timed out" in str(reason):
-            raise DownloadError(
+            raise DownloadUnavailable(
                 url, f"timed out after {timeout_s:g} s", hint="raise input.download_timeout_s"
             ) from exc
-        raise DownloadError(url, f"download failed: {reason}") from exc
+        raise DownloadUnavailable(url, f"download failed: {reason}") from exc
 
 
 def _copy(resp, part: Path, url: str, max_bytes: int, deadline: float, timeout_s: float) -> None:
@@ -103,7 +107,7 @@ def _copy(resp, part: Path, url: str, max_bytes: int, deadline: float, timeout_s
                     hint="raise input.max_download_mb",
                 )
             if time.monotonic() > deadline:
-                raise DownloadError(
+                raise DownloadUnavailable(
                     url, f"timed out after {timeout_s:g} s", hint="raise input.download_timeout_s"
                 )
             out.write(chunk)

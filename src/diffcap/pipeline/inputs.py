@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 MANIFEST_SUFFIXES = {".csv", ".jsonl", ".ndjson", ".parquet"}
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
+
 def collect_inputs(
     inputs: list[str], cfg: InputConfig, known: Iterable[Registered] = ()
 ) -> InputScan:
@@ -206,8 +207,6 @@ def _seconds(value: Any, name: str) -> float | None:
     if not math.isfinite(out):
         raise ValueError(f"{name} {value!r} is not finite")
     return out
-
-
 
 
 __all__ = [

@@ -49,7 +49,10 @@ class StageActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = [VideoRow.from_json(json.loads(s)) for s in batch["row"]]
-        out = self.stage.process(rows)
+        try:
+            out = self.stage.process(rows)
+        except Exception as exc:  # as the local executor: the batch's rows carry the error
+            out = [r.fail(self.stage.name, exc) if r.active else r for r in rows]
         return {"row": np.array([json.dumps(r.to_json()) for r in out], dtype=object)}
 
     def __del__(self) -> None:
@@ -89,6 +92,10 @@ def _map_stage(ray: Any, ds: Any, stage: Stage, engine: EngineConfig) -> Any:
         compute=compute,
         num_cpus=res.cpus,
         num_gpus=res.gpus or None,
+        # An actor that dies (a decoder crash, the OOM killer) is restarted and its batch
+        # retried, as the local executor retries a crashed worker's video.
+        max_restarts=-1,
+        max_task_retries=1,
     )
 
 

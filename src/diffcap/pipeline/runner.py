@@ -19,14 +19,14 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from diffcap.config import RunConfig
-from diffcap.errors import ConfigError, StorageError, world_fault_reason
+from diffcap.errors import WORLD_ERRNOS, ConfigError, StorageError, world_fault_reason
 from diffcap.pipeline.configure import config_to_dict, save_config
 from diffcap.pipeline.control import RunControl
 from diffcap.pipeline.inputs import collect_inputs
@@ -70,6 +70,7 @@ _NOT_IN_RECORDS: dict[str, set[str] | None] = {
 class Registration(NamedTuple):
     added: int  # videos new to the run DB
     bad: int  # inputs that name no usable video (stored aside, listed in failures.jsonl)
+    ids: list[str]  # the ids of the inputs given, in input order
 
 
 def register_inputs(store: RunStore, inputs: list[str], cfg: RunConfig) -> Registration:
@@ -85,7 +86,7 @@ def register_inputs(store: RunStore, inputs: list[str], cfg: RunConfig) -> Regis
     for bad in scan.bad:
         store.add_bad_input(bad.source, bad.row, bad.reason, bad.error)
     log.info("%d videos listed (%d new), %d bad inputs", len(scan.items), added, len(scan.bad))
-    return Registration(added, len(scan.bad))
+    return Registration(added, len(scan.bad), [i.video_id for i in scan.items])
 
 
 class _Tally:
@@ -129,7 +130,7 @@ def storage_errors(run_dir: Path) -> Iterator[None]:
     try:
         yield
     except (OSError, sqlite3.OperationalError) as exc:
-        if isinstance(exc, OSError) and world_fault_reason(exc) == "os_error":
+        if isinstance(exc, OSError) and exc.errno not in WORLD_ERRNOS:
             raise
         what = world_fault_reason(exc).replace("_", " ")
         raise StorageError(
@@ -147,10 +148,13 @@ def run_dataset(
     command: str = "run",
     retry_failed: bool = False,
     progress: bool = True,
+    finish: Callable[[RunStore, list[str]], Any] | None = None,
 ) -> RunReport:
     """Run (or resume) ``command``'s pipeline in ``run_dir``; returns this invocation's
-    report. Raises ConfigError, ModelUnavailable (before any video is touched),
-    RunDirLocked and StorageError."""
+    report. ``finish(store, ids)`` runs at the end, still under the run lock, with the ids
+    of this invocation's inputs (every registered id when resuming without inputs).
+    Raises ConfigError, ModelUnavailable (before any video is touched), RunDirLocked and
+    StorageError."""
     t0 = time.perf_counter()
     names = stage_names(command, cfg)
     pipeline = Pipeline(names, cfg, run_dir)
@@ -159,9 +163,12 @@ def run_dataset(
         with RunLock(run_dir, f"diffcap {command}"):
             store = RunStore.open(run_dir / "run.sqlite")
             try:
-                return _run_locked(
+                report, ids = _run_locked(
                     store, pipeline, inputs, run_dir, cfg, retry_failed, progress, t0
                 )
+                if finish is not None:
+                    finish(store, ids)
+                return report
             finally:
                 store.close()
 
@@ -175,10 +182,12 @@ def _run_locked(
     retry_failed: bool,
     progress: bool,
     t0: float,
-) -> RunReport:
+) -> tuple[RunReport, list[str]]:
+    _bind_pipeline(store, pipeline.names)  # a refused command changes nothing
     _remember_config(store, run_dir, cfg)
-    _bind_pipeline(store, pipeline.names)
-    bad_inputs = register_inputs(store, inputs, cfg).bad if inputs else 0
+    reg = register_inputs(store, inputs, cfg) if inputs else None
+    ids = reg.ids if reg else [v.video_id for v in store.registered()]
+    bad_inputs = reg.bad if reg else 0
     if retry_failed:
         log.info("retrying %d failed videos", store.reset_failed())
     pipeline.check()  # before any video is touched: a closed port fails here
@@ -209,7 +218,7 @@ def _run_locked(
         **_usage_since(store, *before),
     )
     store.set_meta("last_run", report.to_json())
-    return report
+    return report, ids
 
 
 def _fault_line(row: VideoRow | None) -> str | None:

@@ -177,6 +177,7 @@ class ModelStage(Stage):
 
         self.store = RunStore.open(Path(self.run_dir) / "run.sqlite")
         inner = get_backend(self.cfg.model.backend, self.cfg.model)
+        _warn_if_cap_counts_nothing(inner, self.cfg)
         self.backend = CachedBackend(inner, self.store, max_cost_usd=self.cfg.engine.max_cost_usd)
         self.templates = load_templates(
             self.cfg.caption.prompt_preset, overrides=self.cfg.caption.templates or None
@@ -200,6 +201,21 @@ class ModelStage(Stage):
 
     def teardown(self) -> None:
         self.close_loop()
+
+
+def _warn_if_cap_counts_nothing(backend: Any, cfg: Any) -> None:
+    """A cost cap over a model nobody prices (in-process, or a local server of an unpriced
+    model) would never stop the run: say so once, at set-up."""
+    if cfg.engine.max_cost_usd is None:
+        return
+    prices = getattr(backend, "prices", None)
+    priced = prices is not None and prices.lookup(backend.model) is not None
+    if not priced:
+        log.warning(
+            "--max-cost-usd is set but %s model %r has no price: its requests count $0",
+            backend.name,
+            backend.model,
+        )
 
 
 def _gpus(cfg: Any) -> float:

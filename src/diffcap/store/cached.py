@@ -12,6 +12,7 @@ paying for them again. An optional cost cap stops *new* requests (replays stay f
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -22,19 +23,6 @@ from diffcap.store.db import CachedResponse, RunStore
 from diffcap.timeline import Usage
 
 log = logging.getLogger(__name__)
-
-
-def estimate_cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
-    """The models package's price table, or 0.0 for an unknown model / missing table."""
-    try:
-        from diffcap.models.pricing import estimate_cost as _estimate
-    except ImportError:  # pricing module not available: cost unknown, never guess
-        return 0.0
-    try:
-        return float(_estimate(model, prompt_tokens, completion_tokens) or 0.0)
-    except Exception as exc:  # an unknown model must not fail a paid-for response
-        log.debug("no price for %s: %s", model, exc)
-        return 0.0
 
 
 class CachedBackend(Backend):
@@ -66,6 +54,8 @@ class CachedBackend(Backend):
         self._spent_base: float | None = None
         self._spent_at = 0.0
         self._spent_since = 0.0
+        #: event loop id -> {cache key: future done when its one request has finished}
+        self._flights: dict[int, dict[str, asyncio.Future[None]]] = {}
 
     @property
     def backend_name(self) -> str:
@@ -101,6 +91,25 @@ class CachedBackend(Backend):
         hit = self.store.cached_response(key)
         if hit is not None:
             return self._replay(hit)
+        # Single flight: identical requests in flight at once (duplicate videos in a
+        # dataset) are sent and paid once; the others wait and replay the answer.
+        loop = asyncio.get_running_loop()
+        flights = self._flights.setdefault(id(loop), {})
+        while (pending := flights.get(key)) is not None:
+            await asyncio.shield(pending)
+            hit = self.store.cached_response(key)
+            if hit is not None:
+                return self._replay(hit)
+        mine: asyncio.Future[None] = loop.create_future()
+        flights[key] = mine
+        try:
+            return await self._send(key, request)
+        finally:
+            if flights.get(key) is mine:
+                del flights[key]
+            mine.set_result(None)
+
+    async def _send(self, key: str, request: ModelRequest) -> ModelResponse:
         if self.budget_exhausted:
             raise BudgetExceeded(
                 f"estimated cost reached the cap of ${self.max_cost_usd:.4f}; "
@@ -124,9 +133,7 @@ class CachedBackend(Backend):
 
     def _remember(self, key: str, response: ModelResponse) -> ModelResponse:
         u = response.usage
-        cost = u.cost_usd or estimate_cost(
-            response.model or self.model, u.prompt_tokens, u.completion_tokens
-        )
+        cost = u.cost_usd  # the backend prices its own answers (the one place cost is set)
         self.store.put_response(
             key,
             self.inner.name,

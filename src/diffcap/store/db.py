@@ -15,10 +15,13 @@ re-binds a known id to another source (``strict=True`` raises :class:`VideoIdCon
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from diffcap.errors import DiffcapError
+from diffcap.errors import ConfigError, DiffcapError
 from diffcap.redact import redact, redact_optional
 from diffcap.store.migrations import apply_migrations, schema_version
 from diffcap.store.requests import CachedResponse, RequestCache
@@ -73,9 +76,22 @@ class RunStore(RequestCache):
         run directory, where SQLite cannot create its WAL index files."""
         path = Path(path)
         writable = os.access(path.parent, os.W_OK) and _mount_writable(path.parent)
-        mode = "mode=ro" if writable else "immutable=1"
-        uri = f"file:{urllib.parse.quote(str(path.resolve()))}?{mode}"
+        target, mode = path, "mode=ro" if writable else "immutable=1"
+        wal = path.with_name(path.name + "-wal")
+        if not writable and wal.is_file() and wal.stat().st_size > 0:
+            # A run killed before its last checkpoint left commits in the WAL, which an
+            # immutable open would not see: read a private copy of the database and its WAL.
+            target, mode = _snapshot(path), "mode=ro"
+        uri = f"file:{urllib.parse.quote(str(target.resolve()))}?{mode}"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("SELECT COUNT(*) FROM videos").fetchone()
+        except sqlite3.DatabaseError as exc:  # not SQLite, or not a run database
+            conn.close()
+            raise ConfigError(
+                f"{path}: not a diffcap run database ({exc})",
+                hint="pass the --out folder of a diffcap run",
+            ) from None
         return cls(conn, path)
 
     @classmethod
@@ -84,7 +100,16 @@ class RunStore(RequestCache):
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (explicit transactions).
         conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            if "not a database" not in str(exc):
+                raise
+            raise ConfigError(
+                f"{path}: not a diffcap run database ({exc})",
+                hint="pass another --out folder, or move the file away",
+            ) from None
         # NORMAL is durable against process death (SIGKILL); only an OS crash can lose the
         # last commits, and a lost cache entry only costs one repeated request.
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -365,6 +390,15 @@ class RunStore(RequestCache):
         if row.status == "deferred":
             self.defer(vid, row.stage or "", row.reason or "deferred", row.error or "")
         return "pending"
+
+
+def _snapshot(path: Path) -> Path:
+    """Copy ``path`` and its ``-wal`` into a private temporary folder (removed at exit)."""
+    folder = Path(tempfile.mkdtemp(prefix="diffcap-ro-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for suffix in ("", "-wal"):
+        shutil.copyfile(path.with_name(path.name + suffix), folder / (path.name + suffix))
+    return folder / path.name
 
 
 def _mount_writable(folder: Path) -> bool:

@@ -33,22 +33,25 @@ class RunLock:
     def acquire(self) -> RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _describe(os.pread(fd, 4096, 0))
-            os.close(fd)
-            raise RunDirLocked(
-                f"{self.path.parent} is in use by {holder}",
-                hint="wait for that run to finish (or stop it), or pass another --out",
-            ) from None
-        info = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "command": self.command,
-            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _describe(os.pread(fd, 4096, 0))
+                raise RunDirLocked(
+                    f"{self.path.parent} is in use by {holder}",
+                    hint="wait for that run to finish (or stop it), or pass another --out",
+                ) from None
+            info = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "command": self.command,
+                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except BaseException:
+            os.close(fd)  # closing drops the flock too: nothing is left held
+            raise
         self._fd = fd
         return self
 

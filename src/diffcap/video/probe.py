@@ -25,8 +25,8 @@ from diffcap.errors import (
     NotAVideo,
     NoVideoStream,
     UnsupportedCodec,
-    VideoError,
     VideoNotFound,
+    VideoPermissionDenied,
 )
 from diffcap.timeline import VideoInfo
 
@@ -96,7 +96,9 @@ def open_container(path: Path) -> av.container.InputContainer:
             hint="check that this is a video file",
         ) from exc
     except av.error.PermissionError as exc:
-        raise VideoError(path, "permission denied", hint="check the file's permissions") from exc
+        raise VideoPermissionDenied(
+            path, "permission denied", hint="check the file's permissions, then rerun"
+        ) from exc
     except av.error.FFmpegError as exc:
         raise NotAVideo(path, f"cannot be opened by FFmpeg: {exc.strerror}") from exc
 

@@ -1,9 +1,10 @@
 """Load runs for the viewer and the review: records, failures and filtered videos.
 
 A run is either a ``diffcap run`` directory (``records/records-*.jsonl``, ``failures.jsonl``,
-optional ``filtered.jsonl``) or a records JSONL file (``captions.jsonl`` with sibling
-``captions.failures.jsonl`` / ``captions.filtered.jsonl``). The loader is tolerant: a bad
-line is logged and skipped, unknown keys are ignored.
+optional ``filtered.jsonl``) or a records JSONL file (``captions.jsonl``, its failures in
+``captions.run/failures.jsonl`` and ``filtered.jsonl``, or diffcap 0.1's sibling
+``captions.failures.jsonl``). The loader is tolerant: a bad line is logged and skipped,
+unknown keys are ignored.
 
 Videos are never located from a record's ``video_path``: a run directory's playable files are
 the sources registered in its ``run.sqlite`` (looked up by video id); a records JSONL without
@@ -150,8 +151,11 @@ def _layout(path: Path) -> tuple[list[Path], list[tuple[str, Path]], Path, Path]
     """(record files, [(status, side file)], served root, dir record paths are relative to)."""
     if path.is_file():
         stem = path.name[: -len(".jsonl")] if path.name.endswith(".jsonl") else path.stem
+        run = path.with_name(f"{stem}.run")  # `diffcap caption`'s run directory
         side = [
-            ("failed", path.with_name(f"{stem}.failures.jsonl")),
+            ("failed", run / "failures.jsonl"),
+            ("filtered", run / "filtered.jsonl"),
+            ("failed", path.with_name(f"{stem}.failures.jsonl")),  # diffcap 0.1
             ("filtered", path.with_name(f"{stem}.filtered.jsonl")),
         ]
         return [path], [(s, p) for s, p in side if p.is_file()], path.parent, path.parent
