@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffcap.pipeline.dedup_stage import DedupStage
 from diffcap.pipeline.filters import duration_verdict, span_duration
 from diffcap.pipeline.rows import VideoRow
 from diffcap.pipeline.stage import Resources, Stage
 from diffcap.timeline import Usage
+
+if TYPE_CHECKING:
+    from diffcap.models.base import Backend
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +181,8 @@ class ModelStage(Stage):
         self.store = RunStore.open(Path(self.run_dir) / "run.sqlite")
         inner = get_backend(self.cfg.model.backend, self.cfg.model)
         _warn_if_cap_counts_nothing(inner, self.cfg)
-        self.backend = CachedBackend(inner, self.store, max_cost_usd=self.cfg.engine.max_cost_usd)
+        cap = self.cfg.engine.max_cost_usd
+        self.backend: Backend = CachedBackend(inner, self.store, max_cost_usd=cap)
         self.templates = load_templates(
             self.cfg.caption.prompt_preset, overrides=self.cfg.caption.templates or None
         )

@@ -108,7 +108,7 @@ class VoteStore:
             rows = self.conn.execute(
                 "SELECT video_id, system_a, system_b FROM votes WHERE reviewer = ?", (reviewer,)
             )
-            return {tuple(r) for r in rows}  # type: ignore[misc]
+            return {(str(a), str(b), str(c)) for a, b, c in rows}
 
     def votes(self) -> list[Vote]:
         with self.lock:
