@@ -12,22 +12,14 @@ import pytest
 import support.servers as servers
 import support.tiny_llava as tiny
 from diffcap.cli.caption import run_dir_for
-from diffcap.cli.main import main
 from diffcap.video.synth import Scene, write_video
+from support.cli import diffcap
 
 # The shared server fixtures, made visible to this module.
 _fault_server_session = servers._fault_server_session
 fault_server = servers.fault_server
 tiny_llava_server = servers.tiny_llava_server
 tiny_llava_dir = tiny.tiny_llava_dir
-
-
-def diffcap(*args: str) -> int:
-    try:
-        main(["-q", *args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -9,20 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from diffcap.cli.main import main
 from diffcap.cli.options import ALIASES, KEYFRAMES_FIELDS
 from diffcap.config import RunConfig
 from diffcap.pipeline.inputs import video_ids
 from diffcap.video.synth import Scene, write_video
-
-
-def run_cli(args: list[str]) -> int:
-    """Run the real entry point; its exit status (main() may or may not call sys.exit)."""
-    try:
-        main(args)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+from support.cli import run_cli
 
 
 @pytest.fixture(scope="module")

@@ -14,22 +14,14 @@ from pathlib import Path
 import pytest
 
 import support.servers as servers
-from diffcap.cli.main import main
 from diffcap.config import RunConfig
 from diffcap.pipeline import iter_records
 from diffcap.video.synth import Scene, default_scenes, write_video
+from support.cli import diffcap
 from support.fault_server import FaultServer
 
 _fault_server_session = servers._fault_server_session
 fault_server = servers.fault_server
-
-
-def diffcap(*args: str) -> int:
-    try:
-        main(["-q", *args])
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -497,3 +489,24 @@ def test_a_refused_command_changes_nothing_in_the_run_dir(videos, fault_server, 
     before = (run_dir / "config.yaml").read_text()
     assert diffcap("keyframes", str(videos / "b"), "--out", str(run_dir)) == 2  # other stages
     assert (run_dir / "config.yaml").read_text() == before
+
+
+def test_dedup_barrier_gives_the_same_outcome_under_every_executor(videos, fault_server, tmp_path):
+    """short_caption -> dedup (a barrier on the driver) -> keyframes -> caption: the fault
+    server answers every short caption alike, so all but the first video are duplicates,
+    under the local and the Ray executor alike."""
+    pytest.importorskip("ray")
+    pytest.importorskip("sentence_transformers")
+    flags = [*model_flags(fault_server.base_url), "--dedup"]
+    outcomes = {}
+    for engine in ("local", "ray"):
+        run_dir = tmp_path / engine
+        assert diffcap("run", str(videos), "--out", str(run_dir), *flags, "--engine", engine) == 0
+        st = json.loads(_status_json(run_dir))
+        filtered = [json.loads(x) for x in (run_dir / "filtered.jsonl").read_text().splitlines()]
+        dups = sorted((f["video_id"], f["reason"], f["duplicate_of"]) for f in filtered)
+        outcomes[engine] = (st["counts"], dups, comparable(run_dir))
+    assert outcomes["local"] == outcomes["ray"]
+    counts, dups, records = outcomes["local"]
+    assert counts["done"] == 1 and counts["filtered"] == 2 and len(records) == 1
+    assert {d[1] for d in dups} == {"duplicate"}
