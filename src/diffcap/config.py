@@ -64,6 +64,22 @@ class KeyframeConfig(_Section):
     max_side: int = Field(1024, ge=16)
     jpeg_quality: int = Field(90, ge=1, le=100)
     batch_size: int = Field(16, ge=1)
+    cut_candidates: bool = Field(
+        True,
+        description="also offer frames where a cheap dense cut signal fires (every decoded "
+        "frame, point-sampled) as candidates, compared with the last kept keyframe",
+    )
+    cut_threshold: float | None = Field(
+        None,
+        description="keep a cut candidate when its similarity to the last kept keyframe is "
+        "below this (default: the embedder's, 0.95 for weightless; never below --threshold)",
+    )
+    max_pixels: int | None = Field(
+        40_000_000,
+        ge=1,
+        description="refuse, with one line, a video whose frames have more pixels than this "
+        "(bounds memory per worker; 8K is 35.4 M); none: no limit",
+    )
 
 
 class ModelConfig(_Section):

@@ -27,6 +27,7 @@ import numpy as np
 
 from diffcap.config import KeyframeConfig
 from diffcap.embed import ImageEmbedder, get_image_embedder
+from diffcap.keyframes.changes import ChangeWatch, watched_targets
 from diffcap.keyframes.cuts import detect_cuts
 from diffcap.keyframes.cuts import load_model as load_cut_model
 from diffcap.keyframes.kset import Damage, KeyframeSet, make_video_ids
@@ -44,6 +45,7 @@ from diffcap.timeline import Frame, Keyframe, VideoInfo
 from diffcap.video import open_video
 from diffcap.video.base import VideoSource
 from diffcap.video.lazyframe import LazyFrame
+from diffcap.video.probe import MAX_PIXELS
 from diffcap.video.pyav import PyAVSource
 
 log = logging.getLogger(__name__)
@@ -60,8 +62,11 @@ PREFETCH = 2
 SAMPLING_THREADS = "SLICE"
 
 
-#: A candidate waiting to be embedded: (frame, forced, what the embedder sees).
-_Item = tuple[Frame | LazyFrame, bool, np.ndarray]
+#: A candidate waiting to be embedded: (frame, kind, what the embedder sees); kind "cut" is
+#: forced (TransNetV2), "change" a cut candidate (looser bar), anything else a candidate.
+_Item = tuple[Frame | LazyFrame, str, np.ndarray]
+#: A decoded target or cut candidate and its kind (see :func:`diffcap.keyframes.plan`).
+_Target = tuple[Frame | LazyFrame, str]
 
 
 def _held_bytes(frame: Frame | LazyFrame) -> int:
@@ -87,10 +92,15 @@ class _Pass:
     """State of one extraction: selection, budget and image storage."""
 
     def __init__(
-        self, cfg: KeyframeConfig, embedder: ImageEmbedder, threshold: float, directory: Path | None
+        self,
+        cfg: KeyframeConfig,
+        embedder: ImageEmbedder,
+        thresholds: tuple[float, float],
+        directory: Path | None,
     ) -> None:
         self.cfg, self.embedder = cfg, embedder
-        self.selector = GreedySelector(threshold)
+        self.selector = GreedySelector(thresholds[0])
+        self.cut_threshold = thresholds[1]  # the bar of a cut candidate ("change")
         self.budget: Budget[_Kept] = Budget(cfg.max_keyframes)
         self.writer = (
             ImageWriter(
@@ -109,6 +119,7 @@ class _Pass:
         self.solid_skipped = 0
         self.serial = 0
         self.cuts: list[float] = []  # first frames of new shots (cut_keyframes)
+        self.changes: list[float] = []  # cut candidates (cut_candidates)
 
     def pixels(self, frame: Frame | LazyFrame) -> np.ndarray:
         """What the embedder sees: a thumbnail of ``input_size`` when it declares one and the
@@ -142,28 +153,30 @@ class _Pass:
     def decide(self, items: list[_Item]) -> None:
         """Embed one batch of candidates and run the greedy rule over it in time order.
 
-        ``items`` are (frame, forced, pixels); a forced frame (first after a hard cut) is kept
-        whatever its similarity. The embedder gets ``pixels`` (see :meth:`pixels`); only the
-        kept frames are converted at ``max_side``, for saving.
+        ``items`` are (frame, kind, pixels); a "cut" frame (first after a TransNetV2 cut) is
+        kept whatever its similarity, a "change" frame (cut candidate) when its similarity
+        to the last kept keyframe is under ``cut_threshold``, any other under ``threshold``.
+        The embedder gets ``pixels`` (see :meth:`pixels`); only the kept frames are
+        converted at ``max_side``, for saving.
         """
         if not items:
             return
         vecs = self.embedder.embed_images([px for _, _, px in items])
-        for (frame, forced, _), vec in zip(items, vecs, strict=True):
-            if forced:
+        for (frame, kind, _), vec in zip(items, vecs, strict=True):
+            if kind == "cut":
                 sim = self.selector.similarity(vec)
                 self.selector.keep(vec)
                 self.keep(frame, sim)
                 continue
-            keep, sim = self.selector.offer(vec)
+            bar = self.cut_threshold if kind == "change" else None
+            keep, sim = self.selector.offer(vec, bar)
             if keep:
                 self.keep(frame, sim)
 
     def admit(self, frame: Frame | LazyFrame, kind: str = "cand") -> _Item | None:
-        """(frame, forced, pixels) to embed; None for a repeat or a leading solid frame. A
-        ``probe``
-        (extra target in the first interval) counts only while no picture was seen; a
-        ``cut`` frame (first after a hard cut) is forced."""
+        """(frame, kind, pixels) to embed; None for a repeat or a leading solid frame. A
+        ``probe`` (extra target in the first interval) counts only while no picture was
+        seen; a ``cut`` frame (first after a hard cut) is forced."""
         if kind == "probe" and self.seen_content:
             return None
         if frame.timestamp.pts == self.last_pts:
@@ -180,12 +193,12 @@ class _Pass:
                 self.pending_solid = (frame, pixels)
             return None
         self.seen_content = True
-        return frame, kind == "cut", pixels
+        return frame, kind, pixels
 
     def finish_last(self, frame: Frame | LazyFrame | None) -> None:
         """Apply the fall-backs: all-solid video, then the paper's last-frame rule."""
         if self.selector.kept == 0 and self.pending_solid is not None:
-            self.decide([(self.pending_solid[0], False, self.pending_solid[1])])
+            self.decide([(self.pending_solid[0], "cand", self.pending_solid[1])])
         if frame is None or self.last_kept is None:
             return
         if not _keep_last(frame.time, self.last_kept.time, self.cfg.interval, self.selector.kept):
@@ -196,14 +209,12 @@ class _Pass:
         self.keep(frame, sim)
 
 
-def _batches(
-    frames: Iterator[Frame | LazyFrame], kinds: list[str], run: _Pass, size: int
-) -> Frame | LazyFrame | None:
+def _batches(targets: Iterator[_Target], run: _Pass, size: int) -> Frame | LazyFrame | None:
     """Feed candidates to ``run`` in batches (by count and bytes); return the final frame."""
     batch: list[_Item] = []
     held = 0
     final: Frame | LazyFrame | None = None
-    for frame, kind in zip(frames, kinds, strict=False):
+    for frame, kind in targets:
         if kind == "final":
             final = frame
             break
@@ -245,12 +256,19 @@ def _run_pass(
     last_t = final_target(info, start, end)
     probes = cfg.skip_solid and _starts_solid(src, run, start)
     times, kinds = plan_targets(start, end, cfg.interval, last_t, probes, cuts)
+    watch = ChangeWatch(src, start, end) if cfg.cut_candidates and hasattr(src, "watch") else None
+    targets: Iterator[_Target] = (
+        watched_targets(src, times, kinds, watch)
+        if watch is not None
+        else zip(_sample(src, times), kinds, strict=False)
+    )
     try:
-        frames = prefetch(_sample(src, times), depth=PREFETCH)
+        frames = prefetch(targets, depth=PREFETCH)
         try:
-            final = _batches(frames, kinds, run, cfg.batch_size)
+            final = _batches(frames, run, cfg.batch_size)
         finally:
             frames.close()  # joins the decode thread before the source closes
+        run.changes = watch.times if watch is not None else []
         run.finish_last(final)
     except BaseException:
         if run.writer is not None:
@@ -258,9 +276,19 @@ def _run_pass(
         raise
 
 
-def open_sampler(path: str | Path) -> VideoSource:
+def thresholds(cfg: KeyframeConfig, emb: ImageEmbedder) -> tuple[float, float]:
+    """(threshold, cut_threshold): the configured values, else the embedder's defaults. A
+    cut candidate's bar is never stricter than a candidate's."""
+    threshold = cfg.threshold if cfg.threshold is not None else emb.default_threshold
+    cut = cfg.cut_threshold
+    if cut is None:
+        cut = getattr(emb, "default_cut_threshold", threshold)
+    return threshold, max(threshold, cut)
+
+
+def open_sampler(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> VideoSource:
     """The reader of the sampling pass (see :data:`SAMPLING_THREADS`)."""
-    return PyAVSource(path, threads=SAMPLING_THREADS)
+    return PyAVSource(path, threads=SAMPLING_THREADS, max_pixels=max_pixels)
 
 
 def extract_keyframes(
@@ -283,10 +311,10 @@ def extract_keyframes(
     if embedder is None:
         embedder = get_image_embedder(cfg.embedder, batch_size=cfg.batch_size)
     emb = embedder
-    threshold = cfg.threshold if cfg.threshold is not None else emb.default_threshold
+    threshold, cut_threshold = thresholds(cfg, emb)
     vid = video_id or make_video_ids([path])[0]
     directory = Path(out_dir) / vid if out_dir is not None else None
-    with open_sampler(path) as src:
+    with open_sampler(path, max_pixels=cfg.max_pixels) as src:
         info = src.info()
         start, end, truncated = plan_window(info, cfg)
         if truncated:
@@ -304,7 +332,7 @@ def extract_keyframes(
             with open_video(path) as cut_src:  # its own pass over every frame
                 cuts = detect_cuts(cut_src, start, end)
             readers.append(cut_src)
-        run = _Pass(cfg, emb, threshold, directory)
+        run = _Pass(cfg, emb, (threshold, cut_threshold), directory)
         run.cuts = cuts
         _run_pass(src, run, info, start, end, cuts)
         # inside: queued writes still read decoded frames of this source
@@ -373,6 +401,11 @@ def _assemble(
             "candidates": run.candidates,
             "solid_skipped": run.solid_skipped,
             **({"cuts": [round(t, 6) for t in run.cuts]} if cfg.cut_keyframes else {}),
+            **(
+                {"cut_candidates": [round(t, 6) for t in run.changes]}
+                if cfg.cut_candidates
+                else {}
+            ),
             "similarities": [
                 None if k.similarity is None else round(k.similarity, 4) for k in kept
             ],

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,7 +32,14 @@ from diffcap.errors import CorruptVideo
 from diffcap.timeline import Frame, Timestamp, VideoInfo
 from diffcap.video.base import VideoSource
 from diffcap.video.lazyframe import LazyFrame
-from diffcap.video.probe import build_info, check_path, expected_end, open_container
+from diffcap.video.probe import (
+    MAX_PIXELS,
+    build_info,
+    check_path,
+    check_size,
+    expected_end,
+    open_container,
+)
 from diffcap.video.probe import select_stream as _select_stream
 
 log = logging.getLogger(__name__)
@@ -51,6 +58,10 @@ class PyAVSource(VideoSource):
     ``threads``: multi-threaded decoding (frame + slice threads).
     ``skip_nonref``: do not decode non-reference frames that lie before the next target
     (nothing refers to them and they cannot be the answer, so timestamps stay exact).
+    ``max_pixels``: refuse (:class:`~diffcap.video.probe.FrameTooLarge`) frames larger than
+    this, before decoding any (None: no limit).
+    ``on_decode``: called with every frame the decoder produces, in presentation order (a
+    re-decoded stretch again), on the thread that iterates; set it with :meth:`watch`.
     """
 
     def __init__(
@@ -61,6 +72,7 @@ class PyAVSource(VideoSource):
         seek_threshold: float = 4.0,
         threads: bool | str = True,
         skip_nonref: bool = True,
+        max_pixels: int | None = MAX_PIXELS,
     ) -> None:
         self.path = check_path(path)
         self.min_seek_skip = min_seek_skip
@@ -74,6 +86,7 @@ class PyAVSource(VideoSource):
         #: Frames the decoder produced so far (work done; converted frames are far fewer).
         self.frames_decoded = 0
         self.seeks = 0
+        self.on_decode: Callable[[av.VideoFrame], None] | None = None
         self._origin = 0
         self._gop_seen = 0.0  # longest keyframe distance seen (for files without an index)
         self._last_key: float | None = None
@@ -83,6 +96,7 @@ class PyAVSource(VideoSource):
         self._container = open_container(self.path)
         try:
             self._stream = _select_stream(self._container, self.path)
+            check_size(self._stream, self.path, max_pixels)
             if threads:
                 self._stream.thread_type = "AUTO" if threads is True else threads
             self._tb = Fraction(self._stream.time_base)
@@ -152,10 +166,22 @@ class PyAVSource(VideoSource):
         targets answered by one frame get the same object."""
         last: LazyFrame | None = None
         for f in self._answers(times):
-            pts = self._pts(f)
-            if last is None or last.timestamp.pts != pts:
-                last = LazyFrame(f, Timestamp(pts, self._tb, self._origin), self._rot_k)
+            if last is None or last.timestamp.pts != self._pts(f):
+                last = self.lazy(f)
             yield last
+
+    def watch(self, callback: Callable[[av.VideoFrame], None] | None) -> None:
+        """Set :attr:`on_decode`; ``callback`` first sees the decoded frames still waiting to
+        be answered (the first frame of a fresh source), so it misses none."""
+        self.on_decode = callback
+        if callback is not None:
+            for f in reversed(self._pending):  # a stack: the oldest frame is last
+                callback(f)
+
+    def lazy(self, frame: av.VideoFrame) -> LazyFrame:
+        """A decoded frame of this source (e.g. one seen by ``on_decode``) as a
+        :class:`LazyFrame` with its exact timestamp."""
+        return LazyFrame(frame, Timestamp(self._pts(frame), self._tb, self._origin), self._rot_k)
 
     def _answers(self, times: Sequence[float]) -> Iterator[av.VideoFrame]:
         times = list(times)
@@ -233,6 +259,8 @@ class PyAVSource(VideoSource):
             self._last = f
             if f.key_frame:
                 self._learn_gop(f)
+            if self.on_decode is not None:
+                self.on_decode(f)
         return f
 
     def _learn_gop(self, f: av.VideoFrame) -> None:
