@@ -74,6 +74,11 @@ class KeyframeConfig(_Section):
         description="keep a cut candidate when its similarity to the last kept keyframe is "
         "below this (default: the embedder's, 0.95 for weightless; never below --threshold)",
     )
+    cut_scan_full: bool = Field(
+        False,
+        description="with cut candidates, never skip ahead to a codec keyframe: decode every "
+        "reference frame, so shots shorter than --interval are found too (slower)",
+    )
     max_pixels: int | None = Field(
         40_000_000,
         ge=1,

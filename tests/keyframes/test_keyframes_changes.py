@@ -74,7 +74,9 @@ def write_shots(path: Path, shots: list[tuple[str, float]], codec: str = "h264")
 
 
 def _cfg(**kw: object) -> KeyframeConfig:
-    return KeyframeConfig(skip_solid=False, **kw)  # type: ignore[arg-type]
+    """Short shots (< interval) may lie in a stretch the default pass skips: scan fully."""
+    kw = {"skip_solid": False, "cut_scan_full": True, **kw}
+    return KeyframeConfig(**kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("codec", ["h264", "mpeg4"])
@@ -89,6 +91,25 @@ def test_a_shot_between_two_candidates_gets_its_first_frame(tmp_path: Path, code
     # exactly the shots' first frames (PTS seconds 60/25 and 80/25, compared as floats)
     assert kset.times[:3] == [0.0, starts[1], starts[2]]
     assert kset.extra["cut_candidates"] == [starts[1], starts[2]]
+
+
+def test_a_long_shot_starting_in_a_skipped_stretch_is_found_where_the_reader_lands(
+    tmp_path: Path,
+) -> None:
+    """Default pass (it seeks to codec keyframes 1.96, 3.92 s): the blue shot [2.4, 5.0)
+    starts in the skipped stretch; the landing frame 3.92 differs from the frame before the
+    jump (2.0, red), so it is a cut candidate, kept under the looser bar (0.90 < 0.95), while
+    plain candidates (4.0 s: 0.90 >= 0.85) would not keep it."""
+    path = tmp_path / "long.mp4"
+    starts = write_shots(path, [("red", 2.4), ("blue", 2.6), ("green", 3.0)])
+    emb = PaletteEmbedder({"red": _unit(0), "blue": _unit(25.84), "green": _unit(120)})
+    without = extract_keyframes(path, _cfg(cut_scan_full=False, cut_candidates=False), emb)
+    assert not any(starts[1] <= t < starts[2] for t in without.times)
+    kset = extract_keyframes(path, _cfg(cut_scan_full=False), embedder=emb)
+    found = [t for t in kset.times if starts[1] <= t < starts[2]]
+    assert len(found) == 1 and found[0] in kset.extra["cut_candidates"]
+    assert found[0] * FPS == round(found[0] * FPS)  # a real frame's PTS
+    assert kset.extra["similarities"][1] == pytest.approx(0.90, abs=1e-3)
 
 
 def test_cut_candidates_meet_the_last_kept_keyframe(tmp_path: Path) -> None:

@@ -113,23 +113,31 @@ class ChangeWatch:
 
 
 def watched_targets(
-    src: Any, times: Sequence[float], kinds: Sequence[str], watch: ChangeWatch
+    src: Any,
+    times: Sequence[float],
+    kinds: Sequence[str],
+    watch: ChangeWatch,
+    full: bool = False,
 ) -> Iterator[tuple[LazyFrame, str]]:
     """The answers of ``src.lazy_frames_at(times)`` with their kinds, and before each, in
     time order, the cut candidates decoded on the way to it (kind ``"change"``).
 
-    The watch is attached for the duration of the iteration; it sees every decoded frame,
-    so a cut between two targets is found even when no target falls in its shot. For that,
-    the reader seeks only to reach the first target, then decodes on (non-reference frames
-    before a target are still skipped: a cut is then seen one reference frame late)."""
+    The watch is attached for the duration of the iteration and sees every decoded frame,
+    so a cut between two targets is found even when no target falls in its shot. Where the
+    reader skips ahead (it seeks to a codec keyframe when one lies between two targets), the
+    frame it lands on is compared with the last one before the jump: a shot that starts in
+    the skipped stretch and goes on past it (any shot longer than the interval does) is
+    still found, at the landing frame. ``full``: never skip ahead after the first target,
+    so shots shorter than the interval are found too, at the cost of decoding every
+    reference frame (non-reference frames before a target are still skipped: a cut on one
+    is seen one frame late)."""
     src.watch(watch)
     last = None  # PTS of the last frame handed out: a frame found again is not repeated
     seeks = src.min_seek_skip, src.seek_threshold
     try:
         for frame, kind in zip(src.lazy_frames_at(times), kinds, strict=False):
-            # After the first target (reached by a seek when the window starts late), no more
-            # skipping ahead: a shot inside a skipped stretch would go unseen.
-            src.min_seek_skip = src.seek_threshold = math.inf
+            if full:  # after the first target (reached by a seek when the window starts late)
+                src.min_seek_skip = src.seek_threshold = math.inf
             for found in watch.drain(frame.timestamp.pts):
                 if last is None or found.timestamp.pts > last:
                     last = found.timestamp.pts

@@ -258,7 +258,7 @@ def _run_pass(
     times, kinds = plan_targets(start, end, cfg.interval, last_t, probes, cuts)
     watch = ChangeWatch(src, start, end) if cfg.cut_candidates and hasattr(src, "watch") else None
     targets: Iterator[_Target] = (
-        watched_targets(src, times, kinds, watch)
+        watched_targets(src, times, kinds, watch, full=cfg.cut_scan_full)
         if watch is not None
         else zip(_sample(src, times), kinds, strict=False)
     )
@@ -402,9 +402,7 @@ def _assemble(
             "solid_skipped": run.solid_skipped,
             **({"cuts": [round(t, 6) for t in run.cuts]} if cfg.cut_keyframes else {}),
             **(
-                {"cut_candidates": [round(t, 6) for t in run.changes]}
-                if cfg.cut_candidates
-                else {}
+                {"cut_candidates": [round(t, 6) for t in run.changes]} if cfg.cut_candidates else {}
             ),
             "similarities": [
                 None if k.similarity is None else round(k.similarity, 4) for k in kept
