@@ -36,14 +36,17 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import itertools
+import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import av
@@ -251,7 +254,7 @@ def measure(clip: Clip, repeats: int, reference: bool, peer: bool) -> None:
         wall, cuts = timed(lambda: scenedetect_cuts(clip.path), 1)
         clip.rows["ContentDetector"] = {"wall": wall, "cuts": cuts}
     for name, overrides in SELECTIONS.items():
-        wall, times = timed(lambda o=overrides: select(clip.path, **o), repeats)
+        wall, times = timed(partial(select, clip.path, **overrides), repeats)
         clip.rows[name] = {"wall": wall, "times": times}
 
 
@@ -325,6 +328,8 @@ def main() -> None:
     ap.add_argument("--no-reference", action="store_true", help="skip TransNetV2 (no coverage)")
     ap.add_argument("--no-peer", action="store_true", help="skip PySceneDetect")
     ap.add_argument("--no-montage", action="store_true", help="skip the spliced clip")
+    ap.add_argument("--json", type=Path, help="also write every measurement here")
+    ap.add_argument("--keep-montage", type=Path, help="save the spliced clip here")
     ap.add_argument("clips", nargs="*", type=Path, help="these files instead of the packaged")
     args = ap.parse_args()
     clips = [Clip(p, "given") for p in args.clips] or find_clips()
@@ -341,6 +346,13 @@ def main() -> None:
         print(f"  {clip.path} ({clip.source})", flush=True)
         measure(clip, args.repeats, not args.no_reference, not args.no_peer)
     report(clips, interval=2.0)
+    if args.json:
+        rows = {
+            str(c.path): {"duration": c.duration, "decode_s": c.decode_s, **c.rows} for c in clips
+        }
+        args.json.write_text(json.dumps(rows, indent=1))
+    if args.keep_montage and len(clips) > 1:
+        shutil.copyfile(clips[-1].path, args.keep_montage)
     tmp.cleanup()
 
 

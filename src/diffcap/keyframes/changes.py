@@ -44,7 +44,8 @@ RECENT = 16
 def block_means(image: np.ndarray) -> np.ndarray:
     """(9, 16, 3) float32 block means of a (36, 64, 3) uint8 picture."""
     h, w = SAMPLE[1] // GRID[0], SAMPLE[0] // GRID[1]
-    return image.astype(np.float32).reshape(GRID[0], h, GRID[1], w, 3).mean(axis=(1, 3))
+    blocks = image.reshape(GRID[0], h, GRID[1], w, 3)
+    return blocks.mean(axis=(1, 3), dtype=np.float32)
 
 
 def change_signal(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,41 +67,42 @@ class ChangeWatch:
     ) -> None:
         self.src, self.start, self.end, self.signal = src, start, end, signal
         self._ref = VideoReformatter()  # only ever used on the decoding thread
-        #: (time, block means) of the latest decoded frames, in time order.
-        self._recent: list[tuple[float, np.ndarray]] = []
+        #: (PTS, block means) of the latest decoded frames, in time order.
+        self._recent: list[tuple[int, np.ndarray]] = []
         self._found: list[LazyFrame] = []
-        self._flagged: list[float] = []  # times of the frames in _found and before
+        self._flagged: list[tuple[int, float]] = []  # (PTS, s) of every frame flagged
         #: Times of the cut candidates handed out by :func:`watched_targets`.
         self.times: list[float] = []
 
     def __call__(self, frame: VideoFrame) -> None:
-        lazy = self.src.lazy(frame)
-        t = lazy.time
-        self._forget(t)
+        pts = frame.pts if frame.pts is not None else (frame.dts or 0)
+        self._forget(pts)
         small = self._ref.reformat(
             frame, SAMPLE[0], SAMPLE[1], "rgb24", interpolation="POINT", threads=1
         ).to_ndarray()
         grid = block_means(small)
         prev = self._recent[-1][1] if self._recent else None
-        self._recent = [*self._recent[-(RECENT - 1) :], (t, grid)]
+        self._recent = [*self._recent[-(RECENT - 1) :], (pts, grid)]
         if prev is None or change_signal(prev, grid) <= self.signal:
             return
+        lazy = self.src.lazy(frame)  # only now: most frames are never candidates
+        t = lazy.time
         if t < self.start or (self.end is not None and t >= self.end):
             return
-        if self._flagged and t - self._flagged[-1] < MIN_GAP:
+        if self._flagged and t - self._flagged[-1][1] < MIN_GAP:
             return
         self._found.append(lazy)
-        self._flagged.append(t)
+        self._flagged.append((pts, t))
 
-    def _forget(self, t: float) -> None:
+    def _forget(self, pts: int) -> None:
         """A frame at or before one already seen: the reader went back (a seek that landed
-        too late and stepped back, the last GOP decoded again). What was seen from ``t`` on
-        is forgotten, so frames are always compared with the one decoded before them."""
-        if not self._recent or t > self._recent[-1][0]:
+        too late and stepped back, the last GOP decoded again). What was seen from ``pts``
+        on is forgotten, so frames are always compared with the one decoded before them."""
+        if not self._recent or pts > self._recent[-1][0]:
             return
-        self._recent = [r for r in self._recent if r[0] < t]
-        self._found = [f for f in self._found if f.time < t]
-        self._flagged = [x for x in self._flagged if x < t]
+        self._recent = [r for r in self._recent if r[0] < pts]
+        self._found = [f for f in self._found if f.timestamp.pts < pts]
+        self._flagged = [f for f in self._flagged if f[0] < pts]
 
     def drain(self, until_pts: int | None = None) -> list[LazyFrame]:
         """The candidates found so far (with PTS <= ``until_pts`` when given), removed."""
