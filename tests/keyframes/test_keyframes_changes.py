@@ -170,3 +170,19 @@ def test_change_signal_scale() -> None:
     blue = np.full((36, 64, 3), RGB["blue"], np.uint8)
     assert change_signal(block_means(red), block_means(red)) == 0.0
     assert change_signal(block_means(red), block_means(blue)) == pytest.approx(360 / 3 / 255)
+
+
+def test_cut_threshold_defaults_and_floor() -> None:
+    from diffcap.embed.weightless import WeightlessEmbedder
+    from diffcap.keyframes.extract import thresholds
+
+    weightless = WeightlessEmbedder()
+    assert thresholds(KeyframeConfig(), weightless) == (0.85, 0.95)
+    assert thresholds(KeyframeConfig(cut_threshold=0.9), weightless) == (0.85, 0.9)
+    # never stricter than the candidates' own bar
+    assert thresholds(KeyframeConfig(threshold=0.97), weightless) == (0.97, 0.97)
+
+    class Plain:  # an embedder that declares no cut bar: cut candidates use its threshold
+        model_id, default_threshold = "plain", 0.93
+
+    assert thresholds(KeyframeConfig(), Plain()) == (0.93, 0.93)  # type: ignore[arg-type]
