@@ -17,7 +17,7 @@ import pytest
 
 from diffcap.config import KeyframeConfig
 from diffcap.keyframes import extract_keyframes
-from diffcap.keyframes.changes import ChangeWatch, block_means, change_signal
+from diffcap.keyframes.changes import ChangeWatch, block_means, change_signal, watched_targets
 from diffcap.video.pyav import PyAVSource
 from diffcap.video.synth import Scene, write_video
 
@@ -50,21 +50,29 @@ class PaletteEmbedder:
         return np.stack(out).astype(np.float32)
 
 
-def write_shots(path: Path, shots: list[tuple[str, float]], codec: str = "h264") -> list[float]:
-    """Solid-colour shots (with a little noise) at 25 fps; returns each shot's start (s)."""
+def write_shots(
+    path: Path, shots: list[tuple[str, float]], codec: str = "h264", key_cuts: bool = False
+) -> list[float]:
+    """Solid-colour shots (with a little noise) at 25 fps; returns each shot's start (s).
+    Codec keyframes every 50 frames; with ``key_cuts`` also on every shot's first frame (as
+    encoders place them at scene changes)."""
     rng = np.random.default_rng(0)
     starts, frame = [], 0
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=FPS)
         stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
         stream.gop_size = 50  # cuts fall between codec keyframes, not on them
+        if key_cuts:
+            stream.options = {"forced-idr": "1"}  # a forced I-frame is an IDR (indexed)
         for name, seconds in shots:
             starts.append(float(Fraction(frame, FPS)))
-            for _ in range(round(seconds * FPS)):
+            for i in range(round(seconds * FPS)):
                 noise = rng.integers(-6, 7, (96, 160, 3))
                 img = np.clip(np.array(RGB[name]) + noise, 0, 255).astype(np.uint8)
                 vf = av.VideoFrame.from_ndarray(img, format="rgb24")
                 vf.pts = frame
+                if key_cuts and i == 0:
+                    vf.pict_type = av.video.frame.PictureType.I
                 frame += 1
                 for packet in stream.encode(vf):
                     out.mux(packet)
@@ -110,6 +118,27 @@ def test_a_long_shot_starting_in_a_skipped_stretch_is_found_where_the_reader_lan
     assert len(found) == 1 and found[0] in kset.extra["cut_candidates"]
     assert found[0] * FPS == round(found[0] * FPS)  # a real frame's PTS
     assert kset.extra["similarities"][1] == pytest.approx(0.90, abs=1e-3)
+
+
+def test_codec_keyframes_in_a_skipped_stretch_are_cut_candidates(tmp_path: Path) -> None:
+    """Default pass: red [0, 2.4) blue [2.4, 3.2) red [3.2, 6), codec keyframes on both cuts.
+    Going from 2.0 to 4.0 the reader jumps to the keyframe at 3.2, but first decodes the
+    keyframe at 2.4 alone: blue is kept (vs red), and the second red shot too, because it
+    meets the last kept keyframe (blue), not keyframe 0 (red, identical)."""
+    path = tmp_path / "keys.mp4"
+    starts = write_shots(path, [("red", 2.4), ("blue", 0.8), ("red", 2.8)], key_cuts=True)
+    with av.open(str(path)) as c:
+        keys = [float(f.time) for f in c.decode(video=0) if f.key_frame]
+    assert starts[1] in keys and starts[2] in keys
+    emb = PaletteEmbedder({"red": _unit(0), "blue": _unit(90)})
+    kset = extract_keyframes(path, _cfg(cut_scan_full=False), embedder=emb)
+    assert kset.times[:3] == [0.0, starts[1], starts[2]]
+    assert kset.extra["cut_candidates"] == [starts[1], starts[2]]
+    assert kset.extra["similarities"][2] == pytest.approx(0.0, abs=1e-6)  # red vs blue
+    with PyAVSource(path, threads="SLICE") as src:  # the blue shot was not decoded through
+        watch = ChangeWatch(src)
+        list(watched_targets(src, [0.0, 2.0, 4.0], ["cand"] * 3, watch))
+        assert src.frames_decoded < 4.0 * FPS * 0.8
 
 
 def test_cut_candidates_meet_the_last_kept_keyframe(tmp_path: Path) -> None:

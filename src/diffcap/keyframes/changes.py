@@ -136,6 +136,7 @@ def watched_targets(
     src.watch(watch)
     last = None  # PTS of the last frame handed out: a frame found again is not repeated
     seeks = src.min_seek_skip, src.seek_threshold
+    src.peek_keyframes = not full
     try:
         for frame, kind in zip(src.lazy_frames_at(times), kinds, strict=False):
             if full:  # after the first target (reached by a seek when the window starts late)
@@ -150,3 +151,4 @@ def watched_targets(
     finally:
         src.watch(None)
         src.min_seek_skip, src.seek_threshold = seeks
+        src.peek_keyframes = False

@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: A frame "at" a target may sit this much before it (float round-off of the caller's target).
 EPS = 1e-6
+#: Step back from a keyframe to find the one before it; most keyframes peeked in one skip.
+EPS_KEY, MAX_PEEK = 1e-3, 64
 
 
 class PyAVSource(VideoSource):
@@ -62,6 +64,8 @@ class PyAVSource(VideoSource):
     this, before decoding any (None: no limit).
     ``on_decode``: called with every frame the decoder produces, in presentation order (a
     re-decoded stretch again), on the thread that iterates; set it with :meth:`watch`.
+    ``peek_keyframes``: when skipping ahead with ``on_decode`` set, first decode each
+    indexed keyframe of the skipped stretch alone, so the callback sees them too.
     """
 
     def __init__(
@@ -87,6 +91,8 @@ class PyAVSource(VideoSource):
         self.frames_decoded = 0
         self.seeks = 0
         self.on_decode: Callable[[av.VideoFrame], None] | None = None
+        #: With ``on_decode``: before skipping ahead, decode the keyframes in between alone.
+        self.peek_keyframes = False
         self._origin = 0
         self._gop_seen = 0.0  # longest keyframe distance seen (for files without an index)
         self._last_key: float | None = None
@@ -359,9 +365,26 @@ class PyAVSource(VideoSource):
         key = self._keyframe_before(t)
         if key is not None:
             if key > pos + self.min_seek_skip:
+                if self.peek_keyframes and self.on_decode is not None:
+                    self._peek(pos, key)
                 self._seek(t)
         elif t - pos > max(self.seek_threshold, self._gop_seen):
             self._seek(t)
+
+    def _peek(self, pos: float, key: float) -> None:
+        """Decode each indexed keyframe strictly between ``pos`` and ``key`` on its own (one
+        seek, one intra frame), so :attr:`on_decode` sees the stretch about to be skipped
+        where encoders mark scene changes (x264, x265, libvpx and xvid start shots there)."""
+        found: list[float] = []
+        k = self._keyframe_before(key - EPS_KEY)
+        while k is not None and k > pos + EPS and len(found) < MAX_PEEK:
+            found.append(k)
+            k = self._keyframe_before(k - EPS_KEY)
+        # Index times may be decode times (earlier than the pictures' by the reorder delay)
+        # while seeks take presentation times: aim at the *next* keyframe's index time, which
+        # lands on this one. The frame decoded there is all on_decode needs.
+        for nxt in [*reversed(found[:-1]), key] if found else []:
+            self._seek_once(nxt, nxt)
 
     def _keyframe_before(self, t: float) -> float | None:
         """Time of the last indexed keyframe at or before ``t``; None without an index."""
