@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 #: A frame "at" a target may sit this much before it (float round-off of the caller's target).
 EPS = 1e-6
 #: Step back from a keyframe to find the one before it; most keyframes peeked in one skip.
-EPS_KEY, MAX_PEEK = 1e-3, 64
+EPS_KEY, MAX_PEEK = 1e-3, 3
 
 
 class PyAVSource(VideoSource):
@@ -93,6 +93,7 @@ class PyAVSource(VideoSource):
         self.on_decode: Callable[[av.VideoFrame], None] | None = None
         #: With ``on_decode``: before skipping ahead, decode the keyframes in between alone.
         self.peek_keyframes = False
+        self._peek_ok = True  # peeks have landed where the index said
         self._origin = 0
         self._gop_seen = 0.0  # longest keyframe distance seen (for files without an index)
         self._last_key: float | None = None
@@ -365,26 +366,39 @@ class PyAVSource(VideoSource):
         key = self._keyframe_before(t)
         if key is not None:
             if key > pos + self.min_seek_skip:
-                if self.peek_keyframes and self.on_decode is not None:
-                    self._peek(pos, key)
+                if self.peek_keyframes and self.on_decode is not None and not self._peek(pos, key):
+                    return  # decode through instead: on_decode sees the whole stretch
                 self._seek(t)
         elif t - pos > max(self.seek_threshold, self._gop_seen):
             self._seek(t)
 
-    def _peek(self, pos: float, key: float) -> None:
+    def _peek(self, pos: float, key: float) -> bool:
         """Decode each indexed keyframe strictly between ``pos`` and ``key`` on its own (one
         seek, one intra frame), so :attr:`on_decode` sees the stretch about to be skipped
-        where encoders mark scene changes (x264, x265, libvpx and xvid start shots there)."""
+        where encoders mark scene changes (x264, x265, libvpx and xvid start shots there).
+        False (nothing done) when the stretch holds more than MAX_PEEK keyframes (short
+        GOPs: decoding through is cheaper) or an earlier peek landed off its keyframe
+        (imprecise seeking, e.g. MPEG-PS): the caller then decodes through."""
         found: list[float] = []
         k = self._keyframe_before(key - EPS_KEY)
-        while k is not None and k > pos + EPS and len(found) < MAX_PEEK:
+        while k is not None and k > pos + EPS and len(found) <= MAX_PEEK:
             found.append(k)
             k = self._keyframe_before(k - EPS_KEY)
+        if not found:
+            return True
+        if not self._peek_ok or len(found) > MAX_PEEK:
+            return False
         # Index times may be decode times (earlier than the pictures' by the reorder delay)
         # while seeks take presentation times: aim at the *next* keyframe's index time, which
         # lands on this one. The frame decoded there is all on_decode needs.
-        for nxt in [*reversed(found[:-1]), key] if found else []:
+        last = pos
+        for k, nxt in zip(reversed(found), [*reversed(found[:-1]), key], strict=True):
             self._seek_once(nxt, nxt)
+            landed = self._time(self._last) if self._last is not None else -math.inf
+            if not (last < landed and k - EPS_KEY <= landed < nxt + 1.0):
+                self._peek_ok = False  # off target: seeking here is not precise
+            last = max(last, landed)
+        return True
 
     def _keyframe_before(self, t: float) -> float | None:
         """Time of the last indexed keyframe at or before ``t``; None without an index."""
