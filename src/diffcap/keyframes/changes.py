@@ -41,11 +41,25 @@ MIN_GAP = 0.2
 RECENT = 16
 
 
+def _pooling() -> tuple[np.ndarray, np.ndarray]:
+    """Row and column averaging matrices: ``rows @ image(36, 64*3) @ cols`` is the (9, 16*3)
+    grid of block means (two tiny matrix products: ~8x faster than a 5-axis mean)."""
+    bh, bw = SAMPLE[1] // GRID[0], SAMPLE[0] // GRID[1]
+    rows = np.kron(np.eye(GRID[0], dtype=np.float32), np.full((1, bh), 1 / bh, np.float32))
+    cols = np.zeros((SAMPLE[0] * 3, GRID[1] * 3), dtype=np.float32)
+    for x in range(SAMPLE[0]):
+        for c in range(3):
+            cols[x * 3 + c, (x // bw) * 3 + c] = 1 / bw
+    return rows, cols
+
+
+_ROWS, _COLS = _pooling()
+
+
 def block_means(image: np.ndarray) -> np.ndarray:
     """(9, 16, 3) float32 block means of a (36, 64, 3) uint8 picture."""
-    h, w = SAMPLE[1] // GRID[0], SAMPLE[0] // GRID[1]
-    blocks = image.reshape(GRID[0], h, GRID[1], w, 3)
-    return blocks.mean(axis=(1, 3), dtype=np.float32)
+    flat = image.reshape(SAMPLE[1], SAMPLE[0] * 3).astype(np.float32)
+    return (_ROWS @ flat @ _COLS).reshape(GRID[0], GRID[1], 3)
 
 
 def change_signal(a: np.ndarray, b: np.ndarray) -> float:
