@@ -12,9 +12,13 @@ a looser bar (``cut_threshold``), because it is known to start something new.
     for frame, kind in watched_targets(src, times, kinds, watch):
         ...     # kind "change" for a cut candidate, else the target's own kind
 
-Calibrated on real clips from packages (benchmarks/keyframes_quality.py): at TransNetV2's
-cuts the signal is 0.13-0.19 (Megamind.avi, bikes.mp4, cityCC0.mpg), within shots at most
-0.08 (panning, walking people), except across a seek, where the frames compared lie apart.
+Where the reader skips ahead, it first decodes the codec keyframes of the skipped stretch
+alone (``PyAVSource.peek_keyframes``; encoders start shots there) and the landing frame is
+compared with the last frame before the jump; see docs/keyframes.md.
+
+Calibrated on the real clips of benchmarks/keyframes_quality.py (TransNetV2 as reference):
+the first frames after its 68 cuts scored >= 0.122; of 2,745 other decoded frames 11 scored
+above 0.10, all beside a cut or on corrupt frames.
 """
 
 from __future__ import annotations
