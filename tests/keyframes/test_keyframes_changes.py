@@ -215,3 +215,23 @@ def test_cut_threshold_defaults_and_floor() -> None:
         model_id, default_threshold = "plain", 0.93
 
     assert thresholds(KeyframeConfig(), Plain()) == (0.93, 0.93)  # type: ignore[arg-type]
+
+
+def test_a_late_window_start_is_still_reached_by_a_seek(tmp_path: Path, monkeypatch) -> None:
+    """Cut candidates do not turn the jump to ``--start`` into decoding everything before."""
+    import diffcap.keyframes.extract as extract_mod
+
+    path = tmp_path / "long.mp4"
+    write_shots(path, [("red", 20.0), ("blue", 4.0)])  # codec keyframes every 2 s
+    readers: list[PyAVSource] = []
+    real = extract_mod.open_sampler
+
+    def spy(p, **kw):
+        readers.append(real(p, **kw))
+        return readers[-1]
+
+    monkeypatch.setattr(extract_mod, "open_sampler", spy)
+    emb = PaletteEmbedder({"red": _unit(0), "blue": _unit(90)})
+    kset = extract_keyframes(path, _cfg(cut_scan_full=False, start=18.0), embedder=emb)
+    assert kset.times[:2] == [18.0, 20.0]  # the cut to blue, exactly
+    assert readers[-1].frames_decoded < 6.0 * FPS  # not the 18 s before the window

@@ -154,11 +154,13 @@ def watched_targets(
     src.watch(watch)
     last = None  # PTS of the last frame handed out: a frame found again is not repeated
     seeks = src.min_seek_skip, src.seek_threshold
-    src.peek_keyframes = not full
     try:
         for frame, kind in zip(src.lazy_frames_at(times), kinds, strict=False):
-            if full:  # after the first target (reached by a seek when the window starts late)
+            # after the first target (reached by a plain seek when the window starts late)
+            if full:
                 src.min_seek_skip = src.seek_threshold = math.inf
+            else:
+                src.peek_keyframes = True
             for found in watch.drain(frame.timestamp.pts):
                 if last is None or found.timestamp.pts > last:
                     last = found.timestamp.pts

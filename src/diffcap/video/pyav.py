@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 EPS = 1e-6
 #: Step back from a keyframe to find the one before it; most keyframes peeked in one skip.
 EPS_KEY, MAX_PEEK = 1e-3, 3
+#: Longest stretch decoded through (instead of skipped) when its keyframes are not peeked.
+THROUGH_MAX = 4.0
 
 
 class PyAVSource(VideoSource):
@@ -376,9 +378,10 @@ class PyAVSource(VideoSource):
         """Decode each indexed keyframe strictly between ``pos`` and ``key`` on its own (one
         seek, one intra frame), so :attr:`on_decode` sees the stretch about to be skipped
         where encoders mark scene changes (x264, x265, libvpx and xvid start shots there).
-        False (nothing done) when the stretch holds more than MAX_PEEK keyframes (short
-        GOPs: decoding through is cheaper) or an earlier peek landed off its keyframe
-        (imprecise seeking, e.g. MPEG-PS): the caller then decodes through."""
+        When the stretch holds more than MAX_PEEK keyframes (short GOPs: decoding through
+        is cheaper) or an earlier peek landed off its keyframe (imprecise seeking, e.g.
+        MPEG-PS), nothing is peeked: False (the caller decodes through) for a stretch of at
+        most THROUGH_MAX seconds, True (the caller skips it unseen) for a longer one."""
         found: list[float] = []
         k = self._keyframe_before(key - EPS_KEY)
         while k is not None and k > pos + EPS and len(found) <= MAX_PEEK:
@@ -387,7 +390,7 @@ class PyAVSource(VideoSource):
         if not found:
             return True
         if not self._peek_ok or len(found) > MAX_PEEK:
-            return False
+            return key - pos > THROUGH_MAX  # a long stretch is skipped unseen, as without peeks
         # Index times may be decode times (earlier than the pictures' by the reorder delay)
         # while seeks take presentation times: aim at the *next* keyframe's index time, which
         # lands on this one. The frame decoded there is all on_decode needs.
