@@ -329,10 +329,18 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="skip PySceneDetect")
     ap.add_argument("--no-montage", action="store_true", help="skip the spliced clip")
     ap.add_argument("--json", type=Path, help="also write every measurement here")
+    ap.add_argument(
+        "--embedder", action="append", default=[], help="also run the default with this embedder"
+    )
+    ap.add_argument("--only-embedders", action="store_true", help="skip the weightless rows")
     ap.add_argument("--keep-montage", type=Path, help="save the spliced clip here")
     ap.add_argument("clips", nargs="*", type=Path, help="these files instead of the packaged")
     args = ap.parse_args()
     clips = [Clip(p, "given") for p in args.clips] or find_clips()
+    if args.only_embedders:
+        SELECTIONS.clear()
+    for name in args.embedder:
+        SELECTIONS[f"default:{name}"] = {"embedder": name}
     tmp = tempfile.TemporaryDirectory()
     if not args.no_montage and clips:
         for clip in clips:
