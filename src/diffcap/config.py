@@ -133,6 +133,30 @@ class KeyframeConfig(_Section):
     jpeg_quality: int = Field(90, ge=1, le=100, description="Keyframe JPEG quality.")
     batch_size: int = Field(16, ge=1, le=4096, description="Candidates embedded at once.")
 
+    cut_candidates: bool = Field(
+        True,
+        description="Also offer frames where a cheap dense cut signal fires (every decoded "
+        "frame, point-sampled) as candidates, compared with the last kept keyframe",
+    )
+    cut_threshold: float | None = Field(
+        None,
+        ge=-1.0,
+        le=1.0,
+        description="Keep a cut candidate when its similarity to the last kept keyframe is "
+        "below this (default: the embedder's, 0.95 for weightless; never below --threshold)",
+    )
+    cut_scan_full: bool = Field(
+        False,
+        description="With cut candidates, never skip ahead to a codec keyframe: decode every "
+        "reference frame, so shots shorter than --interval are found too (slower)",
+    )
+    max_pixels: int | None = Field(
+        40_000_000,
+        ge=1,
+        description="Refuse, with one line, a video whose frames have more pixels than this "
+        "(bounds memory per worker; 8K is 35.4 M); none: no limit",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data: Any) -> Any:

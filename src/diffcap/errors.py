@@ -102,6 +102,12 @@ class CorruptVideo(VideoError):
         super().__init__(path, message, hint=hint)
 
 
+class FrameTooLarge(VideoError):
+    """The video's frames are too large to decode within the memory bound (``max_pixels``)."""
+
+    reason = "too_large"
+
+
 class DownloadError(VideoError):
     reason = "download"
 

@@ -59,9 +59,12 @@ def test_one_keyframe_per_scene_static_adds_none(scenes_video: SynthVideo) -> No
     )
     assert kset.keyframes[0].time == 0.0 and kset.keyframes[0].pts == 0
     frame = float(1 / NTSC)
-    for t in kset.times[:-1]:  # sampled every 2 s by PTS: the first frame at/after k*2
+    starts = set(scenes_video.scene_starts)
+    for t in kset.times[:-1]:
+        # sampled every 2 s by PTS (the first frame at/after k*2), or a cut candidate: the
+        # first frame of a scene
         target = round(t / 2) * 2
-        assert target - 1e-6 <= t < target + frame + 1e-6
+        assert target - 1e-6 <= t < target + frame + 1e-6 or t in starts
     assert kset.embedder == "weightless-v1" and kset.threshold == 0.85
 
 
@@ -172,10 +175,14 @@ def test_interval_and_threshold_settings(scenes_video: SynthVideo) -> None:
         assert any(start - 1e-6 <= t < start + 0.5 + 0.04 for t in dense.times)
     # above any cosine similarity: keep every candidate (the config accepts [-1, 1] only,
     # so the selection rule is driven directly here)
-    keep_all = KeyframeConfig().model_copy(update={"threshold": 1.01})
+    keep_all = KeyframeConfig(cut_candidates=False).model_copy(update={"threshold": 1.01})
     every = extract_keyframes(scenes_video.path, keep_all)
     assert len(every.keyframes) == len(every.extra["similarities"]) == 11  # 0,2,...,20 s
     assert every.extra["candidates"] == 11
+    # with cut candidates: the 3 scene starts off the 2 s grid come on top
+    more = extract_keyframes(scenes_video.path, KeyframeConfig(threshold=1.01))
+    assert more.extra["cut_candidates"] == pytest.approx(scenes_video.scene_starts[1:])
+    assert set(more.times) == set(every.times) | set(more.extra["cut_candidates"])
 
 
 def test_variable_frame_rate_times_are_real(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from diffcap.video.synth import Scene, SynthVideo, write_video
 class _EagerOnly:
     """A source without ``lazy_frames_at``: forces the eager path (full RGB per candidate)."""
 
-    def __init__(self, path):
+    def __init__(self, path, **_):
         self._src = open_video(path)
 
     def info(self):
@@ -53,7 +53,14 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> SynthVideo:
     return write_video(path, scenes, size=(320, 180), fps=25, options={"bf": "3"})
 
 
-@pytest.mark.parametrize("cfg", [KeyframeConfig(), KeyframeConfig(interval=0.5, max_keyframes=4)])
+# (cut candidates need a source that reports every decoded frame: the lazy one only)
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        KeyframeConfig(cut_candidates=False),
+        KeyframeConfig(interval=0.5, max_keyframes=4, cut_candidates=False),
+    ],
+)
 def test_lazy_and_eager_paths_agree(shots: SynthVideo, cfg, tmp_path, monkeypatch) -> None:
     lazy_emb = _Counting()
     lazy = extract_keyframes(shots.path, cfg, embedder=lazy_emb, out_dir=tmp_path / "lazy")

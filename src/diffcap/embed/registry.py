@@ -1,4 +1,5 @@
-"""Image embedders by name: ``"weightless"``, ``"clip"``, ``"clip:<hub id or dir>"``, ...
+"""Image embedders by name: ``"weightless"``, ``"clip"``, ``"clip:<hub id or dir>"``,
+``"effnet-lite0"`` (``"effnet-lite0:<exported .onnx>"``), ...
 
     from diffcap.embed import get_image_embedder
     emb = get_image_embedder("clip:/models/clip-l-336", device="cuda")
@@ -78,5 +79,12 @@ def _clip(arg: str | None, **options: Any) -> ImageEmbedder:
     return ClipEmbedder(arg or DEFAULT_CLIP, **options)
 
 
+def _effnet(arg: str | None, **options: Any) -> ImageEmbedder:
+    from diffcap.embed.effnet import EffNetLite0Embedder
+
+    return EffNetLite0Embedder(arg, batch_size=options.get("batch_size", 16))
+
+
 register_image_embedder("weightless", _weightless)
 register_image_embedder("clip", _clip)
+register_image_embedder("effnet-lite0", _effnet)

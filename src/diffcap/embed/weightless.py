@@ -190,6 +190,12 @@ class WeightlessEmbedder:
     #: Calibrated on synthetic shots (noise, a small moving object, fades) and real cuts;
     #: see docs/keyframes.md and tests/embed/test_embed_weightless.py.
     default_threshold = 0.85
+    #: The bar of a cut candidate (a frame where the dense cut signal fired, see
+    #: :mod:`diffcap.keyframes.changes`): known to start something new, so kept unless it
+    #: looks almost like the last keyframe. On the real clips of
+    #: benchmarks/keyframes_quality.py (TransNetV2 cuts as reference), the 62 cut candidates
+    #: at true cuts scored at most 0.887 against the last keyframe.
+    default_cut_threshold = 0.95
     #: Every descriptor is computed from an EDGE_THUMB x EDGE_THUMB stretch of the frame, so
     #: callers that can scale cheaply (swscale, straight from YUV) may hand over a stretch of
     #: twice that side instead of the full frame: the last 2x2 box average stays exact here.

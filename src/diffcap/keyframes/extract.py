@@ -20,13 +20,11 @@ from __future__ import annotations
 import logging
 import time as _time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 from diffcap.config import KeyframeConfig
 from diffcap.embed import ImageEmbedder, get_image_embedder
+from diffcap.keyframes.changes import ChangeWatch, watched_targets
 from diffcap.keyframes.cuts import detect_cuts
 from diffcap.keyframes.cuts import load_model as load_cut_model
 from diffcap.keyframes.kset import Damage, KeyframeSet, make_video_ids
@@ -37,20 +35,18 @@ from diffcap.keyframes.plan import (
     plan_window,
 )
 from diffcap.keyframes.prefetch import prefetch
-from diffcap.keyframes.select import Budget, GreedySelector, is_solid
-from diffcap.keyframes.select import keep_last_frame as _keep_last
-from diffcap.keyframes.writer import ImageWriter, Written, cap_size, keyframe_name
+from diffcap.keyframes.select import is_solid
+from diffcap.keyframes.state import _batches, _Pass, _Target
+from diffcap.keyframes.writer import keyframe_name
 from diffcap.timeline import Frame, Keyframe, VideoInfo
 from diffcap.video import open_video
 from diffcap.video.base import VideoSource
 from diffcap.video.lazyframe import LazyFrame
+from diffcap.video.probe import MAX_PIXELS
 from diffcap.video.pyav import PyAVSource
 
 log = logging.getLogger(__name__)
 
-#: A batch of candidates is embedded early when its frames hold this many bytes (4K frames
-#: are 25 MB each), so memory stays bounded whatever the resolution and ``batch_size``.
-BATCH_BYTES = 96 * 2**20
 #: Decoded candidates waiting for the selector (decoding runs ahead on a helper thread).
 PREFETCH = 2
 #: Decoder threading of the sampling pass. Frame threads (PyAVSource's default, right for
@@ -58,164 +54,6 @@ PREFETCH = 2
 #: non-reference frames leave them little to overlap. Measured on benchmarks/keyframes.py's
 #: 720p clip, 2 busy cores: "SLICE" 1.3-1.5 s wall / 2.15 s CPU, "AUTO" 2.0-2.1 s / 2.55 s.
 SAMPLING_THREADS = "SLICE"
-
-
-#: A candidate waiting to be embedded: (frame, forced, what the embedder sees).
-_Item = tuple[Frame | LazyFrame, bool, np.ndarray]
-
-
-def _held_bytes(frame: Frame | LazyFrame) -> int:
-    """Bytes a waiting candidate stands for (its RGB size: conservative for a YUV frame)."""
-    if isinstance(frame, LazyFrame):
-        w, h = frame.size
-        return w * h * 3
-    return frame.image.nbytes
-
-
-@dataclass
-class _Kept:
-    """A keyframe while the pass runs: its image is on disk (``written``) or in memory."""
-
-    time: float
-    pts: int
-    similarity: float | None
-    written: Written | None = None
-    image: np.ndarray | None = None
-
-
-class _Pass:
-    """State of one extraction: selection, budget and image storage."""
-
-    def __init__(
-        self, cfg: KeyframeConfig, embedder: ImageEmbedder, threshold: float, directory: Path | None
-    ) -> None:
-        self.cfg, self.embedder = cfg, embedder
-        self.selector = GreedySelector(threshold)
-        self.budget: Budget[_Kept] = Budget(cfg.max_keyframes)
-        self.writer = (
-            ImageWriter(
-                directory, cfg.image_format, quality=cfg.jpeg_quality, max_side=cfg.max_side
-            )
-            if directory is not None
-            else None
-        )
-        #: (width, height) the embedder needs (None: full frames, as the paper's script did)
-        self.input_size: tuple[int, int] | None = getattr(embedder, "input_size", None)
-        self.last_kept: _Kept | None = None
-        self.last_pts: int | None = None
-        self.pending_solid: tuple[Frame | LazyFrame, np.ndarray] | None = None
-        self.seen_content = False  # a non-solid candidate was admitted: stop skipping
-        self.candidates = 0
-        self.solid_skipped = 0
-        self.serial = 0
-        self.cuts: list[float] = []  # first frames of new shots (cut_keyframes)
-
-    def pixels(self, frame: Frame | LazyFrame) -> np.ndarray:
-        """What the embedder sees: a thumbnail of ``input_size`` when it declares one and the
-        frame is lazy (scaled straight from YUV in swscale), else the full frame."""
-        if self.input_size is not None and isinstance(frame, LazyFrame):
-            return frame.resized(self.input_size)
-        return frame.image
-
-    def capped(self, frame: Frame | LazyFrame) -> np.ndarray:
-        if isinstance(frame, LazyFrame):
-            return frame.capped(self.cfg.max_side)  # one swscale pass, YUV -> capped RGB
-        return cap_size(frame.image, self.cfg.max_side)
-
-    def keep(self, frame: Frame | LazyFrame, sim: float | None) -> None:
-        """Record a keyframe: store its image now, let the budget drop the least novel."""
-        kept = _Kept(frame.time, frame.timestamp.pts, sim)
-        if self.writer is not None:
-            # converted and capped on the writer's thread (swscale/Pillow release the GIL)
-            image = (
-                (lambda f=frame: self.capped(f)) if isinstance(frame, LazyFrame) else frame.image
-            )
-            kept.written = self.writer.write(image, self.serial, frame.time)
-        else:
-            kept.image = self.capped(frame)
-        self.serial += 1
-        self.last_kept = kept
-        evicted = self.budget.add(kept, sim)
-        if evicted is not None and evicted.written is not None and self.writer is not None:
-            self.writer.drop(evicted.written)
-
-    def decide(self, items: list[_Item]) -> None:
-        """Embed one batch of candidates and run the greedy rule over it in time order.
-
-        ``items`` are (frame, forced, pixels); a forced frame (first after a hard cut) is kept
-        whatever its similarity. The embedder gets ``pixels`` (see :meth:`pixels`); only the
-        kept frames are converted at ``max_side``, for saving.
-        """
-        if not items:
-            return
-        vecs = self.embedder.embed_images([px for _, _, px in items])
-        for (frame, forced, _), vec in zip(items, vecs, strict=True):
-            if forced:
-                sim = self.selector.similarity(vec)
-                self.selector.keep(vec)
-                self.keep(frame, sim)
-                continue
-            keep, sim = self.selector.offer(vec)
-            if keep:
-                self.keep(frame, sim)
-
-    def admit(self, frame: Frame | LazyFrame, kind: str = "cand") -> _Item | None:
-        """(frame, forced, pixels) to embed; None for a repeat or a leading solid frame. A
-        ``probe``
-        (extra target in the first interval) counts only while no picture was seen; a
-        ``cut`` frame (first after a hard cut) is forced."""
-        if kind == "probe" and self.seen_content:
-            return None
-        if frame.timestamp.pts == self.last_pts:
-            return None  # two targets fell on one frame (VFR gap, or past the end)
-        self.last_pts = frame.timestamp.pts
-        self.candidates += 1
-        pixels = self.pixels(frame)
-        if self.cfg.skip_solid and not self.seen_content and is_solid(pixels):
-            self.solid_skipped += 1
-            if self.pending_solid is None:  # used if every candidate is solid
-                if not isinstance(frame, LazyFrame):  # a YUV frame is small enough as it is
-                    frame = Frame(cap_size(frame.image, self.cfg.max_side), frame.timestamp)
-                    pixels = self.pixels(frame)
-                self.pending_solid = (frame, pixels)
-            return None
-        self.seen_content = True
-        return frame, kind == "cut", pixels
-
-    def finish_last(self, frame: Frame | LazyFrame | None) -> None:
-        """Apply the fall-backs: all-solid video, then the paper's last-frame rule."""
-        if self.selector.kept == 0 and self.pending_solid is not None:
-            self.decide([(self.pending_solid[0], False, self.pending_solid[1])])
-        if frame is None or self.last_kept is None:
-            return
-        if not _keep_last(frame.time, self.last_kept.time, self.cfg.interval, self.selector.kept):
-            return
-        vec = self.embedder.embed_images([self.pixels(frame)])[0]
-        sim = self.selector.similarity(vec)
-        self.selector.keep(vec)
-        self.keep(frame, sim)
-
-
-def _batches(
-    frames: Iterator[Frame | LazyFrame], kinds: list[str], run: _Pass, size: int
-) -> Frame | LazyFrame | None:
-    """Feed candidates to ``run`` in batches (by count and bytes); return the final frame."""
-    batch: list[_Item] = []
-    held = 0
-    final: Frame | LazyFrame | None = None
-    for frame, kind in zip(frames, kinds, strict=False):
-        if kind == "final":
-            final = frame
-            break
-        item = run.admit(frame, kind)
-        if item is not None:
-            batch.append(item)
-            held += _held_bytes(item[0]) + item[2].nbytes
-        if len(batch) >= size or held >= BATCH_BYTES:
-            run.decide(batch)
-            batch, held = [], 0
-    run.decide(batch)
-    return final
 
 
 def _sample(src: VideoSource, times: list[float]) -> Iterator[Frame | LazyFrame]:
@@ -245,12 +83,19 @@ def _run_pass(
     last_t = final_target(info, start, end)
     probes = cfg.skip_solid and _starts_solid(src, run, start)
     times, kinds = plan_targets(start, end, cfg.interval, last_t, probes, cuts)
+    watch = ChangeWatch(src, start, end) if cfg.cut_candidates and hasattr(src, "watch") else None
+    targets: Iterator[_Target] = (
+        watched_targets(src, times, kinds, watch, full=cfg.cut_scan_full)
+        if watch is not None
+        else zip(_sample(src, times), kinds, strict=False)
+    )
     try:
-        frames = prefetch(_sample(src, times), depth=PREFETCH)
+        frames = prefetch(targets, depth=PREFETCH)
         try:
-            final = _batches(frames, kinds, run, cfg.batch_size)
+            final = _batches(frames, run, cfg.batch_size)
         finally:
             frames.close()  # joins the decode thread before the source closes
+        run.changes = watch.times if watch is not None else []
         run.finish_last(final)
     except BaseException:
         if run.writer is not None:
@@ -258,9 +103,19 @@ def _run_pass(
         raise
 
 
-def open_sampler(path: str | Path) -> VideoSource:
+def thresholds(cfg: KeyframeConfig, emb: ImageEmbedder) -> tuple[float, float]:
+    """(threshold, cut_threshold): the configured values, else the embedder's defaults. A
+    cut candidate's bar is never stricter than a candidate's."""
+    threshold = cfg.threshold if cfg.threshold is not None else emb.default_threshold
+    cut = cfg.cut_threshold
+    if cut is None:
+        cut = getattr(emb, "default_cut_threshold", threshold)
+    return threshold, max(threshold, cut)
+
+
+def open_sampler(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> VideoSource:
     """The reader of the sampling pass (see :data:`SAMPLING_THREADS`)."""
-    return PyAVSource(path, threads=SAMPLING_THREADS)
+    return PyAVSource(path, threads=SAMPLING_THREADS, max_pixels=max_pixels)
 
 
 def extract_keyframes(
@@ -283,10 +138,10 @@ def extract_keyframes(
     if embedder is None:
         embedder = get_image_embedder(cfg.embedder, batch_size=cfg.batch_size)
     emb = embedder
-    threshold = cfg.threshold if cfg.threshold is not None else emb.default_threshold
+    threshold, cut_threshold = thresholds(cfg, emb)
     vid = video_id or make_video_ids([path])[0]
     directory = Path(out_dir) / vid if out_dir is not None else None
-    with open_sampler(path) as src:
+    with open_sampler(path, max_pixels=cfg.max_pixels) as src:
         info = src.info()
         start, end, truncated = plan_window(info, cfg)
         if truncated:
@@ -304,7 +159,7 @@ def extract_keyframes(
             with open_video(path) as cut_src:  # its own pass over every frame
                 cuts = detect_cuts(cut_src, start, end)
             readers.append(cut_src)
-        run = _Pass(cfg, emb, threshold, directory)
+        run = _Pass(cfg, emb, (threshold, cut_threshold), directory)
         run.cuts = cuts
         _run_pass(src, run, info, start, end, cuts)
         # inside: queued writes still read decoded frames of this source
@@ -373,6 +228,9 @@ def _assemble(
             "candidates": run.candidates,
             "solid_skipped": run.solid_skipped,
             **({"cuts": [round(t, 6) for t in run.cuts]} if cfg.cut_keyframes else {}),
+            **(
+                {"cut_candidates": [round(t, 6) for t in run.changes]} if cfg.cut_candidates else {}
+            ),
             "similarities": [
                 None if k.similarity is None else round(k.similarity, 4) for k in kept
             ],

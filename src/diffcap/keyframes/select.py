@@ -71,10 +71,12 @@ class GreedySelector:
         """Cosine similarity to the last kept keyframe (``None`` before the first)."""
         return None if self.last is None else float(np.dot(vec, self.last))
 
-    def offer(self, vec: np.ndarray) -> tuple[bool, float | None]:
-        """Decide one candidate. Returns (kept, similarity to the last kept keyframe)."""
+    def offer(self, vec: np.ndarray, threshold: float | None = None) -> tuple[bool, float | None]:
+        """Decide one candidate (against ``threshold`` when given, e.g. a cut candidate's
+        looser bar). Returns (kept, similarity to the last kept keyframe)."""
         sim = self.similarity(vec)
-        if sim is None or sim < self.threshold:
+        bar = self.threshold if threshold is None else threshold
+        if sim is None or sim < bar:
             self.keep(vec)
             return True, sim
         return False, sim

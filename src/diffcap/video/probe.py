@@ -21,6 +21,7 @@ import numpy as np
 from diffcap.errors import (
     CorruptVideo,
     EmptyFile,
+    FrameTooLarge,
     NotAFile,
     NotAVideo,
     NoVideoStream,
@@ -134,6 +135,29 @@ def select_stream(container: av.container.InputContainer, path: Path) -> av.vide
             # Demuxing skips them entirely: cheaper reads and seeks.
             other.discard = av.stream.Discard.all
     return stream
+
+
+#: Frames with more pixels than this are refused (a decoded 16000x16000 frame is 384 MB in
+#: YUV and 768 MB in RGB, per frame in flight). 8K (7680x4320, 8192x4320) fits.
+MAX_PIXELS = 40_000_000
+
+
+def check_size(stream: av.video.VideoStream, path: Path, max_pixels: int | None) -> None:
+    """Refuse, before any frame is decoded, a stream whose header declares frames of more
+    than ``max_pixels`` pixels; also tell the decoder the limit, so a stream whose pictures
+    grow beyond it later is not decoded either (its frames count as lost)."""
+    if max_pixels is None:
+        return
+    ctx = stream.codec_context
+    width, height = ctx.width or stream.width or 0, ctx.height or stream.height or 0
+    if width * height > max_pixels:
+        raise FrameTooLarge(
+            path,
+            f"frames are {width}x{height} ({width * height:,} pixels), over the limit of "
+            f"{max_pixels:,} pixels per frame (max_pixels)",
+            hint="downscale it first (ffmpeg -i IN -vf scale=3840:-2 OUT.mp4) or raise max_pixels",
+        )
+    ctx.options = {**ctx.options, "max_pixels": str(max_pixels)}
 
 
 def container_name(container: av.container.InputContainer, path: Path) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,13 +32,24 @@ from diffcap.errors import CorruptVideo
 from diffcap.timeline import Frame, Timestamp, VideoInfo
 from diffcap.video.base import VideoSource
 from diffcap.video.lazyframe import LazyFrame
-from diffcap.video.probe import build_info, check_path, expected_end, open_container
+from diffcap.video.probe import (
+    MAX_PIXELS,
+    build_info,
+    check_path,
+    check_size,
+    expected_end,
+    open_container,
+)
 from diffcap.video.probe import select_stream as _select_stream
 
 log = logging.getLogger(__name__)
 
 #: A frame "at" a target may sit this much before it (float round-off of the caller's target).
 EPS = 1e-6
+#: Step back from a keyframe to find the one before it; most keyframes peeked in one skip.
+EPS_KEY, MAX_PEEK = 1e-3, 3
+#: Longest stretch decoded through (instead of skipped) when its keyframes are not peeked.
+THROUGH_MAX = 4.0
 
 
 class PyAVSource(VideoSource):
@@ -51,6 +62,12 @@ class PyAVSource(VideoSource):
     ``threads``: multi-threaded decoding (frame + slice threads).
     ``skip_nonref``: do not decode non-reference frames that lie before the next target
     (nothing refers to them and they cannot be the answer, so timestamps stay exact).
+    ``max_pixels``: refuse (:class:`~diffcap.video.probe.FrameTooLarge`) frames larger than
+    this, before decoding any (None: no limit).
+    ``on_decode``: called with every frame the decoder produces, in presentation order (a
+    re-decoded stretch again), on the thread that iterates; set it with :meth:`watch`.
+    ``peek_keyframes``: when skipping ahead with ``on_decode`` set, first decode each
+    indexed keyframe of the skipped stretch alone, so the callback sees them too.
     """
 
     def __init__(
@@ -61,6 +78,7 @@ class PyAVSource(VideoSource):
         seek_threshold: float = 4.0,
         threads: bool | str = True,
         skip_nonref: bool = True,
+        max_pixels: int | None = MAX_PIXELS,
     ) -> None:
         self.path = check_path(path)
         self.min_seek_skip = min_seek_skip
@@ -74,6 +92,10 @@ class PyAVSource(VideoSource):
         #: Frames the decoder produced so far (work done; converted frames are far fewer).
         self.frames_decoded = 0
         self.seeks = 0
+        self.on_decode: Callable[[av.VideoFrame], None] | None = None
+        #: With ``on_decode``: before skipping ahead, decode the keyframes in between alone.
+        self.peek_keyframes = False
+        self._peek_ok = True  # peeks have landed where the index said
         self._origin = 0
         self._gop_seen = 0.0  # longest keyframe distance seen (for files without an index)
         self._last_key: float | None = None
@@ -83,6 +105,7 @@ class PyAVSource(VideoSource):
         self._container = open_container(self.path)
         try:
             self._stream = _select_stream(self._container, self.path)
+            check_size(self._stream, self.path, max_pixels)
             if threads:
                 self._stream.thread_type = "AUTO" if threads is True else threads
             self._tb = Fraction(self._stream.time_base)
@@ -152,10 +175,22 @@ class PyAVSource(VideoSource):
         targets answered by one frame get the same object."""
         last: LazyFrame | None = None
         for f in self._answers(times):
-            pts = self._pts(f)
-            if last is None or last.timestamp.pts != pts:
-                last = LazyFrame(f, Timestamp(pts, self._tb, self._origin), self._rot_k)
+            if last is None or last.timestamp.pts != self._pts(f):
+                last = self.lazy(f)
             yield last
+
+    def watch(self, callback: Callable[[av.VideoFrame], None] | None) -> None:
+        """Set :attr:`on_decode`; ``callback`` first sees the decoded frames still waiting to
+        be answered (the first frame of a fresh source), so it misses none."""
+        self.on_decode = callback
+        if callback is not None:
+            for f in reversed(self._pending):  # a stack: the oldest frame is last
+                callback(f)
+
+    def lazy(self, frame: av.VideoFrame) -> LazyFrame:
+        """A decoded frame of this source (e.g. one seen by ``on_decode``) as a
+        :class:`LazyFrame` with its exact timestamp."""
+        return LazyFrame(frame, Timestamp(self._pts(frame), self._tb, self._origin), self._rot_k)
 
     def _answers(self, times: Sequence[float]) -> Iterator[av.VideoFrame]:
         times = list(times)
@@ -233,6 +268,8 @@ class PyAVSource(VideoSource):
             self._last = f
             if f.key_frame:
                 self._learn_gop(f)
+            if self.on_decode is not None:
+                self.on_decode(f)
         return f
 
     def _learn_gop(self, f: av.VideoFrame) -> None:
@@ -331,9 +368,40 @@ class PyAVSource(VideoSource):
         key = self._keyframe_before(t)
         if key is not None:
             if key > pos + self.min_seek_skip:
+                if self.peek_keyframes and self.on_decode is not None and not self._peek(pos, key):
+                    return  # decode through instead: on_decode sees the whole stretch
                 self._seek(t)
         elif t - pos > max(self.seek_threshold, self._gop_seen):
             self._seek(t)
+
+    def _peek(self, pos: float, key: float) -> bool:
+        """Decode each indexed keyframe strictly between ``pos`` and ``key`` on its own (one
+        seek, one intra frame), so :attr:`on_decode` sees the stretch about to be skipped
+        where encoders mark scene changes (x264, x265, libvpx and xvid start shots there).
+        When the stretch holds more than MAX_PEEK keyframes (short GOPs: decoding through
+        is cheaper) or an earlier peek landed off its keyframe (imprecise seeking, e.g.
+        MPEG-PS), nothing is peeked: False (the caller decodes through) for a stretch of at
+        most THROUGH_MAX seconds, True (the caller skips it unseen) for a longer one."""
+        found: list[float] = []
+        k = self._keyframe_before(key - EPS_KEY)
+        while k is not None and k > pos + EPS and len(found) <= MAX_PEEK:
+            found.append(k)
+            k = self._keyframe_before(k - EPS_KEY)
+        if not found:
+            return True
+        if not self._peek_ok or len(found) > MAX_PEEK:
+            return key - pos > THROUGH_MAX  # a long stretch is skipped unseen, as without peeks
+        # Index times may be decode times (earlier than the pictures' by the reorder delay)
+        # while seeks take presentation times: aim at the *next* keyframe's index time, which
+        # lands on this one. The frame decoded there is all on_decode needs.
+        last = pos
+        for k, nxt in zip(reversed(found), [*reversed(found[:-1]), key], strict=True):
+            self._seek_once(nxt, nxt)
+            landed = self._time(self._last) if self._last is not None else -math.inf
+            if not (last < landed and k - EPS_KEY <= landed < nxt + 1.0):
+                self._peek_ok = False  # off target: seeking here is not precise
+            last = max(last, landed)
+        return True
 
     def _keyframe_before(self, t: float) -> float | None:
         """Time of the last indexed keyframe at or before ``t``; None without an index."""
