@@ -60,7 +60,7 @@ def export_onnx(path: Path) -> Path:
         "efficientnet-lite0", weights_path=weights.get_model_file_path()
     )
 
-    class Pooled(torch.nn.Module):  # type: ignore[misc, name-defined]
+    class Pooled(torch.nn.Module):  # type: ignore[name-defined]
         def __init__(self) -> None:
             super().__init__()
             self.net = net

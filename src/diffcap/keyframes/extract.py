@@ -220,7 +220,7 @@ def _assemble(
         embedder=emb.model_id,
         interval=cfg.interval,
         threshold=threshold,
-        images=None if run.writer is not None else [k.image for k in kept],
+        images=None if run.writer is not None else [k.image for k in kept if k.image is not None],
         window=window,
         truncated=truncated,
         max_keyframes=cfg.max_keyframes,

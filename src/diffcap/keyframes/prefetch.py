@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -25,7 +25,7 @@ class _Failure:
         self.exc = exc
 
 
-def prefetch(items: Iterator[T], depth: int = 4) -> Iterator[T]:
+def prefetch(items: Iterator[T], depth: int = 4) -> Generator[T, None, None]:
     """Iterate ``items`` on a daemon thread, handing them over through a bounded queue.
 
     Exceptions raised by ``items`` are re-raised here. Stopping early (``break``, an error in

@@ -55,7 +55,7 @@ def is_solid(image: np.ndarray, tol: float = SOLID_STD) -> bool:
     # average 2x2 neighbours at each sample point to damp per-pixel noise
     sample = image[: h - h % sy : sy, : w - w % sx : sx].astype(np.float32)
     if sample.shape[0] > 1 and sample.shape[1] > 1:
-        sample = (sample[:-1, :-1] + sample[1:, :-1] + sample[:-1, 1:] + sample[1:, 1:]) / 4
+        sample = (sample[:-1, :-1] + sample[1:, :-1] + sample[:-1, 1:] + sample[1:, 1:]) * 0.25
     return bool(sample.reshape(-1, sample.shape[-1]).std(axis=0).max() < tol)
 
 

@@ -19,7 +19,7 @@ class VideoSource(ABC):
     """Reads one video. Memory is bounded by the frames in flight, never by video length."""
 
     @abstractmethod
-    def info(self) -> VideoInfo:
+    def info(self, *, exact_count: bool = False) -> VideoInfo:
         """Probe facts (cheap; no full decode unless the container hides the duration)."""
 
     @abstractmethod

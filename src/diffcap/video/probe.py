@@ -116,7 +116,7 @@ def select_stream(container: av.container.InputContainer, path: Path) -> av.vide
     attached = av.stream.Disposition.attached_pic
     videos = [s for s in container.streams.video if not (s.disposition & attached)]
     if not videos:
-        kinds = sorted({s.type for s in container.streams}) or ["no"]
+        kinds: list[str] = sorted({str(s.type) for s in container.streams}) or ["no"]
         raise NoVideoStream(
             path,
             f"no video stream ({', '.join(kinds)} streams only)",
@@ -314,7 +314,8 @@ def build_info(
     width, height = first.width, first.height
     if rotation % 180 == 90:
         width, height = height, width
-    start = float(first.pts * stream.time_base) if first.pts is not None else 0.0
+    tb = stream.time_base
+    start = float(first.pts * tb) if first.pts is not None and tb is not None else 0.0
     duration = header_duration(container, stream, start)
     fps, variable = frame_rate(path, stream, duration)
     count: int | None = stream.frames or None

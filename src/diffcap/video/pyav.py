@@ -108,7 +108,10 @@ class PyAVSource(VideoSource):
             check_size(self._stream, self.path, max_pixels)
             if threads:
                 self._stream.thread_type = "AUTO" if threads is True else threads
-            self._tb = Fraction(self._stream.time_base)
+            tb = self._stream.time_base
+            if tb is None:
+                raise CorruptVideo(self.path, "the video stream declares no time base")
+            self._tb = Fraction(tb)
             self._expected, self._slack = 0.0, 0.0  # known after the first frame
             self._restart_iter()
             first = self._next_frame()
@@ -291,7 +294,7 @@ class PyAVSource(VideoSource):
         pts = self._pts(f)
         if self._converted and self._converted[0] == pts:
             return self._converted[1]
-        image = f.to_ndarray(format="rgb24")  # 10-bit and odd sizes: swscale does the work
+        image: np.ndarray = f.to_ndarray(format="rgb24")  # 10-bit, odd sizes: swscale
         if self._rot_k:
             image = np.rot90(image, self._rot_k)
         # Odd widths come back with padded rows, rotations as views: hand out plain arrays.
@@ -337,7 +340,7 @@ class PyAVSource(VideoSource):
         last = self._last
         if self._skipped_any and last is not None and self._skipped_to > self._pts(last):
             self._skip_below = None
-            self._seek(self._time(self._last))
+            self._seek(self._time(last))
             while self._next_frame() is not None:
                 pass
             self._floor = self._time(self._last) if self._last is not None else self._floor
