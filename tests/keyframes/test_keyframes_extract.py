@@ -180,7 +180,9 @@ def test_interval_and_threshold_settings(scenes_video: SynthVideo) -> None:
     assert len(every.keyframes) == len(every.extra["similarities"]) == 11  # 0,2,...,20 s
     assert every.extra["candidates"] == 11
     # with cut candidates: the 3 scene starts off the 2 s grid come on top
-    more = extract_keyframes(scenes_video.path, KeyframeConfig(threshold=1.01))
+    more = extract_keyframes(
+        scenes_video.path, KeyframeConfig().model_copy(update={"threshold": 1.01})
+    )
     assert more.extra["cut_candidates"] == pytest.approx(scenes_video.scene_starts[1:])
     assert set(more.times) == set(every.times) | set(more.extra["cut_candidates"])
 
