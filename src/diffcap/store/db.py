@@ -15,13 +15,10 @@ re-binds a known id to another source (``strict=True`` raises :class:`VideoIdCon
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
-import shutil
 import sqlite3
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -34,6 +31,7 @@ from typing import Any
 from diffcap.errors import ConfigError, DiffcapError
 from diffcap.redact import redact, redact_optional
 from diffcap.store.migrations import apply_migrations, schema_version
+from diffcap.store.readonly import mount_writable, snapshot
 from diffcap.store.requests import CachedResponse, RequestCache
 
 log = logging.getLogger(__name__)
@@ -75,13 +73,13 @@ class RunStore(RequestCache):
         """Open for reading only (``status``, ``export``, ``view``): works on a read-only
         run directory, where SQLite cannot create its WAL index files."""
         path = Path(path)
-        writable = os.access(path.parent, os.W_OK) and _mount_writable(path.parent)
+        writable = os.access(path.parent, os.W_OK) and mount_writable(path.parent)
         target, mode = path, "mode=ro" if writable else "immutable=1"
         wal = path.with_name(path.name + "-wal")
         if not writable and wal.is_file() and wal.stat().st_size > 0:
             # A run killed before its last checkpoint left commits in the WAL, which an
             # immutable open would not see: read a private copy of the database and its WAL.
-            target, mode = _snapshot(path), "mode=ro"
+            target, mode = snapshot(path), "mode=ro"
         uri = f"file:{urllib.parse.quote(str(target.resolve()))}?{mode}"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         try:
@@ -390,23 +388,6 @@ class RunStore(RequestCache):
         if row.status == "deferred":
             self.defer(vid, row.stage or "", row.reason or "deferred", row.error or "")
         return "pending"
-
-
-def _snapshot(path: Path) -> Path:
-    """Copy ``path`` and its ``-wal`` into a private temporary folder (removed at exit)."""
-    folder = Path(tempfile.mkdtemp(prefix="diffcap-ro-"))
-    atexit.register(shutil.rmtree, folder, True)
-    for suffix in ("", "-wal"):
-        shutil.copyfile(path.with_name(path.name + suffix), folder / (path.name + suffix))
-    return folder / path.name
-
-
-def _mount_writable(folder: Path) -> bool:
-    """False on a read-only mount (root passes ``os.access`` checks even there)."""
-    try:
-        return not (os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except OSError:
-        return False
 
 
 __all__ = ["STATUSES", "CachedResponse", "RunStore", "VideoEntry", "VideoIdConflict"]

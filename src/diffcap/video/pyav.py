@@ -41,18 +41,13 @@ from diffcap.video.probe import (
     open_container,
 )
 from diffcap.video.probe import select_stream as _select_stream
+from diffcap.video.seeking import EPS, Seeking
 
 log = logging.getLogger(__name__)
 
-#: A frame "at" a target may sit this much before it (float round-off of the caller's target).
-EPS = 1e-6
-#: Step back from a keyframe to find the one before it; most keyframes peeked in one skip.
-EPS_KEY, MAX_PEEK = 1e-3, 3
-#: Longest stretch decoded through (instead of skipped) when its keyframes are not peeked.
-THROUGH_MAX = 4.0
 
 
-class PyAVSource(VideoSource):
+class PyAVSource(Seeking, VideoSource):
     """Reads one video with PyAV. Not thread-safe; open one per worker.
 
     ``min_seek_skip``: with a keyframe index, seek when the keyframe before the next target
@@ -84,24 +79,7 @@ class PyAVSource(VideoSource):
         self.min_seek_skip = min_seek_skip
         self.seek_threshold = seek_threshold
         self.skip_nonref = skip_nonref
-        self._skip_below: int | None = None  # packets with a smaller PTS may be skipped
-        #: Seconds up to which frames were decodable, when the stream ended early.
-        self.truncated_at: float | None = None
-        #: Packets that failed to decode (their frames are lost).
-        self.decode_errors = 0
-        #: Frames the decoder produced so far (work done; converted frames are far fewer).
-        self.frames_decoded = 0
-        self.seeks = 0
-        self.on_decode: Callable[[av.VideoFrame], None] | None = None
-        #: With ``on_decode``: before skipping ahead, decode the keyframes in between alone.
-        self.peek_keyframes = False
-        self._peek_ok = True  # peeks have landed where the index said
-        self._origin = 0
-        self._gop_seen = 0.0  # longest keyframe distance seen (for files without an index)
-        self._last_key: float | None = None
-        self._converted: tuple[int, Frame] | None = None
-        self._warned: set[str] = set()
-        self._info: VideoInfo | None = None
+        self._init_state()
         self._container = open_container(self.path)
         try:
             self._stream = _select_stream(self._container, self.path)
@@ -132,6 +110,26 @@ class PyAVSource(VideoSource):
         )
         self._rot_k = int(first.rotation or 0) // 90 % 4
         self._pending.append(first)
+
+    def _init_state(self) -> None:
+        self._skip_below: int | None = None  # packets with a smaller PTS may be skipped
+        #: Seconds up to which frames were decodable, when the stream ended early.
+        self.truncated_at: float | None = None
+        #: Packets that failed to decode (their frames are lost).
+        self.decode_errors = 0
+        #: Frames the decoder produced so far (work done; converted frames are far fewer).
+        self.frames_decoded = 0
+        self.seeks = 0
+        self.on_decode: Callable[[av.VideoFrame], None] | None = None
+        #: With ``on_decode``: before skipping ahead, decode the keyframes in between alone.
+        self.peek_keyframes = False
+        self._peek_ok = True  # peeks have landed where the index said
+        self._origin = 0
+        self._gop_seen = 0.0  # longest keyframe distance seen (for files without an index)
+        self._last_key: float | None = None
+        self._converted: tuple[int, Frame] | None = None
+        self._warned: set[str] = set()
+        self._info: VideoInfo | None = None
 
     # --- public API -----------------------------------------------------------------------
 
@@ -345,105 +343,6 @@ class PyAVSource(VideoSource):
                 pass
             self._floor = self._time(self._last) if self._last is not None else self._floor
         return self._last or self._first
-
-    def _position(self) -> float:
-        if self._pending:
-            return self._time(self._pending[-1])
-        return self._time(self._last) if self._last is not None else self._floor
-
-    def _begin(self, t: float) -> None:
-        """Start of a new call: rewind when a frame before the current position is wanted."""
-        self._aim(t)
-        if t <= self._floor + EPS:
-            self._seek(t)
-
-    def _aim(self, t: float) -> None:
-        """Packets before ``t`` cannot answer it: their non-reference frames may be skipped."""
-        if self.skip_nonref:
-            self._skip_below = self._origin + math.floor((t - EPS) / self._tb)
-
-    def _maybe_seek(self, t: float) -> None:
-        if self._eof and not self._pending:
-            return
-        pos = self._position()
-        if t <= pos:
-            return
-        key = self._keyframe_before(t)
-        if key is not None:
-            if key > pos + self.min_seek_skip:
-                if self.peek_keyframes and self.on_decode is not None and not self._peek(pos, key):
-                    return  # decode through instead: on_decode sees the whole stretch
-                self._seek(t)
-        elif t - pos > max(self.seek_threshold, self._gop_seen):
-            self._seek(t)
-
-    def _peek(self, pos: float, key: float) -> bool:
-        """Decode each indexed keyframe strictly between ``pos`` and ``key`` on its own (one
-        seek, one intra frame), so :attr:`on_decode` sees the stretch about to be skipped
-        where encoders mark scene changes (x264, x265, libvpx and xvid start shots there).
-        When the stretch holds more than MAX_PEEK keyframes (short GOPs: decoding through
-        is cheaper) or an earlier peek landed off its keyframe (imprecise seeking, e.g.
-        MPEG-PS), nothing is peeked: False (the caller decodes through) for a stretch of at
-        most THROUGH_MAX seconds, True (the caller skips it unseen) for a longer one."""
-        found: list[float] = []
-        k = self._keyframe_before(key - EPS_KEY)
-        while k is not None and k > pos + EPS and len(found) <= MAX_PEEK:
-            found.append(k)
-            k = self._keyframe_before(k - EPS_KEY)
-        if not found:
-            return True
-        if not self._peek_ok or len(found) > MAX_PEEK:
-            return key - pos > THROUGH_MAX  # a long stretch is skipped unseen, as without peeks
-        # Index times may be decode times (earlier than the pictures' by the reorder delay)
-        # while seeks take presentation times: aim at the *next* keyframe's index time, which
-        # lands on this one. The frame decoded there is all on_decode needs.
-        last = pos
-        for k, nxt in zip(reversed(found), [*reversed(found[:-1]), key], strict=True):
-            self._seek_once(nxt, nxt)
-            landed = self._time(self._last) if self._last is not None else -math.inf
-            if not (last < landed and k - EPS_KEY <= landed < nxt + 1.0):
-                self._peek_ok = False  # off target: seeking here is not precise
-            last = max(last, landed)
-        return True
-
-    def _keyframe_before(self, t: float) -> float | None:
-        """Time of the last indexed keyframe at or before ``t``; None without an index."""
-        entries = self._stream.index_entries
-        if entries is None or len(entries) == 0:
-            return None
-        i = entries.search_timestamp(self._origin + int(t / self._tb), backward=True)
-        if i < 0:
-            return None
-        return float((entries[i].timestamp - self._origin) * self._tb)
-
-    def _seek(self, t: float) -> None:
-        """Put the decoder on the keyframe at or before ``t``. Steps further back when the
-        demuxer lands after ``t`` (imprecise index) or on missing data (truncated file)."""
-        tried: set[float] = set()
-        for back in (0.0, 1.0, 5.0, 30.0):
-            at = max(t - back, 0.0)
-            if at not in tried and self._seek_once(at, t):
-                return
-            tried.add(at)
-        self._seek_once(None, t)
-
-    def _seek_once(self, at: float | None, t: float) -> bool:
-        self.seeks += 1
-        if at is None:
-            self._container.seek(0, backward=True)
-        else:
-            offset = self._origin + int(at / self._tb)
-            self._container.seek(offset, stream=self._stream, backward=True)
-        self._restart_iter()
-        f = self._next_frame()
-        if f is None:
-            return False
-        landed = self._time(f)
-        if landed > t + EPS and at is not None and at > 0.0:
-            return False
-        self._gop_seen = max(self._gop_seen, t - landed)  # the GOP is at least this long
-        self._pending.append(f)
-        return True
 
     # --- damage ---------------------------------------------------------------------------
 

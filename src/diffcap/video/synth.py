@@ -261,11 +261,7 @@ def write_video(
     path = Path(path)
     fps = Fraction(fps)
     scenes = list(scenes or default_scenes())
-    if frame_times is None:
-        n = max(1, round(sum(s.duration for s in scenes) * fps))
-        frame_times = [Fraction(i) / fps for i in range(n)]
-    cfr = _on_grid(frame_times, fps)
-    tb = time_base or (1 / fps if cfr else Fraction(1, 90000))
+    frame_times, cfr, tb = _timeline(scenes, fps, frame_times, time_base)
     width, height = size
     stored = (height, width) if rotation % 180 else (width, height)
     if pix_fmt.startswith("yuv420") and codec == "h264" and (stored[0] % 2 or stored[1] % 2):
@@ -293,6 +289,20 @@ def write_video(
         scenes,
         detail,
     )
+
+
+def _timeline(
+    scenes: list[Scene],
+    fps: Fraction,
+    frame_times: Sequence[Fraction] | None,
+    time_base: Fraction | None,
+) -> tuple[Sequence[Fraction], bool, Fraction]:
+    """(frame times, whether they sit on the 1/fps grid, the stream's time base)."""
+    if frame_times is None:
+        n = max(1, round(sum(s.duration for s in scenes) * fps))
+        frame_times = [Fraction(i) / fps for i in range(n)]
+    cfr = _on_grid(frame_times, fps)
+    return frame_times, cfr, time_base or (1 / fps if cfr else Fraction(1, 90000))
 
 
 def _encode(
