@@ -12,6 +12,7 @@ for record in iter_records("runs/demo"):
 from diffcap.export.parquet import RECORD_SCHEMA
 from diffcap.pipeline.configure import list_presets, resolve_config, save_config
 from diffcap.pipeline.control import RunControl
+from diffcap.pipeline.executor import Executor
 from diffcap.pipeline.inputs import VideoItem, collect_inputs
 from diffcap.pipeline.outputs import iter_records, write_outputs
 from diffcap.pipeline.pipeline import Pipeline, make_executor, stage_names
@@ -26,6 +27,7 @@ __all__ = [
     "EXIT_CODES",
     "RECORD_SCHEMA",
     "BarrierStage",
+    "Executor",
     "Pipeline",
     "Resources",
     "RunControl",

@@ -12,6 +12,7 @@ concurrency plus two per worker), and no new video starts once the run control s
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures as cf
 import logging
 import multiprocessing
 import os
@@ -19,13 +20,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from diffcap.config import RunConfig
 from diffcap.pipeline.control import RunControl
+from diffcap.pipeline.executor import Executor
 from diffcap.pipeline.rows import VideoRow
 from diffcap.pipeline.stage import Stage
 
@@ -68,15 +69,10 @@ def _spawn_pool(workers: int) -> ProcessPoolExecutor:
     )
 
 
-class LocalExecutor:
-    """Runs rows through stages on this machine; ``on_row`` gets each row when its chain
-    ends (finished, failed, filtered or deferred)."""
+class LocalExecutor(Executor):
+    """Runs rows through stages on this machine."""
 
     name = "local"
-
-    def __init__(self, cfg: RunConfig, *, progress: bool = True) -> None:
-        self.cfg = cfg
-        self.progress = progress
 
     def run(
         self,
@@ -88,7 +84,7 @@ class LocalExecutor:
         if rows and stages:
             asyncio.run(_Run(self, list(stages), on_row, control).go(rows))
 
-    def pool(self, stage: Stage) -> Executor:
+    def pool(self, stage: Stage) -> cf.Executor:
         workers = self.cfg.engine.workers
         if workers == 1:
             return ThreadPoolExecutor(1, thread_name_prefix=f"diffcap-{stage.name}")
@@ -106,7 +102,7 @@ class _Run:
         control: RunControl,
     ) -> None:
         self.ex, self.stages, self.on_row, self.control = ex, stages, on_row, control
-        self.pools: dict[str, Executor] = {}
+        self.pools: dict[str, cf.Executor] = {}
         self.bars: dict[str, tqdm] = {}
 
     async def go(self, rows: list[VideoRow]) -> None:

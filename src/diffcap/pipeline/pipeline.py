@@ -18,13 +18,14 @@ every row in between. A row that passes every stage is done.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from diffcap.config import RunConfig
 from diffcap.errors import ConfigError
 from diffcap.pipeline.control import RunControl
+from diffcap.pipeline.executor import Executor
 from diffcap.pipeline.rows import VideoRow
 from diffcap.pipeline.stage import BarrierStage, Stage
 from diffcap.pipeline.stages import build_stages
@@ -42,20 +43,6 @@ def stage_names(command: str, cfg: RunConfig) -> list[str]:
         dedup = ["short_caption", "dedup"] if cfg.filter.dedup else []
         return ["prepare", *dedup, "keyframes", "caption"]
     raise ConfigError(f"unknown pipeline {command!r}", hint=f"one of {', '.join(COMMANDS)}")
-
-
-class Executor(Protocol):
-    """What runs a segment of stages over rows (``LocalExecutor``, ``RayExecutor``)."""
-
-    name: str
-
-    def run(
-        self,
-        rows: list[VideoRow],
-        stages: Sequence[Stage],
-        on_row: Callable[[VideoRow], Any],
-        control: RunControl,
-    ) -> None: ...
 
 
 def make_executor(cfg: RunConfig, *, progress: bool = True) -> Executor:

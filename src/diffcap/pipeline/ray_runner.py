@@ -30,8 +30,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from diffcap._deps import require
-from diffcap.config import EngineConfig, RunConfig
+from diffcap.config import EngineConfig
 from diffcap.pipeline.control import RunControl
+from diffcap.pipeline.executor import Executor
 from diffcap.pipeline.rows import VideoRow
 from diffcap.pipeline.stage import Stage
 
@@ -99,14 +100,10 @@ def _map_stage(ray: Any, ds: Any, stage: Stage, engine: EngineConfig) -> Any:
     )
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Runs rows through stages on Ray Data; ``on_row`` gets each row as it comes back."""
 
     name = "ray"
-
-    def __init__(self, cfg: RunConfig, *, progress: bool = True) -> None:
-        self.cfg = cfg
-        self.progress = progress
 
     def run(
         self,
