@@ -17,7 +17,7 @@ setup: $(PY)
 
 setup-test: $(PY) system-deps
 	$(PIP) install --quiet "$(TEST_TORCH)"
-	$(PIP) install --quiet -e ".[dev,local,cuts,ray,review,web]"
+	$(PIP) install --quiet -e ".[dev,local,cuts,ray,review,web,onnx]"
 
 # Chromium (browser tests) and ffmpeg (rotated-video fixtures) from Debian, when we are root.
 system-deps:
