@@ -176,7 +176,11 @@ class KeyframeConfig(_Section):
 
 
 class ModelConfig(_Section):
-    backend: str = Field("openai", description="Model backend: openai or transformers.")
+    backend: str = Field(
+        "auto",
+        description="Model backend: openai, transformers, or auto (openai when a key or "
+        "--api-base is given, else a small local model in-process).",
+    )
     model: str | None = Field(
         None, description="Model name or local model directory [the backend's default]."
     )

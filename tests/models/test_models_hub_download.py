@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import urllib.request
 from pathlib import Path
 
@@ -104,3 +105,47 @@ def test_fake_hub_answers_like_the_hub(tiny_llava_dir, tmp_path, monkeypatch):
         with urllib.request.urlopen(ranged, timeout=5) as response:
             assert response.status == 206
             assert response.read() == (tiny_llava_dir / "config.json").read_bytes()[2:6]
+
+
+def test_caption_without_an_account_uses_a_local_model_from_the_hub(
+    tiny_llava_dir, tmp_path, monkeypatch, capsys
+):
+    """The front door: no API key, no --api-base: `caption` picks the in-process backend,
+    fetches the model from the hub on first use (the fake hub here, through the real
+    loading code) and ends with real captions and a pointer to the viewer."""
+    from diffcap.video.synth import Scene, write_video
+    from support.cli import diffcap
+
+    for var in ("OPENAI_API_KEY", "DIFFCAP_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    video = write_video(
+        tmp_path / "v.mp4", [Scene(1.0), Scene(1.0, hue=0.5)], size=(64, 48), fps=10
+    )
+    out = tmp_path / "c.jsonl"
+    with FakeHub({"org/tiny-llava": tiny_llava_dir}) as hub:
+        use_fake_hub(monkeypatch, hub.endpoint, tmp_path / "hf")
+        args = ["--model", "org/tiny-llava", "--max-tokens", "4", "--interval", "1"]
+        assert diffcap("caption", str(video.path), "--out", str(out), *args) == 0
+    printed = capsys.readouterr().out
+    assert f"look at them: diffcap view {out}" in printed
+    (record,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert record["provenance"]["backend"] == "transformers"
+    assert record["captions"] and all(c["content"] for c in record["captions"])
+
+
+def test_offline_without_the_model_fails_in_seconds_with_the_routes(tmp_path, monkeypatch, capsys):
+    import time
+
+    from support.cli import diffcap
+
+    for var in ("OPENAI_API_KEY", "DIFFCAP_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    with FakeHub({}) as hub:
+        endpoint = hub.endpoint
+    use_fake_hub(monkeypatch, endpoint, tmp_path / "hf")  # a hub that is gone: nothing listens
+    started = time.monotonic()
+    assert diffcap("caption", str(tmp_path / "x.mp4"), "--out", str(tmp_path / "c.jsonl")) == 3
+    assert time.monotonic() - started < 10
+    err = capsys.readouterr().err.strip()
+    assert "cannot be reached" in err and "offline routes" in err and len(err.splitlines()) == 1
+    assert "diffcap models --build-tiny" in err

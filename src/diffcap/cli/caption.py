@@ -111,6 +111,8 @@ def caption(
         ctx, "caption", list(videos), run_dir, cfg, no_progress=no_progress, finish=write_out
     )
     click.echo(f"records: {written[0]} in {out} (run directory {run_dir})")
+    if written[0]:
+        click.echo(f"look at them: diffcap view {out} --open")
     if report.failed_now or report.bad_inputs_now:
         click.echo(
             f"{report.failed_now} video(s) failed, {report.bad_inputs_now} bad input(s): see "

@@ -33,6 +33,7 @@ from diffcap.redact import install_log_filter, redact
 #: command name -> "module:attribute" (relative to diffcap.cli)
 COMMANDS: dict[str, str] = {
     "probe": "probe:probe",
+    "models": "models:models",
     "keyframes": "keyframes:keyframes",
     "caption": "caption:caption",
     "summarize": "caption:summarize",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import os
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
@@ -26,7 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from diffcap.config import ModelConfig
-from diffcap.errors import ConfigError, DiffcapError
+from diffcap.errors import ConfigError, DiffcapError, MissingDependency, ModelUnavailable
 from diffcap.models.base import Backend
 
 log = logging.getLogger(__name__)
@@ -113,12 +114,30 @@ def backend_class(name: str) -> type[Backend]:
     return cls
 
 
+#: Environment variables that hold an OpenAI API key or endpoint (``auto`` picks openai).
+_OPENAI_ENV = ("OPENAI_API_KEY", "DIFFCAP_API_KEY", "OPENAI_BASE_URL")
+
+
+def resolve_backend_name(cfg: ModelConfig, name: str | None = None) -> str:
+    """The backend ``auto`` stands for: the OpenAI API (or an OpenAI-compatible server) when
+    a key or ``api_base`` is given, else a small vision-language model in-process through
+    transformers (no account needed)."""
+    name = name or cfg.backend
+    if name != "auto":
+        return name
+    if cfg.api_key or cfg.api_base or any(os.environ.get(v) for v in _OPENAI_ENV):
+        return "openai"
+    return "transformers"
+
+
 def get_backend(name: str | None = None, cfg: ModelConfig | None = None, **kwargs: Any) -> Backend:
     """Build a backend. ``kwargs`` that are ModelConfig fields update ``cfg``; the rest go to
-    the backend's constructor (e.g. ``prices=`` for the openai backend)."""
+    the backend's constructor (e.g. ``prices=`` for the openai backend). ``auto`` (the
+    default) is resolved by :func:`resolve_backend_name`."""
     cfg = cfg or ModelConfig()
     fields = {k: kwargs.pop(k) for k in list(kwargs) if k in ModelConfig.model_fields}
-    name = name or fields.get("backend") or cfg.backend
+    asked = name or fields.get("backend") or cfg.backend
+    name = resolve_backend_name(cfg, asked)
     if fields or name != cfg.backend:
         data = cfg.model_dump()
         data["api_key"] = cfg.api_key  # excluded from dumps on purpose; keep it here
@@ -134,4 +153,21 @@ def get_backend(name: str | None = None, cfg: ModelConfig | None = None, **kwarg
         raise ConfigError(f"backend '{name}' does not accept {sorted(kwargs)}: {exc}") from exc
     # Backend declares no constructor: the (cfg, **kwargs) contract is checked by bind() above.
     factory: Callable[..., Backend] = cls
-    return factory(cfg, **kwargs)
+    try:
+        return factory(cfg, **kwargs)
+    except MissingDependency as exc:
+        if asked != "auto":
+            raise
+        raise ModelUnavailable(
+            "no API key or --api-base given, and the in-process model needs torch and "
+            f"transformers ({exc.message})",
+            hint=NO_MODEL_ROUTES,
+        ) from None
+
+
+#: What to do when no model can be used (one line; README "Models" has the details).
+NO_MODEL_ROUTES = (
+    "pip install 'diffcap[local]' to caption in-process with a small local model; or set "
+    "OPENAI_API_KEY; or serve a model with an OpenAI-compatible server and pass --api-base "
+    "http://127.0.0.1:8000/v1; `diffcap models` shows what this machine has"
+)

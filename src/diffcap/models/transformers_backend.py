@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,7 +69,7 @@ class TransformersBackend(Backend):
         self._batchers: dict[int, _MicroBatcher] = {}
 
     def preflight(self) -> None:
-        """A local folder must hold a model; a hub id must be cached when the hub is off."""
+        """A local folder must hold a model; a hub id must be cached, or the hub reachable."""
         folder = Path(self.model).expanduser()
         if folder.is_dir():
             if not (folder / "config.json").is_file():
@@ -79,15 +78,9 @@ class TransformersBackend(Backend):
                     hint=HOW_TO_POINT.format(model="ID"),
                 )
             return
-        if os.environ.get("HF_HUB_OFFLINE", "").lower() not in {"1", "true", "yes", "on"}:
-            return
-        from huggingface_hub import try_to_load_from_cache
+        from diffcap.models.hub import check_hub_model
 
-        if not isinstance(try_to_load_from_cache(self.model, "config.json"), str):
-            raise ModelUnavailable(
-                f"model {self.model!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set",
-                hint=HOW_TO_POINT.format(model=self.model),
-            )
+        check_hub_model(self.model)  # cached, or the hub can serve it now: else fail fast
 
     def __repr__(self) -> str:
         return f"TransformersBackend(model={self.model!r}, device={self.cfg.device!r})"

@@ -224,8 +224,11 @@ def _warn_if_cap_counts_nothing(backend: Any, cfg: Any) -> None:
 
 def _gpus(cfg: Any) -> float:
     """An in-process model on CUDA takes a GPU; servers and CPU models take none."""
+    from diffcap.models.registry import resolve_backend_name
+
     m = cfg.model
-    return 1.0 if m.backend == "transformers" and (m.device or "").startswith("cuda") else 0.0
+    local = resolve_backend_name(m) == "transformers"
+    return 1.0 if local and (m.device or "").startswith("cuda") else 0.0
 
 
 class ShortCaptionStage(ModelStage):
