@@ -70,3 +70,14 @@ def test_exit_codes_are_shared_by_every_command(tmp_path, monkeypatch, capsys, a
     assert diffcap(*args) == code
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "Traceback" not in err, err
+
+
+def test_recaption_and_summarize_check_the_model_before_any_request(tmp_path, capsys):
+    """Offline with no account: the text commands fail in seconds too, not after minutes of
+    hub retries."""
+    import time
+
+    started = time.monotonic()
+    assert diffcap("recaption", "a corgi on a beach") == 3
+    assert time.monotonic() - started < 10
+    assert "offline routes" in capsys.readouterr().err

@@ -43,10 +43,13 @@ def _templates(cfg: RunConfig) -> Any:
 
 
 def _backend(cfg: RunConfig) -> Any:
-    """The backend, or raise ModelUnavailable (no key, no server, no local weights)."""
+    """The backend, checked before any request (an endpoint that does not answer, a model
+    neither cached nor downloadable now), or raise ModelUnavailable."""
     from diffcap.models import get_backend
 
-    return get_backend(cfg.model.backend, cfg.model)
+    backend = get_backend(cfg.model.backend, cfg.model)
+    backend.preflight()
+    return backend
 
 
 def _one_line(text: str) -> str:

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "llava-hf/llava-interleave-qwen-0.5b-hf"
 HOW_TO_POINT = (
-    "download the model once (e.g. `huggingface-cli download {model} --local-dir DIR`) and "
+    "download the model once (e.g. `hf download {model} --local-dir DIR`) and "
     "use --backend transformers --model /path/to/dir; or serve a model with an "
     "OpenAI-compatible server and use --backend openai --api-base http://127.0.0.1:8000/v1 "
     "--model NAME"
