@@ -81,3 +81,13 @@ def test_recaption_and_summarize_check_the_model_before_any_request(tmp_path, ca
     assert diffcap("recaption", "a corgi on a beach") == 3
     assert time.monotonic() - started < 10
     assert "offline routes" in capsys.readouterr().err
+
+
+def test_a_hub_embedder_that_is_not_cached_fails_before_decoding(tmp_path, capsys):
+    from diffcap.video.synth import Scene, write_video
+
+    video = write_video(tmp_path / "v.mp4", [Scene(1.0)], size=(32, 32), fps=5)
+    out = tmp_path / "k"
+    assert diffcap("keyframes", str(video.path), "--out", str(out), "--embedder", "clip") == 3
+    assert "not in the Hugging Face cache" in capsys.readouterr().err
+    assert not (out / "keyframes").exists()

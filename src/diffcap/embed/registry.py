@@ -11,6 +11,7 @@ embedders. New embedders register with :func:`register_image_embedder`.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,12 +58,20 @@ def check_image_embedder(spec: str) -> None:
     if name.strip().lower() not in _FACTORIES:
         get_image_embedder(spec)  # raises the ConfigError listing the choices
     arg = arg.strip()
-    looks_local = arg.startswith(("/", ".", "~")) or Path(arg).expanduser().exists()
+    local = arg.startswith(("/", ".", "~")) or Path(arg).expanduser().exists()
+    looks_local = bool(arg) and local
     if arg and looks_local and not Path(arg).expanduser().is_dir():
         raise ModelUnavailable(
             f"embedder model folder not found: {arg}",
             hint="pass an existing local folder (clip:/path/to/clip) or a hub id",
         )
+    if name.strip().lower() == "clip" and not looks_local:
+        if importlib.util.find_spec("huggingface_hub") is None:
+            return  # the local extra is missing: loading says which pip command to run
+        from diffcap.embed.clip import DEFAULT_CLIP
+        from diffcap.models.hub import check_hub_model
+
+        check_hub_model(arg or DEFAULT_CLIP)  # cached, or downloadable now: else fail fast
 
 
 def _weightless(arg: str | None, **_: Any) -> ImageEmbedder:
