@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 #: Reported as the model name in tests (any string works with a forced-model server).
 MODEL_NAME = "tiny-llava"
@@ -80,19 +81,31 @@ def _build_tokenizer(out: Path):
 def build_tiny_llava(out: str | Path, seed: int = 0) -> Path:
     """Build the tiny model + processor into ``out`` (created) and return it."""
     import torch
-    from transformers import (
-        CLIPVisionConfig,
-        GenerationConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    from transformers import GenerationConfig, LlavaForConditionalGeneration
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = _build_tokenizer(out)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _SPECIALS}
+    torch.manual_seed(seed)
+    model = LlavaForConditionalGeneration(_config(len(tokenizer), ids)).eval()
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
+        max_new_tokens=16,
+        do_sample=False,
+    )
+    model.save_pretrained(out)
+    _processor(tokenizer).save_pretrained(out)
+    (out / "diffcap_tiny.json").write_text(json.dumps({"seed": seed, "kind": "tiny-llava"}))
+    return out
+
+
+def _config(vocab: int, ids: dict[str, int]) -> Any:
+    """A LLaVA of a 2-layer CLIP vision tower and a 2-layer Llama (~150k parameters)."""
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
     vision = CLIPVisionConfig(
         hidden_size=32,
         intermediate_size=64,
@@ -103,7 +116,7 @@ def build_tiny_llava(out: str | Path, seed: int = 0) -> Path:
         projection_dim=32,
     )
     text = LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab,
         hidden_size=48,
         intermediate_size=96,
         num_hidden_layers=2,
@@ -114,7 +127,7 @@ def build_tiny_llava(out: str | Path, seed: int = 0) -> Path:
         eos_token_id=ids["</s>"],
         pad_token_id=ids["<pad>"],
     )
-    config = LlavaConfig(
+    return LlavaConfig(
         vision_config=vision,
         text_config=text,
         image_token_index=ids["<image>"],
@@ -122,26 +135,19 @@ def build_tiny_llava(out: str | Path, seed: int = 0) -> Path:
         vision_feature_layer=-1,
         image_seq_length=IMAGE_TOKENS,
     )
-    torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig(
-        bos_token_id=ids["<s>"],
-        eos_token_id=ids["</s>"],
-        pad_token_id=ids["<pad>"],
-        max_new_tokens=16,
-        do_sample=False,
-    )
-    model.save_pretrained(out)
+
+
+def _processor(tokenizer: Any) -> Any:
     import transformers
 
     # The PIL flavour needs no torchvision (and gives no fallback warning); older
     # transformers only have the plain one.
     plain = transformers.CLIPImageProcessor
-    ImageProcessor = getattr(transformers, "CLIPImageProcessorPil", None) or plain
-    image_processor = ImageProcessor(
+    image_processor_cls = getattr(transformers, "CLIPImageProcessorPil", None) or plain
+    image_processor = image_processor_cls(
         size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     )
-    processor = LlavaProcessor(
+    return transformers.LlavaProcessor(
         image_processor=image_processor,
         tokenizer=tokenizer,
         patch_size=PATCH_SIZE,
@@ -149,6 +155,3 @@ def build_tiny_llava(out: str | Path, seed: int = 0) -> Path:
         chat_template=CHAT_TEMPLATE,
         num_additional_image_tokens=1,
     )
-    processor.save_pretrained(out)
-    (out / "diffcap_tiny.json").write_text(json.dumps({"seed": seed, "kind": "tiny-llava"}))
-    return out

@@ -274,21 +274,12 @@ def write_video(
         if rotation % 360:
             stream.set_display_rotation(rotation)
         _encode(container, stream, painter, frame_times, start_pts, rotation, tone)
+    firsts = _scene_first_frames(painter, frame_times)
+    rate, times = fps if cfr else None, list(frame_times)
     return SynthVideo(
-        path,
-        codec,
-        (width, height),
-        fps if cfr else None,
-        pix_fmt,
-        rotation % 360,
-        list(frame_times),
-        _scene_first_frames(painter, frame_times),
-        audio,
-        start_pts,
-        tb,
-        scenes,
-        detail,
-    )
+        path, codec, size, rate, pix_fmt, rotation % 360, times, firsts, audio, start_pts, tb,
+        scenes, detail
+    )  # fmt: skip
 
 
 def _timeline(
