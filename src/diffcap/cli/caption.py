@@ -30,10 +30,6 @@ from diffcap.cli.options import ALL_FIELDS, config_from_params, config_options, 
 from diffcap.cli.run import execute, finish
 from diffcap.config import RunConfig
 from diffcap.errors import ModelUnavailable
-from diffcap.pipeline.runner import EXIT_CODES
-
-#: Exit code when no model is usable (documented in README, "Exit codes").
-EXIT_NO_MODEL = EXIT_CODES["no_model"]
 
 
 def _templates(cfg: RunConfig) -> Any:
@@ -54,11 +50,6 @@ def _backend(cfg: RunConfig) -> Any:
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
-
-
-def _no_model_exit(exc: ModelUnavailable, done: str = "") -> None:
-    click.echo(_one_line(f"error: {done}no model to caption with: {exc}"), err=True)
-    sys.exit(EXIT_NO_MODEL)
 
 
 def run_dir_for(out: Path) -> Path:
@@ -145,10 +136,7 @@ def summarize(
     record = load_record(records, video_id)
     inside = captions_in_range(record, start, end)  # fail before reaching for a model
     templates = _templates(cfg)
-    try:
-        backend = _backend(cfg)
-    except ModelUnavailable as exc:
-        _no_model_exit(exc)
+    backend = _backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
     usage = Usage()
 
     async def go() -> Any:
@@ -159,10 +147,7 @@ def summarize(
         finally:
             await backend.aclose()
 
-    try:
-        clip = asyncio.run(go())
-    except ModelUnavailable as exc:
-        _no_model_exit(exc)
+    clip = asyncio.run(go())
     if not as_json:
         click.echo(clip.content)
         return
@@ -203,14 +188,8 @@ def recaption(prompts: tuple[str, ...], prompt_file: Path | None, **options: Any
         raise click.UsageError("give at least one PROMPT or --file")
     cfg = config_from_params(options)
     templates = _templates(cfg)
-    try:
-        backend = _backend(cfg)
-    except ModelUnavailable as exc:
-        _no_model_exit(exc)
-    try:
-        rows = asyncio.run(_recaption_all(texts, backend, templates, cfg))
-    except ModelUnavailable as exc:
-        _no_model_exit(exc)
+    backend = _backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
+    rows = asyncio.run(_recaption_all(texts, backend, templates, cfg))
     for row in rows:
         click.echo(json.dumps(row, ensure_ascii=False))
     if any("error" in r for r in rows):
