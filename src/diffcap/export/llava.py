@@ -11,6 +11,8 @@ inference, and images are built by the same composites, so training and inferenc
   clip captions exist (record key ``clips`` or ``clip_captions``, or ``--clip-captions`` from
   ``--format clips``).
 - ``recaption``: a short prompt (record key ``short_caption``) -> the dense summary caption.
+- ``summary`` (opt-in): slide mode's last step, the time-stamped differential captions (text
+  only) -> the summary caption, so a model trained on it can run the whole slide mode itself.
 
 Output: a JSON list of ``{"id", "task", "video_id", "image"?, "conversations": [{"from":
 "human", "value": "<image>\\n..."}, {"from": "gpt", "value": ...}]}``; ``image`` is one path or
@@ -24,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +54,7 @@ from diffcap.timeline import VideoRecord
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ZERO_TASK_NOTES", "ImageWriter", "llava_items", "write_llava"]
+__all__ = ["ZERO_TASK_NOTES", "ImageWriter", "llava_items", "write_items", "write_llava"]
 
 IMAGE_TOKEN = "<image>"
 
@@ -67,6 +69,7 @@ ZERO_TASK_NOTES = {
     "recaption": (
         "no record has a `short_caption` (set by `diffcap run` with de-dup or manifest captions)"
     ),
+    "summary": "no record has differential captions and a summary (caption in slide mode)",
 }
 
 
@@ -238,6 +241,16 @@ def recaption_items(rec: VideoRecord, ts: Any) -> Iterator[dict]:
     )
 
 
+def summary_items(rec: VideoRecord, ts: Any) -> Iterator[dict]:
+    """The whole-video summary step of slide mode: the time-stamped differential captions
+    (text only) -> the summary caption, rendered as inference renders it."""
+    diffs = rec.differential
+    if not diffs or rec.summary is None:
+        return
+    prompt = ts["summary"].render(timeline=list(diffs), num_frames=len(diffs), **_span_vars(rec))
+    yield _item(rec, "summary", 0, prompt, rec.summary.content, None)
+
+
 def llava_items(
     rec: VideoRecord, ts: Any, images: ImageWriter, clips: list[dict[str, Any]]
 ) -> Iterator[dict]:
@@ -251,6 +264,8 @@ def llava_items(
         yield from clip_items(rec, ts, clips + record_clips(rec))
     if "recaption" in tasks:
         yield from recaption_items(rec, ts)
+    if "summary" in tasks:
+        yield from summary_items(rec, ts)
 
 
 def load_clip_captions(path: Path | None) -> dict[str, list[dict[str, Any]]]:
@@ -271,25 +286,43 @@ def load_clip_captions(path: Path | None) -> dict[str, list[dict[str, Any]]]:
 
 
 def write_llava(source: RecordSource, out: Path, opts: ExportOptions) -> ExportResult:
+    return write_items(source, out, opts, "llava", lambda item, system: item)
+
+
+#: ``convert(llava_item, system_prompt) -> the row a format writes``.
+Convert = Callable[[dict[str, Any], "str | None"], dict[str, Any]]
+
+
+def write_items(
+    source: RecordSource,
+    out: Path,
+    opts: ExportOptions,
+    fmt: str,
+    convert: Convert,
+    *,
+    jsonl: bool = False,
+) -> ExportResult:
+    """Every sample of the selected tasks, built once (:func:`llava_items`) and written as
+    ``fmt`` through ``convert``: a JSON list, or JSON lines with ``jsonl``."""
     from diffcap.prompts import load_templates
 
     ts = load_templates(opts.prompt_preset, overrides=opts.templates or None)
     images = ImageWriter(out.parent / f"{out.stem}_images", out.parent, opts)
     clips = load_clip_captions(opts.clip_captions)
-    result = ExportResult("llava", out)
+    result = ExportResult(fmt, out)
     per_task: dict[str, int] = defaultdict(int)
-    with atomic_open(out) as fh, progress_bar(opts, "llava") as bar:
-        fh.write("[")
+    with atomic_open(out) as fh, progress_bar(opts, fmt) as bar:
+        fh.write("" if jsonl else "[")
         for rec in source:
             result.records += 1
             bar.update()
             for item in llava_items(rec, ts, images, clips.get(rec.video_id, [])):
-                fh.write(
-                    ("\n" if result.items == 0 else ",\n") + json.dumps(item, ensure_ascii=False)
-                )
+                row = json.dumps(convert(item, ts.system), ensure_ascii=False)
+                sep = "" if jsonl else ("\n" if result.items == 0 else ",\n")
+                fh.write(sep + row + ("\n" if jsonl else ""))
                 result.items += 1
                 per_task[item["task"]] += 1
-        fh.write("\n]\n")
+        fh.write("" if jsonl else "\n]\n")
     result.images = images.count
     result.extra["tasks"] = {t: per_task.get(t, 0) for t in opts.tasks}
     if result.records:  # a requested task with nothing to show says why, never silently

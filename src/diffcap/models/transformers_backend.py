@@ -18,7 +18,7 @@ takes several images per prompt. Offline, download it once and pass the folder.
 from __future__ import annotations
 
 import asyncio
-import io
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -29,6 +29,7 @@ from diffcap._deps import require
 from diffcap.config import ModelConfig
 from diffcap.errors import ModelUnavailable, RequestFailed
 from diffcap.models.base import Backend, ModelRequest, ModelResponse
+from diffcap.models.chat import encode_prompts, render_requests
 from diffcap.timeline import Usage
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,12 @@ class TransformersBackend(Backend):
         """A local folder must hold a model; a hub id must be cached, or the hub reachable."""
         folder = Path(self.model).expanduser()
         if folder.is_dir():
-            if not (folder / "config.json").is_file():
+            base = adapter_base(folder)
+            if base is not None:  # a LoRA adapter folder: its base model must be usable
+                TransformersBackend(self.cfg.model_copy(update={"model": base})).preflight()
+            elif not (folder / "config.json").is_file():
                 raise ModelUnavailable(
-                    f"{self.model}: not a model folder (no config.json)",
+                    f"{self.model}: not a model folder (no config.json or adapter_config.json)",
                     hint=HOW_TO_POINT.format(model="ID"),
                 )
             return
@@ -123,8 +127,7 @@ class TransformersBackend(Backend):
         source = str(Path(self.model).expanduser()) if _looks_like_path(self.model) else self.model
         log.info("loading %s on %s", self.model, device)
         try:
-            processor = tf.AutoProcessor.from_pretrained(source)
-            model = tf.AutoModelForImageTextToText.from_pretrained(source, dtype=dtype)
+            processor, model = load_pretrained(tf, source, dtype)
         except (OSError, ValueError, KeyError, ImportError) as exc:
             raise ModelUnavailable(
                 f"cannot load model '{self.model}': {str(exc).splitlines()[0]}",
@@ -161,24 +164,22 @@ class TransformersBackend(Backend):
             kwargs.update(do_sample=True, temperature=float(temperature))
         return kwargs
 
+    def render(
+        self, requests: Sequence[ModelRequest], processor: Any = None
+    ) -> tuple[list[str], list[list[Any]]]:
+        """The chat texts and PIL images this backend sends for ``requests`` (the shared
+        builder of :mod:`diffcap.models.chat`; training uses the same one)."""
+        processor = processor if processor is not None else self.load()[1]
+        return render_requests(processor, requests)
+
     def generate_batch_sync(self, requests: Sequence[ModelRequest]) -> list[ModelResponse]:
         """One forward pass for ``requests`` (same generation settings). Blocking."""
         torch = require("torch")
         model, processor, device = self.load()
         gen = self.generation_kwargs(requests[0])
-        texts, images = [], []
-        for r in requests:
-            texts.append(
-                processor.apply_chat_template(
-                    _messages(r), add_generation_prompt=True, tokenize=False
-                )
-            )
-            images.append([_pil(img.data) for img in r.images])
-        call: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
-        if any(images):
-            call["images"] = images
+        texts, images = self.render(requests, processor)
         try:
-            inputs = processor(**call).to(device)
+            inputs = encode_prompts(processor, texts, images).to(device)
         except (ValueError, TypeError) as exc:
             raise RequestFailed(f"the processor rejected the request: {exc}") from exc
         tokenizer = getattr(processor, "tokenizer", processor)
@@ -280,21 +281,37 @@ class _MicroBatcher:
                 f.set_result(res)
 
 
-def _messages(request: ModelRequest) -> list[dict[str, Any]]:
-    content: list[dict[str, Any]] = [{"type": "image"} for _ in request.images]
-    content.append({"type": "text", "text": request.prompt})
-    messages: list[dict[str, Any]] = []
-    if request.system:
-        messages.append({"role": "system", "content": [{"type": "text", "text": request.system}]})
-    messages.append({"role": "user", "content": content})
-    return messages
+def adapter_base(folder: Path) -> str | None:
+    """The base model of a PEFT adapter folder (``adapter_config.json`` without a
+    ``config.json``), else None."""
+    cfg = folder / "adapter_config.json"
+    if (folder / "config.json").is_file() or not cfg.is_file():
+        return None
+    try:
+        base = json.loads(cfg.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailable(f"{cfg}: unreadable adapter config ({exc})") from exc
+    if not base:
+        raise ModelUnavailable(f"{cfg}: no base_model_name_or_path", hint="re-save the adapter")
+    return str(base)
 
 
-def _pil(data: bytes) -> Any:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        return im.convert("RGB")
+def load_pretrained(tf: Any, source: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """(processor, model) of a model folder or hub id; an adapter folder loads its base
+    model and merges the adapter in (the processor saved beside the adapter wins).
+    ``kwargs`` go to ``from_pretrained`` (e.g. a quantization config)."""
+    folder = Path(source)
+    base = adapter_base(folder) if folder.is_dir() else None
+    if base is None:
+        processor = tf.AutoProcessor.from_pretrained(source)
+        model = tf.AutoModelForImageTextToText.from_pretrained(source, dtype=dtype, **kwargs)
+        return processor, model
+    peft = require("peft", purpose="loading a LoRA adapter")
+    own = any((folder / f).is_file() for f in ("preprocessor_config.json", "processor_config.json"))
+    processor = tf.AutoProcessor.from_pretrained(source if own else base)
+    model = tf.AutoModelForImageTextToText.from_pretrained(base, dtype=dtype, **kwargs)
+    log.info("merging LoRA adapter %s into %s", source, base)
+    return processor, peft.PeftModel.from_pretrained(model, source).merge_and_unload()
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

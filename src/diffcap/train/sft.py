@@ -1,0 +1,202 @@
+"""Supervised fine-tuning with TRL's SFTTrainer (LoRA through PEFT, or full), the captioner
+distilled from a teacher's captions.
+
+    result = train_sft(TrainOptions(data=("runs/teacher",), model="llava-hf/...", out=Path("m")))
+    result.metrics["final_train_loss"]
+
+``OUT/checkpoints/checkpoint-N`` every ``save_steps`` (``--resume`` continues from the last
+one: the model, optimizer, scheduler and RNG states, so a killed run ends where an
+uninterrupted one would); ``OUT/train_metrics.json``; ``OUT/README.md`` (model card);
+``OUT/data/examples.jsonl`` (every example, with its split). The result: the adapter in
+``OUT`` (``OUT/merged`` with ``merge``) or the full model in ``OUT``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from diffcap._deps import require
+from diffcap.errors import ConfigError
+from diffcap.export.base import ALL_TASKS
+from diffcap.train.examples import DataOptions, TrainExample, load_examples, split_examples
+from diffcap.train.model import LoraSettings
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TrainOptions", "TrainResult", "train_sft"]
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    data: tuple[str, ...]
+    model: str
+    out: Path
+    method: str = "lora"  # lora | full
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 wins over epochs
+    lr: float = 2e-4
+    batch_size: int = 1
+    grad_accum: int = 1
+    eval_fraction: float = 0.1
+    resume: bool = False
+    merge: bool = False
+    tasks: tuple[str, ...] = ALL_TASKS
+    pair_layout: str = "auto"
+    seed: int = 0
+    save_steps: int = 50
+    logging_steps: int = 10
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    quantize: str | None = None  # "4bit": QLoRA (CUDA + bitsandbytes)
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    progress: bool = True
+
+    def settings(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out"], d["data"] = str(self.out), list(self.data)
+        return d
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    metrics: dict[str, Any]
+    saved: dict[str, str]
+
+
+def check_options(opts: TrainOptions) -> None:
+    if opts.method not in ("lora", "full"):
+        raise ConfigError(f"--method {opts.method}: choose lora or full")
+    if opts.quantize and opts.method != "lora":
+        raise ConfigError("--quantize needs --method lora (QLoRA trains an adapter)")
+    if opts.merge and opts.method != "lora":
+        raise ConfigError("--merge needs --method lora (a full run already saves a model)")
+    if not 0 <= opts.eval_fraction < 1:
+        raise ConfigError(f"--eval-fraction {opts.eval_fraction}: must be in [0, 1)")
+    ckpts = opts.out / "checkpoints"
+    if not opts.resume and ckpts.is_dir() and any(ckpts.glob("checkpoint-*")):
+        raise ConfigError(
+            f"{opts.out} already holds checkpoints",
+            hint="pass --resume to continue that run, or choose another --out",
+        )
+
+
+def prepare_data(opts: TrainOptions) -> tuple[list[TrainExample], list[TrainExample], Any]:
+    examples, report = load_examples(
+        opts.data,
+        DataOptions(tasks=opts.tasks, pair_layout=opts.pair_layout, progress=opts.progress),
+        opts.out / "data",
+    )
+    train, held = split_examples(examples, opts.eval_fraction, opts.seed)
+    held_ids = {e.id for e in held}
+    with (opts.out / "data" / "examples.jsonl").open("w", encoding="utf-8") as fh:
+        for e in examples:
+            row = {**e.to_row(), "split": "eval" if e.id in held_ids else "train"}
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    log.info("training data: %s", report.line())
+    return train, held, report
+
+
+def sft_config(opts: TrainOptions, has_eval: bool) -> Any:
+    trl = require("trl", extra="train", purpose="`diffcap train`")
+    torch = require("torch", extra="train")
+    return trl.SFTConfig(
+        output_dir=str(opts.out / "checkpoints"),
+        num_train_epochs=opts.epochs,
+        max_steps=opts.max_steps if opts.max_steps > 0 else -1,
+        learning_rate=opts.lr,
+        per_device_train_batch_size=opts.batch_size,
+        per_device_eval_batch_size=opts.batch_size,
+        gradient_accumulation_steps=opts.grad_accum,
+        eval_strategy="epoch" if has_eval else "no",
+        save_strategy="steps",
+        save_steps=opts.save_steps,
+        logging_steps=opts.logging_steps,
+        seed=opts.seed,
+        data_seed=opts.seed,
+        report_to=[],
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        disable_tqdm=not opts.progress,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=opts.bf16,
+        gradient_checkpointing=opts.gradient_checkpointing,
+        dataloader_num_workers=0,
+        max_length=None,
+    )
+
+
+def last_checkpoint(out: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = out / "checkpoints"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def losses(trainer: Any, train_ds: Any, eval_ds: Any, when: str) -> dict[str, float | None]:
+    """Mean loss over the whole train and eval sets (the same measure before and after)."""
+    out: dict[str, float | None] = {
+        f"{when}_train_loss": trainer.evaluate(train_ds, metric_key_prefix="train")["train_loss"]
+    }
+    out[f"{when}_eval_loss"] = (
+        trainer.evaluate(eval_ds, metric_key_prefix="eval")["eval_loss"] if eval_ds else None
+    )
+    return out
+
+
+def train_sft(opts: TrainOptions) -> TrainResult:
+    """The whole ``diffcap train``: data, model, TRL SFT, save, metrics, model card."""
+    from diffcap.train.card import write_card, write_metrics
+    from diffcap.train.collate import SFTCollator
+    from diffcap.train.model import load_for_training, lora_config, save_result, start_base
+
+    check_options(opts)
+    t0 = time.perf_counter()
+    opts.out.mkdir(parents=True, exist_ok=True)
+    train, held, report = prepare_data(opts)
+    model, processor = load_for_training(opts.model, quantize=opts.quantize, bf16=opts.bf16)
+    base = start_base(opts.method, opts.out, model, processor, opts.model)
+    datasets = require("datasets", extra="train", purpose="`diffcap train`")
+    trl = require("trl", extra="train", purpose="`diffcap train`")
+    train_ds = datasets.Dataset.from_list([e.to_row() for e in train])
+    eval_ds = datasets.Dataset.from_list([e.to_row() for e in held]) if held else None
+    trainer = trl.SFTTrainer(
+        model=model,
+        args=sft_config(opts, eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=processor,
+        data_collator=SFTCollator(processor),
+        peft_config=lora_config(opts.lora) if opts.method == "lora" else None,
+    )
+    metrics: dict[str, Any] = losses(trainer, train_ds, eval_ds, "initial")
+    resume_from = last_checkpoint(opts.out) if opts.resume else None
+    state = trainer.train(resume_from_checkpoint=resume_from)
+    metrics.update(losses(trainer, train_ds, eval_ds, "final"))
+    metrics.update(
+        steps=int(state.global_step),
+        train_samples=len(train),
+        eval_samples=len(held),
+        samples_seen=int(state.global_step) * opts.batch_size * opts.grad_accum,
+        tasks=dict(report.per_task),
+        resumed_from=resume_from,
+        seconds=round(time.perf_counter() - t0, 3),
+        log_history=trainer.state.log_history,
+    )
+    saved = save_result(trainer.model, processor, opts.out, base=base, merge=opts.merge)
+    write_metrics(opts.out, metrics)
+    write_card(
+        opts.out,
+        kind="sft",
+        base=opts.model,
+        settings=opts.settings(),
+        metrics=metrics,
+        report=report,
+        saved=saved,
+    )
+    return TrainResult(opts.out, metrics, saved)
