@@ -26,6 +26,7 @@ from diffcap._deps import require
 from diffcap.errors import ConfigError
 from diffcap.train.examples import DataOptions, TrainExample, load_examples
 from diffcap.train.model import LoraSettings
+from diffcap.train.sft import checkpointing_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +176,9 @@ def dpo_config(opts: DPOOptions) -> Any:
         remove_unused_columns=False,
         disable_tqdm=not opts.progress,
         use_cpu=not torch.cuda.is_available(),
-        gradient_checkpointing=False,
         max_length=None,
         dataloader_num_workers=0,
+        **checkpointing_kwargs(trl.DPOConfig, False),
     )
 
 
@@ -200,6 +201,8 @@ def train_dpo(opts: DPOOptions) -> Any:
     initial = preference_margin(model, processor, rows)
     datasets = require("datasets", extra="train")
     trl = require("trl", extra="train")
+    # Seeded before PEFT initialises the adapter (inside the trainer, before its own seeding).
+    require("transformers").set_seed(opts.seed)
     trainer = trl.DPOTrainer(
         model=model,
         args=dpo_config(opts),

@@ -125,17 +125,59 @@ def sft_config(opts: TrainOptions, has_eval: bool) -> Any:
         disable_tqdm=not opts.progress,
         use_cpu=not torch.cuda.is_available(),
         bf16=opts.bf16,
-        gradient_checkpointing=opts.gradient_checkpointing,
         dataloader_num_workers=0,
         max_length=None,
+        **checkpointing_kwargs(trl.SFTConfig, opts.gradient_checkpointing),
     )
 
 
-def last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def checkpointing_kwargs(config_cls: Any, enabled: bool) -> dict[str, bool]:
+    """Activation (gradient) checkpointing under the name this transformers version uses
+    (``gradient_checkpointing`` is a deprecated alias in 5.x)."""
+    fields = getattr(config_cls, "__dataclass_fields__", {})
+    name = "activation_checkpointing" if "activation_checkpointing" in fields else None
+    return {name or "gradient_checkpointing": enabled}
 
-    folder = out / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+def last_checkpoint(out: Path) -> str | None:
+    """The newest complete checkpoint in ``OUT/checkpoints``: its ``trainer_state.json``
+    (written last) parses. A checkpoint a kill cut short is skipped."""
+    found = []
+    for d in (out / "checkpoints").glob("checkpoint-*"):
+        try:
+            step = int(d.name.rsplit("-", 1)[1])
+            json.loads((d / "trainer_state.json").read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            continue
+        found.append((step, d))
+    return str(max(found)[1]) if found else None
+
+
+def keep_rng_through_evaluate(trainer: Any) -> None:
+    """Evaluation leaves the random state as it found it. Trainer's evaluation draws from the
+    global RNGs, and a resumed run restores the RNG state saved with the checkpoint, so
+    without this a run resumed after an evaluation would draw other dropout masks than the
+    uninterrupted run (measured: the losses part from the first step after the resume)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    original = trainer.evaluate
+
+    def evaluate(*args: Any, **kwargs: Any) -> Any:
+        saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+        cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        try:
+            return original(*args, **kwargs)
+        finally:
+            random.setstate(saved[0])
+            np.random.set_state(saved[1])
+            torch.set_rng_state(saved[2])
+            if cuda is not None:
+                torch.cuda.set_rng_state_all(cuda)
+
+    trainer.evaluate = evaluate
 
 
 def losses(trainer: Any, train_ds: Any, eval_ds: Any, when: str) -> dict[str, float | None]:
@@ -165,6 +207,8 @@ def train_sft(opts: TrainOptions) -> TrainResult:
     trl = require("trl", extra="train", purpose="`diffcap train`")
     train_ds = datasets.Dataset.from_list([e.to_row() for e in train])
     eval_ds = datasets.Dataset.from_list([e.to_row() for e in held]) if held else None
+    # Seeded before PEFT initialises the adapter (inside the trainer, before its own seeding).
+    require("transformers").set_seed(opts.seed)
     trainer = trl.SFTTrainer(
         model=model,
         args=sft_config(opts, eval_ds is not None),
@@ -174,6 +218,7 @@ def train_sft(opts: TrainOptions) -> TrainResult:
         data_collator=SFTCollator(processor),
         peft_config=lora_config(opts.lora) if opts.method == "lora" else None,
     )
+    keep_rng_through_evaluate(trainer)
     metrics: dict[str, Any] = losses(trainer, train_ds, eval_ds, "initial")
     resume_from = last_checkpoint(opts.out) if opts.resume else None
     state = trainer.train(resume_from_checkpoint=resume_from)
