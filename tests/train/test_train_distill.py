@@ -16,7 +16,8 @@ STEPS = 100
 def _caption(videos, model, out, templates) -> dict[str, list[str]]:
     rc = diffcap(
         "caption", str(videos), "--out", str(out), "--backend", "transformers",
-        "--model", str(model), "--embedder", "weightless", "--no-progress", *templates,
+        "--model", str(model), "--embedder", "weightless",
+        "--no-progress", "--max-tokens", "32", *templates,
     )  # fmt: skip
     assert rc == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
