@@ -14,6 +14,7 @@ from diffcap.errors import ConfigError
 from diffcap.export import ExportOptions, export
 from diffcap.train.collate import SFTCollator
 from diffcap.train.examples import DataOptions, TrainExample, load_examples, split_examples
+from support.cli import diffcap
 
 
 def _image_bytes(received) -> list[bytes]:
@@ -104,17 +105,28 @@ def test_exports_and_sharegpt4video_give_the_same_examples(teacher, run_examples
         return (e.task, e.prompt, e.answer, tuple(open(p, "rb").read() for p in e.images))
 
     want = sorted(key(e) for e in examples)
-    opts = ExportOptions(progress=False, pair_layout="two_images",
-                         tasks=("fast", "slide", "summary"))  # fmt: skip
     for fmt, name in (("llava", "l.json"), ("llamafactory", "lf.json"), ("swift", "s.jsonl")):
         out = tmp_path / fmt / name
-        export(teacher.run_dir, fmt, out, opts)
+        rc = diffcap(
+            "export",
+            str(teacher.run_dir),
+            "--format",
+            fmt,
+            "--out",
+            str(out),
+            "--pair-layout",
+            "two_images",
+            "--tasks",
+            "fast,slide,summary",
+        )  # fmt: skip (the run's config.yaml supplies its prompt templates)
+        assert rc == 0
         got, _ = load_examples([out], DataOptions(progress=False), tmp_path / f"w-{fmt}")
         assert sorted(key(e) for e in got) == want, fmt
     sg = tmp_path / "sg4v" / "sg.jsonl"
     export(teacher.run_dir, "sharegpt4video", sg, ExportOptions(progress=False))
-    got, _ = load_examples([sg], DataOptions(tasks=("slide", "summary"), progress=False),
-                           tmp_path / "w-sg")  # fmt: skip
+    templates = {p.stem: str(p) for p in (teacher.run_dir.parent / "templates").glob("*.txt")}
+    data = DataOptions(tasks=("slide", "summary"), progress=False, templates=templates)
+    got, _ = load_examples([sg], data, tmp_path / "w-sg")
     assert sorted(key(e) for e in got) == sorted(key(e) for e in examples if e.task != "fast")
 
 

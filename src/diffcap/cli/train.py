@@ -91,6 +91,14 @@ def _lora(o: dict[str, Any]) -> Any:
     "--pair-layout", type=click.Choice(["auto", "two_images", "composite"]), default="auto",
     show_default=True, help="slide: how a frame pair is shown (auto: as inference does).",
 )  # fmt: skip
+@click.option(
+    "--prompt-preset",
+    help="Prompt preset (default: a run's own; diffcap for data without one).",
+)
+@click.option(
+    "--template", "templates", multiple=True, metavar="NAME=PATH",
+    help="Replace one prompt template by a file (repeatable; as in `caption`).",
+)  # fmt: skip
 @click.option("--quantize", type=click.Choice(["4bit"]), help="QLoRA (CUDA + bitsandbytes).")
 @click.option("--bf16", is_flag=True, help="bf16 weights and compute (GPU).")
 @click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for memory.")
@@ -98,6 +106,7 @@ def _lora(o: dict[str, Any]) -> Any:
 def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
     """Fine-tune a vision-language model on diffcap captions (DATA: run directories,
     exports, or ShareGPT4Video-style JSONL)."""
+    from diffcap.cli.options import _templates as parse_templates
     from diffcap.train.sft import TrainOptions, train_sft
 
     quiet = bool((ctx.obj or {}).get("quiet"))
@@ -105,6 +114,7 @@ def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
         data=tuple(str(d) for d in data),
         lora=_lora(o),
         tasks=_tasks(o.pop("tasks")),
+        templates=parse_templates(o.pop("templates")),
         max_steps=o.pop("max_steps") or -1,
         progress=not quiet,
         **o,

@@ -83,6 +83,7 @@ def write_grid(source: RecordSource, out: Path, opts: ExportOptions) -> ExportRe
         items.append(
             {
                 "id": rec.video_id,
+                "task": "grid",
                 "video_id": rec.video_id,
                 "image": path,
                 "frame_times": [round(t, 6) for t in times],

@@ -69,6 +69,11 @@ def write_card(
         "",
         report.line() if hasattr(report, "line") else str(report),
         "",
+        *(
+            [f"Prompts (caption with the same): `{'`, `'.join(report.prompts)}`", ""]
+            if getattr(report, "prompts", None)
+            else []
+        ),
         "| task | examples |",
         "| --- | --- |",
         *(f"| {t} | {n} |" for t, n in sorted(dict(metrics.get("tasks") or {}).items())),

@@ -91,6 +91,10 @@ class DataOptions:
     #: "auto": as the transformers backend captions (the preset's layout, else two images).
     pair_layout: str = "auto"
     progress: bool = True
+    #: Prompts for sources that do not carry their own (ShareGPT4Video JSONL) — and, when
+    #: given, instead of a run's own.
+    prompt_preset: str | None = None
+    templates: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,6 +102,9 @@ class DataReport:
     sources: int = 0
     per_task: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    #: The prompts the examples were rendered with (preset, template overrides): a trained
+    #: model should caption with the same ones.
+    prompts: list[str] = field(default_factory=list)
 
     @property
     def examples(self) -> int:
@@ -121,7 +128,7 @@ def from_item(item: dict[str, Any], base: Path, system: str | None = None) -> Tr
     images = [image] if isinstance(image, str) else list(image)
     return TrainExample(
         id=str(item.get("id", "")),
-        task=str(item.get("task", "llava")),
+        task=str(item.get("task", "conversation")),
         video_id=str(item.get("video_id", item.get("id", ""))),
         prompt=strip_image_tokens(human, len(images)),
         answer=answer,
@@ -198,8 +205,15 @@ def _from_source(
 def _from_records(
     records: Any, settings: sources.RunSettings, opts: DataOptions, work: Path, report: DataReport
 ) -> Iterator[TrainExample]:
+    from dataclasses import replace
+
     from diffcap.prompts import load_templates
 
+    settings = replace(
+        settings,
+        prompt_preset=opts.prompt_preset or settings.prompt_preset,
+        templates=opts.templates or settings.templates,
+    )
     ts = load_templates(settings.prompt_preset, overrides=settings.templates or None)
     export_opts = ExportOptions(
         progress=opts.progress,
@@ -213,6 +227,9 @@ def _from_records(
         image_max_side=settings.image_max_side,
     )
     images = ImageWriter(work / "images", work, export_opts)
+    overrides = "".join(f" --template {k}={v}" for k, v in sorted(settings.templates.items()))
+    if f"--prompt-preset {settings.prompt_preset}{overrides}" not in report.prompts:
+        report.prompts.append(f"--prompt-preset {settings.prompt_preset}{overrides}")
     text_only = ExportOptions(tasks=tuple(t for t in opts.tasks if t in TEXT_TASKS))
     no_frames = 0
     for rec in records:

@@ -47,6 +47,8 @@ class TrainOptions:
     merge: bool = False
     tasks: tuple[str, ...] = ALL_TASKS
     pair_layout: str = "auto"
+    prompt_preset: str | None = None
+    templates: dict[str, str] = field(default_factory=dict)
     seed: int = 0
     save_steps: int = 50
     logging_steps: int = 10
@@ -89,10 +91,17 @@ def check_options(opts: TrainOptions) -> None:
 def prepare_data(opts: TrainOptions) -> tuple[list[TrainExample], list[TrainExample], Any]:
     examples, report = load_examples(
         opts.data,
-        DataOptions(tasks=opts.tasks, pair_layout=opts.pair_layout, progress=opts.progress),
+        DataOptions(
+            tasks=opts.tasks,
+            pair_layout=opts.pair_layout,
+            progress=opts.progress,
+            prompt_preset=opts.prompt_preset,
+            templates=dict(opts.templates),
+        ),
         opts.out / "data",
     )
     train, held = split_examples(examples, opts.eval_fraction, opts.seed)
+    (opts.out / "data").mkdir(parents=True, exist_ok=True)
     held_ids = {e.id for e in held}
     with (opts.out / "data" / "examples.jsonl").open("w", encoding="utf-8") as fh:
         for e in examples:
@@ -229,6 +238,7 @@ def train_sft(opts: TrainOptions) -> TrainResult:
         eval_samples=len(held),
         samples_seen=int(state.global_step) * opts.batch_size * opts.grad_accum,
         tasks=dict(report.per_task),
+        prompts=list(report.prompts),
         resumed_from=resume_from,
         seconds=round(time.perf_counter() - t0, 3),
         log_history=trainer.state.log_history,
