@@ -15,17 +15,9 @@ from typing import Any
 
 import click
 
+from diffcap.cli.export import _tasks
 from diffcap.cli.options import stack_options
 from diffcap.export.base import ALL_TASKS
-
-
-def _tasks(value: str) -> tuple[str, ...]:
-    tasks = tuple(t.strip() for t in value.split(",") if t.strip())
-    bad = [t for t in tasks if t not in ALL_TASKS]
-    if bad or not tasks:
-        raise click.BadParameter(f"{','.join(bad) or value!r}: choose from {','.join(ALL_TASKS)}")
-    return tasks
-
 
 _common = stack_options(
     click.option("--model", required=True, help="Base model: hub id, model folder or adapter."),

@@ -55,7 +55,7 @@ def write_card(
         f"base_model: {base}",
         "library_name: " + ("peft" if "adapter" in saved else "transformers"),
         "pipeline_tag: image-text-to-text",
-        "tags: [diffcap, video-captioning, " + ("trl, " + kind) + "]",
+        f"tags: [diffcap, video-captioning, trl, {kind}]",
         "---",
         f"# {out.name}: a diffcap captioner",
         "",
@@ -64,20 +64,7 @@ def write_card(
         "## Base model",
         f"`{base}`",
         "",
-        "## Data",
-        f"Sources: {', '.join(f'`{d}`' for d in settings.get('data', []))}",
-        "",
-        report.line() if hasattr(report, "line") else str(report),
-        "",
-        *(
-            [f"Prompts (caption with the same): `{'`, `'.join(report.prompts)}`", ""]
-            if getattr(report, "prompts", None)
-            else []
-        ),
-        "| task | examples |",
-        "| --- | --- |",
-        *(f"| {t} | {n} |" for t, n in sorted(dict(metrics.get("tasks") or {}).items())),
-        "",
+        *_data_section(settings, metrics, report),
         "## Settings",
         *(f"- {k}: {_fmt(settings[k])}" for k in _SHOWN if k in settings),
         "",
@@ -96,6 +83,22 @@ def write_card(
     path = out / "README.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def _data_section(settings: dict[str, Any], metrics: dict[str, Any], report: Any) -> list[str]:
+    prompts = list(getattr(report, "prompts", None) or [])
+    return [
+        "## Data",
+        f"Sources: {', '.join(f'`{d}`' for d in settings.get('data', []))}",
+        "",
+        report.line() if hasattr(report, "line") else str(report),
+        "",
+        *([f"Prompts (caption with the same): `{'`, `'.join(prompts)}`", ""] if prompts else []),
+        "| task | examples |",
+        "| --- | --- |",
+        *(f"| {t} | {n} |" for t, n in sorted(dict(metrics.get("tasks") or {}).items())),
+        "",
+    ]
 
 
 def _usage(saved: dict[str, str]) -> list[str]:

@@ -26,7 +26,7 @@ from diffcap._deps import require
 from diffcap.errors import ConfigError
 from diffcap.train.examples import DataOptions, TrainExample, load_examples
 from diffcap.train.model import LoraSettings
-from diffcap.train.sft import checkpointing_kwargs
+from diffcap.train.sft import checkpointing_kwargs, trainer_args
 
 log = logging.getLogger(__name__)
 
@@ -158,36 +158,16 @@ def preference_margin(model: Any, processor: Any, rows: list[dict[str, Any]]) ->
 
 def dpo_config(opts: DPOOptions) -> Any:
     trl = require("trl", extra="train", purpose="`diffcap train-dpo`")
-    torch = require("torch", extra="train")
-    return trl.DPOConfig(
-        output_dir=str(opts.out / "checkpoints"),
-        num_train_epochs=opts.epochs,
-        max_steps=opts.max_steps if opts.max_steps > 0 else -1,
-        learning_rate=opts.lr,
-        beta=opts.beta,
-        per_device_train_batch_size=opts.batch_size,
-        gradient_accumulation_steps=opts.grad_accum,
-        save_strategy="steps",
-        save_steps=opts.save_steps,
-        logging_steps=opts.logging_steps,
-        seed=opts.seed,
-        data_seed=opts.seed,
-        report_to=[],
-        remove_unused_columns=False,
-        disable_tqdm=not opts.progress,
-        use_cpu=not torch.cuda.is_available(),
-        max_length=None,
-        dataloader_num_workers=0,
-        **checkpointing_kwargs(trl.DPOConfig, False),
+    return trainer_args(
+        trl.DPOConfig, opts, beta=opts.beta, **checkpointing_kwargs(trl.DPOConfig, False)
     )
 
 
 def train_dpo(opts: DPOOptions) -> Any:
     """The whole ``diffcap train-dpo``: pairs, model, TRL DPO, save, metrics, model card."""
-    from diffcap.train.card import write_card, write_metrics
     from diffcap.train.collate import DPOCollator
-    from diffcap.train.model import load_for_training, lora_config, save_result, start_base
-    from diffcap.train.sft import TrainResult
+    from diffcap.train.model import load_for_training, lora_config, start_base
+    from diffcap.train.sft import TrainResult, finish
 
     t0 = time.perf_counter()
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -222,15 +202,5 @@ def train_dpo(opts: DPOOptions) -> Any:
         "seconds": round(time.perf_counter() - t0, 3),
         "log_history": trainer.state.log_history,
     }
-    saved = save_result(trainer.model, processor, opts.out, base=base, merge=opts.merge)
-    write_metrics(opts.out, metrics)
-    write_card(
-        opts.out,
-        kind="dpo",
-        base=opts.model,
-        settings=opts.settings(),
-        metrics=metrics,
-        report=report,
-        saved=saved,
-    )
+    saved = finish("dpo", opts, trainer.model, processor, base, metrics, report)
     return TrainResult(opts.out, metrics, saved)

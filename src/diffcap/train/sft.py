@@ -111,18 +111,18 @@ def prepare_data(opts: TrainOptions) -> tuple[list[TrainExample], list[TrainExam
     return train, held, report
 
 
-def sft_config(opts: TrainOptions, has_eval: bool) -> Any:
-    trl = require("trl", extra="train", purpose="`diffcap train`")
+def trainer_args(config_cls: Any, opts: Any, **extra: Any) -> Any:
+    """``config_cls`` (SFTConfig, DPOConfig) with the settings every diffcap run shares:
+    checkpoints in OUT/checkpoints, seeds, no external loggers, CPU when there is no GPU,
+    our collator's columns kept."""
     torch = require("torch", extra="train")
-    return trl.SFTConfig(
+    return config_cls(
         output_dir=str(opts.out / "checkpoints"),
         num_train_epochs=opts.epochs,
         max_steps=opts.max_steps if opts.max_steps > 0 else -1,
         learning_rate=opts.lr,
         per_device_train_batch_size=opts.batch_size,
-        per_device_eval_batch_size=opts.batch_size,
         gradient_accumulation_steps=opts.grad_accum,
-        eval_strategy="epoch" if has_eval else "no",
         save_strategy="steps",
         save_steps=opts.save_steps,
         logging_steps=opts.logging_steps,
@@ -130,12 +130,23 @@ def sft_config(opts: TrainOptions, has_eval: bool) -> Any:
         data_seed=opts.seed,
         report_to=[],
         remove_unused_columns=False,
-        dataset_kwargs={"skip_prepare_dataset": True},
         disable_tqdm=not opts.progress,
         use_cpu=not torch.cuda.is_available(),
-        bf16=opts.bf16,
         dataloader_num_workers=0,
         max_length=None,
+        **extra,
+    )
+
+
+def sft_config(opts: TrainOptions, has_eval: bool) -> Any:
+    trl = require("trl", extra="train", purpose="`diffcap train`")
+    return trainer_args(
+        trl.SFTConfig,
+        opts,
+        per_device_eval_batch_size=opts.batch_size,
+        eval_strategy="epoch" if has_eval else "no",
+        dataset_kwargs={"skip_prepare_dataset": True},
+        bf16=opts.bf16,
         **checkpointing_kwargs(trl.SFTConfig, opts.gradient_checkpointing),
     )
 
@@ -202,9 +213,7 @@ def losses(trainer: Any, train_ds: Any, eval_ds: Any, when: str) -> dict[str, fl
 
 def train_sft(opts: TrainOptions) -> TrainResult:
     """The whole ``diffcap train``: data, model, TRL SFT, save, metrics, model card."""
-    from diffcap.train.card import write_card, write_metrics
-    from diffcap.train.collate import SFTCollator
-    from diffcap.train.model import load_for_training, lora_config, save_result, start_base
+    from diffcap.train.model import load_for_training, start_base
 
     check_options(opts)
     t0 = time.perf_counter()
@@ -213,21 +222,9 @@ def train_sft(opts: TrainOptions) -> TrainResult:
     model, processor = load_for_training(opts.model, quantize=opts.quantize, bf16=opts.bf16)
     base = start_base(opts.method, opts.out, model, processor, opts.model)
     datasets = require("datasets", extra="train", purpose="`diffcap train`")
-    trl = require("trl", extra="train", purpose="`diffcap train`")
     train_ds = datasets.Dataset.from_list([e.to_row() for e in train])
     eval_ds = datasets.Dataset.from_list([e.to_row() for e in held]) if held else None
-    # Seeded before PEFT initialises the adapter (inside the trainer, before its own seeding).
-    require("transformers").set_seed(opts.seed)
-    trainer = trl.SFTTrainer(
-        model=model,
-        args=sft_config(opts, eval_ds is not None),
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=processor,
-        data_collator=SFTCollator(processor),
-        peft_config=lora_config(opts.lora) if opts.method == "lora" else None,
-    )
-    keep_rng_through_evaluate(trainer)
+    trainer = build_trainer(opts, model, processor, train_ds, eval_ds)
     metrics: dict[str, Any] = losses(trainer, train_ds, eval_ds, "initial")
     resume_from = last_checkpoint(opts.out) if opts.resume else None
     state = trainer.train(resume_from_checkpoint=resume_from)
@@ -243,15 +240,49 @@ def train_sft(opts: TrainOptions) -> TrainResult:
         seconds=round(time.perf_counter() - t0, 3),
         log_history=trainer.state.log_history,
     )
-    saved = save_result(trainer.model, processor, opts.out, base=base, merge=opts.merge)
+    saved = finish("sft", opts, trainer.model, processor, base, metrics, report)
+    return TrainResult(opts.out, metrics, saved)
+
+
+def build_trainer(
+    opts: TrainOptions, model: Any, processor: Any, train_ds: Any, eval_ds: Any
+) -> Any:
+    """TRL's SFTTrainer over the shared-builder collator (LoRA through PEFT, or full)."""
+    from diffcap.train.collate import SFTCollator
+    from diffcap.train.model import lora_config
+
+    trl = require("trl", extra="train", purpose="`diffcap train`")
+    # Seeded before PEFT initialises the adapter (inside the trainer, before its own seeding).
+    require("transformers").set_seed(opts.seed)
+    trainer = trl.SFTTrainer(
+        model=model,
+        args=sft_config(opts, eval_ds is not None),
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=processor,
+        data_collator=SFTCollator(processor),
+        peft_config=lora_config(opts.lora) if opts.method == "lora" else None,
+    )
+    keep_rng_through_evaluate(trainer)
+    return trainer
+
+
+def finish(
+    kind: str, opts: Any, model: Any, processor: Any, base: str, metrics: dict, report: Any
+) -> dict[str, str]:
+    """Save the trained model (adapter / merged / full), the metrics and the model card."""
+    from diffcap.train.card import write_card, write_metrics
+    from diffcap.train.model import save_result
+
+    saved = save_result(model, processor, opts.out, base=base, merge=opts.merge)
     write_metrics(opts.out, metrics)
     write_card(
         opts.out,
-        kind="sft",
+        kind=kind,
         base=opts.model,
         settings=opts.settings(),
         metrics=metrics,
         report=report,
         saved=saved,
     )
-    return TrainResult(opts.out, metrics, saved)
+    return saved
