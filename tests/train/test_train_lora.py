@@ -5,6 +5,7 @@ adapter folder and the merged folder; clear one-line errors for bad models and t
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
@@ -87,3 +88,25 @@ def test_train_errors_are_one_line(teacher, tmp_path, capsys):
     assert rc == 2 and "bogus" in err
     rc = diffcap("train", str(tmp_path / "empty.json"), "--model", "x", "--out", str(tmp_path))
     assert rc == 2 and "no such run directory or data file" in capsys.readouterr().err
+
+
+def test_a_missing_extra_names_the_pip_command(teacher, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "trl", None)  # import trl -> ImportError
+    rc = diffcap("train", str(teacher.run_dir), "--model", "x", "--out", str(tmp_path / "o"))
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "pip install 'diffcap[train]'" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # nothing was started
+
+
+def test_the_merged_folder_is_servable(lora_sft):
+    """`transformers serve OUT/merged` answers OpenAI-compatible chat requests (~6 s)."""
+    from diffcap.models import get_backend
+    from diffcap.models.base import ModelRequest
+    from support.servers import start_transformers_serve
+
+    with start_transformers_serve(lora_sft.out / "merged") as srv:
+        backend = get_backend(
+            "openai", model=srv.model, api_base=srv.base_url, api_key="x", max_tokens=16
+        )
+        text = backend.generate(ModelRequest(model=srv.model, prompt="Summarize.")).text
+    assert text.strip()

@@ -167,8 +167,9 @@ def train_dpo(opts: DPOOptions) -> Any:
     """The whole ``diffcap train-dpo``: pairs, model, TRL DPO, save, metrics, model card."""
     from diffcap.train.collate import DPOCollator
     from diffcap.train.model import load_for_training, lora_config, start_base
-    from diffcap.train.sft import TrainResult, finish
+    from diffcap.train.sft import TrainResult, check_extras, finish
 
+    check_extras("`diffcap train-dpo`", opts.method == "lora")
     t0 = time.perf_counter()
     opts.out.mkdir(parents=True, exist_ok=True)
     rows, report = preference_pairs(

@@ -71,7 +71,14 @@ class TrainResult:
     saved: dict[str, str]
 
 
+def check_extras(purpose: str, lora: bool) -> None:
+    """The `train` extra is there (else the pip command, before any data or weight loads)."""
+    for module in ("torch", "transformers", "trl", "datasets", *(("peft",) if lora else ())):
+        require(module, extra="train", purpose=purpose)
+
+
 def check_options(opts: TrainOptions) -> None:
+    check_extras("`diffcap train`", opts.method == "lora")
     if opts.method not in ("lora", "full"):
         raise ConfigError(f"--method {opts.method}: choose lora or full")
     if opts.quantize and opts.method != "lora":
