@@ -13,11 +13,11 @@ from support.teacher import TARGETS
 STEPS = 100
 
 
-def _caption(videos, model, out, templates) -> dict[str, list[str]]:
+def _caption(videos, model, out, templates, *extra) -> dict[str, list[str]]:
     rc = diffcap(
         "caption", str(videos), "--out", str(out), "--backend", "transformers",
         "--model", str(model), "--embedder", "weightless",
-        "--no-progress", "--max-tokens", "32", *templates,
+        "--no-progress", "--max-tokens", "32", *templates, *extra,
     )  # fmt: skip
     assert rc == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
@@ -65,3 +65,6 @@ def test_train_on_a_teacher_run_reproduces_its_captions(teacher, tiny_llava_dir,
 
     after = _caption(teacher.videos, out, tmp_path / "after.jsonl", templates)
     assert after == {vid: want for vid in before}
+    # Fast mode (one grid -> the summary) was trained too, from the same keyframes.
+    fast = _caption(teacher.videos, out, tmp_path / "fast.jsonl", templates, "--mode", "fast")
+    assert fast == {vid: [TARGETS["Describe the video."]] for vid in before}

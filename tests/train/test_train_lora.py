@@ -82,6 +82,16 @@ def test_train_errors_are_one_line(teacher, tmp_path, capsys):
                  "--out", str(tmp_path / "o"))  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert rc == 3 and "model folder not found" in err and len(err.splitlines()) == 1
+    rc = diffcap(
+        "train",
+        str(teacher.run_dir),
+        "--model",
+        "nobody/not-cached-vlm",
+        "--out",
+        str(tmp_path / "o"),
+    )  # fmt: skip (HF_HUB_OFFLINE=1 in the tests)
+    err = capsys.readouterr().err.strip()
+    assert rc == 3 and "not in the Hugging Face cache" in err and len(err.splitlines()) == 1
     rc = diffcap("train", str(teacher.run_dir), "--model", "x", "--out", str(tmp_path / "o"),
                  "--tasks", "fast,bogus")  # fmt: skip
     err = capsys.readouterr().err
