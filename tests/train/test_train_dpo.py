@@ -44,6 +44,10 @@ def test_votes_become_pairs(reviewed, tmp_path):
     assert all(r["chosen"] == "A red ball rolls left on grass." for r in rows)
     assert all(r["rejected"] == OTHER and r["task"] == "fast" and len(r["images"]) == 1
                for r in rows)  # fmt: skip
+    # --task summary: the prompt is slide mode's timeline of the prompt run (text only).
+    rows, _ = preference_pairs(db, [str(run), str(other)], task="summary", work=tmp_path / "s")
+    assert len(rows) == 2 and all(r["images"] == [] for r in rows)
+    assert all("The ball rolls to the left." in r["prompt"] for r in rows)
     ties = tmp_path / "ties.sqlite"
     store = VoteStore(ties)
     store.record("ann", "clip0", "run", "other", left="run", choice="tie")
