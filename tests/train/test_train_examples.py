@@ -130,6 +130,18 @@ def test_exports_and_sharegpt4video_give_the_same_examples(teacher, run_examples
     assert sorted(key(e) for e in got) == sorted(key(e) for e in examples if e.task != "fast")
 
 
+def test_clip_task_from_a_clips_file(teacher, tmp_path):
+    clips = tmp_path / "clips.jsonl"
+    clips.write_text(json.dumps({"video_id": "clip1", "start": 0.0, "end": 1.5,
+                                 "caption": "A ball on grass."}) + "\n")  # fmt: skip
+    data = DataOptions(tasks=("clip",), progress=False, clip_captions=clips)
+    got, report = load_examples([teacher.run_dir], data, tmp_path / "w")
+    assert dict(report.per_task) == {"clip": 1}
+    (ex,) = got
+    assert ex.video_id == "clip1" and ex.answer == "A ball on grass." and ex.images == ()
+    assert "A red ball on green grass." in ex.prompt  # the captions inside the clip
+
+
 def test_sharegpt4video_rows_without_keyframes_give_text_tasks(tmp_path):
     row = {
         "video_id": "v1",

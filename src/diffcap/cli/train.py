@@ -91,6 +91,10 @@ def _lora(o: dict[str, Any]) -> Any:
     "--template", "templates", multiple=True, metavar="NAME=PATH",
     help="Replace one prompt template by a file (repeatable; as in `caption`).",
 )  # fmt: skip
+@click.option(
+    "--clip-captions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="clip task: a `diffcap export --format clips` output (clip captions).",
+)  # fmt: skip
 @click.option("--quantize", type=click.Choice(["4bit"]), help="QLoRA (CUDA + bitsandbytes).")
 @click.option("--bf16", is_flag=True, help="bf16 weights and compute (GPU).")
 @click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for memory.")

@@ -22,7 +22,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,8 @@ class DataOptions:
     #: given, instead of a run's own.
     prompt_preset: str | None = None
     templates: dict[str, str] = field(default_factory=dict)
+    #: A ``diffcap export --format clips`` output: clip captions for the ``clip`` task.
+    clip_captions: Path | None = None
 
 
 @dataclass
@@ -205,8 +207,8 @@ def _from_source(
 def _from_records(
     records: Any, settings: sources.RunSettings, opts: DataOptions, work: Path, report: DataReport
 ) -> Iterator[TrainExample]:
-    from dataclasses import replace
-
+    from diffcap.export.base import progress_bar
+    from diffcap.export.llava import load_clip_captions
     from diffcap.prompts import load_templates
 
     settings = replace(
@@ -215,7 +217,32 @@ def _from_records(
         templates=opts.templates or settings.templates,
     )
     ts = load_templates(settings.prompt_preset, overrides=settings.templates or None)
-    export_opts = ExportOptions(
+    export_opts = _export_options(settings, opts, ts)
+    images = ImageWriter(work / "images", work, export_opts)
+    overrides = "".join(f" --template {k}={v}" for k, v in sorted(settings.templates.items()))
+    if f"--prompt-preset {settings.prompt_preset}{overrides}" not in report.prompts:
+        report.prompts.append(f"--prompt-preset {settings.prompt_preset}{overrides}")
+    text_only = ExportOptions(tasks=tuple(t for t in opts.tasks if t in TEXT_TASKS))
+    clips = load_clip_captions(opts.clip_captions)
+    no_frames = 0
+    with progress_bar(export_opts, "training data") as bar:
+        for rec in records:
+            bar.update()
+            writer = images
+            if not sources.has_keyframe_images(rec):
+                no_frames += 1
+                writer = ImageWriter(work / "images", work, text_only)
+            for item in llava_items(rec, ts, writer, clips.get(rec.video_id, [])):
+                ex = from_item(item, work, ts.system)
+                report.per_task[ex.task] += 1
+                yield ex
+    if no_frames:
+        report.notes.append(f"{no_frames} record(s) without keyframe images: text tasks only")
+
+
+def _export_options(settings: sources.RunSettings, opts: DataOptions, ts: Any) -> ExportOptions:
+    """The builder's options: the run's image sizes and layouts, as inference had them."""
+    return ExportOptions(
         progress=opts.progress,
         tasks=opts.tasks,
         prompt_preset=settings.prompt_preset,
@@ -225,24 +252,8 @@ def _from_records(
         fast_max_frames=settings.fast_max_frames,
         fast_max_side=settings.fast_max_side,
         image_max_side=settings.image_max_side,
+        clip_captions=opts.clip_captions,
     )
-    images = ImageWriter(work / "images", work, export_opts)
-    overrides = "".join(f" --template {k}={v}" for k, v in sorted(settings.templates.items()))
-    if f"--prompt-preset {settings.prompt_preset}{overrides}" not in report.prompts:
-        report.prompts.append(f"--prompt-preset {settings.prompt_preset}{overrides}")
-    text_only = ExportOptions(tasks=tuple(t for t in opts.tasks if t in TEXT_TASKS))
-    no_frames = 0
-    for rec in records:
-        writer = images
-        if not sources.has_keyframe_images(rec):
-            no_frames += 1
-            writer = ImageWriter(work / "images", work, text_only)
-        for item in llava_items(rec, ts, writer, []):
-            ex = from_item(item, work, ts.system)
-            report.per_task[ex.task] += 1
-            yield ex
-    if no_frames:
-        report.notes.append(f"{no_frames} record(s) without keyframe images: text tasks only")
 
 
 def split_examples(

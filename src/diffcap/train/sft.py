@@ -49,6 +49,7 @@ class TrainOptions:
     pair_layout: str = "auto"
     prompt_preset: str | None = None
     templates: dict[str, str] = field(default_factory=dict)
+    clip_captions: Path | None = None
     seed: int = 0
     save_steps: int = 50
     logging_steps: int = 10
@@ -61,6 +62,7 @@ class TrainOptions:
     def settings(self) -> dict[str, Any]:
         d = asdict(self)
         d["out"], d["data"] = str(self.out), list(self.data)
+        d["clip_captions"] = str(self.clip_captions) if self.clip_captions else None
         return d
 
 
@@ -104,6 +106,7 @@ def prepare_data(opts: TrainOptions) -> tuple[list[TrainExample], list[TrainExam
             progress=opts.progress,
             prompt_preset=opts.prompt_preset,
             templates=dict(opts.templates),
+            clip_captions=opts.clip_captions,
         ),
         opts.out / "data",
     )
