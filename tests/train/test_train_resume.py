@@ -77,3 +77,34 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(teacher, tiny_llava_di
     assert got["steps"] == want["steps"]
     for key in FIGURES:
         assert got[key] == pytest.approx(want[key], rel=1e-5, abs=1e-6), key
+
+
+def test_a_full_disk_stops_with_one_line_and_resume_continues(teacher, tiny_llava_dir, tmp_path,
+                                                              capsys):  # fmt: skip
+    """Room for one checkpoint, not two: exit 4, one line naming --resume; with space
+    again, --resume finishes from the complete checkpoint (the cut one is skipped)."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2200k", "tmpfs", str(small)],
+                      capture_output=True).returncode != 0:  # fmt: skip
+        pytest.skip("mount is not permitted here (needs root)")
+    out = small / "o"
+    args = [
+        "train", str(teacher.run_dir), "--model", str(tiny_llava_dir), "--out", str(out),
+        "--method", "full", "--max-steps", "4", "--save-steps", "2", "--eval-fraction", "0",
+    ]  # fmt: skip
+    try:
+        capsys.readouterr()
+        assert diffcap(*args) == 4
+        err = capsys.readouterr().err.strip()
+        assert "No space left on device" in err and "--resume" in err, err
+        assert len(err.splitlines()) == 1
+        moved = tmp_path / "o"
+        subprocess.run(["cp", "-a", str(out), str(moved)], check=True)
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+    args[args.index(str(out))] = str(moved)
+    assert diffcap(*args, "--resume") == 0
+    m = _metrics(moved)
+    assert m["resumed_from"].endswith(("checkpoint-2", "checkpoint-4"))
+    assert m["steps"] == 4 and m["final_train_loss"] < m["initial_train_loss"]

@@ -54,6 +54,19 @@ _common = stack_options(
 )  # fmt: skip
 
 
+def _quiet_libraries(quiet: bool) -> None:
+    """``-q``: no progress bars from transformers (weights loading/writing) or datasets."""
+    if not quiet:
+        return
+    try:
+        import datasets
+        from transformers.utils import logging as tf_logging
+    except ImportError:  # the missing extra is reported by the command itself
+        return
+    tf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def _lora(o: dict[str, Any]) -> Any:
     from diffcap.train.model import LoraSettings
 
@@ -106,6 +119,7 @@ def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
     from diffcap.train.sft import TrainOptions, train_sft
 
     quiet = bool((ctx.obj or {}).get("quiet"))
+    _quiet_libraries(quiet)
     opts = TrainOptions(
         data=tuple(str(d) for d in data),
         lora=_lora(o),
@@ -154,6 +168,7 @@ def train_dpo(ctx: click.Context, runs: tuple[Path, ...], **o: Any) -> None:
     from diffcap.train.dpo import DPOOptions, train_dpo
 
     quiet = bool((ctx.obj or {}).get("quiet"))
+    _quiet_libraries(quiet)
     prompt_run = o.pop("prompt_run")
     opts = DPOOptions(
         runs=tuple(str(r) for r in runs),

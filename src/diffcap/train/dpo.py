@@ -166,7 +166,7 @@ def dpo_config(opts: DPOOptions) -> Any:
 def train_dpo(opts: DPOOptions) -> Any:
     """The whole ``diffcap train-dpo``: pairs, model, TRL DPO, save, metrics, model card."""
     from diffcap.train.collate import DPOCollator
-    from diffcap.train.model import load_for_training, lora_config, start_base
+    from diffcap.train.model import load_for_training, lora_config, start_base, storage_faults
     from diffcap.train.sft import TrainResult, check_extras, finish
 
     check_extras("`diffcap train-dpo`", opts.method == "lora")
@@ -192,7 +192,8 @@ def train_dpo(opts: DPOOptions) -> Any:
         data_collator=DPOCollator(processor),
         peft_config=lora_config(opts.lora) if opts.method == "lora" else None,
     )
-    state = trainer.train()
+    with storage_faults(opts.out):
+        state = trainer.train()
     metrics: dict[str, Any] = {
         "initial_margin": initial,
         "final_margin": preference_margin(trainer.model, processor, rows),
@@ -203,5 +204,6 @@ def train_dpo(opts: DPOOptions) -> Any:
         "seconds": round(time.perf_counter() - t0, 3),
         "log_history": trainer.state.log_history,
     }
-    saved = finish("dpo", opts, trainer.model, processor, base, metrics, report)
+    with storage_faults(opts.out):
+        saved = finish("dpo", opts, trainer.model, processor, base, metrics, report)
     return TrainResult(opts.out, metrics, saved)

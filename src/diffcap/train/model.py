@@ -7,15 +7,18 @@ save_result(model, processor, out, base="llava-hf/...", merge=True)
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from diffcap._deps import require
 from diffcap.config import ModelConfig
-from diffcap.errors import ConfigError, ModelUnavailable
+from diffcap.errors import ConfigError, ModelUnavailable, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,59 @@ def save_result(model: Any, processor: Any, out: Path, *, base: str, merge: bool
         processor.save_pretrained(out)
         saved["model"] = str(out)
     return saved
+
+
+#: errno values that mean "the output folder cannot be written": a fault of the world.
+_STORAGE_ERRNOS = frozenset(
+    getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM") if hasattr(errno, n)
+)
+
+
+#: How libraries that wrap the OS error (safetensors, torch.save) word the same faults.
+_STORAGE_WORDS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+
+
+#: Below this much free space on OUT's file system a failed write is taken for a full disk
+#: (torch.save reports one as "unexpected pos ...", without the OS error).
+_FULL_BELOW = 16 * 1024 * 1024
+
+
+def _storage_fault(exc: BaseException, out: Path) -> str | None:
+    """The OS reason when ``exc`` (or what caused it) is a full / read-only / forbidden
+    output, else None."""
+    import shutil
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _STORAGE_ERRNOS:
+            return seen.strerror or str(seen)
+        words = next((w for w in _STORAGE_WORDS if w in str(seen)), None)
+        if words:
+            return words
+        seen = seen.__cause__ or seen.__context__
+    try:
+        if shutil.disk_usage(out).free < _FULL_BELOW:
+            return "No space left on device"
+    except OSError:
+        pass
+    return None
+
+
+@contextmanager
+def storage_faults(out: Path) -> Iterator[None]:
+    """A full disk or an unwritable ``out`` stops training with one line (exit 4) that says
+    to rerun with ``--resume``: the finished checkpoints are kept. Safetensors and
+    torch.save report these as their own errors, so the reason is read from the message."""
+    try:
+        yield
+    except Exception as exc:
+        reason = _storage_fault(exc, out)
+        if reason is None:
+            raise
+        raise StorageError(
+            f"{out}: cannot write ({reason})",
+            hint="free space or fix permissions, then rerun with --resume (checkpoints are kept)",
+        ) from exc
 
 
 def _set_adapter_base(path: Path, base: str) -> None:

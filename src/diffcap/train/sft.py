@@ -223,7 +223,7 @@ def losses(trainer: Any, train_ds: Any, eval_ds: Any, when: str) -> dict[str, fl
 
 def train_sft(opts: TrainOptions) -> TrainResult:
     """The whole ``diffcap train``: data, model, TRL SFT, save, metrics, model card."""
-    from diffcap.train.model import load_for_training, start_base
+    from diffcap.train.model import load_for_training, start_base, storage_faults
 
     check_options(opts)
     t0 = time.perf_counter()
@@ -237,7 +237,8 @@ def train_sft(opts: TrainOptions) -> TrainResult:
     trainer = build_trainer(opts, model, processor, train_ds, eval_ds)
     metrics: dict[str, Any] = losses(trainer, train_ds, eval_ds, "initial")
     resume_from = last_checkpoint(opts.out) if opts.resume else None
-    state = trainer.train(resume_from_checkpoint=resume_from)
+    with storage_faults(opts.out):
+        state = trainer.train(resume_from_checkpoint=resume_from)
     metrics.update(losses(trainer, train_ds, eval_ds, "final"))
     metrics.update(
         steps=int(state.global_step),
@@ -250,7 +251,8 @@ def train_sft(opts: TrainOptions) -> TrainResult:
         seconds=round(time.perf_counter() - t0, 3),
         log_history=trainer.state.log_history,
     )
-    saved = finish("sft", opts, trainer.model, processor, base, metrics, report)
+    with storage_faults(opts.out):
+        saved = finish("sft", opts, trainer.model, processor, base, metrics, report)
     return TrainResult(opts.out, metrics, saved)
 
 
