@@ -58,9 +58,11 @@ def _quiet_libraries(quiet: bool) -> None:
     """``-q``: no progress bars from transformers (weights loading/writing) or datasets."""
     if not quiet:
         return
+    import importlib
+
     try:
-        import datasets
-        from transformers.utils import logging as tf_logging
+        datasets = importlib.import_module("datasets")
+        tf_logging = importlib.import_module("transformers.utils.logging")
     except ImportError:  # the missing extra is reported by the command itself
         return
     tf_logging.disable_progress_bar()
