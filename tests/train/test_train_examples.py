@@ -184,3 +184,22 @@ def test_split_holds_out_whole_videos(run_examples):
     assert len(train) + len(held) == len(examples)
     assert split_examples(examples, 0.34, seed=0) == (train, held)  # seeded: stable
     assert split_examples(examples, 0.0, seed=0) == (list(examples), [])
+
+
+def test_composite_pairs_match_inference_byte_for_byte(tmp_path):
+    """The sharecaptioner preset shows a frame pair as one composite: the training image is
+    the very JPEG the teacher received."""
+    from support.fault_server import FaultServer
+    from support.teacher import teacher_reply, teacher_run, write_teacher_videos
+
+    videos = write_teacher_videos(tmp_path / "videos", n=1)
+    with FaultServer(reply=teacher_reply) as srv:
+        run = teacher_run(videos, tmp_path / "run", srv, "--prompt-preset", "sharecaptioner")
+        received = list(srv.requests)
+    got, report = load_examples([run], DataOptions(tasks=("slide",), progress=False),
+                                tmp_path / "w")  # fmt: skip
+    assert report.prompts[0].startswith("--prompt-preset sharecaptioner")
+    pair = next(e for e in got if e.id.endswith(":1"))
+    assert len(pair.images) == 1  # one composite, as the preset's pair_layout says
+    sent = [_image_bytes(r) for r in received if r.prompt == pair.prompt]
+    assert sent == [[Path(pair.images[0]).read_bytes()]]
