@@ -35,7 +35,9 @@ def write_metrics(out: Path, metrics: dict[str, Any]) -> Path:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}"
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
     return "–" if value is None else str(value)
 
 
@@ -66,7 +68,11 @@ def write_card(
         "",
         *_data_section(settings, metrics, report),
         "## Settings",
-        *(f"- {k}: {_fmt(settings[k])}" for k in _SHOWN if k in settings),
+        *(
+            f"- {k}: {_fmt(settings[k])}"
+            for k in _SHOWN
+            if k in settings and not (k == "lora" and settings.get("method") != "lora")
+        ),
         "",
         "## Results",
         "| measure | value |",
@@ -78,7 +84,7 @@ def write_card(
         ),
         "",
         "## Use",
-        *_usage(saved),
+        *_usage(saved, list(getattr(report, "prompts", None) or [])),
     ]
     path = out / "README.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -101,11 +107,13 @@ def _data_section(settings: dict[str, Any], metrics: dict[str, Any], report: Any
     ]
 
 
-def _usage(saved: dict[str, str]) -> list[str]:
+def _usage(saved: dict[str, str], prompts: list[str]) -> list[str]:
     folder = saved.get("merged") or saved.get("model") or saved.get("adapter") or "."
+    flags = f" {prompts[0]}" if len(prompts) == 1 else ""
     lines = [
         "```",
-        f"diffcap caption VIDEO --out captions.jsonl --backend transformers --model {folder}",
+        f"diffcap caption VIDEO --out captions.jsonl --backend transformers --model {folder}"
+        + flags,
     ]
     if "merged" in saved or "model" in saved:
         lines.append(f"transformers serve {folder}   # or vLLM: an ordinary model folder")
