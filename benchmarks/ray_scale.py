@@ -90,6 +90,7 @@ def _memory_child(rows: int, cache: Path) -> None:
     store = RunStore.open(work / "run.sqlite")
     register_inputs(store, [str(manifest)], cfg)
     t_reg = time.perf_counter() - t0
+    reg_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before ray is imported
     pipe = Pipeline([], cfg, work)
     pipe.stages = [_pass_stage()(cfg, work)]
     seen = [0]
@@ -153,7 +154,8 @@ def main() -> None:
     for m in mem:
         print(
             f"driver peak RSS for {m['rows']:>9,} rows: {m['peak_mib']:8.1f} MiB "
-            f"(registration {m['register_s']:.1f} s, all {m['total_s']:.1f} s, "
+            f"(registration {m['register_s']:.1f} s and {m['register_peak_mib']:.0f} MiB, "
+            f"all {m['total_s']:.1f} s, "
             f"{m['committed']:,} rows back)"
         )
     if len(mem) >= 2:
