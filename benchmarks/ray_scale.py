@@ -109,6 +109,7 @@ def _memory_child(rows: int, cache: Path) -> None:
                 "committed": seen[0],
                 "peak_mib": peak / 1024,
                 "baseline_mib": base / 1024,
+                "register_peak_mib": reg_peak / 1024,
                 "register_s": t_reg,
                 "total_s": time.perf_counter() - t0,
             }
