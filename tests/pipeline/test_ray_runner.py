@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,58 @@ def test_row_spool_streams_rows_in_files_and_blocks_then_cleans_up(tmp_path):
         assert [r.video_id for r in back] == [f"v{i}" for i in range(8)]
         assert back[5].caption == "c5"
     assert not (tmp_path / "spool").exists()
+
+
+def _listening_sockets_of(pids: set[int]) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp{,6} write them) that these processes listen on."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if link.startswith("socket:["):
+                        inodes[link[8:-1]] = pid
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # LISTEN
+                out.append(cols[1].split(":")[0])
+    return out
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process whose parent chain reaches ``root`` (the Ray this test started)."""
+    parent: dict[int, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            parent[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: set[int] = set()
+    for pid in parent:
+        p = pid
+        while p in parent and p not in (0, 1):
+            p = parent[p]
+            if p == root:
+                out.add(pid)
+                break
+    return out
+
+
+_LOOPBACK_HEX = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+def test_a_ray_diffcap_starts_listens_on_loopback_only(tmp_path):
+    from diffcap.config import EngineConfig
+    from diffcap.pipeline.ray_runner import ensure_ray
+
+    ray.shutdown()
+    ensure_ray(EngineConfig(engine="ray", workers=2))
+    try:
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+        listening = _listening_sockets_of(_descendants(os.getpid()) | {os.getpid()})
+        assert listening, "found no listening Ray socket to check"
+        assert set(listening) <= _LOOPBACK_HEX, listening
+    finally:
+        ray.shutdown()

@@ -63,6 +63,10 @@ def write_outputs(run_dir: str | Path, store: RunStore, cfg: OutputConfig) -> di
         written["parquet"] = write_parquet(store.iter_records(), run_dir / "records.parquet")
     written["failures"] = _write_jsonl(run_dir / "failures.jsonl", _failures(store))
     written["filtered"] = _write_jsonl(run_dir / "filtered.jsonl", _filtered(store))
+    if cfg.uri:
+        from diffcap.pipeline.publish import publish_outputs
+
+        written["published"] = publish_outputs(run_dir, written, cfg.uri)
     return written
 
 

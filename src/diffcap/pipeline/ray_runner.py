@@ -92,7 +92,9 @@ def ensure_ray(engine: EngineConfig) -> Any:
             ray.init(address=engine.ray_address)
         else:
             _check_loopback()
-            ray.init(num_cpus=max(2, engine.workers), include_dashboard=False)
+            # address="local": always a new instance of our own, never a cluster that
+            # happens to run on this machine (joining one is explicit: engine.ray_address).
+            ray.init(address="local", num_cpus=max(2, engine.workers), include_dashboard=False)
     return ray
 
 
