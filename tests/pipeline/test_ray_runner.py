@@ -181,3 +181,22 @@ def test_a_ray_diffcap_starts_listens_on_loopback_only(tmp_path):
         assert set(listening) <= _LOOPBACK_HEX, listening
     finally:
         ray.shutdown()
+
+
+def test_a_node_local_endpoint_is_not_probed_from_the_driver(tmp_path):
+    """On a cluster, ``--api-base http://127.0.0.1:PORT`` is each node's own server (one
+    vLLM per node); the driver may serve nothing there, so only the workers reach it. The
+    same closed port is refused at once without a cluster."""
+    from diffcap.errors import ModelUnavailable
+    from diffcap.pipeline.stages import CaptionStage
+    from support.servers import free_port
+
+    model = {"api_base": f"http://127.0.0.1:{free_port()}/v1", "model": "m", "api_key": "k"}
+    on_cluster = RunConfig.model_validate(
+        {"model": model, "engine": {"engine": "ray", "ray_address": "10.0.0.1:6379"}}
+    )
+    CaptionStage(on_cluster, tmp_path).check()  # no probe of the driver's loopback
+    for engine in ({"engine": "local"}, {"engine": "ray"}):
+        cfg = RunConfig.model_validate({"model": model, "engine": engine})
+        with pytest.raises(ModelUnavailable):
+            CaptionStage(cfg, tmp_path).check()
