@@ -74,6 +74,8 @@ def test_ray_engine_writes_the_same_records_as_local(
     )
     assert local.counts == remote.counts and remote.counts["done"] == 3
     assert len(fault_server.requests) == local_requests > 3  # same calls, made from Ray actors
+    # Bounded in flight: one model actor per node (one node here) x model.concurrency (4).
+    assert 1 <= fault_server.max_in_flight <= 4
     a, b = _records(tmp_path / "local"), _records(tmp_path / "ray")
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     for rec in b:  # keyframe files resolve inside the ray run dir
