@@ -32,9 +32,14 @@ def judge_flags(srv) -> list[str]:
 
 
 def rels(*names: str) -> str:
-    return '{"events": [' + ", ".join(
-        f'{{"event": "e{i}", "relationship": "{n}", "reason": "r"}}' for i, n in enumerate(names)
-    ) + "]}"
+    return (
+        '{"events": ['
+        + ", ".join(
+            f'{{"event": "e{i}", "relationship": "{n}", "reason": "r"}}'
+            for i, n in enumerate(names)
+        )
+        + "]}"
+    )
 
 
 EVENTS_1 = ["A man opens a door.", "The man walks in."]
@@ -141,7 +146,7 @@ def test_vdc_score_by_hand(fault_server, tmp_path):
     write_jsonl(qa / "camera.jsonl", [
         {"vidA": [{"question": "How does the camera move?", "answer": "pans left", "category": "c"},
                   {"question": "Is the shot handheld?", "answer": "no", "category": "c"}]},
-        {"vidB": [{"question": "What is the camera angle?", "answer": "overhead", "category": "c"}]},
+        {"vidB": [{"question": "What is the camera angle?", "answer": "overhead"}]},
     ])  # fmt: skip
     write_jsonl(qa / "short.jsonl", [
         {"vidA": [{"question": "What is the video about?", "answer": "a cat", "category": "s"}]},

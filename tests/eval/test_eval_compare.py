@@ -15,8 +15,10 @@ from support.evals import write_jsonl
 def eval_dir(path, bench, correct: dict[str, bool]):
     path.mkdir()
     (path / "scores.json").write_text(json.dumps({"benchmark": bench, "overall": {}}))
-    write_jsonl(path / "predictions.jsonl",
-                [{"id": i, "dims": {"task": "t"}, "correct": c} for i, c in correct.items()])
+    write_jsonl(
+        path / "predictions.jsonl",
+        [{"id": i, "dims": {"task": "t"}, "correct": c} for i, c in correct.items()],
+    )
     return path
 
 

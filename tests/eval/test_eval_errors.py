@@ -58,7 +58,9 @@ def test_json_files_name_item_and_field(fault_server, tmp_path, capsys, eval_vid
     assert f"{task}: item 1: missing field 'candidates'" in fail(
         capsys, fault_server, "mvbench", folder, *videos
     )
-    task.write_text(json.dumps([{"video": "v", "question": "Q", "candidates": ["a"], "answer": "z"}]))
+    task.write_text(
+        json.dumps([{"video": "v", "question": "Q", "candidates": ["a"], "answer": "z"}])
+    )
     assert "item 0: field 'answer' is not one of 'candidates'" in fail(
         capsys, fault_server, "mvbench", folder, *videos
     )
@@ -105,7 +107,9 @@ def test_missing_options(fault_server, tmp_path, capsys, bench, extra, message):
             "tempcompass": tmp_path / "yes_no.json"}[bench]  # fmt: skip
     content = {
         "dream1k": json.dumps(dream(1)) + "\n",
-        "mvbench": json.dumps([{"video": "v", "question": "Q", "candidates": ["a"], "answer": "a"}]),
+        "mvbench": json.dumps(
+            [{"video": "v", "question": "Q", "candidates": ["a"], "answer": "a"}]
+        ),
         "tempcompass": json.dumps({"v1": {"speed": [{"question": "Fast?", "answer": "yes"}]}}),
     }[bench]
     data.write_text(content)

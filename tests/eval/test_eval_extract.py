@@ -128,7 +128,10 @@ def test_judge_parsers_repair_like_the_release():
     assert parse_events("{'events': []}") == []
     with pytest.raises(JudgeAnswerError):
         parse_events("Sure! Here are the events: a, b")
-    near = '"events": [{"event": "a", "relationship": "Entailment"}, {"event": "b", "relationship": "neutral"},]'
+    near = (
+        '"events": [{"event": "a", "relationship": "Entailment"}, '
+        '{"event": "b", "relationship": "neutral"},]'
+    )
     assert parse_entailment(near, 2) == ["entailment", "neutral"]
     glued = '{"events": [{"relationship": "entailment"}{"relationship": "contradiction"}]}'
     assert parse_entailment(glued, 2) == ["entailment", "contradiction"]

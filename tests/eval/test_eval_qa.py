@@ -68,10 +68,19 @@ def test_mvbench_grid_official_check_and_answered_only(fault_server, eval_videos
 
 def test_videomme_parquet_frames_and_letter_extraction(fault_server, eval_videos, tmp_path):
     def row(qid, vid, duration, task, question, answer):
-        return {"video_id": qid[:3], "duration": duration, "domain": "Knowledge",
-                "sub_category": "Astronomy", "videoID": vid, "question_id": qid,
-                "task_type": task, "question": question,
-                "options": ["A. one", "B. two", "C. three", "D. four"], "answer": answer}
+        return {
+            "video_id": qid[:3],
+            "duration": duration,
+            "domain": "Knowledge",
+            "sub_category": "Astronomy",
+            "videoID": vid,
+            "question_id": qid,
+            "task_type": task,
+            "question": question,
+            "options": ["A. one", "B. two", "C. three", "D. four"],
+            "answer": answer,
+        }
+
     rows = [
         row("001-1", "v1", "short", "Counting Problem", "How many stars?", "C"),
         row("001-2", "v2", "short", "OCR Problems", "Which word?", "A"),

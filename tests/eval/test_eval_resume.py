@@ -74,9 +74,12 @@ def test_sigkill_then_resume_pays_each_call_once(tmp_path):
         done = subprocess.run(command(srv, data, caps, out), env=env(), capture_output=True,
                               text=True, timeout=120)  # fmt: skip
         assert done.returncode == 0, done.stderr
-        after = srv.requests[len(before):]
-        paid = {json.dumps(r.body, sort_keys=True) for r in before
-                if r.answered_at is not None and r.answered_at < killed_at - GRACE}
+        after = srv.requests[len(before) :]
+        paid = {
+            json.dumps(r.body, sort_keys=True)
+            for r in before
+            if r.answered_at is not None and r.answered_at < killed_at - GRACE
+        }
         resent = [r for r in after if json.dumps(r.body, sort_keys=True) in paid]
         assert paid and not resent
         # Every item is scored once; the numbers equal an uninterrupted eval's.

@@ -19,9 +19,9 @@ Fault kinds: ``rate_limit`` (429, ``retry_after`` seconds in the header), ``serv
 per matching request.
 
 What it received: ``srv.requests`` (list of :class:`Received`: index, path, headers, JSON
-body, prompt text, number of images, fault applied, arrival time, answer time); ``srv.max_in_flight`` is
-the most requests answered at once; ``srv.reset()`` clears requests, schedules, counters,
-latency and reply.
+body, prompt text, number of images, fault applied, arrival time, answer time);
+``srv.max_in_flight`` is the most requests answered at once; ``srv.reset()`` clears requests,
+schedules, counters, latency and reply.
 
 Answers: ``reply=`` callable(body) -> str (default: ``"ok: <first 8 words of the prompt>"``;
 ``routed_reply(rules)`` answers by what the prompt contains);

@@ -27,16 +27,21 @@ from diffcap.eval.registry import BENCHMARKS
 @click.command("eval", context_settings={"max_content_width": 100})
 @click.argument("bench", type=click.Choice(list(BENCHMARKS)))
 @click.option(
-    "--data", required=True, type=click.Path(exists=False),
+    "--data",
+    required=True,
+    type=click.Path(exists=False),
     help="The benchmark's official file or folder (see docs/eval.md).",
 )
 @click.option("--videos", type=click.Path(file_okay=False), help="Folder of the videos.")
 @click.option(
-    "--captions", type=click.Path(),
+    "--captions",
+    type=click.Path(),
     help="Captions to use: a diffcap run dir or records .jsonl (caption input).",
 )
 @click.option(
-    "--input", "input_mode", type=click.Choice(list(INPUT_MODES)),
+    "--input",
+    "input_mode",
+    type=click.Choice(list(INPUT_MODES)),
     help="What the model sees: grid (16 frames 4x4, the paper's 8B model), frames (N "
     "uniform), keyframes (diffcap's), caption (a text model answers from the caption) "
     "[caption for dream1k/vdc, else grid].",

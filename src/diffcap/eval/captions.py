@@ -74,9 +74,7 @@ class CaptionTable:
         return len(self.by_key)
 
 
-def caption_videos(
-    paths: list[Path], run_dir: Path, cfg: Any, *, progress: bool
-) -> Any:
+def caption_videos(paths: list[Path], run_dir: Path, cfg: Any, *, progress: bool) -> Any:
     """Caption ``paths`` with a ``diffcap run`` in ``run_dir`` (resumable like any run);
     returns the run's report."""
     from diffcap.pipeline.runner import run_dataset

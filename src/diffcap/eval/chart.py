@@ -1,6 +1,6 @@
 """One PNG per eval: the headline number overall and per value of one dimension.
 
-    write_chart(bench, scores, Path("evals/mv/mvbench.png"))   # needs matplotlib (`eval` extra)
+write_chart(bench, scores, Path("evals/mv/mvbench.png"))   # needs matplotlib (`eval` extra)
 """
 
 from __future__ import annotations

@@ -84,17 +84,23 @@ def compare(dirs: list[Path], *, n: int = 2000, seed: int = 0) -> list[Compariso
     _, base_preds = loaded[0]
     base = {p["id"]: p for p in base_preds}
     rows = []
-    for d, (_, preds) in zip(dirs[1:], loaded[1:]):
+    for d, (_, preds) in zip(dirs[1:], loaded[1:], strict=True):
         other = {p["id"]: p for p in preds}
         shared = sorted(set(base) & set(other))
         a, b = [base[i] for i in shared], [other[i] for i in shared]
         diff, low, high = paired_bootstrap(bench.statistic, a, b, n=n, seed=seed)
         rows.append(
             Comparison(
-                baseline=str(dirs[0]), other=str(d), metric=bench.headline[1], shared=len(shared),
-                a=bench.statistic(a) if a else None, b=bench.statistic(b) if b else None,
-                diff=diff, low=low, high=high,
-            )  # fmt: skip
+                baseline=str(dirs[0]),
+                other=str(d),
+                metric=bench.headline[1],
+                shared=len(shared),
+                a=bench.statistic(a) if a else None,
+                b=bench.statistic(b) if b else None,
+                diff=diff,
+                low=low,
+                high=high,
+            )
         )
     return rows
 
@@ -110,6 +116,9 @@ def format_table(rows: list[Comparison]) -> str:
          f"[{_num(r.low)}, {_num(r.high)}]"]
         for r in rows
     ]  # fmt: skip
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *body]]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [head, *body]
+    ]
     return "\n".join(lines)

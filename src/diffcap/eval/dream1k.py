@@ -121,8 +121,12 @@ class Dream1K(Benchmark):
             "recall": recall,
             "precision": precision,
             "score": f1(recall, precision),
-            "events_gt": [{"event": e, "relationship": r} for e, r in zip(gt_events, rel_r)],
-            "events_pred": [{"event": e, "relationship": r} for e, r in zip(pred_events, rel_p)],
+            "events_gt": [
+                {"event": e, "relationship": r} for e, r in zip(gt_events, rel_r, strict=True)
+            ],
+            "events_pred": [
+                {"event": e, "relationship": r} for e, r in zip(pred_events, rel_p, strict=True)
+            ],
             "counts": item.data["counts"],
         }
 
@@ -142,7 +146,9 @@ class Dream1K(Benchmark):
         buckets = {}
         for name, bounds in BUCKETS.items():
             buckets[name] = {
-                label: _prf([p for p in ok if _count(p, name) is not None and test(_count(p, name))])
+                label: _prf(
+                    [p for p in ok if _count(p, name) is not None and test(_count(p, name))]
+                )
                 for label, test in bounds
             }
         return {"overall": overall, "by": {"dataset": by_set}, "buckets": buckets}
@@ -181,5 +187,7 @@ async def _entailed(
     one event; that answer cannot change the score, so the call is not paid)."""
     if not events:
         return 1.0, []
-    rels = parse_entailment(await ctx.ask_judge(entailment_prompt(events, description)), len(events))
+    rels = parse_entailment(
+        await ctx.ask_judge(entailment_prompt(events, description)), len(events)
+    )
     return sum(r == "entailment" for r in rels) / len(events), rels

@@ -24,7 +24,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from diffcap.errors import VideoNotFound
 from diffcap.models.base import ImageInput
 
 log = logging.getLogger(__name__)
@@ -66,15 +65,9 @@ class VideoIndex:
             if rel.endswith("/" + k):
                 return p
         name = k.rsplit("/", 1)[-1]
-        return self._by_name.get(name) or self._by_stem.get(name) or self._by_stem.get(
-            Path(name).stem
+        return (
+            self._by_name.get(name) or self._by_stem.get(name) or self._by_stem.get(Path(name).stem)
         )
-
-    def require(self, key: str, where: str) -> Path:
-        found = self.find(key)
-        if found is None:
-            raise VideoNotFound(f"{where}: no video {key!r} under {self.root}")
-        return found
 
 
 def preamble(mode: str, n_images: int) -> str:

@@ -47,7 +47,7 @@ def events_prompt(caption: str) -> str:
         "events.\n"
         "- Scene cuts and camera motions are NOT events.\n"
         "- Substitute pronouns by the nouns they refer to.\n\n"
-        'Please generate the response in the form of a Python dictionary string with keys '
+        "Please generate the response in the form of a Python dictionary string with keys "
         '"events". The value of "events" is a List(str), of which each item is an event. '
         "DO NOT PROVIDE ANY OTHER OUTPUT TEXT OR EXPLANATION. Only provide the Python "
         "dictionary string. "

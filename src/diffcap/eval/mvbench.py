@@ -66,9 +66,7 @@ class MVBench(Benchmark):
             if answer not in cands:
                 raise BenchmarkFileError(f"{where}: field 'answer' is not one of 'candidates'")
             letter = string.ascii_uppercase[cands.index(answer)]
-            options = "\n".join(
-                f"({string.ascii_uppercase[j]}) {c}" for j, c in enumerate(cands)
-            )
+            options = "\n".join(f"({string.ascii_uppercase[j]}) {c}" for j, c in enumerate(cands))
             span = (q.get("start"), q.get("end")) if "start" in q or "end" in q else None
             out.append(
                 EvalItem(

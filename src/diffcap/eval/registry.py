@@ -1,6 +1,6 @@
 """Benchmarks by name (each in its own module, imported when asked for).
 
-    get_benchmark("dream1k")     # a Dream1K instance; ConfigError for an unknown name
+get_benchmark("dream1k")     # a Dream1K instance; ConfigError for an unknown name
 """
 
 from __future__ import annotations

@@ -131,9 +131,7 @@ def _run_locked(
 
     job, missing = _job(bench, spec, cfg, items, mode, progress)
     signature = _bind(store, spec, job)
-    store.add_videos(
-        [VideoEntry(i, f"{spec.data.resolve()}#{i}") for i in job.items], strict=False
-    )
+    store.add_videos([VideoEntry(i, f"{spec.data.resolve()}#{i}") for i in job.items], strict=False)
     rows = [VideoRow.new(v) for v in store.videos(["pending"]) if v["video_id"] in job.items]
     stages: list[Any] = [EvalAnswerStage(cfg, spec.out, job)]
     if mode != "caption":
@@ -242,7 +240,9 @@ def _captions(
             "diffcap run first",
         )
     index = _index(spec, "caption")
-    paths = {str(p) for it in items if (p := index.find(str(it.data.get("video_file") or it.video)))}
+    paths = {
+        str(p) for it in items if (p := index.find(str(it.data.get("video_file") or it.video)))
+    }
     run_dir = spec.out / "captions.run"
     report = caption_videos(sorted(Path(p) for p in paths), run_dir, cfg, progress=progress)
     if report.stop_reason:

@@ -1,8 +1,8 @@
 """Shared score arithmetic: accuracy tables with counts, means, F1.
 
-    tally(preds, ["task"])
-    # {"overall": {"count": 3, "correct": 2, "accuracy": 0.667, "answered": 3,
-    #              "accuracy_answered": 0.667}, "by": {"task": {"a": {...}, "b": {...}}}}
+tally(preds, ["task"])
+# {"overall": {"count": 3, "correct": 2, "accuracy": 0.667, "answered": 3,
+#              "accuracy_answered": 0.667}, "by": {"task": {"a": {...}, "b": {...}}}}
 """
 
 from __future__ import annotations
@@ -28,9 +28,7 @@ def f1(recall: float | None, precision: float | None) -> float | None:
     return 2 * recall * precision / (recall + precision)
 
 
-def group_by(
-    preds: Iterable[dict[str, Any]], dim: str
-) -> dict[str, list[dict[str, Any]]]:
+def group_by(preds: Iterable[dict[str, Any]], dim: str) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for p in preds:
         value = (p.get("dims") or {}).get(dim)
