@@ -19,8 +19,8 @@ def dream(idx: int, **over) -> dict:
     return row
 
 
-def fail(capsys, srv, bench: str, data, *extra: str) -> str:
-    code = run_eval(srv, bench, "--data", str(data), *extra, "--out", str(data) + ".out")
+def fail(capsys, srv, bench: str, data, *extra: str, out=None) -> str:
+    code = run_eval(srv, bench, "--data", str(data), *extra, "--out", str(out or f"{data}.out"))
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1, err
@@ -122,3 +122,12 @@ def test_missing_data_path(fault_server, tmp_path, capsys):
     err = fail(capsys, fault_server, "videomme", tmp_path / "nope.parquet", "--videos",
                str(tmp_path))  # fmt: skip
     assert "nope.parquet: no such Video-MME file" in err
+
+
+def test_hub_dataset_id_offline_not_cached(fault_server, tmp_path, capsys, monkeypatch):
+    from support.fake_hub import use_fake_hub
+
+    use_fake_hub(monkeypatch, "http://127.0.0.1:9", tmp_path / "hf", offline=True)
+    err = fail(capsys, fault_server, "mvbench", "hf:OpenGVLab/MVBench/json", "--videos",
+               str(tmp_path), out=tmp_path / "out")  # fmt: skip
+    assert "--data hf:OpenGVLab/MVBench/json: cannot get the dataset files" in err

@@ -30,7 +30,8 @@ from diffcap.eval.registry import BENCHMARKS
     "--data",
     required=True,
     type=click.Path(exists=False),
-    help="The benchmark's official file or folder (see docs/eval.md).",
+    help="The benchmark's official file or folder, or hf:ORG/NAME[/PATH] of a Hugging Face "
+    "dataset (see docs/eval.md).",
 )
 @click.option("--videos", type=click.Path(file_okay=False), help="Folder of the videos.")
 @click.option(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from diffcap.config import ModelConfig, RunConfig
 from diffcap.errors import ConfigError
 from diffcap.eval.base import Benchmark, EvalItem
 from diffcap.eval.captions import CaptionTable, caption_videos
+from diffcap.eval.hubdata import hub_data, is_hub_data
 from diffcap.eval.inputs import INPUT_MODES, VideoIndex
 from diffcap.eval.registry import get_benchmark
 from diffcap.eval.stages import EvalAnswerStage, EvalInputStage, EvalJob, replace_model
@@ -102,6 +103,8 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
     mode = spec.input_mode or ("caption" if bench.scores_captions else "grid")
     if mode not in INPUT_MODES:
         raise ConfigError(f"unknown --input {mode!r}", hint=f"one of {', '.join(INPUT_MODES)}")
+    if is_hub_data(spec.data):
+        spec = replace(spec, data=hub_data(str(spec.data)))
     items = bench.load(spec.data)
     if spec.limit is not None:
         items = items[: spec.limit]

@@ -87,7 +87,11 @@ class EvalAnswerStage(_EvalStage):
 
     @property
     def resources(self) -> Resources:
-        return Resources(cpus=0, concurrency=self.cfg.model.concurrency)
+        from diffcap.pipeline.stages import _gpus
+
+        # An in-process model on CUDA takes a GPU, as the caption stage's does.
+        gpus = _gpus(self.cfg) if self.job.model is not None else 0.0
+        return Resources(cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency)
 
     def _configs(self) -> list[ModelConfig]:
         return [m for m in (self.job.model, self.job.judge) if m is not None]
