@@ -24,7 +24,7 @@ def test_tiny_llava_in_process(tiny_llava_dir, eval_videos, tmp_path):  # noqa: 
                 "device": "cpu",
                 "max_tokens": 8,
             }
-        }  # fmt: skip
+        }
     )
     spec = EvalSpec("tempcompass", q, tmp_path / "out", videos=eval_videos, input_mode="grid")
     first = run_eval(spec, cfg, progress=False)
