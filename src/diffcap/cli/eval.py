@@ -47,25 +47,41 @@ from diffcap.eval.registry import BENCHMARKS
     "uniform), keyframes (diffcap's), caption (a text model answers from the caption) "
     "[caption for dream1k/vdc, else grid].",
 )
-@click.option("--num-frames", type=click.IntRange(1, 256), default=16, show_default=True,
-              help="Frames for --input frames.")  # fmt: skip
+@click.option(
+    "--num-frames",
+    type=click.IntRange(1, 256),
+    default=16,
+    show_default=True,
+    help="Frames for --input frames.",
+)
 @click.option("--judge-model", help="Judge model (dream1k, vdc), any OpenAI-compatible one.")
 @click.option("--judge-api-base", help="Judge base URL [the --api-base].")
-@click.option("--judge-api-key", envvar="DIFFCAP_JUDGE_API_KEY",
-              help="Judge API key [env DIFFCAP_JUDGE_API_KEY, else OPENAI_API_KEY].")  # fmt: skip
+@click.option(
+    "--judge-api-key",
+    envvar="DIFFCAP_JUDGE_API_KEY",
+    help="Judge API key [env DIFFCAP_JUDGE_API_KEY, else OPENAI_API_KEY].",
+)
 @click.option("--answer-model", help="Text model answering from captions [--model].")
 @click.option("--answer-api-base", help="Its base URL [--api-base].")
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N items.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of VDC's caption prompt choice.")  # fmt: skip
-@click.option("--out", "-o", "out", required=True, type=click.Path(file_okay=False),
-              help="Eval directory (created; rerun the same command to resume).")  # fmt: skip
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of VDC's caption prompt choice."
+)
+@click.option(
+    "--out",
+    "-o",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Eval directory (created; rerun the same command to resume).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @config_options(ALL_FIELDS)
 @click.pass_context
-def eval_cmd(ctx: click.Context, bench: str, out: str, no_progress: bool, as_json: bool,
-             **params: Any) -> None:  # fmt: skip
+def eval_cmd(
+    ctx: click.Context, bench: str, out: str, no_progress: bool, as_json: bool, **params: Any
+) -> None:
     """Score a model (or captions) on a benchmark: dream1k, vdc (caption quality, judged),
     tempcompass, mvbench, videomme (video QA, official answer extraction).
 
@@ -113,8 +129,13 @@ def _path(value: str | None) -> Path | None:
 
 @click.command("eval-compare")
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
-@click.option("--samples", type=click.IntRange(100, 1_000_000), default=2000, show_default=True,
-              help="Bootstrap resamples.")  # fmt: skip
+@click.option(
+    "--samples",
+    type=click.IntRange(100, 1_000_000),
+    default=2000,
+    show_default=True,
+    help="Bootstrap resamples.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def eval_compare(dirs: tuple[str, ...], samples: int, seed: int, as_json: bool) -> None:

@@ -112,10 +112,18 @@ def _num(v: float | None) -> str:
 def format_table(rows: list[Comparison]) -> str:
     head = ["baseline (A)", "other (B)", "metric", "n", "A", "B", "B-A", "95% CI"]
     body = [
-        [r.baseline, r.other, r.metric, str(r.shared), _num(r.a), _num(r.b), _num(r.diff),
-         f"[{_num(r.low)}, {_num(r.high)}]"]
+        [
+            r.baseline,
+            r.other,
+            r.metric,
+            str(r.shared),
+            _num(r.a),
+            _num(r.b),
+            _num(r.diff),
+            f"[{_num(r.low)}, {_num(r.high)}]",
+        ]
         for r in rows
-    ]  # fmt: skip
+    ]
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
     lines = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()

@@ -41,13 +41,25 @@ from diffcap.eval.scoring import f1, group_by, mean
 
 #: The released bucket bounds of each count in ``extra_info``.
 BUCKETS: dict[str, list[tuple[str, Any]]] = {
-    "subjects": [("<=1", lambda n: n <= 1), ("==2", lambda n: n == 2),
-                 ("==3", lambda n: n == 3), (">=4", lambda n: n >= 4)],
-    "shots": [("<=1", lambda n: n <= 1), ("==2", lambda n: n == 2),
-              ("==3", lambda n: n == 3), (">=4", lambda n: n >= 4)],
-    "events": [("<=3", lambda n: n <= 3), ("in [4, 5]", lambda n: n in (4, 5)),
-               ("in [6, 7]", lambda n: n in (6, 7)), (">=8", lambda n: n >= 8)],
-}  # fmt: skip
+    "subjects": [
+        ("<=1", lambda n: n <= 1),
+        ("==2", lambda n: n == 2),
+        ("==3", lambda n: n == 3),
+        (">=4", lambda n: n >= 4),
+    ],
+    "shots": [
+        ("<=1", lambda n: n <= 1),
+        ("==2", lambda n: n == 2),
+        ("==3", lambda n: n == 3),
+        (">=4", lambda n: n >= 4),
+    ],
+    "events": [
+        ("<=3", lambda n: n <= 3),
+        ("in [4, 5]", lambda n: n in (4, 5)),
+        ("in [6, 7]", lambda n: n in (6, 7)),
+        (">=8", lambda n: n >= 8),
+    ],
+}
 PLACEHOLDER = "<placeholder>"
 DEFAULT_PROMPT = "Describe the video in detail."
 

@@ -215,8 +215,12 @@ def _job(
                 job.items[it.item_id], job.videos[it.item_id] = it, str(path)
     job.model, job.judge = _models(bench, spec, cfg, mode)
     if missing:
-        log.warning("%d of %d items have no %s; they are not scored", len(missing),
-                    len(items), "caption" if mode == "caption" else "video")  # fmt: skip
+        log.warning(
+            "%d of %d items have no %s; they are not scored",
+            len(missing),
+            len(items),
+            "caption" if mode == "caption" else "video",
+        )
     return job, missing
 
 

@@ -103,9 +103,12 @@ class VDC(Benchmark):
                 }
             )
         return EvalItem(
-            item_id=f"{dim}/{vid}", video=vid, dims={"dimension": dim}, data={"qa": pairs},
+            item_id=f"{dim}/{vid}",
+            video=vid,
+            dims={"dimension": dim},
+            data={"qa": pairs},
             where=where,
-        )  # fmt: skip
+        )
 
     async def evaluate(self, item: EvalItem, ctx: EvalContext) -> dict[str, Any]:
         dim = item.dims["dimension"]
