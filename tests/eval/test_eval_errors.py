@@ -86,7 +86,7 @@ def test_videomme_and_vdc_files(fault_server, tmp_path, capsys, eval_videos):
     bad = tmp_path / "colour.jsonl"
     write_jsonl(bad, [{"v1": [{"question": "Q?", "answer": "a"}]}])
     judge = ["--judge-model", "j", "--judge-api-base", fault_server.base_url]
-    assert "unknown VDC dimension 'colour'" in fail(capsys, fault_server, "vdc", bad, *judge)
+    assert "unknown VDC dimension file 'colour'" in fail(capsys, fault_server, "vdc", bad, *judge)
     cam = tmp_path / "camera.jsonl"
     write_jsonl(cam, [{"v1": [{"question": "Q?"}]}])
     assert f"{cam}:1: 'v1'[0]: missing field 'answer'" in fail(

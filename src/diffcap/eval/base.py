@@ -193,6 +193,23 @@ def require_field(obj: Any, key: str, where: str, kind: type | tuple[type, ...] 
     return value
 
 
+def named_files(path: Path, names: tuple[str, ...], suffix: str, what: str) -> list[Path]:
+    """The files ``<name><suffix>`` present in folder ``path``, or the one file ``path``;
+    each file's stem must be one of ``names`` (the task or dimension it holds)."""
+    need_path(path, f"{what} folder or file")
+    if path.is_dir():
+        files = [path / f"{n}{suffix}" for n in names if (path / f"{n}{suffix}").is_file()]
+        if not files:
+            listed = ", ".join(n + suffix for n in names)
+            raise BenchmarkFileError(f"{path}: none of {listed} ({what})")
+        return files
+    if path.stem not in names:
+        raise BenchmarkFileError(
+            f"{path}: unknown {what} file {path.stem!r}; one of {', '.join(names)}"
+        )
+    return [path]
+
+
 def need_path(path: Path, what: str) -> Path:
     if not path.exists():
         raise BenchmarkFileError(f"{path}: no such {what}", hint="see docs/eval.md for the files")

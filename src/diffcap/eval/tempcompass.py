@@ -22,7 +22,7 @@ from diffcap.eval.base import (
     BenchmarkFileError,
     EvalContext,
     EvalItem,
-    need_path,
+    named_files,
     read_json,
     require_field,
 )
@@ -47,21 +47,8 @@ class TempCompass(Benchmark):
     chart_dim = "dimension"
 
     def load(self, path: Path) -> list[EvalItem]:
-        need_path(path, "TempCompass questions folder or file")
-        if path.is_dir():
-            files = [path / f"{t}.json" for t in TASKS if (path / f"{t}.json").is_file()]
-        else:
-            files = [path]
-        if not files:
-            raise BenchmarkFileError(
-                f"{path}: none of {', '.join(t + '.json' for t in TASKS)} (TempCompass questions/)"
-            )
         items: list[EvalItem] = []
-        for f in files:
-            if f.stem not in TASKS:
-                raise BenchmarkFileError(
-                    f"{f}: unknown TempCompass task {f.stem!r}; one of {', '.join(TASKS)}"
-                )
+        for f in named_files(path, TASKS, ".json", "TempCompass questions"):
             items += self._task(f)
         return items
 

@@ -36,7 +36,7 @@ from diffcap.eval.base import (
     BenchmarkFileError,
     EvalContext,
     EvalItem,
-    need_path,
+    named_files,
     read_jsonl,
     require_field,
 )
@@ -71,21 +71,8 @@ class VDC(Benchmark):
     headline = ("accuracy", "VDCscore accuracy")
 
     def load(self, path: Path) -> list[EvalItem]:
-        need_path(path, "VDC QA folder or file")
-        if path.is_dir():
-            files = [path / f"{d}.jsonl" for d in DIMENSIONS if (path / f"{d}.jsonl").is_file()]
-        else:
-            files = [path]
-        if not files:
-            raise BenchmarkFileError(
-                f"{path}: none of {', '.join(d + '.jsonl' for d in DIMENSIONS)} (VDC post_eval/)"
-            )
         items: list[EvalItem] = []
-        for f in files:
-            if f.stem not in DIMENSIONS:
-                raise BenchmarkFileError(
-                    f"{f}: unknown VDC dimension {f.stem!r}; one of {', '.join(DIMENSIONS)}"
-                )
+        for f in named_files(path, DIMENSIONS, ".jsonl", "VDC dimension"):
             for n, row in read_jsonl(f):
                 items += [self._item(f"{f}:{n}", f.stem, vid, qas) for vid, qas in row.items()]
         return items
