@@ -168,3 +168,37 @@ def test_tempcompass_keyframes_three_formats(fault_server, eval_videos, tmp_path
     sent = fault_server.requests
     assert all(r.images >= 1 for r in sent)
     assert any("Please answer yes or no:" in r.prompt for r in sent)
+
+
+def test_caption_as_proxy_text_model_answers_from_captions(fault_server, tmp_path):
+    """--input caption: no image is sent; the answering text model (--answer-model) reads the
+    video's diffcap caption, matched to the item by the record's video id or file stem."""
+    q = tmp_path / "yes_no.json"
+    q.write_text(json.dumps({
+        "clipA": {"speed": [{"question": "Is it slow motion?", "answer": "yes"}]},
+        "clipB": {"order": [{"question": "Does the cat jump first?", "answer": "no"}]},
+        "clipC": {"order": [{"question": "Is there a dog?", "answer": "no"}]},
+    }))  # fmt: skip
+    caps = tmp_path / "captions.jsonl"
+    caps.write_text("".join(json.dumps(r) + "\n" for r in [
+        {"video_id": "clipA", "video_path": "/v/clipA.mp4", "duration": 1, "keyframes": [],
+         "mode": "fast", "captions": [{"idx": "-1", "content": "In slow motion, a wave breaks."}]},
+        {"video_id": "other-id", "video_path": "/v/clipB.mp4", "duration": 1, "keyframes": [],
+         "mode": "fast", "captions": [{"idx": "-1", "content": "A dog runs, then a cat jumps."}]},
+    ]))  # fmt: skip
+    fault_server.reply = routed_reply([
+        ("In slow motion, a wave breaks.", "Yes."),
+        ("A dog runs, then a cat jumps.", "Yes, the cat jumps first."),
+    ])  # fmt: skip
+    out = tmp_path / "out"
+    args = ["--data", str(q), "--captions", str(caps), "--input", "caption"]
+    assert run_eval(fault_server, "tempcompass", *args, "--answer-model", "texty",
+                    "--out", str(out)) == 0  # fmt: skip
+    scores, preds = read_out(out)
+    assert (scores["overall"]["count"], scores["overall"]["correct"]) == (2, 1)
+    assert scores["counts"]["missing"] == 1 and scores["missing_items"] == ["yes_no/clipC/order/0"]
+    assert scores["model"] == "texty" and {p["model"] for p in preds} == {"texty"}
+    sent = fault_server.requests
+    assert len(sent) == 2 and all(r.images == 0 for r in sent)
+    assert all(r.body["model"] == "texty" for r in sent)
+    assert any("Here is a detailed description of a video:" in r.prompt for r in sent)
