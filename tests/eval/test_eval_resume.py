@@ -94,3 +94,24 @@ def test_sigkill_then_resume_pays_each_call_once(tmp_path):
     assert resumed_scores["overall"]["count"] == N_ITEMS
     lines = (out / "predictions.jsonl").read_text().splitlines()
     assert sorted(json.loads(x)["id"] for x in lines) == sorted(str(i) for i in range(1, 13))
+
+
+def test_server_errors_defer_items_and_a_rerun_finishes(fault_server, tmp_path):
+    """A 500 (no retries) is a fault of the world: the item stays pending (exit 4), nothing
+    is marked failed, and the rerun sends only that item's calls."""
+    from support.cli import diffcap
+
+    data, caps = fixture(tmp_path)
+    fault_server.reply = judge
+    fault_server.fail("server_error", when="caption number 3.")
+    out = tmp_path / "out"
+    args = command(fault_server, data, caps, out)[4:]  # after "python -m diffcap -q"
+    assert diffcap(*args, "--limit", "4") == 4
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["counts"] == {"items": 4, "scored": 3, "failed": 0, "pending": 1, "missing": 0}
+    sent = len(fault_server.requests)
+    assert diffcap(*args, "--limit", "4") == 0
+    again = fault_server.requests[sent:]
+    item3 = ("caption number 3.", "'ref 3 a'", "reference 3 walks.")
+    assert len(again) == 3 and all(any(k in r.prompt for k in item3) for r in again)
+    assert json.loads((out / "scores.json").read_text())["counts"]["scored"] == 4

@@ -66,6 +66,10 @@ class EvalReport:
     overall: dict[str, Any]
     files: dict[str, str]
     stop_reason: str | None = None
+    #: Items deferred by this run (a fault of the world, the cost cap): a rerun retries them.
+    deferred: int = 0
+    #: Internal errors (tracebacks in OUT/logs/errors.log).
+    bugs: int = 0
     requests: int = 0
     replayed: int = 0
     wall_s: float = 0.0
@@ -75,7 +79,13 @@ class EvalReport:
     def exit_code(self) -> int:
         from diffcap.pipeline.runner import EXIT_CODES
 
-        return EXIT_CODES["stopped"] if self.stop_reason else 0
+        if self.bugs:
+            return EXIT_CODES["bug"]
+        if self.stop_reason == "config":
+            return EXIT_CODES["usage"]
+        if self.stop_reason or self.deferred:
+            return EXIT_CODES["stopped"]
+        return EXIT_CODES["ok"]
 
     def format(self) -> str:
         c = self.counts
@@ -87,8 +97,11 @@ class EvalReport:
         shown = {k: v for k, v in self.overall.items() if isinstance(v, float)}
         lines += [f"  {k}: {v:.4f}" for k, v in shown.items()]
         lines += [f"  {k}: {v}" for k, v in self.files.items()]
-        if self.stop_reason:
-            lines.append(f"stopped ({self.stop_reason}); rerun the same command to resume")
+        if self.stop_reason or self.deferred:
+            why = self.stop_reason or f"{self.deferred} items deferred"
+            lines.append(f"stopped ({why}); rerun the same command to resume")
+        if self.bugs:
+            lines.append(f"{self.bugs} internal errors: see {self.out / 'logs' / 'errors.log'}")
         return "\n".join(lines)
 
 
@@ -154,6 +167,8 @@ def _run_locked(
         overall=overall,
         files=files,
         stop_reason=control.stop_reason(),
+        deferred=commit.tally.counts["deferred"],
+        bugs=control.bugs,
         requests=store.spend()["requests"] - before[0],
         replayed=store.replays() - before[1],
         wall_s=time.perf_counter() - t0,
