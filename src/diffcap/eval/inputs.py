@@ -98,13 +98,15 @@ def video_images(
     key: str,
     span: tuple[float | None, float | None] | None = None,
     n_frames: int = 16,
+    embedder: Any = None,
 ) -> tuple[ImageInput, ...]:
-    """The images of ``mode`` for one video (``cfg``: the RunConfig: image size, keyframes)."""
+    """The images of ``mode`` for one video (``cfg``: the RunConfig: image size, keyframes;
+    ``embedder``: the keyframes' image embedder, made from ``cfg`` when None)."""
     folder = _folder(out_dir, mode, key, span, n_frames)
     with _LOCKS_GUARD:
         lock = _LOCKS.setdefault(str(folder), threading.Lock())
     with lock:
-        return _cached_images(mode, path, folder, cfg, key, span, n_frames)
+        return _cached_images(mode, path, folder, cfg, key, span, n_frames, embedder)
 
 
 def _cached_images(
@@ -115,12 +117,13 @@ def _cached_images(
     key: str,
     span: tuple[float | None, float | None] | None,
     n_frames: int,
+    embedder: Any,
 ) -> tuple[ImageInput, ...]:
     done = folder / "done"
     if done.is_file():
         files = sorted(folder.glob("*.jpg"))
         return tuple(ImageInput(f.read_bytes()) for f in files)
-    blobs = _render(mode, path, folder, cfg, key, span or (None, None), n_frames)
+    blobs = _render(mode, path, folder, cfg, key, span or (None, None), n_frames, embedder)
     folder.mkdir(parents=True, exist_ok=True)
     for i, blob in enumerate(blobs):
         (folder / f"{i:04d}.jpg").write_bytes(blob)
@@ -136,6 +139,7 @@ def _render(
     key: str,
     span: tuple[float | None, float | None],
     n_frames: int,
+    embedder: Any,
 ) -> list[bytes]:
     from diffcap.captioning.images import encode_jpeg
 
@@ -160,7 +164,9 @@ def _render(
         kcfg = cfg.keyframes
         if span is not None and span != (None, None):
             kcfg = kcfg.model_copy(update={"start": span[0], "end": span[1]})
-        kset = extract_keyframes(path, kcfg, out_dir=folder.parent, video_id=folder.name + "-kf")
+        kset = extract_keyframes(
+            path, kcfg, embedder, out_dir=folder.parent, video_id=folder.name + "-kf"
+        )
         files = [kset.image_path(k) for k in kset.keyframes]
         return [encode_jpeg(_load(f), max_side) for f in files if f is not None]
     raise ValueError(f"no images for input mode {mode!r}")

@@ -59,6 +59,23 @@ class EvalInputStage(_EvalStage):
     def resources(self) -> Resources:
         return Resources(cpus=0, concurrency=max(2, self.cfg.engine.workers))
 
+    def check(self) -> None:
+        if self.job.input_mode == "keyframes":
+            from diffcap.embed.registry import check_image_embedder
+
+            check_image_embedder(self.cfg.keyframes.embedder)
+
+    def setup(self) -> None:
+        if self._ready:
+            return
+        self.embedder = None
+        if self.job.input_mode == "keyframes":  # loaded once, not per video
+            from diffcap.embed import get_image_embedder
+
+            kcfg = self.cfg.keyframes
+            self.embedder = get_image_embedder(kcfg.embedder, batch_size=kcfg.batch_size)
+        self._ready = True
+
     def process_row(self, row: VideoRow) -> VideoRow:
         from diffcap.eval.inputs import video_images
 
@@ -73,6 +90,7 @@ class EvalInputStage(_EvalStage):
                 key=item.video,
                 span=tuple(span) if span else None,
                 n_frames=self.job.n_frames,
+                embedder=self.embedder,
             )
         except Exception as exc:
             return row.fail(self.name, exc)
