@@ -131,3 +131,12 @@ def test_hub_dataset_id_offline_not_cached(fault_server, tmp_path, capsys, monke
     err = fail(capsys, fault_server, "mvbench", "hf:OpenGVLab/MVBench/json", "--videos",
                str(tmp_path), out=tmp_path / "out")  # fmt: skip
     assert "--data hf:OpenGVLab/MVBench/json: cannot get the dataset files" in err
+
+
+def test_duplicate_items(fault_server, tmp_path, capsys):
+    cam = tmp_path / "camera.jsonl"
+    write_jsonl(cam, [{"v1": [{"question": "Q?", "answer": "a"}]},
+                      {"v1": [{"question": "Q2?", "answer": "b"}]}])  # fmt: skip
+    judge = ["--judge-model", "j", "--judge-api-base", fault_server.base_url]
+    err = fail(capsys, fault_server, "vdc", cam, *judge)
+    assert f"{cam}:2: item 'camera/v1' appears twice (first at {cam}:1)" in err

@@ -24,7 +24,7 @@ from typing import Any
 
 from diffcap.config import ModelConfig, RunConfig
 from diffcap.errors import ConfigError
-from diffcap.eval.base import Benchmark, EvalItem
+from diffcap.eval.base import Benchmark, BenchmarkFileError, EvalItem
 from diffcap.eval.captions import CaptionTable, caption_videos
 from diffcap.eval.hubdata import hub_data, is_hub_data
 from diffcap.eval.inputs import INPUT_MODES, VideoIndex
@@ -119,6 +119,7 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
     if is_hub_data(spec.data):
         spec = replace(spec, data=hub_data(str(spec.data)))
     items = bench.load(spec.data)
+    _unique(items)
     if spec.limit is not None:
         items = items[: spec.limit]
     with storage_errors(spec.out):
@@ -129,6 +130,16 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
                 return _run_locked(store, bench, spec, cfg, items, mode, progress, t0)
             finally:
                 store.close()
+
+
+def _unique(items: list[EvalItem]) -> None:
+    seen: dict[str, EvalItem] = {}
+    for it in items:
+        if it.item_id in seen:
+            raise BenchmarkFileError(
+                f"{it.where}: item {it.item_id!r} appears twice (first at {seen[it.item_id].where})"
+            )
+        seen[it.item_id] = it
 
 
 def _run_locked(
