@@ -202,3 +202,50 @@ def test_caption_as_proxy_text_model_answers_from_captions(fault_server, tmp_pat
     assert len(sent) == 2 and all(r.images == 0 for r in sent)
     assert all(r.body["model"] == "texty" for r in sent)
     assert any("Here is a detailed description of a video:" in r.prompt for r in sent)
+
+
+def test_tempcompass_judge_reads_what_no_rule_reads(fault_server, tmp_path):
+    """With --judge-model the release's fallback runs: answers no rule reads are rated by the
+    judge's "Correct"/"Incorrect"; an unreadable rating counts 0 (released after retries)."""
+    q = tmp_path / "multi-choice.json"
+    q.write_text(json.dumps({"c1": {"action": [
+        {"question": "What does he do?\nA. runs\nB. sits", "answer": "B. sits"},
+        {"question": "What does she do?\nA. swims\nB. reads", "answer": "A. swims"},
+        {"question": "What does it do?\nA. flies\nB. walks", "answer": "A. flies"},
+        {"question": "What do they do?\nA. sing\nB. dance", "answer": "B. dance"},
+    ]}}))  # fmt: skip
+    caps = tmp_path / "c.jsonl"
+    caps.write_text(
+        json.dumps(
+            {
+                "video_id": "c1",
+                "video_path": "/v/c1.mp4",
+                "duration": 1,
+                "keyframes": [],
+                "mode": "fast",
+                "captions": [{"idx": "-1", "content": "A scene."}],
+            }
+        )
+        + "\n"
+    )
+    fault_server.reply = routed_reply([
+        ("Model Prediction: He is sitting", "Correct."),
+        ("Model Prediction: She reads a book", "Incorrect"),
+        ("Model Prediction: it flies away", "I am not sure."),
+        ("What does he do?", "He is sitting"),        # no rule: judged right
+        ("What does she do?", "She reads a book"),    # no rule: judged wrong
+        ("What does it do?", "it flies away"),        # no rule, unreadable rating: 0
+        ("What do they do?", "B."),                   # the rule: right, no judge call
+    ])  # fmt: skip
+    out = tmp_path / "out"
+    assert run_eval(fault_server, "tempcompass", "--data", str(q), "--captions", str(caps),
+                    "--input", "caption", "--judge-model", "judge-x", "--judge-api-base",
+                    fault_server.base_url, "--out", str(out)) == 0  # fmt: skip
+    scores, preds = read_out(out)
+    o = scores["overall"]
+    assert (o["count"], o["correct"], o["answered"]) == (4, 2, 1)
+    assert [p["correct"] for p in preds] == [True, False, False, True]
+    judged = [r for r in fault_server.requests if r.body["model"] == "judge-x"]
+    assert len(judged) == 3
+    assert all("You are an AI assistant for question answering." in r.prompt for r in judged)
+    assert all("Ground-Truth Answer:" in r.prompt for r in judged)

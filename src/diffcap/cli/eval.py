@@ -54,7 +54,11 @@ from diffcap.eval.registry import BENCHMARKS
     show_default=True,
     help="Frames for --input frames.",
 )
-@click.option("--judge-model", help="Judge model (dream1k, vdc), any OpenAI-compatible one.")
+@click.option(
+    "--judge-model",
+    help="Judge model, any OpenAI-compatible one (dream1k, vdc; tempcompass: the answers no "
+    "rule reads).",
+)
 @click.option("--judge-api-base", help="Judge base URL [the --api-base].")
 @click.option(
     "--judge-api-key",

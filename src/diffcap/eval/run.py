@@ -299,9 +299,9 @@ def _models(
             api_key=cfg.model.api_key if same else None,
         )
     judge = None
-    if bench.scores_captions:
-        if not spec.judge_model:
-            raise ConfigError(f"{bench.name} needs a judge", hint="pass --judge-model NAME")
+    if bench.scores_captions and not spec.judge_model:
+        raise ConfigError(f"{bench.name} needs a judge", hint="pass --judge-model NAME")
+    if spec.judge_model:
         same = spec.judge_api_base in (None, cfg.model.api_base)
         judge = replace_model(
             cfg.model,

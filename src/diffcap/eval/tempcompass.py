@@ -7,9 +7,11 @@ Official files (``llyx97/TempCompass``: ``questions/``): ``multi-choice.json``,
 the file's stem. Videos are ``<video_id>.mp4`` under ``--videos``.
 
 The answer prompts are the release's inference ones; answers are scored with its
-hand-written matching rules (``eval_*.py``). An answer no rule matches is rated 0, as the
-release does with ``--disable_llm`` (its ChatGPT fallback is not run); ``answered`` is False
-for those, so ``accuracy_answered`` shows what the rules could read.
+hand-written matching rules (``eval_*.py``). An answer no rule matches goes, as released, to
+the judge (``--judge-model``) with the release's "Correct"/"Incorrect" prompt; without a judge
+it is rated 0, the release's ``--disable_llm``. ``answered`` is the release's
+``match_success`` (a rule read the answer), so ``accuracy_answered`` shows what the rules
+could read.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from diffcap.eval.extract import (
     tempcompass_caption_matching,
     tempcompass_mc,
     tempcompass_yes_no,
+)
+from diffcap.eval.judges import (
+    TEMPCOMPASS_SYSTEM,
+    JudgeAnswerError,
+    parse_tempcompass_rating,
+    tempcompass_judge_prompt,
 )
 from diffcap.eval.scoring import group_by, tally
 
@@ -80,19 +88,23 @@ class TempCompass(Benchmark):
     async def evaluate(self, item: EvalItem, ctx: EvalContext) -> dict[str, Any]:
         task = item.dims["task"]
         raw = await ctx.ask(item.question + ANSWER_PROMPTS[task], max_tokens=64)
-        if task == "multi-choice":
-            rating = tempcompass_mc(raw, item.answer)
-        elif task == "yes_no":
-            rating = tempcompass_yes_no(raw, item.answer)
-        else:
-            rating = tempcompass_caption_matching(raw, item.question, item.answer)
-        return {
+        rating = _rule(task, raw, item)
+        out: dict[str, Any] = {
             "raw": raw,
             "extracted": None if rating is None else raw.strip(),
             "answer": item.answer,
-            "correct": bool(rating),
-            "answered": rating is not None,
+            "answered": rating is not None,  # the release's "match_success"
         }
+        if rating is None and ctx.judge is not None:
+            prompt = tempcompass_judge_prompt(task, item.question, item.answer, raw)
+            said = await ctx.ask_judge(prompt, system=TEMPCOMPASS_SYSTEM)
+            try:
+                rating = parse_tempcompass_rating(said)
+            except JudgeAnswerError:
+                rating = 0  # as released after its retries
+            out["judge_said"] = said
+        out["correct"] = bool(rating)
+        return out
 
     def aggregate(self, preds: list[dict[str, Any]]) -> dict[str, Any]:
         out = tally(preds, ["task", "dimension"])
@@ -103,3 +115,12 @@ class TempCompass(Benchmark):
         }
         out["by_task_dimension"] = cells
         return out
+
+
+def _rule(task: str, raw: str, item: EvalItem) -> int | None:
+    """The release's hand-written rule of the task: 1, 0, or None (no rule reads it)."""
+    if task == "multi-choice":
+        return tempcompass_mc(raw, item.answer)
+    if task == "yes_no":
+        return tempcompass_yes_no(raw, item.answer)
+    return tempcompass_caption_matching(raw, item.question, item.answer)
