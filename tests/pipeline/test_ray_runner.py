@@ -100,3 +100,27 @@ def test_ray_rerun_replays_the_request_cache(
     run_dataset([str(videos)], run_dir, _cfg(fault_server.base_url, "ray"), progress=False)
     assert len(fault_server.requests) == paid
     assert _records(run_dir) == first
+
+
+def test_row_spool_streams_rows_in_files_and_blocks_then_cleans_up(tmp_path):
+    """The driver writes rows to spool files of a fixed size (never a list of them all) and
+    Ray's read tasks yield them back, in order, in blocks of ``rows_per_block``."""
+    from diffcap.pipeline.ray_io import RowSpool, read_spool
+    from diffcap.pipeline.rows import VideoRow
+
+    made = []
+
+    def rows():  # a generator: the spool must not need len()
+        for i in range(8):
+            made.append(i)
+            yield VideoRow(video_id=f"v{i}", source=f"/d/{i}.mp4", caption=f"c{i}")
+
+    with RowSpool(tmp_path, rows_per_file=3) as spool:
+        files = spool.write(rows())
+        assert [n for _, n in files] == [3, 3, 2]
+        blocks = [t for path, _ in files for t in read_spool(path, 2)]
+        assert [t.num_rows for t in blocks] == [2, 1, 2, 1, 2]
+        back = [VideoRow.from_json(json.loads(s)) for t in blocks for s in t["row"].to_pylist()]
+        assert [r.video_id for r in back] == [f"v{i}" for i in range(8)]
+        assert back[5].caption == "c5"
+    assert not (tmp_path / "spool").exists()

@@ -107,9 +107,10 @@ class EvalAnswerStage(_EvalStage):
     def resources(self) -> Resources:
         from diffcap.pipeline.stages import _gpus
 
-        # An in-process model on CUDA takes a GPU, as the caption stage's does.
-        gpus = _gpus(self.cfg) if self.job.model is not None else 0.0
-        return Resources(cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency)
+        # An in-process model on CUDA takes a GPU (on "auto" wants one), as the caption
+        # stage's does.
+        gpus, wants = _gpus(self.cfg) if self.job.model is not None else (0.0, False)
+        return Resources(cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency, wants_gpu=wants)
 
     def _configs(self) -> list[ModelConfig]:
         return [m for m in (self.job.model, self.job.judge) if m is not None]
