@@ -76,6 +76,7 @@ def test_run_then_eval_dream1k(fault_server, dream, tmp_path):
                    *judge(fault_server), "--no-progress", "--out", str(out)) == 0  # fmt: skip
     scores, preds = read_out(out)
     check(scores)
+    assert scores["caption_provenance"]["model"] == "tiny"  # which captioner wrote them
     assert {p["id"]: p["raw"] for p in preds} == {
         "1": "A man opens a door.", "2": "A dog jumps and runs."}  # fmt: skip
 

@@ -113,6 +113,12 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
 
     t0 = time.perf_counter()
     bench = get_benchmark(spec.bench)
+    if (spec.judge_api_base or spec.judge_api_key) and not spec.judge_model:
+        raise ConfigError("--judge-api-base / --judge-api-key need --judge-model")
+    if cfg.engine.engine != "local":
+        log.warning(
+            "diffcap eval runs on the local executor (engine %r ignored)", cfg.engine.engine
+        )
     mode = spec.input_mode or ("caption" if bench.scores_captions else "grid")
     if mode not in INPUT_MODES:
         raise ConfigError(f"unknown --input {mode!r}", hint=f"one of {', '.join(INPUT_MODES)}")
@@ -170,7 +176,10 @@ def _run_locked(
     commit = _Commit(store, control, spec.out)
     with _log_redirect(progress):
         LocalExecutor(cfg, progress=progress).run(rows, stages, commit, control)
-    counts, overall, files = write_outputs(store, bench, items, missing, signature, spec.out)
+    extra = {"caption_provenance": job.caption_provenance} if job.caption_provenance else {}
+    counts, overall, files = write_outputs(
+        store, bench, items, missing, {**signature, **extra}, spec.out
+    )
     return EvalReport(
         out=spec.out,
         bench=bench.name,
@@ -225,6 +234,7 @@ def _job(
     missing: list[str] = []
     if mode == "caption":
         table = _captions(spec, cfg, items, progress)
+        job.caption_provenance = table.provenance
         for it in items:
             text = table.find(it.data.get("keys") or [it.video])
             if text is None:

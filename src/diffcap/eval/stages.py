@@ -39,6 +39,8 @@ class EvalJob:
     judge: ModelConfig | None = None
     n_frames: int = 16
     seed: int = 0
+    #: Where the captions came from (the first record's provenance: model, mode, preset).
+    caption_provenance: dict[str, Any] = field(default_factory=dict)
 
 
 class _EvalStage(Stage):
