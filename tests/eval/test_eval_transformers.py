@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from diffcap.config import RunConfig
 from diffcap.eval import EvalSpec, run_eval
+from support.servers import tiny_llava_server  # noqa: F401
 from support.tiny_llava import tiny_llava_dir  # noqa: F401
 
 
@@ -36,3 +39,30 @@ def test_tiny_llava_in_process(tiny_llava_dir, eval_videos, tmp_path):  # noqa: 
     assert first.overall["count"] == 2 and 0 <= first.overall["correct"] <= 2
     again = run_eval(spec, cfg, progress=False)
     assert (again.requests, again.counts["scored"]) == (0, 2)
+
+
+@pytest.mark.slow  # ~20 s to start the server on 2 cores
+def test_against_a_real_transformers_serve(tiny_llava_server, eval_videos, tmp_path):  # noqa: F811
+    """The same eval over HTTP to a real OpenAI-compatible server (``transformers serve``
+    with the tiny LLaVA): the grid goes as a base64 image, the answer comes back scored."""
+    data = tmp_path / "action_antonym.json"
+    data.write_text(json.dumps([
+        {"video": "v1.mp4", "question": "What happens?", "candidates": ["a", "b"], "answer": "a"},
+        {"video": "v2.mp4", "question": "What next?", "candidates": ["c", "d"], "answer": "d"},
+    ]))  # fmt: skip
+    cfg = RunConfig.model_validate(
+        {
+            "model": {
+                "backend": "openai",
+                "model": tiny_llava_server.model,
+                "max_retries": 0,
+                "api_base": tiny_llava_server.base_url,
+                "api_key": "none",
+            }
+        }
+    )
+    spec = EvalSpec("mvbench", data, tmp_path / "out", videos=eval_videos, input_mode="grid")
+    report = run_eval(spec, cfg, progress=False)
+    assert report.exit_code == 0 and report.counts["scored"] == 2 and report.requests == 2
+    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert scores["overall"]["count"] == 2 and scores["model"] == tiny_llava_server.model
