@@ -23,7 +23,7 @@ setup-local: $(PY)
 
 setup-test: $(PY) system-deps
 	$(PIP) install --quiet "$(TEST_TORCH)"
-	$(PIP) install --quiet -e ".[dev,local,cuts,ray,cloud,review,web,onnx]"
+	$(PIP) install --quiet -e ".[dev,local,cuts,ray,cloud,review,web,onnx,eval]"
 
 # Chromium (browser tests) and ffmpeg (rotated-video fixtures) from Debian, when we are root.
 system-deps:
