@@ -72,6 +72,10 @@ class ClipStage(ModelStage):
         state.update(window=self.window, stride=self.stride, cached=self.cached)
         return state
 
+    @property
+    def uses_cache(self) -> bool:
+        return self.cached
+
     def setup(self) -> None:
         if self._ready or self.cached:
             super().setup()
