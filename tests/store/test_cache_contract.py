@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
+import support.postgres as postgres
 from diffcap.store.cache import RequestCacheStore
 from diffcap.store.requests import CachedResponse
 from support.cache_writer import answer, open_spec
-from support.postgres import pg_server, pg_url  # noqa: F401 - fixtures
 
 TESTS = Path(__file__).resolve().parents[1]
+
+pg_server = postgres.pg_server
+pg_url = postgres.pg_url
 
 
 class Stores:
@@ -144,7 +147,7 @@ def test_two_runs_never_see_each_other(stores):
 
 HOSTILE = [
     "'; DROP TABLE diffcap_requests; --",
-    "\"); DELETE FROM diffcap_runs; --",
+    '"); DELETE FROM diffcap_runs; --',
     "%s %(run)s {0} $1 ? :name",
     "back\\slash \\x00 not a nul",
     "ключ 鍵 🔑 e\u0301",
@@ -171,16 +174,14 @@ def test_nul_bytes_in_the_answer_round_trip(stores):
     assert stores.open().cached_response("k").text == text
 
 
-@pytest.mark.parametrize("field", ["key", "backend", "model", "finish_reason"])
+@pytest.mark.parametrize("field", ["key", "backend", "model", "finish"])
 def test_nul_bytes_elsewhere_are_refused_clearly(stores, field):
     cache = stores.open()
-    key, backend = ("bad\x00key" if field == "key" else "k"), (
-        "open\x00ai" if field == "backend" else "openai"
-    )
-    model = "m\x00" if field == "model" else "m"
-    finish = "st\x00op" if field == "finish_reason" else "stop"
+    values = {"key": "k", "backend": "openai", "model": "m", "finish": "stop"}
+    values[field] = "bad\x00" + values[field]
+    entry = CachedResponse("t", values["model"], values["finish"], 1, 1, 0.0)
     with pytest.raises(ValueError, match="holds a NUL byte"):
-        cache.put_response(key, backend, CachedResponse("t", model, finish, 1, 1, 0.0))
+        cache.put_response(values["key"], values["backend"], entry)
     assert cache.spend()["requests"] == 0 and stores.rows() == []
 
 

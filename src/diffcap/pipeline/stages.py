@@ -188,19 +188,22 @@ class ModelStage(Stage):
         from diffcap.store import RunStore
         from diffcap.store.cache import bind_request_cache
 
-        store = RunStore.open(Path(self.run_dir) / "run.sqlite")
-        try:
-            self._cache_run_id = bind_request_cache(store, self.cfg.engine)
-        finally:
-            store.close()
-        if self._cache_run_id is not None:
+        def connect(run_id: str | None) -> None:
+            if run_id is None:
+                return  # the run's own SQLite file
             from diffcap.store.postgres import PostgresRequestCache
 
-            cache = PostgresRequestCache(str(self.cfg.engine.cache_url), self._cache_run_id)
+            cache = PostgresRequestCache(str(self.cfg.engine.cache_url), run_id)
             try:
                 cache.check()
             finally:
                 cache.close()
+
+        store = RunStore.open(Path(self.run_dir) / "run.sqlite")
+        try:
+            self._cache_run_id = bind_request_cache(store, self.cfg.engine, preflight=connect)
+        finally:
+            store.close()
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -103,9 +104,16 @@ def ensure_run_id(store: RunStore) -> str:
     return run_id
 
 
-def bind_request_cache(store: RunStore, engine: EngineConfig) -> str | None:
+def bind_request_cache(
+    store: RunStore,
+    engine: EngineConfig,
+    *,
+    preflight: Callable[[str | None], None] | None = None,
+) -> str | None:
     """On the driver, before any video: bind the run dir to ``engine.cache_url`` (refusing
-    another cache than the one its earlier runs used); returns the run id for PostgreSQL."""
+    another cache than the one its earlier runs used); returns the run id for PostgreSQL.
+    ``preflight(run_id)`` runs before a first binding is recorded, so a mistyped URL that
+    cannot connect binds nothing."""
     current = describe_cache_url(engine.cache_url)
     previous = store.get_meta("request_cache")
     if previous is None and current != SQLITE and store.spend()["requests"]:
@@ -116,9 +124,12 @@ def bind_request_cache(store: RunStore, engine: EngineConfig) -> str | None:
             f"{store.path.parent}: its request cache is {previous}, not {current}",
             hint=f"rerun with {flag} (its answers are there), or use another --out",
         )
+    run_id = None if engine.cache_url is None else ensure_run_id(store)
+    if preflight is not None:
+        preflight(run_id)
     if previous is None:
         store.set_meta("request_cache", current)
-    return None if engine.cache_url is None else ensure_run_id(store)
+    return run_id
 
 
 def open_request_cache(
