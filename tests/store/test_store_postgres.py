@@ -5,6 +5,7 @@ binding of a run dir to one cache."""
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 import time
 
@@ -165,3 +166,11 @@ def test_the_driver_reads_spend_from_postgresql(tmp_path, pg_url):
     assert store.spend()["prompt_tokens"] == 40 and store.replays() == 0
     store.close()
     worker.close()
+
+
+def test_without_psycopg_the_error_names_the_extra(monkeypatch):
+    from diffcap.errors import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg raises ImportError
+    with pytest.raises(MissingDependency, match=r"pip install 'diffcap\[postgres\]'"):
+        PostgresRequestCache("postgresql://u@127.0.0.1:1/db", "run").check()
