@@ -139,3 +139,23 @@ def test_ray_workers_write_the_cache_to_postgresql(
     paid = len(fault_server.requests)
     assert out["counts"]["done"] == 2 and out["requests_new"] == paid > 0
     assert pg_rows(pg_server, pg_url) == paid and sqlite_rows(run_dir) == 0
+
+
+def test_the_cost_cap_counts_the_spend_in_postgresql(
+    videos, tmp_path, fault_server, pg_server, pg_url, capsys, monkeypatch
+):
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"loopback": {"input": 1e6, "output": 0.0}}))  # $1/token
+    monkeypatch.setenv("DIFFCAP_PRICES", str(prices))
+    run_dir = tmp_path / "run"
+    args = ["run", str(videos), "--out", str(run_dir), *flags(fault_server.base_url, pg_url)]
+    args += ["--concurrency", "1", "--json"]
+    assert diffcap(*args, "--max-cost-usd", "1") == 4
+    first = report(capsys)
+    assert first["stopped_by_budget"] and len(fault_server.requests) == 1
+    assert first["total_cost_usd"] >= 1.0 and first["cost_usd"] == first["total_cost_usd"]
+    assert pg_rows(pg_server, pg_url) == 1 and sqlite_rows(run_dir) == 0
+    assert diffcap(*args, "--max-cost-usd", "1e9") == 0
+    second = report(capsys)
+    assert second["counts"]["done"] == 2 and second["requests_cached"] == 1
+    assert pg_rows(pg_server, pg_url) == len(fault_server.requests)  # nothing paid twice

@@ -174,3 +174,29 @@ def test_without_psycopg_the_error_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg raises ImportError
     with pytest.raises(MissingDependency, match=r"pip install 'diffcap\[postgres\]'"):
         PostgresRequestCache("postgresql://u@127.0.0.1:1/db", "run").check()
+
+
+def test_status_of_a_run_whose_cache_is_down_says_so_and_shows_the_rest(tmp_path):
+    from diffcap.pipeline.report import format_status, run_status
+
+    store = RunStore.open(tmp_path / "run.sqlite")
+    port = free_port()
+    bind_request_cache(store, EngineConfig(cache_url=f"postgresql://u@127.0.0.1:{port}/db"))
+    store.close()
+    st = run_status(tmp_path)
+    assert st["spend"] is None and f"127.0.0.1:{port}" in st["spend_error"]
+    text = format_status(st)
+    assert "requests paid: unknown (request cache at 127.0.0.1:" in text
+    assert "done: 0" in text
+
+
+def test_status_reads_the_spend_from_postgresql(tmp_path, pg_url):
+    from diffcap.pipeline.report import format_status, run_status
+
+    cache = open_request_cache(EngineConfig(cache_url=pg_url), tmp_path)
+    cache.put_response("k", "openai", resp(pt=12))
+    cache.close()
+    st = run_status(tmp_path)
+    assert st["spend"]["requests"] == 1 and st["spend"]["prompt_tokens"] == 12
+    assert "requests paid: 1, tokens: 12 prompt" in format_status(st)
+    assert f"(cache: {pg_url})" in format_status(st)
