@@ -282,6 +282,27 @@ class EngineConfig(_Section):
         description="Stop the run after this many videos in a row hit a fault of the world "
         "(endpoint down, disk full, permission denied); nothing is marked failed.",
     )
+    model_actors: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Ray: actors per model stage [in-process on GPUs: one per GPU of the "
+        "cluster; servers and APIs: one per node].",
+    )
+    ray_max_retries: int = Field(
+        3,
+        ge=0,
+        le=100,
+        description="Ray: restarts of a lost actor and retries of its batch (a lost node, "
+        "a crash) before its videos are left pending for the next run.",
+    )
+    ray_rows_per_block: int = Field(
+        1,
+        ge=1,
+        le=100_000,
+        description="Ray: videos per Ray Data block (1 spreads work best; raise for "
+        "millions of short items).",
+    )
     cache_url: str | None = Field(
         None,
         description="Where the request cache lives: unset = the run's SQLite file; "

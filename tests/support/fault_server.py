@@ -19,9 +19,10 @@ Fault kinds: ``rate_limit`` (429, ``retry_after`` seconds in the header), ``serv
 per matching request.
 
 What it received: ``srv.requests`` (list of :class:`Received`: index, path, headers, JSON
-body, prompt text, number of images, fault applied, arrival time); ``srv.max_in_flight`` is
-the most requests answered at once; ``srv.reset()`` clears requests, schedules, counters,
-latency and reply.
+body, prompt text, number of images, fault applied, arrival time); ``srv.answered`` (the
+bodies, JSON with sorted keys, of requests answered in full, in order: what was paid for);
+``srv.max_in_flight`` is the most requests answered at once; ``srv.reset()`` clears
+requests, schedules, counters, latency and reply.
 
 Answers: ``reply=`` callable(body) -> str (default: ``"ok: <first 8 words of the prompt>"``);
 ``latency=`` seconds added to every answer (a throughput benchmark sets it; 32+ concurrent
@@ -101,6 +102,9 @@ class FaultServer:
         self.latency = latency
         self.reply = reply or default_reply
         self.requests: list[Received] = []
+        #: Prompts of the requests answered in full (200 written), in order: what was paid
+        #: for. A request in flight when its client died arrived but may not be here.
+        self.answered: list[str] = []
         self._lock = threading.Lock()
         self._by_index: dict[int, Fault] = {}
         self._by_key: list[tuple[str, list[Fault]]] = []
@@ -153,6 +157,7 @@ class FaultServer:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.answered.clear()
             self._by_index.clear()
             self._by_key.clear()
             self._next.clear()
@@ -269,6 +274,7 @@ class FaultServer:
             if fault is not None:
                 return await self._apply(writer, fault, body, prompt, n_images)
             await _write(writer, 200, self._completion(body, prompt, n_images, self.reply(body)))
+            self.answered.append(json.dumps(body, sort_keys=True))
             return True
         finally:
             if epoch == self._epoch:

@@ -164,7 +164,10 @@ class ModelStage(Stage):
 
     @property
     def resources(self) -> Resources:
-        return Resources(cpus=0, gpus=_gpus(self.cfg), concurrency=self.cfg.model.concurrency)
+        gpus, wants = _gpus(self.cfg)
+        return Resources(
+            cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency, wants_gpu=wants
+        )
 
     #: The run's id in a shared PostgreSQL cache, found on the driver by ``check()`` and
     #: carried to workers (which may not read ``run.sqlite``: it is the driver's).
@@ -262,13 +265,16 @@ def _warn_if_cap_counts_nothing(backend: Any, cfg: Any) -> None:
         )
 
 
-def _gpus(cfg: Any) -> float:
-    """An in-process model on CUDA takes a GPU; servers and CPU models take none."""
+def _gpus(cfg: Any) -> tuple[float, bool]:
+    """(GPUs, wants a GPU): an in-process model on CUDA takes a GPU, one on ``auto`` wants
+    one where there is one; servers and CPU models take none."""
     from diffcap.models.registry import resolve_backend_name
 
     m = cfg.model
-    local = resolve_backend_name(m) == "transformers"
-    return 1.0 if local and (m.device or "").startswith("cuda") else 0.0
+    if resolve_backend_name(m) != "transformers":
+        return 0.0, False
+    device = (m.device or "auto").lower()
+    return (1.0 if device.startswith("cuda") else 0.0), device == "auto"
 
 
 class ShortCaptionStage(ModelStage):

@@ -81,6 +81,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE videos ADD COLUMN damaged TEXT;  -- Damage JSON, NULL when intact
         """,
     ),
+    (
+        4,
+        "pending videos streamed in input order (millions of rows, chunk by chunk)",
+        """
+        CREATE INDEX videos_status_seq ON videos(status, seq);
+        """,
+    ),
 ]
 
 
