@@ -200,3 +200,20 @@ def test_status_reads_the_spend_from_postgresql(tmp_path, pg_url):
     assert st["spend"]["requests"] == 1 and st["spend"]["prompt_tokens"] == 12
     assert "requests paid: 1, tokens: 12 prompt" in format_status(st)
     assert f"(cache: {pg_url})" in format_status(st)
+
+
+def test_a_user_without_create_rights_uses_tables_an_admin_made(pg_server, pg_url):
+    PostgresRequestCache(pg_url, "setup").check()  # the admin's first connect makes the tables
+    db = pg_url.rsplit("/", 1)[1]
+    pg_server.sql("DROP ROLE IF EXISTS diffcap_worker")
+    pg_server.sql("CREATE ROLE diffcap_worker LOGIN")
+    pg_server.sql("REVOKE CREATE ON SCHEMA public FROM PUBLIC", db=db)
+    grant = "GRANT SELECT, INSERT, UPDATE ON diffcap_requests, diffcap_runs TO diffcap_worker"
+    pg_server.sql(grant, db=db)
+    worker = PostgresRequestCache(pg_url.replace("postgres@", "diffcap_worker@"), "run")
+    worker.put_response("k", "openai", resp("by the worker"))
+    assert worker.cached_response("k").text == "by the worker"
+    worker.close()
+    for stmt in ("REVOKE ALL ON diffcap_requests, diffcap_runs FROM diffcap_worker",):
+        pg_server.sql(stmt, db=db)
+    pg_server.sql("DROP ROLE diffcap_worker")

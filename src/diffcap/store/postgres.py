@@ -71,6 +71,10 @@ SCHEMA = (
         created_at double precision NOT NULL)""",
 )
 
+_EXISTS = (
+    "SELECT to_regclass('diffcap_requests') IS NOT NULL AND to_regclass('diffcap_runs') IS NOT NULL"
+)
+
 # The insert and the run's totals in one statement: both happen or neither does, and a
 # duplicate key (another worker answered first) changes nothing.
 _PUT = """
@@ -146,8 +150,11 @@ class PostgresRequestCache:
         try:
             with conn.transaction(), conn.cursor() as cur:
                 cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                for ddl in SCHEMA:
-                    cur.execute(ddl)
+                # DDL only when a table is missing: a user with no CREATE right can use
+                # tables an administrator made.
+                if not cur.execute(_EXISTS).fetchone()[0]:
+                    for ddl in SCHEMA:
+                        cur.execute(ddl)
                 cur.execute(
                     "INSERT INTO diffcap_runs (run_id, created_at) VALUES (%s, %s)"
                     " ON CONFLICT (run_id) DO NOTHING",
