@@ -214,6 +214,5 @@ def test_a_user_without_create_rights_uses_tables_an_admin_made(pg_server, pg_ur
     worker.put_response("k", "openai", resp("by the worker"))
     assert worker.cached_response("k").text == "by the worker"
     worker.close()
-    for stmt in ("REVOKE ALL ON diffcap_requests, diffcap_runs FROM diffcap_worker",):
-        pg_server.sql(stmt, db=db)
-    pg_server.sql("DROP ROLE diffcap_worker")
+    pg_server.sql("REVOKE ALL ON diffcap_requests, diffcap_runs FROM diffcap_worker", db=db)
+    pg_server.sql("DROP ROLE diffcap_worker")  # roles are per server, not per database
