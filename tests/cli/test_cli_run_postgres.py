@@ -90,6 +90,18 @@ def test_run_caches_in_postgresql_and_a_recaption_replays_it(
     err = capsys.readouterr().err
     assert "its request cache is postgresql://postgres@127.0.0.1" in err
     assert len(fault_server.requests) == paid
+    # Clip summaries exported from the run go through its PostgreSQL cache too.
+    from diffcap.config import ModelConfig
+    from diffcap.export import ExportOptions, export
+
+    model = ModelConfig(api_base=fault_server.base_url, model="loopback", api_key="k")
+    opts = ExportOptions(progress=False, model=model, window=2, stride=1)
+    assert export(run_dir, "clips", tmp_path / "a.jsonl", opts).items > 0
+    new = len(fault_server.requests) - paid  # (a window may repeat a run's request)
+    assert new > 0 and pg_rows(pg_server, pg_url) == paid + new and sqlite_rows(run_dir) == 0
+    export(run_dir, "clips", tmp_path / "b.jsonl", opts)
+    assert len(fault_server.requests) == paid + new  # replayed from PostgreSQL
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
 
 
 def test_a_cache_that_is_down_stops_the_run_before_any_video(
