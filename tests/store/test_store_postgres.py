@@ -216,3 +216,13 @@ def test_a_user_without_create_rights_uses_tables_an_admin_made(pg_server, pg_ur
     worker.close()
     pg_server.sql("REVOKE ALL ON diffcap_requests, diffcap_runs FROM diffcap_worker", db=db)
     pg_server.sql("DROP ROLE diffcap_worker")  # roles are per server, not per database
+
+
+@pytest.mark.parametrize("wrong", ["database", "user"])
+def test_a_wrong_user_or_database_is_a_setting_not_a_fault_of_the_world(pg_server, wrong):
+    url = pg_server.url("no_such_db") if wrong == "database" else pg_server.url()
+    if wrong == "user":
+        url = url.replace("postgres@", "nobody_here@")
+    with pytest.raises(ConfigError, match="refused the connection") as err:
+        PostgresRequestCache(url, "run").check()
+    assert fault_kind(err.value) == "fatal" and "does not exist" in str(err.value)

@@ -21,7 +21,8 @@ which PostgreSQL ``text`` cannot hold, round-trip.
 
 The object pickles as its URL and run id (workers in other processes connect lazily);
 a connection refused or lost raises :class:`~diffcap.errors.CacheUnavailable` (a fault of the
-world: videos stay pending) and the next call reconnects.
+world: videos stay pending) and the next call reconnects; a wrong user, password or database
+name raises :class:`~diffcap.errors.ConfigError` (the run stops: waiting will not fix it).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from diffcap._deps import require
-from diffcap.errors import CacheUnavailable
+from diffcap.errors import CacheUnavailable, ConfigError, DiffcapError
 from diffcap.redact import register_secret
 from diffcap.store.cache import cache_address, check_entry, describe_cache_url
 from diffcap.store.requests import CachedResponse
@@ -73,6 +74,15 @@ SCHEMA = (
 
 _EXISTS = (
     "SELECT to_regclass('diffcap_requests') IS NOT NULL AND to_regclass('diffcap_runs') IS NOT NULL"
+)
+
+#: Connection failures that are settings, not faults of the world (libpq's own messages).
+_REFUSED = (
+    "password authentication failed",
+    "no password supplied",
+    "does not exist",  # the role or the database
+    "no pg_hba.conf entry",
+    "permission denied for database",
 )
 
 # The insert and the run's totals in one statement: both happen or neither does, and a
@@ -188,8 +198,15 @@ class PostgresRequestCache:
                     log.info("request cache: connection to %s lost; reconnecting", self.where)
             raise AssertionError("unreachable")  # the loop returns or raises
 
-    def _unavailable(self, exc: BaseException) -> CacheUnavailable:
+    def _unavailable(self, exc: BaseException) -> DiffcapError:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if any(m in first for m in _REFUSED):  # waiting will not fix these: a setting will
+            return ConfigError(
+                f"request cache at {cache_address(self.url)} ({self.where}) refused the "
+                f"connection: {first}",
+                hint="check the user, the database name and the password (in the URL, "
+                "PGPASSWORD or ~/.pgpass) of --engine-cache-url",
+            )
         return CacheUnavailable(
             f"request cache at {cache_address(self.url)} ({self.where}) is unreachable: {first}",
             hint="start or fix the PostgreSQL server, then rerun; finished answers are kept "
