@@ -12,6 +12,7 @@ import time
 import pytest
 
 import support.postgres as postgres
+import support.servers as servers
 from diffcap.config import EngineConfig, RunConfig
 from diffcap.errors import CacheUnavailable, ConfigError, fault_kind
 from diffcap.pipeline.configure import validate
@@ -29,6 +30,8 @@ from support.servers import free_port
 
 pg_server = postgres.pg_server
 pg_url = postgres.pg_url
+_fault_server_session = servers._fault_server_session
+fault_server = servers.fault_server
 
 
 def resp(text: str = "answer", pt: int = 3) -> CachedResponse:
@@ -226,3 +229,25 @@ def test_a_wrong_user_or_database_is_a_setting_not_a_fault_of_the_world(pg_serve
     with pytest.raises(ConfigError, match="refused the connection") as err:
         PostgresRequestCache(url, "run").check()
     assert fault_kind(err.value) == "fatal" and "does not exist" in str(err.value)
+
+
+def test_a_checked_model_stage_takes_the_run_id_to_workers_without_run_sqlite(
+    fault_server, pg_url, tmp_path
+):
+    from diffcap.pipeline.stages import CaptionStage
+
+    model = {"api_base": fault_server.base_url, "model": "loopback", "api_key": "k"}
+    cfg = RunConfig.model_validate({"model": model, "engine": {"cache_url": pg_url}})
+    stage = CaptionStage(cfg, tmp_path)
+    stage.check()  # on the driver: binds the run dir, connects once
+    store = RunStore.open(tmp_path / "run.sqlite")
+    run_id = store.get_meta("run_id")
+    store.close()
+    worker = pickle.loads(pickle.dumps(stage))  # what a Ray actor or pool worker gets
+    (tmp_path / "run.sqlite").rename(tmp_path / "elsewhere.sqlite")  # another node's view
+    worker.setup()
+    try:
+        assert isinstance(worker.store, PostgresRequestCache) and worker.store.run_id == run_id
+        assert not (tmp_path / "run.sqlite").exists()  # the worker never opened run.sqlite
+    finally:
+        worker.close_loop()
