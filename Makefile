@@ -23,7 +23,7 @@ setup-local: $(PY)
 
 setup-test: $(PY) system-deps
 	$(PIP) install --quiet "$(TEST_TORCH)"
-	$(PIP) install --quiet -e ".[dev,local,cuts,ray,review,web,onnx,postgres]"
+	$(PIP) install --quiet -e ".[dev,local,cuts,ray,cloud,review,web,onnx,eval,postgres]"
 
 # Chromium (browser tests), ffmpeg (rotated-video fixtures) and PostgreSQL (request-cache
 # tests start a server from its binaries) from Debian, when we are root.

@@ -260,6 +260,11 @@ class SummaryConfig(_Section):
 class OutputConfig(_Section):
     shard_size: int = Field(1000, ge=1, le=10_000_000, description="Records per JSONL shard.")
     parquet: bool = Field(True, description="Also write records.parquet.")
+    uri: str | None = Field(
+        None,
+        description="Also publish the records, Parquet and failure files to this local "
+        "path or fsspec URL (s3://, gs://, ...), with a _manifest.json written last.",
+    )
 
 
 class EngineConfig(_Section):

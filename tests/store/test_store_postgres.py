@@ -251,3 +251,17 @@ def test_a_checked_model_stage_takes_the_run_id_to_workers_without_run_sqlite(
         assert not (tmp_path / "run.sqlite").exists()  # the worker never opened run.sqlite
     finally:
         worker.close_loop()
+
+
+def test_the_cache_is_checked_even_when_the_endpoint_is_each_nodes_own(pg_url, tmp_path):
+    from diffcap.pipeline.stages import CaptionStage
+
+    model = {"api_base": f"http://127.0.0.1:{free_port()}/v1", "model": "m", "api_key": "k"}
+    engine = {"engine": "ray", "ray_address": "ray://head:10001", "cache_url": pg_url}
+    stage = CaptionStage(RunConfig.model_validate({"model": model, "engine": engine}), tmp_path)
+    stage.check()  # the loopback server is the workers' to check; the cache is the driver's
+    assert stage._cache_run_id is not None
+    bad = engine | {"cache_url": f"postgresql://u@127.0.0.1:{free_port()}/db"}
+    other = CaptionStage(RunConfig.model_validate({"model": model, "engine": bad}), tmp_path)
+    with pytest.raises(ConfigError, match="its request cache is"):
+        other.check()

@@ -45,6 +45,8 @@ COMMANDS: dict[str, str] = {
     "view": "web:view",
     "review": "web:review",
     "review-stats": "web:review_stats",
+    "eval": "eval:eval_cmd",
+    "eval-compare": "eval:eval_compare",
 }
 
 

@@ -20,7 +20,6 @@ import shutil
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from diffcap.pipeline.rows import VideoRow
@@ -61,12 +60,7 @@ class RowSpool:
     def __enter__(self) -> RowSpool:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
         parent = self.folder.parent
         if parent.is_dir() and not any(parent.iterdir()):

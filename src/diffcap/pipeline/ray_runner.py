@@ -33,6 +33,7 @@ import contextlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,9 @@ def ensure_ray(engine: EngineConfig) -> Any:
             ray.init(address=engine.ray_address)
         else:
             _check_loopback()
-            ray.init(num_cpus=max(2, engine.workers), include_dashboard=False)
+            # address="local": always a new instance of our own, never a cluster that
+            # happens to run on this machine (joining one is explicit: engine.ray_address).
+            ray.init(address="local", num_cpus=max(2, engine.workers), include_dashboard=False)
     return ray
 
 
@@ -152,21 +155,29 @@ def _map_stage(ray: Any, ds: Any, stage: Stage, plan: PoolPlan, engine: EngineCo
     compute = ray.data.ActorPoolStrategy(
         min_size=plan.min_size, max_size=plan.max_size, max_tasks_in_flight_per_actor=2
     )
-    extra = {"scheduling_strategy": "SPREAD"} if plan.spread else {}
-    return ds.map_batches(
-        StageActor,
-        fn_constructor_args=(stage,),
-        batch_size=plan.batch_size,
-        batch_format="numpy",
-        compute=compute,
-        num_cpus=plan.cpus,
-        num_gpus=plan.gpus or None,
-        # Deliberate, not Ray's defaults: an actor lost with its node (or to a crash) is
-        # restarted and its batch retried, a bounded number of times.
-        max_restarts=engine.ray_max_retries,
-        max_task_retries=engine.ray_max_retries,
-        **extra,
-    )
+    remote: dict[str, Any] = {
+        # Deliberate, not Ray Data's defaults (restart and retry forever): an actor lost
+        # with its node (or to a crash) is restarted and its batch retried, a bounded
+        # number of times; then its videos stay pending for the next run.
+        "max_restarts": engine.ray_max_retries,
+        "max_task_retries": engine.ray_max_retries,
+    }
+    if plan.spread:
+        remote["scheduling_strategy"] = "SPREAD"
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates these as free keyword arguments but has no named ones for
+        # them yet (the extra pins ray below the release that removes them).
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        return ds.map_batches(
+            StageActor,
+            fn_constructor_args=(stage,),
+            batch_size=plan.batch_size,
+            batch_format="numpy",
+            compute=compute,
+            num_cpus=plan.cpus,
+            num_gpus=plan.gpus or None,
+            **remote,
+        )
 
 
 class RayExecutor(Executor):

@@ -181,8 +181,15 @@ class ModelStage(Stage):
     def check(self) -> None:
         from diffcap.models import get_backend
 
-        get_backend(self.cfg.model.backend, self.cfg.model).preflight()
-        if self.uses_cache:
+        if _node_local_endpoint(self.cfg):
+            log.info(
+                "%s: %s is each node's own server; the workers check it",
+                self.name,
+                self.cfg.model.api_base,
+            )
+        else:
+            get_backend(self.cfg.model.backend, self.cfg.model).preflight()
+        if self.uses_cache:  # the cache is checked either way: workers need its run id
             self._check_cache()
 
     def _check_cache(self) -> None:
@@ -248,6 +255,18 @@ class ModelStage(Stage):
 
     def teardown(self) -> None:
         self.close_loop()
+
+
+def _node_local_endpoint(cfg: Any) -> bool:
+    """On a Ray cluster, a loopback ``api_base`` names the server of the node each actor runs
+    on (one vLLM per node): the driver's own loopback may serve nothing, so it is not
+    probed; an endpoint that is down still stops the run through the breaker."""
+    from urllib.parse import urlparse
+
+    if cfg.engine.engine != "ray" or not cfg.engine.ray_address or not cfg.model.api_base:
+        return False
+    host = urlparse(cfg.model.api_base).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")
 
 
 def _warn_if_cap_counts_nothing(backend: Any, cfg: Any) -> None:

@@ -83,9 +83,10 @@ MIGRATIONS: list[tuple[int, str, str]] = [
     ),
     (
         4,
-        "pending videos streamed in input order (millions of rows, chunk by chunk)",
+        "indexes for millions of videos: pending ones streamed in input order, sources looked up",
         """
         CREATE INDEX videos_status_seq ON videos(status, seq);
+        CREATE INDEX videos_source ON videos(source);
         """,
     ),
 ]
