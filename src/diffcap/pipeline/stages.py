@@ -169,6 +169,15 @@ class ModelStage(Stage):
             cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency, wants_gpu=wants
         )
 
+    #: The run's id in a shared PostgreSQL cache, found on the driver by ``check()`` and
+    #: carried to workers (which may not read ``run.sqlite``: it is the driver's).
+    _cache_run_id: str | None = None
+
+    @property
+    def uses_cache(self) -> bool:
+        """Requests go through the run's request cache (see ``diffcap.store.cache``)."""
+        return True
+
     def check(self) -> None:
         from diffcap.models import get_backend
 
@@ -178,17 +187,48 @@ class ModelStage(Stage):
                 self.name,
                 self.cfg.model.api_base,
             )
-            return
-        get_backend(self.cfg.model.backend, self.cfg.model).preflight()
+        else:
+            get_backend(self.cfg.model.backend, self.cfg.model).preflight()
+        if self.uses_cache:  # the cache is checked either way: workers need its run id
+            self._check_cache()
+
+    def _check_cache(self) -> None:
+        """Bind the run dir to its cache and, for PostgreSQL, connect once: a server that
+        is down fails the run here, in one line naming host:port."""
+        from diffcap.store import RunStore
+        from diffcap.store.cache import bind_request_cache
+
+        def connect(run_id: str | None) -> None:
+            if run_id is None:
+                return  # the run's own SQLite file
+            from diffcap.store.postgres import PostgresRequestCache
+
+            cache = PostgresRequestCache(str(self.cfg.engine.cache_url), run_id)
+            try:
+                cache.check()
+            finally:
+                cache.close()
+
+        store = RunStore.open(Path(self.run_dir) / "run.sqlite")
+        try:
+            self._cache_run_id = bind_request_cache(store, self.cfg.engine, preflight=connect)
+        finally:
+            store.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_cache_run_id"] = self._cache_run_id
+        return state
 
     def setup(self) -> None:
         if self._ready:
             return
         from diffcap.models import get_backend
         from diffcap.prompts import load_templates
-        from diffcap.store import CachedBackend, RunStore
+        from diffcap.store import CachedBackend
+        from diffcap.store.cache import open_request_cache
 
-        self.store = RunStore.open(Path(self.run_dir) / "run.sqlite")
+        self.store = open_request_cache(self.cfg.engine, self.run_dir, run_id=self._cache_run_id)
         inner = get_backend(self.cfg.model.backend, self.cfg.model)
         _warn_if_cap_counts_nothing(inner, self.cfg)
         cap = self.cfg.engine.max_cost_usd

@@ -123,6 +123,8 @@ class RunStore(RequestCache):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._remote is not None:
+                self._remote.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
