@@ -32,6 +32,7 @@ from diffcap.eval.registry import get_benchmark
 from diffcap.eval.stages import EvalAnswerStage, EvalInputStage, EvalJob, replace_model
 from diffcap.pipeline.rows import VideoRow
 from diffcap.store import RunStore, VideoEntry
+from diffcap.store.cache import adopt_run_cache
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ def _run_locked(
         stages.insert(0, EvalInputStage(cfg, spec.out, job))
     for stage in stages:
         stage.check()  # a closed port fails here, before any item
+    adopt_run_cache(store, cfg.engine)  # spend and replays from where workers write them
     control = RunControl(store, cfg.engine)
     before = (store.spend()["requests"], store.replays())
     commit = _Commit(store, control, spec.out)

@@ -32,16 +32,7 @@ SPEND_REFRESH_S = 1.0
 
 class RunControl:
     def __init__(self, store: Any, engine: EngineConfig) -> None:
-        self.store = store
-        if store is not None and engine.cache_url is not None:
-            # The run's spend lives where its workers write answers (PostgreSQL on a
-            # cluster): the driver's store reads spend and replays from there, for the cap
-            # here and for the run's report.
-            from diffcap.store.cache import run_request_cache
-
-            cache = run_request_cache(store, engine)
-            if cache is not store:
-                store.use_request_cache(cache)
+        self.store = store  # its spend(): see diffcap.store.cache.adopt_run_cache
         self.engine = engine
         self.streak = 0
         self.last_fault: VideoRow | None = None

@@ -166,9 +166,22 @@ def run_request_cache(store: RunStore, engine: EngineConfig | None = None) -> Re
     return PostgresRequestCache(str(url), str(store.get_meta("run_id")))
 
 
+def adopt_run_cache(store: RunStore, engine: EngineConfig) -> None:
+    """Make ``store.spend()`` / ``replays()`` read the run's bound cache. The run's spend
+    lives where its workers write answers (PostgreSQL on a cluster); the driver calls this
+    once the run is bound (after the stages' checks) and before it reads any spend, for the
+    cost cap and for the run's report."""
+    if engine.cache_url is None:
+        return
+    cache = run_request_cache(store, engine)
+    if cache is not store:
+        store.use_request_cache(cache)
+
+
 __all__ = [
     "SQLITE",
     "RequestCacheStore",
+    "adopt_run_cache",
     "bind_request_cache",
     "cache_address",
     "check_entry",
