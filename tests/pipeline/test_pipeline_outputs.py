@@ -192,3 +192,16 @@ def test_a_read_only_destination_is_a_storage_error_not_a_failed_run(tmp_path):
     finally:
         subprocess.run(["umount", str(dest)], check=False)
         store.close()
+
+
+def test_a_bad_output_uri_fails_before_any_video(tmp_path):
+    from diffcap.config import RunConfig
+    from diffcap.pipeline.runner import run_dataset
+
+    (tmp_path / "clip.mp4").write_bytes(b"not a video")
+    cfg = RunConfig.model_validate({"output": {"uri": "nosuchfs://bucket/x"}})
+    with pytest.raises(ConfigError, match=r"output\.uri"):
+        run_dataset([str(tmp_path / "clip.mp4")], tmp_path / "run", cfg, command="keyframes")
+    store = RunStore.open(tmp_path / "run" / "run.sqlite")
+    assert store.counts()["pending"] == 1  # registered, never touched
+    store.close()

@@ -36,7 +36,7 @@ _SCHEMA = (
     " source TEXT NOT NULL, t0 REAL, t1 REAL, asked TEXT, caption TEXT, origin TEXT NOT NULL,"
     " row INTEGER NOT NULL, base TEXT, vid TEXT, vid_lc TEXT)",
     "CREATE INDEX temp.reg_vid_lc ON reg(vid_lc)",
-    "CREATE TEMP TABLE taken (lc TEXT PRIMARY KEY)",
+    "CREATE TEMP TABLE taken (lc TEXT PRIMARY KEY, source, t0 REAL, t1 REAL)",
 )
 
 
@@ -70,13 +70,22 @@ class IdAssigner:
 
     def add(self, fields: dict[str, Any], origin: str, n: int) -> None:
         """One raw input; a span listed again is warned about and captioned once."""
-        span = (fields["source"], fields.get("start"), fields.get("end"))
+        span = (fields["source"], _seconds(fields.get("start")), _seconds(fields.get("end")))
         asked = fields.get("video_id") or None
         base = None if asked else self.safe_id(self.default_id(*span))
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO reg (span, source, t0, t1, asked, caption, origin, row, base)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (repr(span), *span, asked, fields.get("caption"), origin, n, base),
+            (
+                repr(span),
+                _bindable(span[0]),
+                *span[1:],
+                asked,
+                fields.get("caption"),
+                _bindable(origin),
+                n,
+                base,
+            ),
         )
         if not cur.rowcount:
             log.warning("%s listed twice; captioning it once", span[0])
@@ -90,13 +99,16 @@ class IdAssigner:
 
     def _known_ids(self) -> None:
         k = self.known
-        self.conn.execute(f"INSERT OR IGNORE INTO taken SELECT lower(video_id) FROM {k}")
+        self.conn.execute(  # the first registration of an id (in input order) owns it
+            f'INSERT OR IGNORE INTO taken SELECT lower(video_id), source, start, "end" FROM {k}'
+            " ORDER BY seq"
+        )
         for source, ids in self.conn.execute(
             f"SELECT source, group_concat(video_id, ', ') FROM (SELECT * FROM {k} ORDER BY seq)"
             ' GROUP BY source, start, "end" HAVING COUNT(*) > 1'
         ):
             log.warning(
-                "%s is registered under several ids (%s); the first one is used", source, ids
+                "%s is registered under several ids (%s); the first one is used", _text(source), ids
             )
         self.conn.execute(
             f"UPDATE reg SET vid = (SELECT k.video_id FROM {k} k WHERE k.source = reg.source"
@@ -121,25 +133,18 @@ class IdAssigner:
         )
         for n, asked, source, t0, t1, origin, row in self._pages(sql, with_key=True):
             vid = self.safe_id(asked)
-            if self._take(vid.lower()):
+            if self._take(vid.lower(), (source, t0, t1)):
                 self.conn.execute(
                     "UPDATE reg SET vid = ?, vid_lc = ? WHERE n = ?", (vid, vid.lower(), n)
                 )
             else:
-                on_conflict(origin, row, vid, (source, t0, t1), self._owner(vid.lower()))
+                on_conflict(
+                    _text(origin), row, vid, (_text(source), t0, t1), self._owner(vid.lower())
+                )
 
     def _owner(self, lc: str) -> tuple | None:
-        got = (
-            self.conn.execute(
-                f'SELECT source, start, "end" FROM {self.known} WHERE lower(video_id) = ?'
-                " ORDER BY seq LIMIT 1",
-                (lc,),
-            ).fetchone()
-            or self.conn.execute(
-                "SELECT source, t0, t1 FROM reg WHERE vid_lc = ?", (lc,)
-            ).fetchone()
-        )
-        return tuple(got) if got else None
+        got = self.conn.execute("SELECT source, t0, t1 FROM taken WHERE lc = ?", (lc,)).fetchone()
+        return (_text(got[0]), got[1], got[2]) if got else None
 
     def _default_ids(self) -> None:
         c = self.conn
@@ -152,19 +157,23 @@ class IdAssigner:
             "UPDATE reg SET vid = base, vid_lc = lower(base) WHERE vid IS NULL AND asked IS NULL"
             " AND lower(base) IN (SELECT lc FROM once)"
         )
-        c.execute("INSERT INTO taken SELECT lc FROM once")
+        c.execute(
+            "INSERT INTO taken SELECT r.vid_lc, r.source, r.t0, r.t1 FROM reg r JOIN once o"
+            " ON r.vid_lc = o.lc AND r.vid = r.base AND r.asked IS NULL"
+        )
         c.execute("DROP TABLE temp.once")
         last = ""
         while True:  # in span order, keyset-paged: nothing depends on the input order
             page = c.execute(
-                "SELECT n, span, base FROM reg WHERE vid IS NULL AND asked IS NULL AND span > ?"
+                "SELECT n, span, base, source, t0, t1 FROM reg WHERE vid IS NULL AND asked IS NULL"
+                " AND span > ?"
                 " ORDER BY span LIMIT ?",
                 (last, PAGE),
             ).fetchall()
-            for n, span, base in page:
+            for n, span, base, source, t0, t1 in page:
                 stem = f"{base}-{hashlib.sha1(span.encode()).hexdigest()[:8]}"
                 vid, k = stem, 1
-                while not self._take(vid.lower()):
+                while not self._take(vid.lower(), (source, t0, t1)):
                     k += 1
                     vid = f"{stem}-{k}"
                 c.execute("UPDATE reg SET vid = ?, vid_lc = ? WHERE n = ?", (vid, vid.lower(), n))
@@ -172,8 +181,9 @@ class IdAssigner:
                 return
             last = page[-1][1]
 
-    def _take(self, lc: str) -> bool:
-        return bool(self.conn.execute("INSERT OR IGNORE INTO taken VALUES (?)", (lc,)).rowcount)
+    def _take(self, lc: str, span: tuple) -> bool:
+        cur = self.conn.execute("INSERT OR IGNORE INTO taken VALUES (?, ?, ?, ?)", (lc, *span))
+        return bool(cur.rowcount)
 
     def _pages(self, sql: str, *, with_key: bool = False) -> Iterator[tuple]:
         """Rows of ``sql`` (whose first column is ``n``) in input order, a page at a time."""
@@ -188,9 +198,10 @@ class IdAssigner:
 
     def items(self) -> Iterator[tuple[str, str, float | None, float | None, str | None]]:
         """(id, source, start, end, caption) of every input with an id, in input order."""
-        yield from self._pages(
+        for vid, source, t0, t1, caption in self._pages(
             "SELECT n, vid, source, t0, t1, caption FROM reg WHERE vid IS NOT NULL"
-        )
+        ):
+            yield vid, _text(source), t0, t1, caption
 
     def ids(self) -> Iterator[str]:
         for (vid,) in self._pages("SELECT n, vid FROM reg WHERE vid IS NOT NULL"):
@@ -200,3 +211,22 @@ class IdAssigner:
         return int(
             self.conn.execute("SELECT COUNT(*) FROM reg WHERE vid IS NOT NULL").fetchone()[0]
         )
+
+
+def _seconds(x: float | None) -> float | None:
+    """Spans compare by value: ``-0.0`` is ``0.0`` (a manifest may write either)."""
+    return None if x is None else float(x) + 0.0
+
+
+def _bindable(source: str) -> str | bytes:
+    """A path that is not valid UTF-8 (undecodable bytes, surrogate-escaped by Python) is
+    bound as bytes: SQLite text cannot hold it, and no run store does."""
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        return source.encode("utf-8", "surrogateescape")
+    return source
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value

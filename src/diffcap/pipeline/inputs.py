@@ -72,7 +72,22 @@ def iter_raw_inputs(inputs: list[str], cfg: InputConfig, scan: InputScan) -> Ite
     ``scan.bad``. Ids are assigned afterwards (``assign_ids`` or the run store)."""
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in cfg.extensions}
     for arg in inputs:
-        yield from _expand(arg, exts, scan)
+        for raw in _expand(arg, exts, scan):
+            if _storable(raw, scan):
+                yield raw
+
+
+def _storable(raw: RawInput, scan: InputScan) -> bool:
+    """A path with bytes that are not UTF-8 cannot be stored in the run DB: a bad input."""
+    source = raw[0]["source"]
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        error = f"{source!a}: the path is not valid UTF-8; rename the file"
+        scan.bad.append(BadRow(raw[1], raw[2], "bad_path", error))
+        log.warning("%s", error)
+        return False
+    return True
 
 
 def _expand(arg: str, exts: set[str], scan: InputScan) -> Iterable[RawInput]:

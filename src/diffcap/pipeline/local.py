@@ -119,14 +119,25 @@ class _Run:
             # are sequential in slide mode), and keyframes on disk wait only briefly.
             widest = max(s.resources.concurrency for s in self.stages)
             slots = asyncio.Semaphore(2 * widest + 2 * self.ex.cfg.engine.workers)
-            tasks = []
+            live: set[asyncio.Task[None]] = set()  # only the chains in flight: memory is flat
+            errors: list[BaseException] = []  # on_row's (disk full): stop starting videos
+
+            def done(task: asyncio.Task[None]) -> None:
+                live.discard(task)
+                if not task.cancelled() and task.exception() is not None:
+                    errors.append(task.exception())  # type: ignore[arg-type]
+
             for row in rows:
                 await slots.acquire()
-                if self.control.stop_reason() is not None:
+                if errors or self.control.stop_reason() is not None:
                     slots.release()
                     break
-                tasks.append(asyncio.create_task(self._chain(row, slots)))
-            await asyncio.gather(*tasks)
+                task = asyncio.create_task(self._chain(row, slots))
+                live.add(task)
+                task.add_done_callback(done)
+            await asyncio.gather(*live)
+            if errors:
+                raise errors[0]
         finally:
             await self._stop()
 

@@ -6,12 +6,14 @@ NFS, ``s3://``, ``gs://``, ``az://``, ``hf://`` ... (install the fsspec driver f
 
 After the run's outputs are rewritten from ``run.sqlite`` (exactly once, in input order), the
 record shards, ``records.parquet``, ``failures.jsonl`` and ``filtered.jsonl`` are copied to
-the URI under the same names, then stale shards of an earlier, larger publish are removed,
-then ``_manifest.json`` is written last: the list of files with their sizes. A reader that
-lists the files the manifest names never sees a duplicate or half a file. On filesystems
-with rename (local, NFS) each file goes to a temporary name first; on object stores one
-PUT is atomic per object. Keyframe images stay in the run directory (``diffcap export``
-copies them with the records).
+the URI under the same names, then ``_manifest.json`` (the list of files with their sizes),
+then stale shards of an earlier, larger publish are removed. Read the files the manifest
+names: once a publish has finished they hold every record exactly once. On filesystems with
+rename (local, NFS) each file, the manifest too, goes to a temporary name first, so no file
+is ever seen half written; on object stores one PUT is atomic per object. A reader running
+*during* a publish may see shards of the new publish beside an older manifest (records move
+between shards as more videos finish): read after the command returns. Keyframe images stay
+in the run directory (``diffcap export`` copies them with the records).
 """
 
 from __future__ import annotations
@@ -46,18 +48,24 @@ def publish_outputs(run_dir: Path, written: dict[str, Any], uri: str) -> dict[st
     try:
         fs.makedirs(posixpath.join(root, "records"), exist_ok=True)
         files = [_put(fs, run_dir / n, posixpath.join(root, n), n) for n in names]
-        _remove_stale(fs, root, set(written["shards"]))
-        manifest = {"created": time.time(), "files": files}
-        with fs.open(posixpath.join(root, MANIFEST), "w") as f:
-            f.write(json.dumps(manifest, indent=1))
-    except (OSError, PermissionError) as exc:
+        manifest = run_dir / MANIFEST
+        manifest.write_text(json.dumps({"created": time.time(), "files": files}, indent=1))
+        _put(fs, manifest, posixpath.join(root, MANIFEST), MANIFEST)
+        _remove_stale(fs, root, set(written["shards"]))  # after the manifest that drops them
+    except Exception as exc:  # any driver's error (s3fs, gcsfs, ...): a fault of the world
         raise StorageError(
-            redact(f"{uri}: cannot publish the outputs ({exc})"),
+            redact(f"{uri}: cannot publish the outputs ({type(exc).__name__}: {exc})"),
             hint="check the URI, credentials and space, then rerun: the run directory keeps "
             "everything",
         ) from exc
     log.info("published %d files to %s", len(files), redact(uri))
     return {"uri": redact(uri), "files": len(files)}
+
+
+def check_uri(uri: str | None) -> None:
+    """Fail before the run, not after it, on an unknown protocol or a missing driver."""
+    if uri:
+        _filesystem(uri)
 
 
 def _filesystem(uri: str) -> tuple[Any, str]:
@@ -94,4 +102,4 @@ def _remove_stale(fs: Any, root: str, shards: set[str]) -> None:
             fs.rm(path)
 
 
-__all__ = ["MANIFEST", "publish_outputs"]
+__all__ = ["MANIFEST", "check_uri", "publish_outputs"]

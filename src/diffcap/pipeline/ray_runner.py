@@ -235,12 +235,20 @@ class RayExecutor(Executor):
             ds = _map_stage(ray, ds, stage, plan, engine)
         got = 0
         total = sum(n for _, n in files)
-        with tqdm(total=total, desc="ray", unit="video", disable=not self.progress) as bar:
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        batches = ds.iter_batches(batch_size=None, batch_format="numpy")
+        bar = tqdm(total=total, desc="ray", unit="video", disable=not self.progress)
+        try:
+            for batch in batches:
                 for s in batch["row"]:
                     bar.update()
                     got += 1
                     on_row(VideoRow.from_json(json.loads(s)))
                 if control.stop_reason() is not None:
                     break  # rows not back yet stay pending in the store
+        finally:
+            bar.close()
+            # Stop the dataset's execution now (on a stop, before the spool is removed),
+            # not whenever the iterator is collected.
+            with contextlib.suppress(Exception):
+                batches.close()
         return got

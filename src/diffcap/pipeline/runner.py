@@ -33,6 +33,7 @@ from diffcap.pipeline.ids import InputScan, conflict_recorder, new_assigner
 from diffcap.pipeline.inputs import iter_raw_inputs
 from diffcap.pipeline.outputs import write_outputs
 from diffcap.pipeline.pipeline import Pipeline, make_executor, stage_names
+from diffcap.pipeline.publish import check_uri
 from diffcap.pipeline.report import RunReport
 from diffcap.pipeline.rows import VideoRow
 from diffcap.redact import redact
@@ -188,7 +189,8 @@ def run_dataset(
     StorageError."""
     t0 = time.perf_counter()
     names = stage_names(command, cfg)
-    pipeline = Pipeline(names, cfg, run_dir)
+    # Absolute: on a cluster, workers on other nodes resolve the run dir's paths themselves.
+    pipeline = Pipeline(names, cfg, run_dir.absolute())
     with storage_errors(run_dir):
         run_dir.mkdir(parents=True, exist_ok=True)
         with RunLock(run_dir, f"diffcap {command}"):
@@ -222,6 +224,7 @@ def _run_locked(
     if retry_failed:
         log.info("retrying %d failed videos", store.reset_failed())
     pipeline.check()  # before any video is touched: a closed port fails here
+    check_uri(cfg.output.uri)  # an unknown protocol fails now, not after the run
     adopt_run_cache(store, cfg.engine)  # spend and replays from where workers write them
     control = RunControl(store, cfg.engine)
     tally = _Tally(store, control, run_dir)
