@@ -23,14 +23,16 @@ setup-local: $(PY)
 
 setup-test: $(PY) system-deps
 	$(PIP) install --quiet "$(TEST_TORCH)"
-	$(PIP) install --quiet -e ".[dev,local,cuts,ray,review,web,onnx,train]"
+	$(PIP) install --quiet -e ".[dev,local,cuts,ray,cloud,review,web,onnx,eval,postgres,train]"
 
-# Chromium (browser tests) and ffmpeg (rotated-video fixtures) from Debian, when we are root.
+# Chromium (browser tests), ffmpeg (rotated-video fixtures) and PostgreSQL (request-cache
+# tests start a server from its binaries) from Debian, when we are root.
+PG_BINDIR = $$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin 2>/dev/null | tail -1)
 system-deps:
-	@if command -v chromium >/dev/null && command -v ffmpeg >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v ffmpeg >/dev/null && [ -x "$(PG_BINDIR)/initdb" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg >/dev/null; \
-	else echo "note: install chromium and ffmpeg to run the browser and rotation tests (they skip otherwise)"; fi
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg postgresql >/dev/null; \
+	else echo "note: install chromium, ffmpeg and postgresql to run the browser, rotation and PostgreSQL tests (they skip otherwise)"; fi
 
 # The main job on a generated sample video: with OPENAI_API_KEY through the OpenAI API, else
 # with a small local model fetched on first use. Exit code 3 means "no usable model here"

@@ -95,7 +95,9 @@ def input_folder(args: argparse.Namespace) -> Path:
     return folder
 
 
-def timed_run(args: argparse.Namespace, folder: Path, run_dir: Path) -> tuple[object, float]:
+def timed_run(
+    args: argparse.Namespace, folder: Path, run_dir: Path, *, engine: str = "local"
+) -> tuple[object, float]:
     """Start the server process, run the pipeline, stop the server: (report, wall seconds)."""
     from diffcap.pipeline.configure import resolve_config
     from diffcap.pipeline.runner import run_dataset
@@ -116,6 +118,7 @@ def timed_run(args: argparse.Namespace, folder: Path, run_dir: Path) -> tuple[ob
             "keyframes.embedder": "weightless",
             "engine.workers": args.workers,
             "caption.mode": args.mode,
+            "engine.engine": engine,
         }
         cfg = resolve_config(None, None, overrides)
         t0 = time.perf_counter()

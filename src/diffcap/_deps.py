@@ -19,6 +19,7 @@ EXTRAS: dict[str, str] = {
     "peft": "train",
     "datasets": "train",
     "accelerate": "train",
+    "psycopg": "postgres",
 }
 
 

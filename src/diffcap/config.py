@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Upper bounds that catch typos (``--concurrency 80000``) without limiting real runs.
 MAX_CONCURRENCY = 4096
@@ -260,6 +260,11 @@ class SummaryConfig(_Section):
 class OutputConfig(_Section):
     shard_size: int = Field(1000, ge=1, le=10_000_000, description="Records per JSONL shard.")
     parquet: bool = Field(True, description="Also write records.parquet.")
+    uri: str | None = Field(
+        None,
+        description="Also publish the records, Parquet and failure files to this local "
+        "path or fsspec URL (s3://, gs://, ...), with a _manifest.json written last.",
+    )
 
 
 class EngineConfig(_Section):
@@ -282,6 +287,42 @@ class EngineConfig(_Section):
         description="Stop the run after this many videos in a row hit a fault of the world "
         "(endpoint down, disk full, permission denied); nothing is marked failed.",
     )
+    model_actors: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="Ray: actors per model stage [in-process on GPUs: one per GPU of the "
+        "cluster; servers and APIs: one per node].",
+    )
+    ray_max_retries: int = Field(
+        3,
+        ge=0,
+        le=100,
+        description="Ray: restarts of a lost actor and retries of its batch (a lost node, "
+        "a crash) before its videos are left pending for the next run.",
+    )
+    ray_rows_per_block: int = Field(
+        1,
+        ge=1,
+        le=100_000,
+        description="Ray: videos per Ray Data block (1 spreads work best; raise for "
+        "millions of short items).",
+    )
+    cache_url: str | None = Field(
+        None,
+        description="Where the request cache lives: unset = the run's SQLite file; "
+        "postgresql://user@host:port/db = a PostgreSQL server every node can reach (a "
+        "cluster); the password comes from the URL or PGPASSWORD/~/.pgpass.",
+    )
+
+    @field_validator("cache_url")
+    @classmethod
+    def _cache_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("expected postgresql://user@host:port/dbname (or unset for SQLite)")
+        return value
 
 
 class RunConfig(_Section):

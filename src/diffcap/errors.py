@@ -184,6 +184,13 @@ class StorageError(DiffcapError):
     transient = True
 
 
+class CacheUnavailable(StorageError):
+    """The request cache's database server cannot be reached (down, refused, connection lost):
+    a fault of the world, so videos stay pending; the next request reconnects."""
+
+    reason = "cache_unavailable"
+
+
 class RunDirLocked(DiffcapError):
     """Another process is running in this run directory."""
 

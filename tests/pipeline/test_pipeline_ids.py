@@ -200,3 +200,30 @@ def test_run_dataset_rerun_with_a_second_copy(tmp_path, caplog):
     assert sorted(paths.values()) == sorted([str(a.resolve()), str(b.resolve())])
     # Only engine settings changed: no "config differs" warning.
     assert "config differs" not in caplog.text
+
+
+def test_spans_are_compared_by_value_and_undecodable_paths_get_ids(tmp_path):
+    """``start=-0`` and ``start=0`` are one span (captioned once); a path with bytes that are
+    not UTF-8 still gets an id from ``video_ids`` (keyframes of a single file), and in a run
+    it is a bad input with its reason, never a crash."""
+    import os
+
+    from diffcap.pipeline.ids import InputScan, assign_ids, video_ids
+
+    raw = [
+        ({"source": "/a.mp4", "start": s, "end": 5.0}, "m.csv", i)
+        for i, s in enumerate((0.0, -0.0), 1)
+    ]
+    items = assign_ids(raw, (), InputScan())
+    assert [(i.video_id, i.start) for i in items] == [("a_0-5", 0.0)]
+    odd = os.fsdecode(b"/data/caf\xe9.mp4")
+    assert video_ids([odd, "/data/cafe.mp4"]) == ["caf", "cafe"]
+    (tmp_path / "v").mkdir()
+    (tmp_path / "v" / "ok.mp4").write_bytes(b"")
+    os.close(os.open(os.fsencode(tmp_path / "v") + b"/caf\xe9.mp4", os.O_CREAT | os.O_WRONLY))
+    store = RunStore.open(tmp_path / "run.sqlite")
+    reg = register_inputs(store, [str(tmp_path / "v")], RunConfig())
+    assert list(reg.ids) == ["ok"] and reg.bad == 1
+    (bad,) = store.bad_inputs()
+    assert bad["reason"] == "bad_path" and "not valid UTF-8" in bad["error"]
+    store.close()

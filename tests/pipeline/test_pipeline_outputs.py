@@ -1,12 +1,17 @@
-"""Outputs rewritten from the DB: shards, Parquet (loads in `datasets`), failures; iter_records."""
+"""Outputs rewritten from the DB: shards, Parquet (loads in `datasets`), failures; iter_records;
+published to any fsspec filesystem (output.uri), exactly once, manifest last."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import uuid
 
 import pyarrow.parquet as pq
+import pytest
 
 from diffcap.config import OutputConfig
+from diffcap.errors import ConfigError, StorageError
 from diffcap.export.parquet import RECORD_SCHEMA
 from diffcap.pipeline.outputs import iter_records, write_outputs
 from diffcap.pipeline.report import format_status, run_status
@@ -116,3 +121,87 @@ def test_iter_records_and_status(tmp_path):
     assert st["filtered_reasons"] == {"duration": 1}
     text = format_status(st)
     assert "HTTP 500 after 6 tries" in text and "done: 3" in text and "row 4" in text
+
+
+def _published(fs, root: str) -> dict[str, bytes]:
+    return {p[len(root) + 1 :]: fs.cat_file(p) for p in fs.find(root)}
+
+
+def test_publish_to_an_fsspec_filesystem_matches_the_run_dir(tmp_path):
+    store = fill(tmp_path, n=9)  # 7 done, 1 failed, 1 filtered, 1 bad input
+    uri = f"memory://diffcap-test-{uuid.uuid4().hex[:8]}/runs/a"
+    out = write_outputs(tmp_path, store, OutputConfig(shard_size=3, uri=uri))
+    fs, root = pytest.importorskip("fsspec").core.url_to_fs(uri)
+    files = _published(fs, root)
+    names = [f"records/records-0000{i}.jsonl" for i in range(3)]
+    assert set(files) == {
+        *names,
+        "records.parquet",
+        "failures.jsonl",
+        "filtered.jsonl",
+        "_manifest.json",
+    }
+    for name in set(files) - {"_manifest.json"}:
+        assert files[name] == (tmp_path / name).read_bytes(), name
+    manifest = json.loads(files["_manifest.json"])
+    assert [f["name"] for f in manifest["files"]][:3] == names
+    assert all(f["bytes"] == len(files[f["name"]]) for f in manifest["files"])
+    assert out["published"] == {"uri": uri, "files": 6}
+    # A rewrite with bigger shards removes the stale remote shards: no record twice.
+    write_outputs(tmp_path, store, OutputConfig(shard_size=100, uri=uri))
+    files = _published(fs, root)
+    shards = sorted(n for n in files if n.startswith("records/"))
+    assert shards == ["records/records-00000.jsonl"]
+    ids = [json.loads(line)["video_id"] for line in files[shards[0]].decode().splitlines()]
+    assert ids == [f"v{i}" for i in range(7)]
+    store.close()
+
+
+def test_publish_to_a_local_path_leaves_no_temporary_files(tmp_path):
+    store = fill(tmp_path / "run")
+    dest = tmp_path / "published"
+    write_outputs(tmp_path / "run", store, OutputConfig(uri=f"file://{dest}"))
+    assert (dest / "records" / "records-00000.jsonl").read_bytes() == (
+        tmp_path / "run" / "records" / "records-00000.jsonl"
+    ).read_bytes()
+    assert not [p for p in dest.rglob("*") if p.name.endswith(".tmp")]
+    store.close()
+
+
+def test_unknown_protocol_is_a_one_line_config_error(tmp_path):
+    store = fill(tmp_path)
+    with pytest.raises(ConfigError, match=r"output\.uri nosuchfs://x"):
+        write_outputs(tmp_path, store, OutputConfig(uri="nosuchfs://x/y"))
+    store.close()
+
+
+def test_a_read_only_destination_is_a_storage_error_not_a_failed_run(tmp_path):
+    """Root ignores permission bits: a read-only bind mount makes a real EROFS."""
+    store = fill(tmp_path / "run")
+    dest = tmp_path / "ro"
+    dest.mkdir()
+    try:
+        subprocess.run(["mount", "--bind", str(dest), str(dest)], check=True)
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(dest)], check=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("needs root to make a read-only bind mount")
+    try:
+        with pytest.raises(StorageError, match="cannot publish the outputs"):
+            write_outputs(tmp_path / "run", store, OutputConfig(uri=str(dest / "out")))
+        assert store.counts()["done"] == 3  # the run's own state is untouched
+    finally:
+        subprocess.run(["umount", str(dest)], check=False)
+        store.close()
+
+
+def test_a_bad_output_uri_fails_before_any_video(tmp_path):
+    from diffcap.config import RunConfig
+    from diffcap.pipeline.runner import run_dataset
+
+    (tmp_path / "clip.mp4").write_bytes(b"not a video")
+    cfg = RunConfig.model_validate({"output": {"uri": "nosuchfs://bucket/x"}})
+    with pytest.raises(ConfigError, match=r"output\.uri"):
+        run_dataset([str(tmp_path / "clip.mp4")], tmp_path / "run", cfg, command="keyframes")
+    store = RunStore.open(tmp_path / "run" / "run.sqlite")
+    assert store.counts()["pending"] == 1  # registered, never touched
+    store.close()

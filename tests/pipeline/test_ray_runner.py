@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,8 @@ def test_ray_engine_writes_the_same_records_as_local(
     )
     assert local.counts == remote.counts and remote.counts["done"] == 3
     assert len(fault_server.requests) == local_requests > 3  # same calls, made from Ray actors
+    # Bounded in flight: one model actor per node (one node here) x model.concurrency (4).
+    assert 1 <= fault_server.max_in_flight <= 4
     a, b = _records(tmp_path / "local"), _records(tmp_path / "ray")
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     for rec in b:  # keyframe files resolve inside the ray run dir
@@ -100,3 +104,101 @@ def test_ray_rerun_replays_the_request_cache(
     run_dataset([str(videos)], run_dir, _cfg(fault_server.base_url, "ray"), progress=False)
     assert len(fault_server.requests) == paid
     assert _records(run_dir) == first
+
+
+def test_row_spool_streams_rows_in_files_and_blocks_then_cleans_up(tmp_path):
+    """The driver writes rows to spool files of a fixed size (never a list of them all) and
+    Ray's read tasks yield them back, in order, in blocks of ``rows_per_block``."""
+    from diffcap.pipeline.ray_io import RowSpool, read_spool
+    from diffcap.pipeline.rows import VideoRow
+
+    made = []
+
+    def rows():  # a generator: the spool must not need len()
+        for i in range(8):
+            made.append(i)
+            yield VideoRow(video_id=f"v{i}", source=f"/d/{i}.mp4", caption=f"c{i}")
+
+    with RowSpool(tmp_path, rows_per_file=3) as spool:
+        files = spool.write(rows())
+        assert [n for _, n in files] == [3, 3, 2]
+        blocks = [t for path, _ in files for t in read_spool(path, 2)]
+        assert [t.num_rows for t in blocks] == [2, 1, 2, 1, 2]
+        back = [VideoRow.from_json(json.loads(s)) for t in blocks for s in t["row"].to_pylist()]
+        assert [r.video_id for r in back] == [f"v{i}" for i in range(8)]
+        assert back[5].caption == "c5"
+    assert not (tmp_path / "spool").exists()
+
+
+def _listening_sockets_of(pids: set[int]) -> list[str]:
+    """Local addresses (hex, as /proc/net/tcp{,6} write them) that these processes listen on."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if link.startswith("socket:["):
+                        inodes[link[8:-1]] = pid
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # LISTEN
+                out.append(cols[1].split(":")[0])
+    return out
+
+
+def _descendants(root: int) -> set[int]:
+    """Every process whose parent chain reaches ``root`` (the Ray this test started)."""
+    parent: dict[int, int] = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            parent[int(pid)] = int(stat.rsplit(")", 1)[1].split()[1])
+    out: set[int] = set()
+    for pid in parent:
+        p = pid
+        while p in parent and p not in (0, 1):
+            p = parent[p]
+            if p == root:
+                out.add(pid)
+                break
+    return out
+
+
+_LOOPBACK_HEX = {"0100007F", "00000000000000000000000001000000", "0000000000000000FFFF00000100007F"}
+
+
+def test_a_ray_diffcap_starts_listens_on_loopback_only(tmp_path):
+    from diffcap.config import EngineConfig
+    from diffcap.pipeline.ray_runner import ensure_ray
+
+    ray.shutdown()
+    ensure_ray(EngineConfig(engine="ray", workers=2))
+    try:
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+        listening = _listening_sockets_of(_descendants(os.getpid()) | {os.getpid()})
+        assert listening, "found no listening Ray socket to check"
+        assert set(listening) <= _LOOPBACK_HEX, listening
+    finally:
+        ray.shutdown()
+
+
+def test_a_node_local_endpoint_is_not_probed_from_the_driver(tmp_path):
+    """On a cluster, ``--api-base http://127.0.0.1:PORT`` is each node's own server (one
+    vLLM per node); the driver may serve nothing there, so only the workers reach it. The
+    same closed port is refused at once without a cluster."""
+    from diffcap.errors import ModelUnavailable
+    from diffcap.pipeline.stages import CaptionStage
+    from support.servers import free_port
+
+    model = {"api_base": f"http://127.0.0.1:{free_port()}/v1", "model": "m", "api_key": "k"}
+    on_cluster = RunConfig.model_validate(
+        {"model": model, "engine": {"engine": "ray", "ray_address": "10.0.0.1:6379"}}
+    )
+    CaptionStage(on_cluster, tmp_path).check()  # no probe of the driver's loopback
+    for engine in ({"engine": "local"}, {"engine": "ray"}):
+        cfg = RunConfig.model_validate({"model": model, "engine": engine})
+        with pytest.raises(ModelUnavailable):
+            CaptionStage(cfg, tmp_path).check()

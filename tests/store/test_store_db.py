@@ -172,3 +172,29 @@ def test_meta_roundtrip(store):
     assert store.get_meta("x") is None
     store.set_meta("x", {"a": [1, 2]})
     assert store.get_meta("x") == {"a": [1, 2]}
+
+
+def test_iter_videos_streams_in_order_while_rows_are_committed(store):
+    """The pending videos come out chunk by chunk, in input order, each exactly once, even
+    when the driver commits outcomes between chunks (what a streaming run does): a video
+    that stops being pending before it is read never comes out."""
+    n = 25
+    store.add_videos(VideoEntry(f"v{i:02d}", f"/data/v{i:02d}.mp4") for i in range(n))
+    assert store.count(["pending"]) == n
+    seen: list[str] = []
+    failed_unseen: set[str] = set()
+    for v in store.iter_videos(["pending"], chunk=4):
+        assert v["video_id"] not in failed_unseen
+        seen.append(v["video_id"])
+        i = int(v["video_id"][1:])
+        if i % 3 == 0:  # done now: must not come out again
+            store.complete(v["video_id"], {"video_id": v["video_id"]})
+        later = f"v{i + 5:02d}"
+        if i % 3 == 1 and i + 5 < n and later not in seen:  # fails before it is read
+            store.fail(later, "prepare", "bad", "told to")
+            failed_unseen.add(later)
+    assert seen == sorted(seen) and len(seen) == len(set(seen))
+    assert set(seen) | failed_unseen == {f"v{i:02d}" for i in range(n)}
+    assert failed_unseen and store.count(["pending"]) == n - len(failed_unseen) - len(
+        [x for x in seen if int(x[1:]) % 3 == 0]
+    )

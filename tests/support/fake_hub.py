@@ -13,6 +13,8 @@ and its processor by repo id, in the formats their client code parses:
 Errors carry the ``X-Error-Code`` header the client maps to its exceptions: ``RepoNotFound``,
 ``RevisionNotFound``, ``EntryNotFound`` (404; with ``X-Repo-Commit`` for a missing file, so the
 client caches its absence). Revisions: ``main`` or the commit id (a hash of the folder's files).
+Dataset repos are served the same way under ``/datasets/{repo}/resolve/...`` and
+``/api/datasets/{repo}...`` (one namespace: a repo id is a model and a dataset alike).
 No xet, no LFS pointers, no redirects, no auth.
 
     with FakeHub({"org/tiny-llava": folder}) as hub:
@@ -35,9 +37,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-_RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+_RESOLVE = re.compile(
+    r"^/(?:datasets/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"
+)
 _API = re.compile(
-    r"^/api/models/(?P<repo>[^/]+/[^/]+)"
+    r"^/api/(?:models|datasets)/(?P<repo>[^/]+/[^/]+)"
     r"(?:/revision/(?P<rev>[^/]+)|/tree/(?P<tree>[^/]+)(?:/(?P<path>.+))?)?$"
 )
 

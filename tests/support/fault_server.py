@@ -19,11 +19,13 @@ Fault kinds: ``rate_limit`` (429, ``retry_after`` seconds in the header), ``serv
 per matching request.
 
 What it received: ``srv.requests`` (list of :class:`Received`: index, path, headers, JSON
-body, prompt text, number of images, fault applied, arrival time); ``srv.max_in_flight`` is
-the most requests answered at once; ``srv.reset()`` clears requests, schedules, counters,
-latency and reply.
+body, prompt text, number of images, fault applied, arrival time, answer time);
+``srv.answered`` (the bodies, JSON with sorted keys, of requests answered in full, in order:
+what was paid for); ``srv.max_in_flight`` is the most requests answered at once;
+``srv.reset()`` clears requests, schedules, counters, latency and reply.
 
-Answers: ``reply=`` callable(body) -> str (default: ``"ok: <first 8 words of the prompt>"``);
+Answers: ``reply=`` callable(body) -> str (default: ``"ok: <first 8 words of the prompt>"``;
+``routed_reply(rules)`` answers by what the prompt contains);
 ``latency=`` seconds added to every answer (a throughput benchmark sets it; 32+ concurrent
 requests cost little: all waiting is asyncio). Usage in answers: prompt_tokens = words in all
 text parts + 10 per image, completion_tokens = words of the answer.
@@ -72,6 +74,9 @@ class Received:
     images: int
     fault: str | None
     at: float = field(default_factory=time.monotonic)
+    #: When a normal answer was written (None: not answered, or a fault was applied). Count
+    #: re-paid calls by this, not by ``at``: a call in flight at a kill was never answered.
+    answered_at: float | None = None
 
 
 def _text_and_images(body: Any) -> tuple[str, int]:
@@ -94,6 +99,29 @@ def default_reply(body: Any) -> str:
     return "ok: " + " ".join(text.split()[:8])
 
 
+def prompt_text(body: Any) -> str:
+    """All text parts of a chat request (system and user), joined by newlines."""
+    return _text_and_images(body)[0]
+
+
+def routed_reply(
+    rules: list[tuple[str, str | Callable[[str], str]]], default: str | None = None
+) -> Callable[[Any], str]:
+    """A ``reply=`` that answers by prompt: the first rule whose key occurs in the prompt
+    text gives the answer (a string, or a callable of the prompt); no match gives
+    ``default``, else ``"<unscripted: ...>"`` with the prompt's start, which a test's
+    expected numbers will not match (and its output shows what was asked)."""
+
+    def reply(body: Any) -> str:
+        text = prompt_text(body)
+        for key, answer in rules:
+            if key in text:
+                return answer(text) if callable(answer) else answer
+        return default if default is not None else f"<unscripted: {text[:120]}>"
+
+    return reply
+
+
 class FaultServer:
     """See the module docstring."""
 
@@ -101,6 +129,9 @@ class FaultServer:
         self.latency = latency
         self.reply = reply or default_reply
         self.requests: list[Received] = []
+        #: Prompts of the requests answered in full (200 written), in order: what was paid
+        #: for. A request in flight when its client died arrived but may not be here.
+        self.answered: list[str] = []
         self._lock = threading.Lock()
         self._by_index: dict[int, Fault] = {}
         self._by_key: list[tuple[str, list[Fault]]] = []
@@ -153,6 +184,7 @@ class FaultServer:
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
+            self.answered.clear()
             self._by_index.clear()
             self._by_key.clear()
             self._next.clear()
@@ -257,9 +289,10 @@ class FaultServer:
             body = None
         prompt, n_images = _text_and_images(body)
         index, fault = self._pick_fault(prompt)
-        self.requests.append(
-            Received(index, path, headers, body, prompt, n_images, fault.kind if fault else None)
+        received = Received(
+            index, path, headers, body, prompt, n_images, fault.kind if fault else None
         )
+        self.requests.append(received)
         epoch = self._epoch
         self.in_flight += 1  # only touched from the server's own loop
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -269,6 +302,8 @@ class FaultServer:
             if fault is not None:
                 return await self._apply(writer, fault, body, prompt, n_images)
             await _write(writer, 200, self._completion(body, prompt, n_images, self.reply(body)))
+            self.answered.append(json.dumps(body, sort_keys=True))
+            received.answered_at = time.monotonic()
             return True
         finally:
             if epoch == self._epoch:

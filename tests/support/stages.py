@@ -34,3 +34,23 @@ class CpuLength(Stage):
     def process_row(self, row: VideoRow) -> VideoRow:
         row.caption = f"{row.caption}:{len(row.caption or '')}"
         return row
+
+
+class GpuTag(Stage):
+    """Declares one GPU per worker (a fake GPU on a simulated Ray cluster) and tags each row
+    with the Ray node, the process and the GPU ids that ran it."""
+
+    name = "gpu_tag"
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(cpus=0, gpus=1, concurrency=2)
+
+    def process_row(self, row: VideoRow) -> VideoRow:
+        import os
+
+        import ray
+
+        node = ray.get_runtime_context().get_node_id()
+        row.caption = f"{node}|{os.getpid()}|{ray.get_gpu_ids()}"
+        return row

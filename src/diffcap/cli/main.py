@@ -47,6 +47,8 @@ COMMANDS: dict[str, str] = {
     "review-stats": "web:review_stats",
     "train": "train:train",
     "train-dpo": "train:train_dpo",
+    "eval": "eval:eval_cmd",
+    "eval-compare": "eval:eval_compare",
 }
 
 

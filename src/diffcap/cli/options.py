@@ -87,6 +87,8 @@ KEYFRAMES_FIELDS = (
     "engine.ray_address",
     "engine.workers",
     "engine.max_consecutive_faults",
+    "engine.ray_max_retries",
+    "engine.ray_rows_per_block",
     "output",
 )
 MODEL_FIELDS = ("model", "caption.prompt_preset", "caption.templates")

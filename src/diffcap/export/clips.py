@@ -8,7 +8,8 @@ Each video is one row through the pipeline's stage contract (:class:`ClipStage`,
 stage) and executor, so videos are summarised concurrently, failures follow the run's
 taxonomy, and a dead endpoint stops the export (nothing written) instead of skipping
 videos. When the input is a run directory, requests go through the run's request cache
-(``RUN_DIR/run.sqlite``), so exporting again never pays twice.
+(``RUN_DIR/run.sqlite``, or the PostgreSQL the run is bound to), so exporting again never
+pays twice.
 
 Output JSONL: ``{"video_id", "start", "end", "keyframes": [first_idx, last_idx], "caption"}``.
 
@@ -24,7 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from diffcap.config import CaptionConfig, ModelConfig, RunConfig
+from diffcap.config import CaptionConfig, EngineConfig, ModelConfig, RunConfig
 from diffcap.errors import ConfigError, RunStopped
 from diffcap.export.base import ExportOptions, ExportResult
 from diffcap.export.records import RecordSource
@@ -71,6 +72,10 @@ class ClipStage(ModelStage):
         state = super().__getstate__()
         state.update(window=self.window, stride=self.stride, cached=self.cached)
         return state
+
+    @property
+    def uses_cache(self) -> bool:
+        return self.cached
 
     def setup(self) -> None:
         if self._ready or self.cached:
@@ -146,11 +151,12 @@ def write_clips(source: RecordSource, out: Path, opts: ExportOptions) -> ExportR
     """Clip captions of every record, through the pipeline's executor and stage contract;
     one video's failure never stops the export, a dead endpoint stops it (nothing written)."""
     result = ExportResult("clips", out)
+    cached = source.run_dir is not None and (source.run_dir / "run.sqlite").is_file()
     cfg = RunConfig(
         model=opts.model or ModelConfig(),
         caption=CaptionConfig(prompt_preset=opts.prompt_preset, templates=dict(opts.templates)),
+        engine=EngineConfig(cache_url=_bound_cache(source.run_dir) if cached else None),
     )
-    cached = source.run_dir is not None and (source.run_dir / "run.sqlite").is_file()
     stage = ClipStage(cfg, source.run_dir or out.parent, opts.window, opts.stride, cached)
     stage.check()
     rows = _rows(source, result)
@@ -173,6 +179,20 @@ def write_clips(source: RecordSource, out: Path, opts: ExportOptions) -> ExportR
                 fh.write(json.dumps(clip, ensure_ascii=False) + "\n")
                 result.items += 1
     return result
+
+
+def _bound_cache(run_dir: Path | None) -> str | None:
+    """The PostgreSQL cache a run dir is bound to (its location without password: libpq
+    takes the password from PGPASSWORD or ~/.pgpass), or None for its SQLite file."""
+    from diffcap.store import RunStore
+    from diffcap.store.cache import SQLITE
+
+    store = RunStore.open_readonly(Path(str(run_dir)) / "run.sqlite")
+    try:
+        bound = store.get_meta("request_cache")
+    finally:
+        store.close()
+    return None if bound in (None, SQLITE) else str(bound)
 
 
 def _stop_if_deferred(control: RunControl, ended: list[VideoRow], rows: list[VideoRow]) -> None:

@@ -23,6 +23,7 @@ from diffcap.config import RunConfig
 from diffcap.errors import ConfigError
 from diffcap.fsutil import atomic_write_text
 from diffcap.redact import redact_data, register_secret
+from diffcap.store.cache import describe_cache_url
 
 
 def list_presets() -> list[str]:
@@ -158,6 +159,8 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
     # itself is registered so later error texts and logs that echo it are redacted too.
     register_secret(cfg.model.api_key)
     clean: dict[str, Any] = redact_data(data, [cfg.model.api_key])
+    if cfg.engine.cache_url is not None:  # the cache's place, usable again: no password
+        clean["engine"]["cache_url"] = describe_cache_url(cfg.engine.cache_url)
     return clean
 
 

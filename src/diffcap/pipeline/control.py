@@ -3,7 +3,8 @@
 The driver shows :class:`RunControl` every finished row (``observe``); executors ask
 ``stop_reason()`` before starting the next video:
 
-- ``budget``: the run store's total estimated spend reached ``engine.max_cost_usd``;
+- ``budget``: the run's total estimated spend (in its request cache: the run's SQLite, or
+  the PostgreSQL of ``engine.cache_url``) reached ``engine.max_cost_usd``;
 - ``endpoint_down``: the model endpoint stayed unreachable (the backend's breaker tripped);
 - ``faults``: ``engine.max_consecutive_faults`` videos in a row hit a fault of the world
   (disk full, permission denied, 5xx after retries);
@@ -31,7 +32,7 @@ SPEND_REFRESH_S = 1.0
 
 class RunControl:
     def __init__(self, store: Any, engine: EngineConfig) -> None:
-        self.store = store
+        self.store = store  # its spend(): see diffcap.store.cache.adopt_run_cache
         self.engine = engine
         self.streak = 0
         self.last_fault: VideoRow | None = None

@@ -7,13 +7,13 @@ starts no new video once ``control.stop_reason()`` says stop.
 
     class MyExecutor(Executor):
         name = "mine"
-        def run(self, rows, stages, on_row, control): ...
+        def run(self, rows, stages, on_row, control, *, total=None): ...
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 from diffcap.config import RunConfig
@@ -34,10 +34,13 @@ class Executor(ABC):
     @abstractmethod
     def run(
         self,
-        rows: list[VideoRow],
+        rows: Iterable[VideoRow],
         stages: Sequence[Stage],
         on_row: Callable[[VideoRow], Any],
         control: RunControl,
+        *,
+        total: int | None = None,
     ) -> None:
         """Run ``rows`` through ``stages`` in order; ``on_row`` gets each row when its chain
-        ends (done with every stage, failed, filtered or deferred)."""
+        ends (done with every stage, failed, filtered or deferred). ``rows`` may be a lazy
+        iterable (pulled as work frees up, never held whole); ``total`` sizes the bars."""

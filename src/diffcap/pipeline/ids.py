@@ -12,10 +12,9 @@ depend on the order of the inputs, nor on what else is listed, in this run or th
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
-from collections import Counter
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,76 +82,35 @@ def is_url(text: str) -> bool:
 def assign_ids(
     raw: list[RawInput], known: Iterable[Registered], scan: InputScan
 ) -> list[VideoItem]:
-    """Stable, filesystem-safe, unique ids bound to sources (see the module docstring).
-
-    Three passes, so no id depends on the order of the inputs: sources the DB knows keep
-    their ids, then explicit manifest ids, then default ids (the stem) for the rest.
-    """
-    by_span, taken = _known_ids(known)
-    rows = _unique_spans(raw)
-    chosen: dict[SpanKey, str] = {}
-    for span, fields, _origin, _n in rows:
-        if span in by_span:
-            chosen[span] = by_span[span]
-            asked = fields.get("video_id")
-            if asked and safe_id(asked) != chosen[span]:
-                log.warning(
-                    "%s is already registered as %r; the manifest's video_id %r is ignored",
-                    span[0],
-                    chosen[span],
-                    asked,
-                )
-    owners = {vid.lower(): span for span, vid in by_span.items()}
-    for span, fields, origin, n in rows:
-        if span in chosen or not fields.get("video_id"):
-            continue
-        vid = safe_id(fields["video_id"])
-        if vid.lower() in taken:
-            _id_conflict(scan, origin, n, vid, span, owners.get(vid.lower()))
-            continue
-        chosen[span], owners[vid.lower()] = vid, span
-        taken.add(vid.lower())
-    _assign_default_ids(
-        [r[0] for r in rows if r[0] not in chosen and not r[1].get("video_id")], chosen, taken
-    )
-    return [
-        VideoItem(chosen[span], span[0], span[1], span[2], fields.get("caption"))
-        for span, fields, _origin, _n in rows
-        if span in chosen
-    ]
+    """Stable, filesystem-safe, unique ids bound to sources (see the module docstring), for
+    inputs given as a list; the run store registers streamed inputs with the same
+    :class:`~diffcap.pipeline.idsql.IdAssigner`."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        assigner = new_assigner(conn, known)
+        for fields, origin, n in raw:
+            assigner.add(fields, origin, n)
+        assigner.assign(conflict_recorder(scan))
+        return [VideoItem(*item) for item in assigner.items()]
+    finally:
+        conn.close()
 
 
-def _known_ids(known: Iterable[Registered]) -> tuple[dict[SpanKey, str], set[str]]:
-    """(source span -> its id, every id in use). A span registered under several ids (older
-    diffcap versions bound ids to list positions) keeps its first one."""
-    by_span: dict[SpanKey, str] = {}
-    taken: set[str] = set()
-    for v in known:
-        taken.add(v.video_id.lower())
-        span = (v.source, v.start, v.end)
-        if span in by_span:
-            log.warning(
-                "%s is registered under several ids (%s, %s); the first one is used",
-                v.source,
-                by_span[span],
-                v.video_id,
-            )
-            continue
-        by_span[span] = v.video_id
-    return by_span, taken
+def new_assigner(conn: sqlite3.Connection, known: Iterable[Registered] | None = None) -> Any:
+    """An :class:`~diffcap.pipeline.idsql.IdAssigner` with this module's id rules; without
+    ``known`` it reads the known videos from ``conn``'s run store."""
+    from diffcap.pipeline.idsql import IdAssigner
+
+    return IdAssigner(conn, known, safe_id=safe_id, default_id=_default_id)
 
 
-def _unique_spans(raw: list[RawInput]) -> list[tuple[SpanKey, dict[str, Any], str, int]]:
-    rows = []
-    seen: set[SpanKey] = set()
-    for fields, origin, n in raw:
-        span = (fields["source"], fields.get("start"), fields.get("end"))
-        if span in seen:
-            log.warning("%s listed twice; captioning it once", fields["source"])
-            continue
-        seen.add(span)
-        rows.append((span, fields, origin, n))
-    return rows
+def conflict_recorder(scan: InputScan) -> Any:
+    """``on_conflict`` for ``IdAssigner.assign``: the clash becomes a bad row of ``scan``."""
+
+    def record(origin: str, n: int, vid: str, span: SpanKey, owner: SpanKey | None) -> None:
+        _id_conflict(scan, origin, n, vid, span, owner)
+
+    return record
 
 
 def _id_conflict(
@@ -175,40 +133,13 @@ def _span_text(span: SpanKey) -> str:
     return f" [{_fmt(span[1] or 0.0)}-{end}]"
 
 
-def _assign_default_ids(spans: list[SpanKey], chosen: dict[SpanKey, str], taken: set[str]) -> None:
-    """The bare stem when this is the only source that wants it and nobody holds it, else
-    ``stem-<sha1 of the span>`` (deterministic per source). Ids are compared without case
-    (``Clip2`` and ``clip2`` would collide as folders on case-insensitive filesystems);
-    ``taken`` holds lower-cased ids."""
-    base = {span: safe_id(_default_id(*span)) for span in spans}
-    wanted = Counter(b.lower() for b in base.values())
-    rest = []
-    for span in spans:
-        if wanted[base[span].lower()] == 1 and base[span].lower() not in taken:
-            chosen[span] = base[span]
-            taken.add(base[span].lower())
-        else:
-            rest.append(span)
-    for span in sorted(rest, key=repr):  # sorted: even the rare "-2" does not depend on order
-        digest = hashlib.sha1(repr(span).encode()).hexdigest()[:8]
-        vid = stem = f"{base[span]}-{digest}"
-        n = 1
-        while vid.lower() in taken:
-            n += 1
-            vid = f"{stem}-{n}"
-        chosen[span] = vid
-        taken.add(vid.lower())
-
-
 def video_ids(sources: list[str]) -> list[str]:
     """Ids for bare sources (paths or URLs, no spans, no run DB): the policy above."""
-    spans: list[SpanKey] = []
-    for src in sources:
-        span = (src if is_url(src) else str(Path(src).expanduser().resolve()), None, None)
-        spans.append(span)
-    chosen: dict[SpanKey, str] = {}
-    _assign_default_ids(list(dict.fromkeys(spans)), chosen, set())
-    return [chosen[s] for s in spans]
+    spans = [src if is_url(src) else str(Path(src).expanduser().resolve()) for src in sources]
+    unique = list(dict.fromkeys(spans))
+    items = assign_ids([({"source": s}, s, 0) for s in unique], (), InputScan())
+    by_source = {item.source: item.video_id for item in items}
+    return [by_source[s] for s in spans]
 
 
 def _default_id(source: str, start: float | None, end: float | None) -> str:

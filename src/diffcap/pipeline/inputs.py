@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +62,35 @@ def collect_inputs(
     ``known``: the videos already registered in the run DB, in registration order; their
     sources keep their ids and their ids are not given to any other source.
     """
-    exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in cfg.extensions}
-    raw: list[RawInput] = []
     scan = InputScan()
-    for arg in inputs:
-        raw.extend(_expand(arg, exts, scan))
-    scan.items = assign_ids(raw, known, scan)
+    scan.items = assign_ids(list(iter_raw_inputs(inputs, cfg, scan)), known, scan)
     return scan
 
 
-def _expand(arg: str, exts: set[str], scan: InputScan) -> list[RawInput]:
+def iter_raw_inputs(inputs: list[str], cfg: InputConfig, scan: InputScan) -> Iterator[RawInput]:
+    """The raw inputs of every argument, streamed (manifests row by row); bad ones go to
+    ``scan.bad``. Ids are assigned afterwards (``assign_ids`` or the run store)."""
+    exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in cfg.extensions}
+    for arg in inputs:
+        for raw in _expand(arg, exts, scan):
+            if _storable(raw, scan):
+                yield raw
+
+
+def _storable(raw: RawInput, scan: InputScan) -> bool:
+    """A path with bytes that are not UTF-8 cannot be stored in the run DB: a bad input."""
+    source = raw[0]["source"]
+    try:
+        source.encode("utf-8")
+    except UnicodeEncodeError:
+        error = f"{source!a}: the path is not valid UTF-8; rename the file"
+        scan.bad.append(BadRow(raw[1], raw[2], "bad_path", error))
+        log.warning("%s", error)
+        return False
+    return True
+
+
+def _expand(arg: str, exts: set[str], scan: InputScan) -> Iterable[RawInput]:
     if is_url(arg):
         return [({"source": arg}, arg, 0)]
     path = Path(arg).expanduser()
@@ -140,37 +159,48 @@ def _broken_link(path: Path) -> tuple[str, str] | None:
 
 def read_table(path: Path) -> list[dict[str, Any]]:
     """Rows of a CSV / JSONL / Parquet manifest as dicts."""
+    return list(iter_table(path))
+
+
+def iter_table(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV / JSONL / Parquet manifest as dicts, streamed (a JSONL line or a
+    Parquet batch at a time: a manifest of millions of rows is never held whole)."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         with path.open(newline="", encoding="utf-8") as f:
-            return [dict(r) for r in csv.DictReader(f)]
+            yield from (dict(r) for r in csv.DictReader(f))
+        return
     if suffix in {".jsonl", ".ndjson"}:
-        rows = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                obj = {"__error__": f"line {n}: not JSON ({exc.msg})"}
-            rows.append(obj if isinstance(obj, dict) else {"__error__": "not a JSON object"})
-        return rows
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    yield _json_row(line, n)
+        return
     import pyarrow.parquet as pq
 
-    return pq.read_table(path).to_pylist()
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=10_000):
+        yield from batch.to_pylist()
 
 
-def _read_manifest(path: Path, scan: InputScan) -> list[RawInput]:
-    rows = read_table(path)
-    out = []
-    for n, row in enumerate(rows, 1):
+def _json_row(line: str, n: int) -> dict[str, Any]:
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return {"__error__": f"line {n}: not JSON ({exc.msg})"}
+    return obj if isinstance(obj, dict) else {"__error__": "not a JSON object"}
+
+
+def _read_manifest(path: Path, scan: InputScan) -> Iterator[RawInput]:
+    rows = usable = 0
+    for n, row in enumerate(iter_table(path), 1):
+        rows += 1
         try:
-            out.append((_parse_row(row, path.parent), str(path), n))
+            yield (_parse_row(row, path.parent), str(path), n)
+            usable += 1
         except ValueError as exc:
             scan.bad.append(BadRow(str(path), n, "bad_row", str(exc)))
             log.warning("%s row %d: %s", path, n, exc)
-    log.info("%s: %d rows, %d usable", path, len(rows), len(out))
-    return out
+    log.info("%s: %d rows, %d usable", path, rows, usable)
 
 
 def _blank(value: Any) -> bool:
@@ -217,6 +247,8 @@ __all__ = [
     "VideoItem",
     "collect_inputs",
     "is_url",
+    "iter_raw_inputs",
+    "iter_table",
     "read_table",
     "safe_id",
     "video_ids",

@@ -19,7 +19,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
@@ -76,13 +76,19 @@ class LocalExecutor(Executor):
 
     def run(
         self,
-        rows: list[VideoRow],
+        rows: Iterable[VideoRow],
         stages: Sequence[Stage],
         on_row: Callable[[VideoRow], Any],
         control: RunControl,
+        *,
+        total: int | None = None,
     ) -> None:
-        if rows and stages:
-            asyncio.run(_Run(self, list(stages), on_row, control).go(rows))
+        if isinstance(rows, Sized):
+            total = len(rows) if total is None else total
+            if not rows:
+                return
+        if stages:
+            asyncio.run(_Run(self, list(stages), on_row, control).go(rows, total))
 
     def pool(self, stage: Stage) -> cf.Executor:
         workers = self.cfg.engine.workers
@@ -105,26 +111,37 @@ class _Run:
         self.pools: dict[str, cf.Executor] = {}
         self.bars: dict[str, tqdm] = {}
 
-    async def go(self, rows: list[VideoRow]) -> None:
+    async def go(self, rows: Iterable[VideoRow], total: int | None) -> None:
         try:
-            await self._start(len(rows))
+            await self._start(total)
             # Twice the widest stage's concurrency plus two per worker: a model stage's
             # requests stay busy while the next videos are decoded (each video's requests
             # are sequential in slide mode), and keyframes on disk wait only briefly.
             widest = max(s.resources.concurrency for s in self.stages)
             slots = asyncio.Semaphore(2 * widest + 2 * self.ex.cfg.engine.workers)
-            tasks = []
+            live: set[asyncio.Task[None]] = set()  # only the chains in flight: memory is flat
+            errors: list[BaseException] = []  # on_row's (disk full): stop starting videos
+
+            def done(task: asyncio.Task[None]) -> None:
+                live.discard(task)
+                if not task.cancelled() and task.exception() is not None:
+                    errors.append(task.exception())  # type: ignore[arg-type]
+
             for row in rows:
                 await slots.acquire()
-                if self.control.stop_reason() is not None:
+                if errors or self.control.stop_reason() is not None:
                     slots.release()
                     break
-                tasks.append(asyncio.create_task(self._chain(row, slots)))
-            await asyncio.gather(*tasks)
+                task = asyncio.create_task(self._chain(row, slots))
+                live.add(task)
+                task.add_done_callback(done)
+            await asyncio.gather(*live)
+            if errors:
+                raise errors[0]
         finally:
             await self._stop()
 
-    async def _start(self, total: int) -> None:
+    async def _start(self, total: int | None) -> None:
         for i, stage in enumerate(self.stages):
             if stage.resources.cpu_bound:
                 self.pools[stage.name] = self.ex.pool(stage)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,10 @@ def write_outputs(run_dir: str | Path, store: RunStore, cfg: OutputConfig) -> di
         written["parquet"] = write_parquet(store.iter_records(), run_dir / "records.parquet")
     written["failures"] = _write_jsonl(run_dir / "failures.jsonl", _failures(store))
     written["filtered"] = _write_jsonl(run_dir / "filtered.jsonl", _filtered(store))
+    if cfg.uri:
+        from diffcap.pipeline.publish import publish_outputs
+
+        written["published"] = publish_outputs(run_dir, written, cfg.uri)
     return written
 
 
@@ -75,7 +79,7 @@ def _atomic_lines(path: Path, lines: Iterator[str]) -> int:
     return n
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> int:
+def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     # redacted here too: a store written before redaction existed may hold key text
     return _atomic_lines(path, (json.dumps(redact_data(r), ensure_ascii=False) for r in rows))
 
@@ -104,9 +108,9 @@ def _write_shards(folder: Path, store: RunStore, shard_size: int) -> list[str]:
     return names
 
 
-def _failures(store: RunStore) -> list[dict[str, Any]]:
-    out = [
-        {
+def _failures(store: RunStore) -> Iterator[dict[str, Any]]:
+    for v in store.iter_videos(["failed"]):
+        yield {
             "video_id": v["video_id"],
             "source": v["source"],
             "stage": v["stage"],
@@ -114,10 +118,8 @@ def _failures(store: RunStore) -> list[dict[str, Any]]:
             "error": v["error"],
             "attempts": v["attempts"],
         }
-        for v in store.videos(["failed"])
-    ]
-    out += [
-        {
+    for b in store.bad_inputs():
+        yield {
             "video_id": None,
             "source": b["source"],
             "row": b["row"],
@@ -126,14 +128,11 @@ def _failures(store: RunStore) -> list[dict[str, Any]]:
             "error": b["error"],
             "attempts": 0,
         }
-        for b in store.bad_inputs()
-    ]
-    return out
 
 
-def _filtered(store: RunStore) -> list[dict[str, Any]]:
-    return [
-        {
+def _filtered(store: RunStore) -> Iterator[dict[str, Any]]:
+    for v in store.iter_videos(["filtered"]):
+        yield {
             "video_id": v["video_id"],
             "source": v["source"],
             "stage": v["stage"],
@@ -143,5 +142,3 @@ def _filtered(store: RunStore) -> list[dict[str, Any]]:
             "duplicate_of": v["duplicate_of"],
             "similarity": v["similarity"],
         }
-        for v in store.videos(["filtered"])
-    ]

@@ -18,7 +18,7 @@ every row in between. A row that passes every stage is done.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -88,21 +88,31 @@ class Pipeline:
         on_row: Callable[[VideoRow], Any],
     ) -> None:
         """Run every pending video of ``store``; ``on_row`` gets each row whose chain ended
-        (done, failed, filtered, deferred) and each row between segments (still pending)."""
-        rows = [VideoRow.new(v) for v in store.videos(["pending"])]
-        order = {r.video_id: i for i, r in enumerate(rows)}
+        (done, failed, filtered, deferred) and each row between segments (still pending).
+
+        Without a barrier the pending videos stream from the store (never held whole); a
+        barrier (de-dup) needs every candidate, so its segment's survivors are kept."""
+        total = store.count(["pending"])
+        if not total:
+            return
+        rows: Iterable[VideoRow] = (VideoRow.new(v) for v in store.iter_videos(["pending"]))
+        order: dict[str, int] = {}
         for stages, barrier in self.segments():
+            if barrier is not None and not order:
+                rows = list(rows)
+                order = {r.video_id: i for i, r in enumerate(rows)}
             seg = _Segment(on_row, last=barrier is None)
-            executor.run(rows, stages, seg, control)
+            executor.run(rows, stages, seg, control, total=total)
             if barrier is None or control.stop_reason() is not None:
                 return
-            if seg.deferred or seg.ended < len(rows):
+            if seg.deferred or seg.ended < total:
                 # The barrier needs every candidate; some are missing (deferred or never
                 # started): it waits for the next run, and so does what follows it.
                 self.waiting = f"{barrier.name}_waits"
                 return
             seg.survivors.sort(key=lambda r: order[r.video_id])
             rows = self._barrier(barrier, seg.survivors, store, on_row)
+            total = len(rows)
 
     @staticmethod
     def _barrier(
@@ -137,5 +147,5 @@ class _Segment:
         self.ended += 1
         self.deferred += row.status == "deferred"
         self.on_row(row)
-        if row.active:
+        if row.active and not self.last:  # the last segment's rows are done: not kept
             self.survivors.append(row)

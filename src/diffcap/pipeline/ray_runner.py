@@ -1,21 +1,30 @@
-"""The Ray executor: the run's stages on Ray Data (the only diffcap module that imports ray).
+"""The Ray executor: the run's stages on Ray Data (with :mod:`diffcap.pipeline.ray_io`, the
+only diffcap modules that import ray).
 
-Each stage becomes one ``map_batches`` step with its own pool of actors, sized from the
-stage's declared :class:`~diffcap.pipeline.stage.Resources` and nothing else: ``cpu_bound``
-stages get up to ``engine.workers`` actors of ``cpus`` each and one video per batch; other
-stages (I/O, models) get one actor holding ``cpus``/``gpus`` that works on
-``resources.concurrency`` videos at once. Every actor calls ``stage.setup()`` once. Rows
-travel as JSON strings in a single column, so Arrow never has to guess types for columns
-that are mostly ``None``.
+Each stage becomes one ``map_batches`` step with a pool of actors planned from the stage's
+declared :class:`~diffcap.pipeline.stage.Resources` and the cluster's resources
+(:func:`plan_pool`):
 
-Results are the same as the local executor's: the stages are the same objects, requests go
-through the same request cache in ``RUN_DIR/run.sqlite``, and the driver commits rows. When
-the run control says stop, the driver stops consuming; rows not yet back stay pending.
+- a stage that needs GPUs (an in-process model on CUDA, or one on ``device: auto`` when the
+  cluster has GPUs) gets one actor per GPU of the cluster (``engine.model_actors`` caps it);
+- a model behind a server or an API gets ``engine.model_actors`` actors (default: one per
+  node, spread over the nodes), each with ``model.concurrency`` requests in flight;
+- a CPU stage (keyframes) gets an autoscaling pool of one-CPU actors, up to the cluster's
+  CPUs, one video per call so long videos do not hold up short ones.
+
+Rows stream in from a spool of JSONL files (:mod:`~diffcap.pipeline.ray_io`) and stream
+back to the driver, which commits each one; Ray Data's backpressure bounds what is in
+flight (two batches per actor). Every actor calls ``stage.setup()`` once. Faults:
+an actor that dies (its node lost, a decoder crash, the OOM killer) is restarted up to
+``engine.ray_max_retries`` times and its batch retried as often; finished model calls
+replay from the request cache, so only calls in flight on the lost node are sent again.
+A batch that still fails is dropped from this invocation: its videos stay pending.
+
+``engine.ray_address`` joins an existing cluster (the run dir must be on storage every node
+sees); otherwise a local Ray starts with ``max(2, engine.workers)`` CPUs, bound to loopback
+only (Ray's dashboard and job API are unauthenticated: diffcap never exposes them).
 
     RayExecutor(cfg).run(rows, stages, on_row=commit, control=control)
-
-``engine.ray_address`` joins an existing cluster (the run dir must be on a filesystem every
-node sees); otherwise a local Ray starts with ``max(2, engine.workers)`` CPUs.
 """
 
 from __future__ import annotations
@@ -23,7 +32,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+import os
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,14 +44,19 @@ from tqdm.auto import tqdm
 
 from diffcap._deps import require
 from diffcap.config import EngineConfig
+from diffcap.errors import ConfigError
 from diffcap.pipeline.control import RunControl
 from diffcap.pipeline.executor import Executor
+from diffcap.pipeline.ray_io import RowSpool, spool_source
 from diffcap.pipeline.rows import VideoRow
-from diffcap.pipeline.stage import Stage
+from diffcap.pipeline.stage import Resources, Stage
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RayExecutor", "StageActor", "ensure_ray"]
+__all__ = ["PoolPlan", "RayExecutor", "StageActor", "ensure_ray", "plan_pool"]
+
+#: Set before ray is imported, it makes a Ray that diffcap starts use (and bind) loopback.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 class StageActor:
@@ -64,40 +82,102 @@ class StageActor:
 
 
 def ensure_ray(engine: EngineConfig) -> Any:
-    """Import ray and connect: to ``engine.ray_address`` or a local instance."""
+    """Import ray and connect: to ``engine.ray_address`` or a local, loopback-only Ray."""
+    if not engine.ray_address:
+        os.environ.setdefault(LOOPBACK_ENV, "0")  # read by ray when it is imported
     ray = require("ray", extra="ray", purpose="--engine ray")
     if not ray.is_initialized():
         if engine.ray_address:
             logger.info("connecting to Ray at %s", engine.ray_address)
             ray.init(address=engine.ray_address)
         else:
-            ray.init(num_cpus=max(2, engine.workers), include_dashboard=False)
+            _check_loopback()
+            # address="local": always a new instance of our own, never a cluster that
+            # happens to run on this machine (joining one is explicit: engine.ray_address).
+            ray.init(address="local", num_cpus=max(2, engine.workers), include_dashboard=False)
     return ray
 
 
-def _map_stage(ray: Any, ds: Any, stage: Stage, engine: EngineConfig) -> Any:
-    res = stage.resources
+def _check_loopback() -> None:
+    from ray._private import ray_constants
+
+    if ray_constants.ENABLE_RAY_CLUSTER:
+        raise ConfigError(
+            "ray was imported before diffcap could bind a local Ray to loopback",
+            hint=f"set {LOOPBACK_ENV}=0 in the environment, or join a cluster with "
+            "engine.ray_address",
+        )
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """How one stage runs on Ray: its actors, what each holds, rows per call."""
+
+    min_size: int
+    max_size: int
+    cpus: float
+    gpus: float
+    batch_size: int
+    spread: bool = False
+
+
+def plan_pool(
+    stage_name: str,
+    res: Resources,
+    engine: EngineConfig,
+    nodes: Sequence[Mapping[str, float]],
+) -> PoolPlan:
+    """The actor pool of a stage from its resources and the resources of each alive node
+    (see the module docstring). Actors are counted per node: two 1-GPU nodes hold two
+    1-GPU actors but no 2-GPU actor."""
+    gpus = res.gpus or (1.0 if res.wants_gpu and any(n.get("GPU", 0) >= 1 for n in nodes) else 0)
+    if gpus:
+        fit = sum(int(float(n.get("GPU", 0.0)) // gpus) for n in nodes)
+        if fit < 1:
+            have = max((float(n.get("GPU", 0.0)) for n in nodes), default=0.0)
+            raise ConfigError(
+                f"stage {stage_name} needs {gpus:g} GPU per worker; no Ray node has that "
+                f"many (the most on one node: {have:g})",
+                hint="add GPU nodes, or set --device cpu, or serve the model and pass --api-base",
+            )
+        n = min(fit, engine.model_actors or fit)
+        return PoolPlan(n, n, res.cpus, gpus, res.concurrency)
     if res.cpu_bound:
+        fit = max(1, sum(int(float(n.get("CPU", 0.0)) // res.cpus) for n in nodes))
         # A pool that may shrink to one actor: a fixed pool holding every CPU of a small
-        # cluster would starve the tasks that feed it.
-        compute = ray.data.ActorPoolStrategy(min_size=1, max_size=engine.workers)
-        batch_size = 1  # one video per call: long videos do not hold up short ones
-    else:
-        compute = ray.data.ActorPoolStrategy(size=1)
-        batch_size = res.concurrency  # rows of a batch are worked on concurrently
-    return ds.map_batches(
-        StageActor,
-        fn_constructor_args=(stage,),
-        batch_size=batch_size,
-        batch_format="numpy",
-        compute=compute,
-        num_cpus=res.cpus,
-        num_gpus=res.gpus or None,
-        # An actor that dies (a decoder crash, the OOM killer) is restarted and its batch
-        # retried, as the local executor retries a crashed worker's video.
-        max_restarts=-1,
-        max_task_retries=1,
+        # cluster would starve the read tasks that feed it.
+        return PoolPlan(1, fit, res.cpus, 0.0, 1)
+    n = engine.model_actors or max(1, len(nodes))
+    return PoolPlan(n, n, res.cpus, 0.0, res.concurrency, spread=n > 1)
+
+
+def _map_stage(ray: Any, ds: Any, stage: Stage, plan: PoolPlan, engine: EngineConfig) -> Any:
+    compute = ray.data.ActorPoolStrategy(
+        min_size=plan.min_size, max_size=plan.max_size, max_tasks_in_flight_per_actor=2
     )
+    remote: dict[str, Any] = {
+        # Deliberate, not Ray Data's defaults (restart and retry forever): an actor lost
+        # with its node (or to a crash) is restarted and its batch retried, a bounded
+        # number of times; then its videos stay pending for the next run.
+        "max_restarts": engine.ray_max_retries,
+        "max_task_retries": engine.ray_max_retries,
+    }
+    if plan.spread:
+        remote["scheduling_strategy"] = "SPREAD"
+    with warnings.catch_warnings():
+        # Ray 2.60 deprecates these as free keyword arguments but has no named ones for
+        # them yet (the extra pins ray below the release that removes them).
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*deprecated")
+        return ds.map_batches(
+            StageActor,
+            fn_constructor_args=(stage,),
+            batch_size=plan.batch_size,
+            batch_format="numpy",
+            compute=compute,
+            num_cpus=plan.cpus,
+            num_gpus=plan.gpus or None,
+            **remote,
+        )
 
 
 class RayExecutor(Executor):
@@ -107,25 +187,68 @@ class RayExecutor(Executor):
 
     def run(
         self,
-        rows: list[VideoRow],
+        rows: Iterable[VideoRow],
         stages: Sequence[Stage],
         on_row: Callable[[VideoRow], Any],
         control: RunControl,
+        *,
+        total: int | None = None,
     ) -> None:
-        if not rows or not stages or control.stop_reason() is not None:
+        if not stages or control.stop_reason() is not None:
             return
+        run_dir = Path(stages[0].run_dir)
+        with RowSpool(run_dir) as spool:
+            files = spool.write(rows)
+            sent = sum(n for _, n in files)
+            if not sent:
+                return
+            got = self._stream(files, stages, on_row, control)
+        if got < sent and control.stop_reason() is None:
+            logger.warning(
+                "%d of %d videos did not come back from Ray (their workers kept failing); "
+                "they stay pending: rerun to retry them",
+                sent - got,
+                sent,
+            )
+
+    def plans(self, ray: Any, stages: Sequence[Stage]) -> list[PoolPlan]:
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        out = [plan_pool(s.name, s.resources, self.cfg.engine, nodes) for s in stages]
+        for stage, plan in zip(stages, out, strict=True):
+            logger.info("ray: %s on %s", stage.name, plan)
+        return out
+
+    def _stream(
+        self,
+        files: list[tuple[str, int]],
+        stages: Sequence[Stage],
+        on_row: Callable[[VideoRow], Any],
+        control: RunControl,
+    ) -> int:
         ray = ensure_ray(self.cfg.engine)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our own bar below; Ray's bars fight with tqdm
-        items = [{"row": json.dumps(r.to_json())} for r in rows]
-        # One block per video, so the CPU actors share the work from the first row on.
-        ds = ray.data.from_items(items, override_num_blocks=len(rows))
-        for stage in stages:
-            ds = _map_stage(ray, ds, stage, self.cfg.engine)
-        with tqdm(total=len(rows), desc="ray", unit="video", disable=not self.progress) as bar:
-            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        ctx.max_errored_blocks = -1  # a batch that keeps failing must not stop the others
+        engine = self.cfg.engine
+        ds = ray.data.read_datasource(spool_source(files, engine.ray_rows_per_block))
+        for stage, plan in zip(stages, self.plans(ray, stages), strict=True):
+            ds = _map_stage(ray, ds, stage, plan, engine)
+        got = 0
+        total = sum(n for _, n in files)
+        batches = ds.iter_batches(batch_size=None, batch_format="numpy")
+        bar = tqdm(total=total, desc="ray", unit="video", disable=not self.progress)
+        try:
+            for batch in batches:
                 for s in batch["row"]:
                     bar.update()
+                    got += 1
                     on_row(VideoRow.from_json(json.loads(s)))
                 if control.stop_reason() is not None:
-                    return  # rows not back yet stay pending in the store
+                    break  # rows not back yet stay pending in the store
+        finally:
+            bar.close()
+            # Stop the dataset's execution now (on a stop, before the spool is removed),
+            # not whenever the iterator is collected.
+            with contextlib.suppress(Exception):
+                batches.close()
+        return got

@@ -151,11 +151,31 @@ def run_status(run_dir: str | Path, *, max_failures: int | None = None) -> dict[
             "filtered_reasons": filtered,
             "damaged": damaged,
             "deferred": deferred,
-            "spend": store.spend(),
+            **_spend(store),
             "last_run": store.get_meta("last_run"),
         }
     finally:
         store.close()
+
+
+def _spend(store: Any) -> dict[str, Any]:
+    """The run's spend from its request cache (PostgreSQL when the run is bound to one);
+    an unreachable cache leaves ``spend`` None and says why in ``spend_error``."""
+    from diffcap.errors import CacheUnavailable
+    from diffcap.store.cache import run_request_cache
+
+    cache = run_request_cache(store)
+    try:
+        return {"spend": cache.spend(), "request_cache": cache_where(cache)}
+    except CacheUnavailable as exc:
+        return {"spend": None, "spend_error": str(exc), "request_cache": cache_where(cache)}
+    finally:
+        if cache is not store:
+            cache.close()
+
+
+def cache_where(cache: Any) -> str:
+    return str(getattr(cache, "where", "sqlite"))
 
 
 def format_status(st: dict[str, Any]) -> str:
@@ -164,9 +184,16 @@ def format_status(st: dict[str, Any]) -> str:
     lines = [
         f"run: {st['run_dir']}  ({total} videos)",
         "  ".join(f"{k}: {c.get(k, 0)}" for k in ("done", "pending", "failed", "filtered")),
-        f"requests paid: {s['requests']}, tokens: {s['prompt_tokens']} prompt + "
-        f"{s['completion_tokens']} completion, estimated cost: ${s['cost_usd']:.4f}",
     ]
+    if s is None:
+        lines.append(f"requests paid: unknown ({st.get('spend_error')})")
+    else:
+        where = st.get("request_cache", "sqlite")
+        lines.append(
+            f"requests paid: {s['requests']}, tokens: {s['prompt_tokens']} prompt + "
+            f"{s['completion_tokens']} completion, estimated cost: ${s['cost_usd']:.4f}"
+            + ("" if where == "sqlite" else f" (cache: {where})")
+        )
     if st["filtered_reasons"]:
         lines.append(
             "filtered: " + ", ".join(f"{k} {v}" for k, v in sorted(st["filtered_reasons"].items()))

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,13 +29,17 @@ from diffcap.config import RunConfig
 from diffcap.errors import WORLD_ERRNOS, ConfigError, StorageError, world_fault_reason
 from diffcap.pipeline.configure import config_to_dict, save_config
 from diffcap.pipeline.control import RunControl
-from diffcap.pipeline.inputs import collect_inputs
+from diffcap.pipeline.ids import InputScan, conflict_recorder, new_assigner
+from diffcap.pipeline.inputs import iter_raw_inputs
 from diffcap.pipeline.outputs import write_outputs
 from diffcap.pipeline.pipeline import Pipeline, make_executor, stage_names
+from diffcap.pipeline.publish import check_uri
 from diffcap.pipeline.report import RunReport
 from diffcap.pipeline.rows import VideoRow
 from diffcap.redact import redact
 from diffcap.store import RunStore, VideoEntry
+from diffcap.store.cache import adopt_run_cache
+from diffcap.store.db import STATUSES
 from diffcap.store.lock import RunLock
 
 log = logging.getLogger(__name__)
@@ -70,23 +74,51 @@ _NOT_IN_RECORDS: dict[str, set[str] | None] = {
 class Registration(NamedTuple):
     added: int  # videos new to the run DB
     bad: int  # inputs that name no usable video (stored aside, listed in failures.jsonl)
-    ids: list[str]  # the ids of the inputs given, in input order
+    ids: Iterable[str]  # the ids of the inputs given, in input order (re-iterable, lazy)
+
+
+class _InputIds:
+    """The ids of this invocation's inputs, read back from the registration's temporary
+    table page by page (a run of millions of inputs never holds them in a list)."""
+
+    def __init__(self, assigner: Any) -> None:
+        self.assigner = assigner
+
+    def __iter__(self) -> Iterator[str]:
+        return self.assigner.ids()
+
+    def __len__(self) -> int:
+        return int(self.assigner.count())
+
+
+class _StoredIds:
+    """Every registered id in input order, read from the run DB when iterated."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+
+    def __iter__(self) -> Iterator[str]:
+        return (v["video_id"] for v in self.store.iter_videos(STATUSES))
 
 
 def register_inputs(store: RunStore, inputs: list[str], cfg: RunConfig) -> Registration:
-    """Register the inputs; sources the run DB knows keep their ids (see pipeline.inputs).
-    Bad inputs (missing files, broken links, bad manifest rows) are stored aside."""
-    scan = collect_inputs(inputs, cfg.input, known=store.registered())
+    """Register the inputs, streamed (manifest rows are never all in memory); sources the
+    run DB knows keep their ids (see pipeline.ids). Bad inputs (missing files, broken
+    links, bad manifest rows) are stored aside."""
+    scan = InputScan()
+    with store.transaction() as conn:
+        assigner = new_assigner(conn)  # the id policy over temporary tables of the run DB
+        for fields, origin, n in iter_raw_inputs(inputs, cfg.input, scan):
+            assigner.add(fields, origin, n)
+        assigner.assign(conflict_recorder(scan))
     # strict: ids were chosen against the DB, so a conflict here means another process
     # registered inputs in between; re-binding would caption the wrong file.
-    added = store.add_videos(
-        (VideoEntry(i.video_id, i.source, i.start, i.end, i.caption) for i in scan.items),
-        strict=True,
-    )
+    added = store.add_videos((VideoEntry(*item) for item in assigner.items()), strict=True)
     for bad in scan.bad:
         store.add_bad_input(bad.source, bad.row, bad.reason, bad.error)
-    log.info("%d videos listed (%d new), %d bad inputs", len(scan.items), added, len(scan.bad))
-    return Registration(added, len(scan.bad), [i.video_id for i in scan.items])
+    ids = _InputIds(assigner)
+    log.info("%d videos listed (%d new), %d bad inputs", len(ids), added, len(scan.bad))
+    return Registration(added, len(scan.bad), ids)
 
 
 class _Tally:
@@ -148,7 +180,7 @@ def run_dataset(
     command: str = "run",
     retry_failed: bool = False,
     progress: bool = True,
-    finish: Callable[[RunStore, list[str]], Any] | None = None,
+    finish: Callable[[RunStore, Iterable[str]], Any] | None = None,
 ) -> RunReport:
     """Run (or resume) ``command``'s pipeline in ``run_dir``; returns this invocation's
     report. ``finish(store, ids)`` runs at the end, still under the run lock, with the ids
@@ -157,7 +189,8 @@ def run_dataset(
     StorageError."""
     t0 = time.perf_counter()
     names = stage_names(command, cfg)
-    pipeline = Pipeline(names, cfg, run_dir)
+    # Absolute: on a cluster, workers on other nodes resolve the run dir's paths themselves.
+    pipeline = Pipeline(names, cfg, run_dir.absolute())
     with storage_errors(run_dir):
         run_dir.mkdir(parents=True, exist_ok=True)
         with RunLock(run_dir, f"diffcap {command}"):
@@ -182,15 +215,17 @@ def _run_locked(
     retry_failed: bool,
     progress: bool,
     t0: float,
-) -> tuple[RunReport, list[str]]:
+) -> tuple[RunReport, Iterable[str]]:
     _bind_pipeline(store, pipeline.names)  # a refused command changes nothing
     _remember_config(store, run_dir, cfg)
     reg = register_inputs(store, inputs, cfg) if inputs else None
-    ids = reg.ids if reg else [v.video_id for v in store.registered()]
+    ids = reg.ids if reg else _StoredIds(store)
     bad_inputs = reg.bad if reg else 0
     if retry_failed:
         log.info("retrying %d failed videos", store.reset_failed())
     pipeline.check()  # before any video is touched: a closed port fails here
+    check_uri(cfg.output.uri)  # an unknown protocol fails now, not after the run
+    adopt_run_cache(store, cfg.engine)  # spend and replays from where workers write them
     control = RunControl(store, cfg.engine)
     tally = _Tally(store, control, run_dir)
     before = (store.spend(), store.replays())

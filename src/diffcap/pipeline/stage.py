@@ -43,6 +43,9 @@ class Resources:
     gpus: float = 0.0
     #: Rows one worker works on at once (model stages: requests in flight).
     concurrency: int = 1
+    #: Would use a GPU where a worker has one (an in-process model on ``device: auto``):
+    #: the Ray executor gives it one per actor when the cluster has GPUs.
+    wants_gpu: bool = False
 
     @property
     def cpu_bound(self) -> bool:

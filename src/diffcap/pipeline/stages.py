@@ -164,21 +164,71 @@ class ModelStage(Stage):
 
     @property
     def resources(self) -> Resources:
-        return Resources(cpus=0, gpus=_gpus(self.cfg), concurrency=self.cfg.model.concurrency)
+        gpus, wants = _gpus(self.cfg)
+        return Resources(
+            cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency, wants_gpu=wants
+        )
+
+    #: The run's id in a shared PostgreSQL cache, found on the driver by ``check()`` and
+    #: carried to workers (which may not read ``run.sqlite``: it is the driver's).
+    _cache_run_id: str | None = None
+
+    @property
+    def uses_cache(self) -> bool:
+        """Requests go through the run's request cache (see ``diffcap.store.cache``)."""
+        return True
 
     def check(self) -> None:
         from diffcap.models import get_backend
 
-        get_backend(self.cfg.model.backend, self.cfg.model).preflight()
+        if _node_local_endpoint(self.cfg):
+            log.info(
+                "%s: %s is each node's own server; the workers check it",
+                self.name,
+                self.cfg.model.api_base,
+            )
+        else:
+            get_backend(self.cfg.model.backend, self.cfg.model).preflight()
+        if self.uses_cache:  # the cache is checked either way: workers need its run id
+            self._check_cache()
+
+    def _check_cache(self) -> None:
+        """Bind the run dir to its cache and, for PostgreSQL, connect once: a server that
+        is down fails the run here, in one line naming host:port."""
+        from diffcap.store import RunStore
+        from diffcap.store.cache import bind_request_cache
+
+        def connect(run_id: str | None) -> None:
+            if run_id is None:
+                return  # the run's own SQLite file
+            from diffcap.store.postgres import PostgresRequestCache
+
+            cache = PostgresRequestCache(str(self.cfg.engine.cache_url), run_id)
+            try:
+                cache.check()
+            finally:
+                cache.close()
+
+        store = RunStore.open(Path(self.run_dir) / "run.sqlite")
+        try:
+            self._cache_run_id = bind_request_cache(store, self.cfg.engine, preflight=connect)
+        finally:
+            store.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_cache_run_id"] = self._cache_run_id
+        return state
 
     def setup(self) -> None:
         if self._ready:
             return
         from diffcap.models import get_backend
         from diffcap.prompts import load_templates
-        from diffcap.store import CachedBackend, RunStore
+        from diffcap.store import CachedBackend
+        from diffcap.store.cache import open_request_cache
 
-        self.store = RunStore.open(Path(self.run_dir) / "run.sqlite")
+        self.store = open_request_cache(self.cfg.engine, self.run_dir, run_id=self._cache_run_id)
         inner = get_backend(self.cfg.model.backend, self.cfg.model)
         _warn_if_cap_counts_nothing(inner, self.cfg)
         cap = self.cfg.engine.max_cost_usd
@@ -207,6 +257,18 @@ class ModelStage(Stage):
         self.close_loop()
 
 
+def _node_local_endpoint(cfg: Any) -> bool:
+    """On a Ray cluster, a loopback ``api_base`` names the server of the node each actor runs
+    on (one vLLM per node): the driver's own loopback may serve nothing, so it is not
+    probed; an endpoint that is down still stops the run through the breaker."""
+    from urllib.parse import urlparse
+
+    if cfg.engine.engine != "ray" or not cfg.engine.ray_address or not cfg.model.api_base:
+        return False
+    host = urlparse(cfg.model.api_base).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
 def _warn_if_cap_counts_nothing(backend: Any, cfg: Any) -> None:
     """A cost cap over a model nobody prices (in-process, or a local server of an unpriced
     model) would never stop the run: say so once, at set-up."""
@@ -222,13 +284,16 @@ def _warn_if_cap_counts_nothing(backend: Any, cfg: Any) -> None:
         )
 
 
-def _gpus(cfg: Any) -> float:
-    """An in-process model on CUDA takes a GPU; servers and CPU models take none."""
+def _gpus(cfg: Any) -> tuple[float, bool]:
+    """(GPUs, wants a GPU): an in-process model on CUDA takes a GPU, one on ``auto`` wants
+    one where there is one; servers and CPU models take none."""
     from diffcap.models.registry import resolve_backend_name
 
     m = cfg.model
-    local = resolve_backend_name(m) == "transformers"
-    return 1.0 if local and (m.device or "").startswith("cuda") else 0.0
+    if resolve_backend_name(m) != "transformers":
+        return 0.0, False
+    device = (m.device or "auto").lower()
+    return (1.0 if device.startswith("cuda") else 0.0), device == "auto"
 
 
 class ShortCaptionStage(ModelStage):

@@ -19,14 +19,16 @@ from typing import Any
 
 from diffcap.errors import BudgetExceeded
 from diffcap.models.base import Backend, ModelRequest, ModelResponse
-from diffcap.store.db import CachedResponse, RunStore
+from diffcap.store.cache import RequestCacheStore
+from diffcap.store.requests import CachedResponse
 from diffcap.timeline import Usage
 
 log = logging.getLogger(__name__)
 
 
 class CachedBackend(Backend):
-    """Wraps ``inner``; same capabilities, responses replayed from ``store`` when known."""
+    """Wraps ``inner``; same capabilities, responses replayed from ``store`` (any
+    :class:`~diffcap.store.cache.RequestCacheStore`: the run's SQLite, PostgreSQL) when known."""
 
     name = "cached"
     #: Seconds between re-reads of the run's total spend (for the cost cap).
@@ -35,7 +37,7 @@ class CachedBackend(Backend):
     def __init__(
         self,
         inner: Backend,
-        store: RunStore,
+        store: RequestCacheStore,
         *,
         max_cost_usd: float | None = None,
     ) -> None:

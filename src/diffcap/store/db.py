@@ -123,6 +123,8 @@ class RunStore(RequestCache):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+            if self._remote is not None:
+                self._remote.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -207,6 +209,31 @@ class RunStore(RequestCache):
         st = list(statuses)
         marks = ",".join("?" * len(st))
         return self._query(f"SELECT * FROM videos WHERE status IN ({marks}) ORDER BY seq", st)
+
+    def iter_videos(self, statuses: Iterable[str], chunk: int = 1000) -> Iterator[dict[str, Any]]:
+        """Videos with the given statuses in input order, read ``chunk`` at a time (the
+        run is never held whole). Safe to interleave with writes: each chunk is a fresh
+        query after the last ``seq`` seen, so a video whose status changes meanwhile is
+        neither repeated nor skipped-and-later-repeated."""
+        st = list(statuses)
+        marks = ",".join("?" * len(st))
+        last = -1
+        while True:
+            rows = self._query(
+                f"SELECT * FROM videos WHERE status IN ({marks}) AND seq > ? ORDER BY seq"
+                " LIMIT ?",
+                [*st, last, chunk],
+            )
+            yield from rows
+            if len(rows) < chunk:
+                return
+            last = rows[-1]["seq"]
+
+    def count(self, statuses: Iterable[str]) -> int:
+        st = list(statuses)
+        marks = ",".join("?" * len(st))
+        sql = f"SELECT COUNT(*) AS n FROM videos WHERE status IN ({marks})"
+        return int(self._query(sql, st)[0]["n"])
 
     def update(self, video_id: str, **fields: Any) -> None:
         """Set informational columns (duration, caption) without changing status. The source

@@ -81,6 +81,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE videos ADD COLUMN damaged TEXT;  -- Damage JSON, NULL when intact
         """,
     ),
+    (
+        4,
+        "indexes for millions of videos: pending ones streamed in input order, sources looked up",
+        """
+        CREATE INDEX videos_status_seq ON videos(status, seq);
+        CREATE INDEX videos_source ON videos(source);
+        """,
+    ),
 ]
 
 

@@ -1,0 +1,216 @@
+"""What every benchmark is: items read from its official files, one async ``evaluate`` per
+item, and ``aggregate`` over the predictions.
+
+    bench = get_benchmark("mvbench")
+    items = bench.load(Path("MVBench/json"))           # BenchmarkFileError names file/line/field
+    pred = await bench.evaluate(item, ctx)            # {"id", "raw", "extracted", "correct", ...}
+    scores = bench.aggregate(preds)                   # {"overall": {...}, "by": {...}}
+
+A benchmark holds no model: ``EvalContext`` gives it the model under test (``ask``), the
+judge (``judge``) and the item's inputs (images or the caption), all behind the run store's
+request cache, so a rerun replays every finished call.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from diffcap.errors import ConfigError
+from diffcap.models.base import Backend, ImageInput, ModelRequest
+
+__all__ = [
+    "Benchmark",
+    "BenchmarkFileError",
+    "EvalContext",
+    "EvalItem",
+    "read_json",
+    "read_jsonl",
+    "require_field",
+]
+
+
+class BenchmarkFileError(ConfigError):
+    """A benchmark file that is missing or malformed (the message names file, line, field)."""
+
+    reason = "benchmark_file"
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One scored unit: a question (QA benchmarks) or a video's reference (caption ones)."""
+
+    item_id: str
+    #: The video this item is about: an id or file name, matched to --videos and captions.
+    video: str
+    question: str = ""
+    answer: str = ""
+    #: Dimension name -> value, the breakdowns of scores.json ({"task": "action_sequence"}).
+    dims: dict[str, str] = field(default_factory=dict)
+    #: What else the scorer needs (options, events, QA pairs, spans), JSON-able.
+    data: dict[str, Any] = field(default_factory=dict)
+    #: Where the item came from, for error messages: "file:line".
+    where: str = ""
+
+
+@dataclass
+class EvalContext:
+    """What one item's evaluation may use; every call is cached by the run store."""
+
+    model: Backend | None
+    judge: Backend | None
+    images: tuple[ImageInput, ...] = ()
+    caption: str | None = None
+    input_mode: str = "grid"
+    #: Pre-prompt of the input mode (the grid's, or a caption preamble), if any.
+    preamble: str = ""
+    max_tokens: int = 512
+    seed: int = 0
+
+    async def ask(self, prompt: str, *, system: str | None = None, max_tokens: int = 0) -> str:
+        """The model under test answers ``prompt`` from the item's inputs (temperature 0)."""
+        if self.model is None:
+            raise ConfigError("this benchmark needs --model", hint="pass --model NAME")
+        text = prompt
+        if self.input_mode == "caption":
+            text = f"{self.preamble}{self.caption or ''}\n\n{prompt}"
+        elif self.preamble:
+            text = f"{self.preamble}\n{prompt}"
+        images = () if self.input_mode == "caption" else self.images
+        return await _call(self.model, text, system, images, max_tokens or self.max_tokens)
+
+    async def ask_judge(self, prompt: str, *, system: str | None = None) -> str:
+        """The judge answers a text-only prompt (temperature 0)."""
+        if self.judge is None:
+            raise ConfigError(
+                "this benchmark needs a judge", hint="pass --judge-model (and --judge-api-base)"
+            )
+        return await _call(self.judge, prompt, system, (), 1024)
+
+
+async def _call(
+    backend: Backend,
+    prompt: str,
+    system: str | None,
+    images: tuple[ImageInput, ...],
+    max_tokens: int,
+) -> str:
+    request = ModelRequest(
+        model=backend.model,
+        prompt=prompt,
+        images=images,
+        system=system,
+        options=ModelRequest.make_options({"temperature": 0.0, "max_tokens": max_tokens}),
+    )
+    return (await backend.agenerate(request)).text
+
+
+class Benchmark(ABC):
+    """Base class of the benchmarks (one module each under ``diffcap.eval``)."""
+
+    name: ClassVar[str]
+    #: Scores captions (DREAM-1K, VDC) rather than answers of a model looking at the video.
+    scores_captions: ClassVar[bool] = False
+    #: What the chart plots: (scores.json key under "overall", label).
+    headline: ClassVar[tuple[str, str]] = ("accuracy", "accuracy")
+    #: The dimension the chart breaks the headline down by.
+    chart_dim: ClassVar[str] = "task"
+
+    @abstractmethod
+    def load(self, path: Path) -> list[EvalItem]:
+        """Items from the official file(s) at ``path``; raises BenchmarkFileError."""
+
+    @abstractmethod
+    async def evaluate(self, item: EvalItem, ctx: EvalContext) -> dict[str, Any]:
+        """One item's prediction: at least ``raw`` and ``correct`` or ``score``."""
+
+    @abstractmethod
+    def aggregate(self, preds: list[dict[str, Any]]) -> dict[str, Any]:
+        """scores.json's numbers: ``overall`` and ``by`` dimension, with counts."""
+
+    def metric(self, pred: dict[str, Any]) -> float:
+        """The per-item number eval-compare bootstraps (accuracy: 1/0)."""
+        return float(pred.get("correct") or 0)
+
+    def statistic(self, preds: list[dict[str, Any]]) -> float | None:
+        """The headline number of a list of predictions (what eval-compare resamples)."""
+        values = [self.metric(p) for p in preds]
+        return sum(values) / len(values) if values else None
+
+
+# --- reading official files ------------------------------------------------------------------
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) per non-blank line; a bad line raises BenchmarkFileError."""
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise BenchmarkFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise BenchmarkFileError(
+                    f"{path}:{n}: not valid JSON ({exc.msg} at column {exc.colno})"
+                ) from None
+            if not isinstance(obj, dict):
+                raise BenchmarkFileError(f"{path}:{n}: expected a JSON object per line")
+            yield n, obj
+
+
+def read_json(path: Path) -> Any:
+    """A whole JSON file; invalid JSON raises BenchmarkFileError naming the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BenchmarkFileError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BenchmarkFileError(
+            f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
+        ) from None
+
+
+def require_field(obj: Any, key: str, where: str, kind: type | tuple[type, ...] = str) -> Any:
+    """``obj[key]`` when present and of ``kind``, else BenchmarkFileError naming ``where``."""
+    if not isinstance(obj, dict) or key not in obj:
+        raise BenchmarkFileError(f"{where}: missing field {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise BenchmarkFileError(
+            f"{where}: field {key!r} should be {names}, not {type(value).__name__}"
+        )
+    return value
+
+
+def named_files(path: Path, names: tuple[str, ...], suffix: str, what: str) -> list[Path]:
+    """The files ``<name><suffix>`` present in folder ``path``, or the one file ``path``;
+    each file's stem must be one of ``names`` (the task or dimension it holds)."""
+    need_path(path, f"{what} folder or file")
+    if path.is_dir():
+        files = [path / f"{n}{suffix}" for n in names if (path / f"{n}{suffix}").is_file()]
+        if not files:
+            listed = ", ".join(n + suffix for n in names)
+            raise BenchmarkFileError(f"{path}: none of {listed} ({what})")
+        return files
+    if path.stem not in names:
+        raise BenchmarkFileError(
+            f"{path}: unknown {what} file {path.stem!r}; one of {', '.join(names)}"
+        )
+    return [path]
+
+
+def need_path(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise BenchmarkFileError(f"{path}: no such {what}", hint="see docs/eval.md for the files")
+    return path

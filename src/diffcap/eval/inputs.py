@@ -1,0 +1,179 @@
+"""What the model under test sees of a video: the engine's own pieces, saved once per video.
+
+- ``grid``: ShareGPT4Video-8B's input, 16 frames at the midpoints of 16 equal segments tiled
+  4x4 with 50-px white bands, longest side at most 1920 px (``diffcap.export.grid``), after
+  the model's fixed pre-prompt;
+- ``frames``: N uniform frames (the same midpoints), one image each, in time order;
+- ``keyframes``: diffcap's semantic-aware keyframes (``keyframes`` config section);
+- ``caption``: no image; a text model answers from the video's diffcap caption.
+
+Images are written to ``OUT/inputs/<mode>/<video key>/`` and read back on a rerun, so the
+requests (and their cache keys) are byte-identical across resumes.
+
+    index = VideoIndex(Path("MVBench/video"))
+    path = index.find("star/Charades_v1_480/ABC.mp4")      # or a bare id: "ABC"
+    images = video_images("grid", path, out_dir, cfg)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from diffcap.models.base import ImageInput
+
+log = logging.getLogger(__name__)
+
+__all__ = ["INPUT_MODES", "VIDEO_EXTENSIONS", "VideoIndex", "preamble", "video_images"]
+
+INPUT_MODES = ("grid", "frames", "keyframes", "caption")
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts"}
+)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: One lock per input folder: questions about the same video render it once.
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+class VideoIndex:
+    """The video files under a folder, found by relative path, path tail, file name or stem
+    (case-insensitive), in that order."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._by_rel: dict[str, Path] = {}
+        self._by_name: dict[str, Path] = {}
+        self._by_stem: dict[str, Path] = {}
+        for p in sorted(root.rglob("*")):
+            if p.suffix.lower() not in VIDEO_EXTENSIONS or not p.is_file():
+                continue
+            rel = p.relative_to(root).as_posix().lower()
+            self._by_rel[rel] = p
+            self._by_name.setdefault(p.name.lower(), p)
+            self._by_stem.setdefault(p.stem.lower(), p)
+
+    def find(self, key: str) -> Path | None:
+        k = key.replace("\\", "/").strip("/").lower()
+        if k in self._by_rel:
+            return self._by_rel[k]
+        for rel, p in self._by_rel.items():
+            if rel.endswith("/" + k):
+                return p
+        name = k.rsplit("/", 1)[-1]
+        return (
+            self._by_name.get(name) or self._by_stem.get(name) or self._by_stem.get(Path(name).stem)
+        )
+
+
+def preamble(mode: str, n_images: int) -> str:
+    """The text before the question for an input mode."""
+    if mode == "grid":
+        from diffcap.export.grid import GRID_PRE_PROMPT
+
+        return GRID_PRE_PROMPT
+    if mode == "frames":
+        return f"The images are {n_images} frames sampled uniformly from a video, in time order."
+    if mode == "keyframes":
+        return f"The images are {n_images} keyframes of a video, in time order."
+    return "Here is a detailed description of a video:\n"
+
+
+def _folder(out_dir: Path, mode: str, key: str, span: Any, n: int) -> Path:
+    tag = f"{key}|{span}|{n}"
+    safe = _UNSAFE.sub("_", key)[:60]
+    return out_dir / "inputs" / mode / f"{safe}-{hashlib.sha256(tag.encode()).hexdigest()[:8]}"
+
+
+def video_images(
+    mode: str,
+    path: Path,
+    out_dir: Path,
+    cfg: Any,
+    *,
+    key: str,
+    span: tuple[float | None, float | None] | None = None,
+    n_frames: int = 16,
+    embedder: Any = None,
+) -> tuple[ImageInput, ...]:
+    """The images of ``mode`` for one video (``cfg``: the RunConfig: image size, keyframes;
+    ``embedder``: the keyframes' image embedder, made from ``cfg`` when None)."""
+    folder = _folder(out_dir, mode, key, span, n_frames)
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(str(folder), threading.Lock())
+    with lock:
+        return _cached_images(mode, path, folder, cfg, key, span, n_frames, embedder)
+
+
+def _cached_images(
+    mode: str,
+    path: Path,
+    folder: Path,
+    cfg: Any,
+    key: str,
+    span: tuple[float | None, float | None] | None,
+    n_frames: int,
+    embedder: Any,
+) -> tuple[ImageInput, ...]:
+    done = folder / "done"
+    if done.is_file():
+        files = sorted(folder.glob("*.jpg"))
+        return tuple(ImageInput(f.read_bytes()) for f in files)
+    blobs = _render(mode, path, folder, cfg, key, span or (None, None), n_frames, embedder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, blob in enumerate(blobs):
+        (folder / f"{i:04d}.jpg").write_bytes(blob)
+    done.write_text("ok\n")
+    return tuple(ImageInput(b) for b in blobs)
+
+
+def _render(
+    mode: str,
+    path: Path,
+    folder: Path,
+    cfg: Any,
+    key: str,
+    span: tuple[float | None, float | None],
+    n_frames: int,
+    embedder: Any,
+) -> list[bytes]:
+    from diffcap.captioning.images import encode_jpeg
+
+    max_side = cfg.model.image_max_side
+    if mode == "grid":
+        from diffcap.export.grid import grid_image
+
+        grid, _ = grid_image(path, 16, span, key)
+        return [encode_jpeg(grid, None, quality=90)]
+    if mode == "frames":
+        from diffcap.export.grid import grid_times
+        from diffcap.export.records import clamp_window
+        from diffcap.video import open_video
+
+        with open_video(path) as src:
+            start, end = clamp_window(span, src.info().duration, key)
+            frames = list(src.frames_at(grid_times(end, n_frames, start)))
+        return [encode_jpeg(f.image, max_side) for f in frames]
+    if mode == "keyframes":
+        from diffcap.keyframes import extract_keyframes
+
+        kcfg = cfg.keyframes
+        if span is not None and span != (None, None):
+            kcfg = kcfg.model_copy(update={"start": span[0], "end": span[1]})
+        kset = extract_keyframes(
+            path, kcfg, embedder, out_dir=folder.parent, video_id=folder.name + "-kf"
+        )
+        files = [kset.image_path(k) for k in kset.keyframes]
+        return [encode_jpeg(_load(f), max_side) for f in files if f is not None]
+    raise ValueError(f"no images for input mode {mode!r}")
+
+
+def _load(path: Path) -> Any:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return img.convert("RGB")

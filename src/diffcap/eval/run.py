@@ -1,0 +1,350 @@
+"""``diffcap eval``: a benchmark's items as rows through the engine, over one run store.
+
+    report = run_eval(EvalSpec("mvbench", Path("MVBench/json"), Path("evals/mv"),
+                               videos=Path("MVBench/video")), cfg)
+    report.exit_code, report.scores_path
+
+The stage list is ``[eval_inputs] -> eval_answer`` (``eval_inputs`` only for the image input
+modes), run by the local executor with the engine's run control, over ``OUT/eval.sqlite``:
+per-item results are committed as they finish, and every model and judge call goes through
+the store's request cache, so a killed eval resumes and sends only the calls it had not
+finished. ``OUT/predictions.jsonl``, ``OUT/scores.json`` and ``OUT/<bench>.png`` are rebuilt
+from the store at the end of every run. Caption input (and the caption benchmarks without
+``--captions``) first captions the videos with a ``diffcap run`` in ``OUT/captions.run``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from diffcap.config import ModelConfig, RunConfig
+from diffcap.errors import ConfigError
+from diffcap.eval.base import Benchmark, BenchmarkFileError, EvalItem
+from diffcap.eval.captions import CaptionTable, caption_videos
+from diffcap.eval.hubdata import hub_data, is_hub_data
+from diffcap.eval.inputs import INPUT_MODES, VideoIndex
+from diffcap.eval.registry import get_benchmark
+from diffcap.eval.stages import EvalAnswerStage, EvalInputStage, EvalJob, replace_model
+from diffcap.pipeline.rows import VideoRow
+from diffcap.store import RunStore, VideoEntry
+from diffcap.store.cache import adopt_run_cache
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EvalReport", "EvalSpec", "run_eval"]
+
+
+@dataclass
+class EvalSpec:
+    """What ``diffcap eval`` was asked (besides the RunConfig of the model under test)."""
+
+    bench: str
+    data: Path
+    out: Path
+    input_mode: str | None = None  # None: caption for the caption benchmarks, else grid
+    videos: Path | None = None
+    captions: Path | None = None
+    limit: int | None = None
+    n_frames: int = 16
+    seed: int = 0
+    judge_model: str | None = None
+    judge_api_base: str | None = None
+    judge_api_key: str | None = None
+    answer_model: str | None = None
+    answer_api_base: str | None = None
+
+
+@dataclass
+class EvalReport:
+    out: Path
+    bench: str
+    counts: dict[str, int]
+    overall: dict[str, Any]
+    files: dict[str, str]
+    stop_reason: str | None = None
+    #: Items deferred by this run (a fault of the world, the cost cap): a rerun retries them.
+    deferred: int = 0
+    #: Internal errors (tracebacks in OUT/logs/errors.log).
+    bugs: int = 0
+    requests: int = 0
+    replayed: int = 0
+    wall_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        from diffcap.pipeline.runner import EXIT_CODES
+
+        if self.bugs:
+            return EXIT_CODES["bug"]
+        if self.stop_reason == "config":
+            return EXIT_CODES["usage"]
+        if self.stop_reason or self.deferred:
+            return EXIT_CODES["stopped"]
+        return EXIT_CODES["ok"]
+
+    def format(self) -> str:
+        c = self.counts
+        lines = [
+            f"{self.bench}: {c['scored']} of {c['items']} items scored, {c['failed']} failed, "
+            f"{c['pending']} pending, {c['missing']} without input "
+            f"({self.requests} new model calls, {self.replayed} replayed, {self.wall_s:.1f} s)"
+        ]
+        shown = {k: v for k, v in self.overall.items() if isinstance(v, float)}
+        lines += [f"  {k}: {v:.4f}" for k, v in shown.items()]
+        lines += [f"  {k}: {v}" for k, v in self.files.items()]
+        if self.stop_reason or self.deferred:
+            why = self.stop_reason or f"{self.deferred} items deferred"
+            lines.append(f"stopped ({why}); rerun the same command to resume")
+        if self.bugs:
+            lines.append(f"{self.bugs} internal errors: see {self.out / 'logs' / 'errors.log'}")
+        return "\n".join(lines)
+
+
+def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalReport:
+    """Run (or resume) one benchmark eval in ``spec.out``. Raises ConfigError (bad files or
+    options), ModelUnavailable (before any item is sent), RunDirLocked, StorageError."""
+    from diffcap.pipeline.runner import storage_errors
+    from diffcap.store.lock import RunLock
+
+    t0 = time.perf_counter()
+    bench = get_benchmark(spec.bench)
+    if (spec.judge_api_base or spec.judge_api_key) and not spec.judge_model:
+        raise ConfigError("--judge-api-base / --judge-api-key need --judge-model")
+    if cfg.engine.engine != "local":
+        log.warning(
+            "diffcap eval runs on the local executor (engine %r ignored)", cfg.engine.engine
+        )
+    mode = spec.input_mode or ("caption" if bench.scores_captions else "grid")
+    if mode not in INPUT_MODES:
+        raise ConfigError(f"unknown --input {mode!r}", hint=f"one of {', '.join(INPUT_MODES)}")
+    if is_hub_data(spec.data):
+        spec = replace(spec, data=hub_data(str(spec.data)))
+    items = bench.load(spec.data)
+    _unique(items)
+    if spec.limit is not None:
+        items = items[: spec.limit]
+    with storage_errors(spec.out):
+        spec.out.mkdir(parents=True, exist_ok=True)
+        with RunLock(spec.out, "diffcap eval"):
+            store = RunStore.open(spec.out / "eval.sqlite")
+            try:
+                return _run_locked(store, bench, spec, cfg, items, mode, progress, t0)
+            finally:
+                store.close()
+
+
+def _unique(items: list[EvalItem]) -> None:
+    seen: dict[str, EvalItem] = {}
+    for it in items:
+        if it.item_id in seen:
+            raise BenchmarkFileError(
+                f"{it.where}: item {it.item_id!r} appears twice (first at {seen[it.item_id].where})"
+            )
+        seen[it.item_id] = it
+
+
+def _run_locked(
+    store: RunStore,
+    bench: Benchmark,
+    spec: EvalSpec,
+    cfg: RunConfig,
+    items: list[EvalItem],
+    mode: str,
+    progress: bool,
+    t0: float,
+) -> EvalReport:
+    from diffcap.eval.outputs import write_outputs
+    from diffcap.pipeline.control import RunControl
+    from diffcap.pipeline.local import LocalExecutor
+
+    job, missing = _job(bench, spec, cfg, items, mode, progress)
+    signature = _bind(store, spec, job)
+    store.add_videos([VideoEntry(i, f"{spec.data.resolve()}#{i}") for i in job.items], strict=False)
+    rows = [VideoRow.new(v) for v in store.videos(["pending"]) if v["video_id"] in job.items]
+    stages: list[Any] = [EvalAnswerStage(cfg, spec.out, job)]
+    if mode != "caption":
+        stages.insert(0, EvalInputStage(cfg, spec.out, job))
+    for stage in stages:
+        stage.check()  # a closed port fails here, before any item
+    adopt_run_cache(store, cfg.engine)  # spend and replays from where workers write them
+    control = RunControl(store, cfg.engine)
+    before = (store.spend()["requests"], store.replays())
+    commit = _Commit(store, control, spec.out)
+    with _log_redirect(progress):
+        LocalExecutor(cfg, progress=progress).run(rows, stages, commit, control)
+    extra = {"caption_provenance": job.caption_provenance} if job.caption_provenance else {}
+    counts, overall, files = write_outputs(
+        store, bench, items, missing, {**signature, **extra}, spec.out
+    )
+    return EvalReport(
+        out=spec.out,
+        bench=bench.name,
+        counts=counts,
+        overall=overall,
+        files=files,
+        stop_reason=control.stop_reason(),
+        deferred=commit.tally.counts["deferred"],
+        bugs=control.bugs,
+        requests=store.spend()["requests"] - before[0],
+        replayed=store.replays() - before[1],
+        wall_s=time.perf_counter() - t0,
+    )
+
+
+class _Commit:
+    """The driver's ``on_row``: a row that passed the last stage is done; each row is
+    committed (the prediction with it) and shown to the run control."""
+
+    def __init__(self, store: RunStore, control: Any, out: Path) -> None:
+        from diffcap.pipeline.runner import _Tally
+
+        self.tally = _Tally(store, control, out)
+
+    def __call__(self, row: VideoRow) -> None:
+        if row.active:
+            row.status = "done"
+        if row.record is not None:
+            row.record.pop("_images", None)
+        self.tally(row)
+
+
+def _log_redirect(progress: bool) -> Any:
+    if not progress:
+        return contextlib.nullcontext()
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    return logging_redirect_tqdm()
+
+
+def _job(
+    bench: Benchmark,
+    spec: EvalSpec,
+    cfg: RunConfig,
+    items: list[EvalItem],
+    mode: str,
+    progress: bool,
+) -> tuple[EvalJob, list[str]]:
+    """The items that have their inputs (videos found, captions matched) and the ids of
+    those that have not; the model and judge settings."""
+    job = EvalJob(bench.name, mode, {}, n_frames=spec.n_frames, seed=spec.seed)
+    missing: list[str] = []
+    if mode == "caption":
+        table = _captions(spec, cfg, items, progress)
+        job.caption_provenance = table.provenance
+        for it in items:
+            text = table.find(it.data.get("keys") or [it.video])
+            if text is None:
+                missing.append(it.item_id)
+            else:
+                job.items[it.item_id], job.captions[it.item_id] = it, text
+    else:
+        index = _index(spec, mode)
+        for it in items:
+            path = index.find(str(it.data.get("video_file") or it.video))
+            if path is None:
+                missing.append(it.item_id)
+            else:
+                job.items[it.item_id], job.videos[it.item_id] = it, str(path)
+    job.model, job.judge = _models(bench, spec, cfg, mode)
+    if missing:
+        log.warning(
+            "%d of %d items have no %s; they are not scored",
+            len(missing),
+            len(items),
+            "caption" if mode == "caption" else "video",
+        )
+    return job, missing
+
+
+def _index(spec: EvalSpec, mode: str) -> VideoIndex:
+    if spec.videos is None:
+        raise ConfigError(
+            f"--input {mode} needs the benchmark's videos",
+            hint="pass --videos DIR (or --input caption with --captions RUN_DIR_OR_JSONL)",
+        )
+    if not spec.videos.is_dir():
+        raise ConfigError(f"--videos {spec.videos}: no such folder")
+    return VideoIndex(spec.videos)
+
+
+def _captions(
+    spec: EvalSpec, cfg: RunConfig, items: list[EvalItem], progress: bool
+) -> CaptionTable:
+    if spec.captions is not None:
+        return CaptionTable.load(spec.captions)
+    if spec.videos is None:
+        raise ConfigError(
+            "caption input needs captions",
+            hint="pass --captions RUN_DIR_OR_JSONL, or --videos DIR to caption them with a "
+            "diffcap run first",
+        )
+    index = _index(spec, "caption")
+    paths = {
+        str(p) for it in items if (p := index.find(str(it.data.get("video_file") or it.video)))
+    }
+    run_dir = spec.out / "captions.run"
+    report = caption_videos(sorted(Path(p) for p in paths), run_dir, cfg, progress=progress)
+    if report.stop_reason:
+        log.warning("the caption run stopped (%s); scoring what it captioned", report.stop_reason)
+    return CaptionTable.load(run_dir)
+
+
+def _models(
+    bench: Benchmark, spec: EvalSpec, cfg: RunConfig, mode: str
+) -> tuple[ModelConfig | None, ModelConfig | None]:
+    """(model under test or the answering text model, judge), both at temperature 0."""
+    model: ModelConfig | None = None
+    if mode != "caption":
+        model = replace_model(cfg.model)
+    elif not bench.scores_captions:
+        same = spec.answer_api_base in (None, cfg.model.api_base)
+        model = replace_model(
+            cfg.model,
+            model=spec.answer_model,
+            api_base=spec.answer_api_base,
+            api_key=cfg.model.api_key if same else None,
+        )
+    judge = None
+    if bench.scores_captions and not spec.judge_model:
+        raise ConfigError(f"{bench.name} needs a judge", hint="pass --judge-model NAME")
+    if spec.judge_model:
+        same = spec.judge_api_base in (None, cfg.model.api_base)
+        judge = replace_model(
+            cfg.model,
+            model=spec.judge_model,
+            api_base=spec.judge_api_base,
+            api_key=spec.judge_api_key or (cfg.model.api_key if same else None),
+            backend="openai",
+        )
+    return model, judge
+
+
+def _bind(store: RunStore, spec: EvalSpec, job: EvalJob) -> dict[str, Any]:
+    """What the results in ``OUT`` depend on; a rerun that changes it is refused."""
+    signature = {
+        "benchmark": job.bench,
+        "data": str(spec.data.resolve()),
+        "input": job.input_mode,
+        "model": job.model.model if job.model else None,
+        "model_backend": job.model.backend if job.model else None,
+        "judge": job.judge.model if job.judge else None,
+        "judge_api_base": job.judge.api_base if job.judge else None,
+        "n_frames": job.n_frames if job.input_mode == "frames" else None,
+        "seed": job.seed,
+        "captions": str(spec.captions.resolve()) if spec.captions else None,
+    }
+    stored = store.get_meta("eval")
+    if stored is not None and stored != signature:
+        changed = sorted(k for k in signature if stored.get(k) != signature[k])
+        raise ConfigError(
+            f"{spec.out} holds another eval (changed: {', '.join(changed)})",
+            hint="use another --out for another model, judge, input or benchmark",
+        )
+    store.set_meta("eval", signature)
+    return signature
