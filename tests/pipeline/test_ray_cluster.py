@@ -5,16 +5,13 @@ records equal to the local executor's."""
 from __future__ import annotations
 
 import collections
-import os
-import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from diffcap.config import RunConfig
 from diffcap.pipeline.control import RunControl
+from support.ray_cluster import lose_node_when, simulated_cluster
 from support.servers import _fault_server_session, fault_server  # noqa: F401 - fixtures
 
 ray = pytest.importorskip("ray")
@@ -29,15 +26,8 @@ class _NoSpend:
 @pytest.fixture(scope="module")
 def cluster():
     """A head (the driver, one CPU) and two worker nodes with 2 CPUs and one fake GPU each."""
-    ray.shutdown()
-    c = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    workers = [c.add_node(num_cpus=2, num_gpus=1) for _ in range(2)]
-    c.wait_for_nodes()
-    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    ray.init(address=c.address, runtime_env={"env_vars": env}, log_to_driver=False)
-    yield c, workers
-    ray.shutdown()
-    c.shutdown()
+    with simulated_cluster(gpus_per_worker=1) as (c, workers):
+        yield c, workers
 
 
 def _cfg(**engine) -> RunConfig:
@@ -139,24 +129,15 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_nothing(
     calls = len(fault_server.answered)
     fault_server.reset()
     fault_server.latency = 0.4  # long enough that the node dies with calls in flight
-    answered_at_loss: list[int] = []
-
-    def kill_a_node_mid_run() -> None:
-        while len(fault_server.answered) < calls // 3:
-            time.sleep(0.02)
-        answered_at_loss.append(len(fault_server.answered))
-        c.remove_node(workers[1])
-
-    killer = threading.Thread(target=kill_a_node_mid_run, daemon=True)
-    killer.start()
+    loss = lose_node_when(fault_server, c, workers[1], answered=calls // 3)
     report = run_dataset(
         [str(videos)],
         tmp_path / "ray",
         _run_cfg(fault_server.base_url, "ray"),
         progress=False,
     )
-    killer.join(timeout=60)
-    assert answered_at_loss and answered_at_loss[0] < calls, "the node was not lost mid-run"
+    loss.join()
+    assert loss.answered_at is not None and loss.answered_at < calls, "not lost mid-run"
     assert report.counts == local.counts and report.counts["done"] == 6
     assert report.done_now == 6  # every video committed once
     assert _records(tmp_path / "ray") == _records(tmp_path / "local")
@@ -165,4 +146,4 @@ def test_a_worker_node_lost_mid_run_loses_and_duplicates_nothing(
     assert len(paid) == calls  # every call of the run was answered...
     # ...and the only calls paid twice are those in flight on the lost node: at most
     # model.concurrency (2) for each model actor it held (2 actors; both may have been there).
-    assert twice <= 2 * 2, (twice, answered_at_loss)
+    assert twice <= 2 * 2, (twice, loss.answered_at)

@@ -5,11 +5,7 @@ in flight on it, with no SQLite file written by any worker."""
 from __future__ import annotations
 
 import collections
-import os
 import sqlite3
-import sys
-import threading
-import time
 
 import pytest
 
@@ -18,6 +14,7 @@ import support.servers as servers
 from diffcap.config import RunConfig
 from diffcap.pipeline import iter_records, run_dataset
 from diffcap.video.synth import default_scenes, write_video
+from support.ray_cluster import lose_node_when, simulated_cluster
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
@@ -31,16 +28,9 @@ pg_url = postgres.pg_url
 @pytest.fixture
 def cluster():
     """A head (the driver) and two worker nodes of 2 CPUs."""
-    ray.shutdown()
-    c = cluster_utils.Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    workers = [c.add_node(num_cpus=2) for _ in range(2)]
-    c.wait_for_nodes()
-    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    ray.init(address=c.address, runtime_env={"env_vars": env}, log_to_driver=False)
-    assert {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]} == {"127.0.0.1"}
-    yield c, workers
-    ray.shutdown()
-    c.shutdown()
+    with simulated_cluster() as (c, workers):
+        assert {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]} == {"127.0.0.1"}
+        yield c, workers
 
 
 def _cfg(url: str, cache_url: str | None, engine: str) -> RunConfig:
@@ -78,21 +68,12 @@ def test_a_lost_node_loses_no_answer_kept_in_postgresql(
     calls = len(fault_server.answered)
     fault_server.reset()
     fault_server.latency = 0.4  # the node dies with calls in flight
-    lost_at: list[int] = []
-
-    def lose_a_node() -> None:
-        while len(fault_server.answered) < calls // 3:
-            time.sleep(0.02)
-        lost_at.append(len(fault_server.answered))
-        c.remove_node(workers[1])
-
-    killer = threading.Thread(target=lose_a_node, daemon=True)
-    killer.start()
+    loss = lose_node_when(fault_server, c, workers[1], answered=calls // 3)
     run_dir = tmp_path / "ray"
     cfg = _cfg(fault_server.base_url, pg_url, "ray")
     report = run_dataset([str(videos)], run_dir, cfg, progress=False)
-    killer.join(timeout=60)
-    assert lost_at and lost_at[0] < calls, "the node was not lost mid-run"
+    loss.join()
+    assert loss.answered_at is not None and loss.answered_at < calls, "not lost mid-run"
     assert report.counts == local.counts and report.done_now == 5
     assert _captions(run_dir) == _captions(tmp_path / "local")
     paid = collections.Counter(fault_server.answered)
