@@ -14,7 +14,7 @@ from support.evals import read_out, run_eval
 from support.fault_server import routed_reply
 
 
-def test_mvbench_grid_official_check_and_answered_only(fault_server, eval_videos, tmp_path):
+def _mvbench_files(tmp_path):
     data = tmp_path / "json"
     data.mkdir()
     (data / "action_sequence.json").write_text(json.dumps([
@@ -32,6 +32,21 @@ def test_mvbench_grid_official_check_and_answered_only(fault_server, eval_videos
         {"video": "v6.mp4", "question": "Which moves?", "candidates": ["sphere", "cube"],
          "answer": "cube"},
     ]))  # fmt: skip
+    return data
+
+
+_MVBENCH_ANSWERS = [
+    ("What happened first?", "A) open door"),   # "(a)" : right
+    ("What did he take?", "(B) book"),          # "((b)" contains "(b)": right
+    ("Where did he go?", "The answer is C"),    # "(the": wrong, no letter
+    ("How many balls move?", "b."),             # "(b." -> "(b" in "(b)": right
+    ("How many cubes?", "Not sure."),           # wrong, no letter
+    ("Which moves?", "A"),                      # "(a" vs "(b)": wrong, answered A
+]  # fmt: skip
+
+
+def test_mvbench_grid_official_check_and_answered_only(fault_server, eval_videos, tmp_path):
+    data = _mvbench_files(tmp_path)
     fault_server.reply = routed_reply([
         ("What happened first?", "A) open door"),   # "(a)" : right
         ("What did he take?", "(B) book"),          # "((b)" contains "(b)": right
@@ -64,6 +79,38 @@ def test_mvbench_grid_official_check_and_answered_only(fault_server, eval_videos
     assert run_eval(fault_server, "mvbench", "--data", str(data), "--videos", str(eval_videos),
                     "--input", "grid", "--out", str(out)) == 0  # fmt: skip
     assert len(fault_server.requests) == 6
+
+
+def test_an_eval_on_ray_scores_the_same_as_on_the_local_executor(
+    fault_server, eval_videos, tmp_path
+):
+    """``--engine ray``: the same stages on Ray actors, the same answers and scores."""
+    ray = pytest.importorskip("ray")
+    data = _mvbench_files(tmp_path)
+    fault_server.reply = routed_reply(_MVBENCH_ANSWERS)
+    outs = {}
+    try:
+        for engine in ("local", "ray"):
+            outs[engine] = tmp_path / engine
+            args = ["--data", str(data), "--videos", str(eval_videos), "--input", "grid"]
+            code = run_eval(fault_server, "mvbench", *args, "--out", str(outs[engine]),
+                            "--engine", engine, "--workers", "2")  # fmt: skip
+            assert code == 0
+    finally:
+        ray.shutdown()
+    (a_scores, a_preds), (b_scores, b_preds) = read_out(outs["local"]), read_out(outs["ray"])
+    assert a_scores["overall"] == b_scores["overall"] and a_scores["overall"]["correct"] == 3
+    assert [(p["id"], p["extracted"]) for p in a_preds] == [
+        (p["id"], p["extracted"]) for p in b_preds
+    ]
+    assert len(fault_server.requests) == 2 * 6  # each eval dir asks every item once
+    try:  # a rerun on Ray sends nothing: every item is done and every call cached
+        args = ["--data", str(data), "--videos", str(eval_videos), "--input", "grid"]
+        assert run_eval(fault_server, "mvbench", *args, "--out", str(outs["ray"]),
+                        "--engine", "ray", "--workers", "2") == 0  # fmt: skip
+    finally:
+        ray.shutdown()
+    assert len(fault_server.requests) == 12
 
 
 def test_videomme_parquet_frames_and_letter_extraction(fault_server, eval_videos, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,38 @@ def test_a_node_local_endpoint_is_not_probed_from_the_driver(tmp_path):
         cfg = RunConfig.model_validate({"model": model, "engine": engine})
         with pytest.raises(ModelUnavailable):
             CaptionStage(cfg, tmp_path).check()
+
+
+def test_a_row_that_cannot_travel_is_a_bug_of_that_row_not_a_lost_batch(tmp_path):
+    """A stage that leaves bytes in a row (not JSON): on Ray that row comes back as an
+    internal error with its traceback (pending, exit 70); the rest of its batch is done."""
+    from diffcap.pipeline.control import RunControl
+    from diffcap.pipeline.ray_runner import RayExecutor
+    from diffcap.pipeline.rows import VideoRow
+    from support.stages import BytesRecord
+
+    ray.shutdown()
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
+    try:
+        cfg = RunConfig.model_validate({"engine": {"engine": "ray"}})
+        rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption="ok") for i in range(3)]
+        rows[1].caption = "BYTES"
+        got: list[VideoRow] = []
+
+        class _NoSpend:
+            def spend(self) -> dict:
+                return {"cost_usd": 0.0}
+
+        control = RunControl(_NoSpend(), cfg.engine)
+        RayExecutor(cfg, progress=False).run(
+            rows, [BytesRecord(cfg, tmp_path)], got.append, control
+        )
+    finally:
+        ray.shutdown()
+    by_id = {r.video_id: r for r in got}
+    assert sorted(by_id) == ["v0", "v1", "v2"]  # nothing lost
+    assert by_id["v0"].record == {"ok": True} and by_id["v2"].active
+    bad = by_id["v1"]
+    assert bad.status == "deferred" and bad.reason == "internal_error"
+    assert "not JSON serializable" in bad.error and "Traceback" in (bad.traceback or "")

@@ -54,3 +54,17 @@ class GpuTag(Stage):
         node = ray.get_runtime_context().get_node_id()
         row.caption = f"{node}|{os.getpid()}|{ray.get_gpu_ids()}"
         return row
+
+
+class BytesRecord(Stage):
+    """Leaves a value JSON cannot hold in the record of rows captioned "BYTES" (a bug)."""
+
+    name = "bytes_record"
+
+    @property
+    def resources(self) -> Resources:
+        return Resources(cpus=0, concurrency=4)
+
+    def process_row(self, row: VideoRow) -> VideoRow:
+        row.record = {"blob": b"\x00raw"} if row.caption == "BYTES" else {"ok": True}
+        return row

@@ -109,6 +109,18 @@ def video_images(
         return _cached_images(mode, path, folder, cfg, key, span, n_frames, embedder)
 
 
+def video_image_files(mode: str, path: Path, out_dir: Path, cfg: Any, **kw: Any) -> list[str]:
+    """:func:`video_images`, as the paths of the saved JPEGs (what a row carries between
+    stages: rows stay JSON, so they travel to Ray actors)."""
+    video_images(mode, path, out_dir, cfg, **kw)
+    folder = _folder(out_dir, mode, kw["key"], kw.get("span"), kw.get("n_frames", 16))
+    return [str(f) for f in sorted(folder.glob("*.jpg"))]
+
+
+def load_images(files: Any) -> tuple[ImageInput, ...]:
+    return tuple(ImageInput(Path(f).read_bytes()) for f in files)
+
+
 def _cached_images(
     mode: str,
     path: Path,

@@ -5,7 +5,8 @@
     report.exit_code, report.scores_path
 
 The stage list is ``[eval_inputs] -> eval_answer`` (``eval_inputs`` only for the image input
-modes), run by the local executor with the engine's run control, over ``OUT/eval.sqlite``:
+modes), run by the executor of ``engine.engine`` (local or Ray) with the engine's run control,
+over ``OUT/eval.sqlite``:
 per-item results are committed as they finish, and every model and judge call goes through
 the store's request cache, so a killed eval resumes and sends only the calls it had not
 finished. ``OUT/predictions.jsonl``, ``OUT/scores.json`` and ``OUT/<bench>.png`` are rebuilt
@@ -116,10 +117,6 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
     bench = get_benchmark(spec.bench)
     if (spec.judge_api_base or spec.judge_api_key) and not spec.judge_model:
         raise ConfigError("--judge-api-base / --judge-api-key need --judge-model")
-    if cfg.engine.engine != "local":
-        log.warning(
-            "diffcap eval runs on the local executor (engine %r ignored)", cfg.engine.engine
-        )
     mode = spec.input_mode or ("caption" if bench.scores_captions else "grid")
     if mode not in INPUT_MODES:
         raise ConfigError(f"unknown --input {mode!r}", hint=f"one of {', '.join(INPUT_MODES)}")
@@ -161,7 +158,7 @@ def _run_locked(
 ) -> EvalReport:
     from diffcap.eval.outputs import write_outputs
     from diffcap.pipeline.control import RunControl
-    from diffcap.pipeline.local import LocalExecutor
+    from diffcap.pipeline.pipeline import make_executor
 
     job, missing = _job(bench, spec, cfg, items, mode, progress)
     signature = _bind(store, spec, job)
@@ -177,7 +174,9 @@ def _run_locked(
     before = (store.spend()["requests"], store.replays())
     commit = _Commit(store, control, spec.out)
     with _log_redirect(progress):
-        LocalExecutor(cfg, progress=progress).run(rows, stages, commit, control)
+        # The executor of engine.engine, as for diffcap run: local, or Ray (a cluster's
+        # model pools answer the items; the eval dir must be on storage every node sees).
+        make_executor(cfg, progress=progress).run(rows, stages, commit, control)
     extra = {"caption_provenance": job.caption_provenance} if job.caption_provenance else {}
     counts, overall, files = write_outputs(
         store, bench, items, missing, {**signature, **extra}, spec.out

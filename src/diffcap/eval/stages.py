@@ -79,12 +79,12 @@ class EvalInputStage(_EvalStage):
         self._ready = True
 
     def process_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.eval.inputs import video_images
+        from diffcap.eval.inputs import video_image_files
 
         item = self.job.items[row.video_id]
         try:
             span = item.data.get("span")
-            images = video_images(
+            images = video_image_files(
                 self.job.input_mode,
                 Path(self.job.videos[row.video_id]),
                 Path(self.run_dir),
@@ -143,11 +143,11 @@ class EvalAnswerStage(_EvalStage):
         self._ready = True
 
     async def aprocess_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.eval.inputs import preamble
+        from diffcap.eval.inputs import load_images, preamble
 
         job = self.job
         item = job.items[row.video_id]
-        images = (row.record or {}).get("_images", ())
+        images = load_images((row.record or {}).get("_images", ()))
         ctx = EvalContext(
             model=self.model,
             judge=self.judge,

@@ -72,7 +72,16 @@ class StageActor:
             out = self.stage.process(rows)
         except Exception as exc:  # as the local executor: the batch's rows carry the error
             out = [r.fail(self.stage.name, exc) if r.active else r for r in rows]
-        return {"row": np.array([json.dumps(r.to_json()) for r in out], dtype=object)}
+        return {"row": np.array([self._encode(r) for r in out], dtype=object)}
+
+    def _encode(self, row: VideoRow) -> str:
+        """A row that cannot travel (a stage left a value JSON cannot hold) is a bug of that
+        row, with its traceback, never a lost batch."""
+        try:
+            return json.dumps(row.to_json())
+        except (TypeError, ValueError) as exc:
+            row.record = None
+            return json.dumps(row.fail(self.stage.name, exc).to_json())
 
     def __del__(self) -> None:
         # Actors end with the dataset; close clients and the run database cleanly.
