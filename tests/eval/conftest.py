@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from diffcap.video.synth import Scene, write_video
+from support.postgres import pg_server, pg_url  # noqa: F401
 from support.servers import _fault_server_session, fault_server  # noqa: F401
 
 

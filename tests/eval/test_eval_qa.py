@@ -113,6 +113,31 @@ def test_an_eval_on_ray_scores_the_same_as_on_the_local_executor(
     assert len(fault_server.requests) == 12
 
 
+def test_an_eval_with_the_cache_in_postgresql_writes_no_answer_to_eval_sqlite(
+    fault_server, eval_videos, pg_server, pg_url, tmp_path
+):
+    """``--engine-cache-url``: the eval's model calls are cached in PostgreSQL as a run's
+    are (a cluster's workers never write the eval dir's SQLite); a rerun replays them."""
+    import sqlite3
+
+    data = _mvbench_files(tmp_path)
+    fault_server.reply = routed_reply(_MVBENCH_ANSWERS)
+    out = tmp_path / "out"
+    args = ["--data", str(data), "--videos", str(eval_videos), "--input", "grid",
+            "--out", str(out), "--engine-cache-url", pg_url]  # fmt: skip
+    assert run_eval(fault_server, "mvbench", *args) == 0
+    scores, _ = read_out(out)
+    assert scores["overall"]["correct"] == 3
+    db = pg_url.rsplit("/", 1)[1]
+    assert pg_server.sql("SELECT COUNT(*) FROM diffcap_requests", db=db)[0][0] == 6
+    with sqlite3.connect(out / "eval.sqlite") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 0
+    (out / "predictions.jsonl").unlink()
+    assert run_eval(fault_server, "mvbench", *args) == 0
+    assert len(fault_server.requests) == 6  # nothing sent twice
+    assert (out / "predictions.jsonl").is_file()
+
+
 def test_videomme_parquet_frames_and_letter_extraction(fault_server, eval_videos, tmp_path):
     def row(qid, vid, duration, task, question, answer):
         return {

@@ -278,7 +278,7 @@ def test_stage_contract_under_every_executor(tmp_path):
     ray = pytest.importorskip("ray")
     ray.shutdown()  # workers must import the test stages: give them this sys.path
     env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
     from diffcap.pipeline.control import RunControl
     from diffcap.pipeline.local import LocalExecutor
     from diffcap.pipeline.ray_runner import RayExecutor

@@ -205,3 +205,20 @@ def test_a_bad_output_uri_fails_before_any_video(tmp_path):
     store = RunStore.open(tmp_path / "run" / "run.sqlite")
     assert store.counts()["pending"] == 1  # registered, never touched
     store.close()
+
+
+def test_publishing_over_another_runs_outputs_is_refused(tmp_path):
+    """A config.yaml reused with --config carries output.uri: a second run must not replace
+    the first run's published records."""
+    uri = f"memory://diffcap-test-{uuid.uuid4().hex[:8]}/shared"
+    first = fill(tmp_path / "a")
+    write_outputs(tmp_path / "a", first, OutputConfig(uri=uri))
+    write_outputs(tmp_path / "a", first, OutputConfig(uri=uri))  # the same run: fine
+    second = fill(tmp_path / "b", n=3)
+    with pytest.raises(ConfigError, match="outputs of another run"):
+        write_outputs(tmp_path / "b", second, OutputConfig(uri=uri))
+    fs, root = pytest.importorskip("fsspec").core.url_to_fs(uri)
+    lines = fs.cat_file(f"{root}/records/records-00000.jsonl").decode().splitlines()
+    assert len(lines) == 3  # still the first run's three records
+    first.close()
+    second.close()

@@ -18,7 +18,7 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -215,7 +215,7 @@ def test_a_row_that_cannot_travel_is_a_bug_of_that_row_not_a_lost_batch(tmp_path
 
     ray.shutdown()
     env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
+    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
     try:
         cfg = RunConfig.model_validate({"engine": {"engine": "ray"}})
         rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption="ok") for i in range(3)]
@@ -238,3 +238,43 @@ def test_a_row_that_cannot_travel_is_a_bug_of_that_row_not_a_lost_batch(tmp_path
     bad = by_id["v1"]
     assert bad.status == "deferred" and bad.reason == "internal_error"
     assert "not JSON serializable" in bad.error and "Traceback" in (bad.traceback or "")
+
+
+@pytest.mark.timeout(60)  # ray.init alone waits minutes on a dead address
+def test_an_unreachable_cluster_stops_in_one_line_at_once():
+    """A dead address is a fault of the world said in one line (exit 4), not a long hang."""
+    from diffcap.config import EngineConfig
+    from diffcap.errors import RunStopped
+    from diffcap.pipeline.ray_runner import ensure_ray
+    from support.servers import free_port
+
+    ray.shutdown()
+    with pytest.raises(RunStopped, match=r"cannot reach the Ray cluster at 127\.0\.0\.1"):
+        ensure_ray(EngineConfig(engine="ray", ray_address=f"127.0.0.1:{free_port()}"))
+    assert not ray.is_initialized()
+
+
+def test_sqlite_request_cache_is_refused_across_hosts_not_across_local_nodes(tmp_path):
+    """Workers on several hosts would write one SQLite file over a network filesystem; the
+    nodes of one host share its disk (how the simulated-cluster tests run)."""
+    from diffcap.errors import ConfigError
+    from diffcap.pipeline.ray_runner import _refuse_sqlite_across_hosts
+    from diffcap.pipeline.stages import CaptionStage, KeyframeStage
+
+    class Nodes:  # what ray.nodes() reports: a real multi-host cluster cannot run here
+        def __init__(self, *hosts: str) -> None:
+            self.hosts = hosts
+
+        def nodes(self) -> list[dict]:
+            return [{"Alive": True, "NodeManagerAddress": h} for h in self.hosts]
+
+    cfg = RunConfig.model_validate({"model": {"api_base": "http://h:1/v1", "model": "m"}})
+    caption, keyframes = CaptionStage(cfg, tmp_path), KeyframeStage(cfg, tmp_path)
+    _refuse_sqlite_across_hosts(Nodes("127.0.0.1", "127.0.0.1"), [caption], cfg.engine)
+    _refuse_sqlite_across_hosts(Nodes("10.0.0.1", "10.0.0.2"), [keyframes], cfg.engine)
+    with pytest.raises(ConfigError, match="spans 2 hosts"):
+        _refuse_sqlite_across_hosts(Nodes("10.0.0.1", "10.0.0.2"), [caption], cfg.engine)
+    pg = cfg.model_copy(
+        update={"engine": cfg.engine.model_copy(update={"cache_url": "postgresql://u@h/d"})}
+    )
+    _refuse_sqlite_across_hosts(Nodes("10.0.0.1", "10.0.0.2"), [caption], pg.engine)

@@ -30,7 +30,13 @@ from diffcap.eval.captions import CaptionTable, caption_videos
 from diffcap.eval.hubdata import hub_data, is_hub_data
 from diffcap.eval.inputs import INPUT_MODES, VideoIndex
 from diffcap.eval.registry import get_benchmark
-from diffcap.eval.stages import EvalAnswerStage, EvalInputStage, EvalJob, replace_model
+from diffcap.eval.stages import (
+    EVAL_DB,
+    EvalAnswerStage,
+    EvalInputStage,
+    EvalJob,
+    replace_model,
+)
 from diffcap.pipeline.rows import VideoRow
 from diffcap.store import RunStore, VideoEntry
 from diffcap.store.cache import adopt_run_cache
@@ -114,6 +120,12 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
     from diffcap.store.lock import RunLock
 
     t0 = time.perf_counter()
+    # Absolute: on Ray, workers on other nodes resolve the eval dir and videos themselves.
+    spec = replace(
+        spec,
+        out=spec.out.absolute(),
+        videos=spec.videos.absolute() if spec.videos else None,
+    )
     bench = get_benchmark(spec.bench)
     if (spec.judge_api_base or spec.judge_api_key) and not spec.judge_model:
         raise ConfigError("--judge-api-base / --judge-api-key need --judge-model")
@@ -129,7 +141,7 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
     with storage_errors(spec.out):
         spec.out.mkdir(parents=True, exist_ok=True)
         with RunLock(spec.out, "diffcap eval"):
-            store = RunStore.open(spec.out / "eval.sqlite")
+            store = RunStore.open(spec.out / EVAL_DB)
             try:
                 return _run_locked(store, bench, spec, cfg, items, mode, progress, t0)
             finally:

@@ -23,6 +23,10 @@ from diffcap.pipeline.stage import Resources, Stage
 __all__ = ["EvalAnswerStage", "EvalInputStage", "EvalJob", "replace_model"]
 
 
+#: The eval directory's run store (results, and the request cache unless engine.cache_url).
+EVAL_DB = "eval.sqlite"
+
+
 @dataclass
 class EvalJob:
     """Everything the stages need besides the run config (picklable)."""
@@ -117,20 +121,36 @@ class EvalAnswerStage(_EvalStage):
     def _configs(self) -> list[ModelConfig]:
         return [m for m in (self.job.model, self.job.judge) if m is not None]
 
+    #: The eval's id in a shared PostgreSQL cache (``engine.cache_url``), found on the
+    #: driver by ``check()`` and carried to workers, as the caption stage does.
+    _cache_run_id: str | None = None
+
+    @property
+    def uses_cache(self) -> bool:
+        return True
+
     def check(self) -> None:
         from diffcap.models import get_backend
+        from diffcap.store.cache import check_request_cache
 
         for mcfg in self._configs():
             get_backend(mcfg.backend, mcfg).preflight()
+        self._cache_run_id = check_request_cache(self.cfg.engine, Path(self.run_dir) / EVAL_DB)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "_cache_run_id": self._cache_run_id}
 
     def setup(self) -> None:
         if self._ready:
             return
         from diffcap.eval.registry import get_benchmark
         from diffcap.models import get_backend
-        from diffcap.store import CachedBackend, RunStore
+        from diffcap.store import CachedBackend
+        from diffcap.store.cache import open_request_cache
 
-        self.store = RunStore.open(Path(self.run_dir) / "eval.sqlite")
+        self.store = open_request_cache(
+            self.cfg.engine, self.run_dir, run_id=self._cache_run_id, db_name=EVAL_DB
+        )
         cap = self.cfg.engine.max_cost_usd
 
         def cached(mcfg: ModelConfig | None) -> Any:

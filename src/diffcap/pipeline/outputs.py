@@ -65,8 +65,10 @@ def write_outputs(run_dir: str | Path, store: RunStore, cfg: OutputConfig) -> di
     written["filtered"] = _write_jsonl(run_dir / "filtered.jsonl", _filtered(store))
     if cfg.uri:
         from diffcap.pipeline.publish import publish_outputs
+        from diffcap.store.cache import ensure_run_id
 
-        written["published"] = publish_outputs(run_dir, written, cfg.uri)
+        run_id = ensure_run_id(store)
+        written["published"] = publish_outputs(run_dir, written, cfg.uri, run_id=run_id)
     return written
 
 

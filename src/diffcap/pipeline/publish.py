@@ -36,9 +36,14 @@ log = logging.getLogger(__name__)
 MANIFEST = "_manifest.json"
 
 
-def publish_outputs(run_dir: Path, written: dict[str, Any], uri: str) -> dict[str, Any]:
-    """Copy the outputs ``write_outputs`` wrote to ``uri``; returns what was published."""
+def publish_outputs(
+    run_dir: Path, written: dict[str, Any], uri: str, *, run_id: str
+) -> dict[str, Any]:
+    """Copy the outputs ``write_outputs`` wrote to ``uri``; returns what was published.
+    A destination that holds another run's outputs (its manifest names another run id,
+    say a config.yaml reused with ``--config``) is refused, never overwritten."""
     fs, root = _filesystem(uri)
+    _refuse_another_run(fs, root, uri, run_id)
     names = [f"records/{s}" for s in written["shards"]]
     names += [
         n
@@ -49,7 +54,8 @@ def publish_outputs(run_dir: Path, written: dict[str, Any], uri: str) -> dict[st
         fs.makedirs(posixpath.join(root, "records"), exist_ok=True)
         files = [_put(fs, run_dir / n, posixpath.join(root, n), n) for n in names]
         manifest = run_dir / MANIFEST
-        manifest.write_text(json.dumps({"created": time.time(), "files": files}, indent=1))
+        body = {"run_id": run_id, "created": time.time(), "files": files}
+        manifest.write_text(json.dumps(body, indent=1))
         _put(fs, manifest, posixpath.join(root, MANIFEST), MANIFEST)
         _remove_stale(fs, root, set(written["shards"]))  # after the manifest that drops them
     except Exception as exc:  # any driver's error (s3fs, gcsfs, ...): a fault of the world
@@ -62,10 +68,30 @@ def publish_outputs(run_dir: Path, written: dict[str, Any], uri: str) -> dict[st
     return {"uri": redact(uri), "files": len(files)}
 
 
-def check_uri(uri: str | None) -> None:
-    """Fail before the run, not after it, on an unknown protocol or a missing driver."""
+def _refuse_another_run(fs: Any, root: str, uri: str, run_id: str) -> None:
+    try:
+        with fs.open(posixpath.join(root, MANIFEST)) as f:
+            owner = json.loads(f.read()).get("run_id")
+    except FileNotFoundError:
+        return
+    except Exception as exc:  # unreadable: say so rather than overwrite it
+        raise StorageError(
+            redact(f"{uri}: cannot read its {MANIFEST} ({type(exc).__name__}: {exc})")
+        ) from exc
+    if owner is not None and owner != run_id:
+        raise ConfigError(
+            redact(f"{uri} holds the published outputs of another run ({owner})"),
+            hint="give this run its own --output-uri (a config.yaml reused with --config "
+            "carries the old one), or remove that folder",
+        )
+
+
+def check_uri(uri: str | None, run_id: str) -> None:
+    """Fail before the run, not after it: an unknown protocol, a missing driver, or a
+    destination that holds another run's outputs."""
     if uri:
-        _filesystem(uri)
+        fs, root = _filesystem(uri)
+        _refuse_another_run(fs, root, uri, run_id)
 
 
 def _filesystem(uri: str) -> tuple[Any, str]:

@@ -33,6 +33,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from tqdm.auto import tqdm
 
 from diffcap._deps import require
 from diffcap.config import EngineConfig
-from diffcap.errors import ConfigError
+from diffcap.errors import ConfigError, RunStopped
 from diffcap.pipeline.control import RunControl
 from diffcap.pipeline.executor import Executor
 from diffcap.pipeline.ray_io import RowSpool, spool_source
@@ -98,13 +99,33 @@ def ensure_ray(engine: EngineConfig) -> Any:
     if not ray.is_initialized():
         if engine.ray_address:
             logger.info("connecting to Ray at %s", engine.ray_address)
-            ray.init(address=engine.ray_address)
+            try:
+                _probe(engine.ray_address)  # ray.init itself waits minutes on a dead address
+                ray.init(address=engine.ray_address)
+            except (OSError, TimeoutError, RuntimeError) as exc:
+                raise RunStopped(
+                    "ray_unreachable",
+                    f"cannot reach the Ray cluster at {engine.ray_address} ({exc})",
+                    hint="check the address (`ray status` on the head node) and rerun; "
+                    "nothing was lost",
+                ) from exc
         else:
             _check_loopback()
             # address="local": always a new instance of our own, never a cluster that
             # happens to run on this machine (joining one is explicit: engine.ray_address).
             ray.init(address="local", num_cpus=max(2, engine.workers), include_dashboard=False)
     return ray
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """A TCP connect to ``host:port`` (or ``ray://host:port``); ``auto`` and other forms
+    are left to ray. Raises OSError when nothing listens there."""
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+        pass
 
 
 def _check_loopback() -> None:
@@ -189,6 +210,21 @@ def _map_stage(ray: Any, ds: Any, stage: Stage, plan: PoolPlan, engine: EngineCo
         )
 
 
+def _refuse_sqlite_across_hosts(ray: Any, stages: Sequence[Stage], engine: EngineConfig) -> None:
+    """Model workers write the request cache as answers arrive: on nodes of several hosts
+    that would be one SQLite file written over a network filesystem, whose locking SQLite's
+    own documentation calls unreliable. Nodes of one host (one disk) are fine."""
+    if engine.cache_url or not any(getattr(s, "uses_cache", False) for s in stages):
+        return
+    hosts = {n.get("NodeManagerAddress") for n in ray.nodes() if n.get("Alive")}
+    if len(hosts) > 1:
+        raise ConfigError(
+            f"the Ray cluster spans {len(hosts)} hosts: its model workers would all write "
+            "the run's SQLite request cache over a shared filesystem",
+            hint="pass --engine-cache-url postgresql://USER@HOST/DB (docs/cluster-state.md)",
+        )
+
+
 class RayExecutor(Executor):
     """Runs rows through stages on Ray Data; ``on_row`` gets each row as it comes back."""
 
@@ -205,7 +241,8 @@ class RayExecutor(Executor):
     ) -> None:
         if not stages or control.stop_reason() is not None:
             return
-        run_dir = Path(stages[0].run_dir)
+        # Absolute: read tasks on other nodes resolve the spool's paths themselves.
+        run_dir = Path(stages[0].run_dir).absolute()
         with RowSpool(run_dir) as spool:
             files = spool.write(rows)
             sent = sum(n for _, n in files)
@@ -239,6 +276,7 @@ class RayExecutor(Executor):
         ctx.enable_progress_bars = False  # our own bar below; Ray's bars fight with tqdm
         ctx.max_errored_blocks = -1  # a batch that keeps failing must not stop the others
         engine = self.cfg.engine
+        _refuse_sqlite_across_hosts(ray, stages, engine)
         ds = ray.data.read_datasource(spool_source(files, engine.ray_rows_per_block))
         for stage, plan in zip(stages, self.plans(ray, stages), strict=True):
             ds = _map_stage(ray, ds, stage, plan, engine)

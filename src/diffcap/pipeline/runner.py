@@ -38,7 +38,7 @@ from diffcap.pipeline.report import RunReport
 from diffcap.pipeline.rows import VideoRow
 from diffcap.redact import redact
 from diffcap.store import RunStore, VideoEntry
-from diffcap.store.cache import adopt_run_cache
+from diffcap.store.cache import adopt_run_cache, ensure_run_id
 from diffcap.store.db import STATUSES
 from diffcap.store.lock import RunLock
 
@@ -224,7 +224,8 @@ def _run_locked(
     if retry_failed:
         log.info("retrying %d failed videos", store.reset_failed())
     pipeline.check()  # before any video is touched: a closed port fails here
-    check_uri(cfg.output.uri)  # an unknown protocol fails now, not after the run
+    if cfg.output.uri:  # an unknown protocol or another run's folder fails now, not later
+        check_uri(cfg.output.uri, ensure_run_id(store))
     adopt_run_cache(store, cfg.engine)  # spend and replays from where workers write them
     control = RunControl(store, cfg.engine)
     tally = _Tally(store, control, run_dir)

@@ -165,9 +165,7 @@ class ModelStage(Stage):
     @property
     def resources(self) -> Resources:
         gpus, wants = _gpus(self.cfg)
-        return Resources(
-            cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency, wants_gpu=wants
-        )
+        return Resources(cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency, wants_gpu=wants)
 
     #: The run's id in a shared PostgreSQL cache, found on the driver by ``check()`` and
     #: carried to workers (which may not read ``run.sqlite``: it is the driver's).
@@ -193,27 +191,11 @@ class ModelStage(Stage):
             self._check_cache()
 
     def _check_cache(self) -> None:
-        """Bind the run dir to its cache and, for PostgreSQL, connect once: a server that
-        is down fails the run here, in one line naming host:port."""
-        from diffcap.store import RunStore
-        from diffcap.store.cache import bind_request_cache
+        """Bind the run dir to its cache; for PostgreSQL, connect once (see
+        :func:`diffcap.store.cache.check_request_cache`)."""
+        from diffcap.store.cache import check_request_cache
 
-        def connect(run_id: str | None) -> None:
-            if run_id is None:
-                return  # the run's own SQLite file
-            from diffcap.store.postgres import PostgresRequestCache
-
-            cache = PostgresRequestCache(str(self.cfg.engine.cache_url), run_id)
-            try:
-                cache.check()
-            finally:
-                cache.close()
-
-        store = RunStore.open(Path(self.run_dir) / "run.sqlite")
-        try:
-            self._cache_run_id = bind_request_cache(store, self.cfg.engine, preflight=connect)
-        finally:
-            store.close()
+        self._cache_run_id = check_request_cache(self.cfg.engine, Path(self.run_dir) / "run.sqlite")
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()

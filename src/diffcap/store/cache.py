@@ -132,20 +132,48 @@ def bind_request_cache(
     return run_id
 
 
+def check_request_cache(engine: EngineConfig, db_path: str | Path) -> str | None:
+    """On the driver, before any video: bind the run store at ``db_path`` to its cache and,
+    for PostgreSQL, connect once (a server that is down fails here, in one line naming
+    host:port). Returns the run id workers need (they never open the driver's file)."""
+    from diffcap.store.db import RunStore
+
+    def connect(run_id: str | None) -> None:
+        if run_id is None:
+            return  # the run's own SQLite file
+        from diffcap.store.postgres import PostgresRequestCache
+
+        cache = PostgresRequestCache(str(engine.cache_url), run_id)
+        try:
+            cache.check()
+        finally:
+            cache.close()
+
+    store = RunStore.open(db_path)
+    try:
+        return bind_request_cache(store, engine, preflight=connect)
+    finally:
+        store.close()
+
+
 def open_request_cache(
-    engine: EngineConfig, run_dir: str | Path, *, run_id: str | None = None
+    engine: EngineConfig,
+    run_dir: str | Path,
+    *,
+    run_id: str | None = None,
+    db_name: str = "run.sqlite",
 ) -> RequestCacheStore:
     """The request cache of the run in ``run_dir`` as ``engine`` configures it: its SQLite
-    file, or PostgreSQL (lazily connected; ``run_id`` read from ``run.sqlite`` when not
-    given, which only the driver's machine should do)."""
+    file (``db_name``), or PostgreSQL (lazily connected; ``run_id`` read from the run's
+    file when not given, which only the driver's machine should do)."""
     from diffcap.store.db import RunStore
 
     if engine.cache_url is None:
-        return RunStore.open(Path(run_dir) / "run.sqlite")
+        return RunStore.open(Path(run_dir) / db_name)
     from diffcap.store.postgres import PostgresRequestCache
 
     if run_id is None:
-        store = RunStore.open(Path(run_dir) / "run.sqlite")
+        store = RunStore.open(Path(run_dir) / db_name)
         try:
             run_id = bind_request_cache(store, engine)
         finally:
@@ -185,6 +213,7 @@ __all__ = [
     "bind_request_cache",
     "cache_address",
     "check_entry",
+    "check_request_cache",
     "describe_cache_url",
     "ensure_run_id",
     "open_request_cache",

@@ -238,6 +238,13 @@ def _from_records(
                 yield ex
     if no_frames:
         report.notes.append(f"{no_frames} record(s) without keyframe images: text tasks only")
+        # Said loudly: a folder of published outputs (output.uri) has records but no
+        # keyframes; train on the run directory to get the image tasks.
+        log.warning(
+            "%d record(s) have no keyframe images here: only their text tasks are trained "
+            "(pass the run directory, which holds RUN_DIR/keyframes, for the image tasks)",
+            no_frames,
+        )
 
 
 def _export_options(settings: sources.RunSettings, opts: DataOptions, ts: Any) -> ExportOptions:

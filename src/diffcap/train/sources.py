@@ -8,6 +8,7 @@ captioning settings (prompt preset, image sizes, layouts) the examples must be b
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from diffcap.errors import ConfigError
 from diffcap.timeline import Caption, Keyframe, VideoRecord
 
 __all__ = ["RunSettings", "detect", "read_items", "records_and_settings"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,13 @@ def records_and_settings(path: Path, kind: str) -> tuple[Any, RunSettings]:
 
     source = open_records(path)
     config = path / "config.yaml" if kind == "run" else path.with_suffix(".run") / "config.yaml"
+    if not config.is_file():
+        log.warning(
+            "%s: no %s: the training prompts use diffcap's defaults (pass --prompt-preset /"
+            " --template if the captions were made with others)",
+            path,
+            config.name,
+        )
     return source, RunSettings.from_config(config)
 
 
