@@ -298,8 +298,8 @@ class EngineConfig(_Section):
         3,
         ge=0,
         le=100,
-        description="Ray: restarts of a lost actor and retries of its batch (a lost node, "
-        "a crash) before its videos are left pending for the next run.",
+        description="Ray: retries of a batch whose worker died (a lost node, a crash) "
+        "before its videos are left pending for the next run.",
     )
     ray_rows_per_block: int = Field(
         1,

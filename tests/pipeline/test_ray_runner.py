@@ -278,3 +278,33 @@ def test_sqlite_request_cache_is_refused_across_hosts_not_across_local_nodes(tmp
         update={"engine": cfg.engine.model_copy(update={"cache_url": "postgresql://u@h/d"})}
     )
     _refuse_sqlite_across_hosts(Nodes("10.0.0.1", "10.0.0.2"), [caption], pg.engine)
+
+
+@pytest.mark.timeout(240)  # a pool whose actors die for good would hang Ray Data here
+def test_a_video_that_kills_its_ray_worker_every_time_does_not_stop_the_others(tmp_path):
+    """The dying worker is restarted and its batch retried ``ray_max_retries`` times, then
+    dropped: that video stays pending (a rerun retries it), every other video is done."""
+    from diffcap.pipeline.control import RunControl
+    from diffcap.pipeline.ray_runner import RayExecutor
+    from diffcap.pipeline.rows import VideoRow
+    from support.stages import CrashOn
+
+    ray.shutdown()
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
+    try:
+        cfg = RunConfig.model_validate({"engine": {"engine": "ray", "ray_max_retries": 1}})
+        rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption=f"c{i}") for i in range(5)]
+        rows[2].caption = "CRASH"
+        got: list[VideoRow] = []
+
+        class _NoSpend:
+            def spend(self) -> dict:
+                return {"cost_usd": 0.0}
+
+        control = RunControl(_NoSpend(), cfg.engine)
+        RayExecutor(cfg, progress=False).run(rows, [CrashOn(cfg, tmp_path)], got.append, control)
+    finally:
+        ray.shutdown()
+    assert sorted(r.video_id for r in got) == ["v0", "v1", "v3", "v4"]  # v2: still pending
+    assert all(r.caption == f"c{r.video_id[1:]}:ok" for r in got)

@@ -68,3 +68,18 @@ class BytesRecord(Stage):
     def process_row(self, row: VideoRow) -> VideoRow:
         row.record = {"blob": b"\x00raw"} if row.caption == "BYTES" else {"ok": True}
         return row
+
+
+class CrashOn(Stage):
+    """A CPU stage whose worker process dies (as a decoder crash kills it) on rows captioned
+    "CRASH"; other rows get ":ok" appended."""
+
+    name = "crash_on"
+
+    def process_row(self, row: VideoRow) -> VideoRow:
+        import os
+
+        if row.caption == "CRASH":
+            os._exit(1)
+        row.caption = f"{row.caption}:ok"
+        return row

@@ -186,10 +186,12 @@ def _map_stage(ray: Any, ds: Any, stage: Stage, plan: PoolPlan, engine: EngineCo
         min_size=plan.min_size, max_size=plan.max_size, max_tasks_in_flight_per_actor=2
     )
     remote: dict[str, Any] = {
-        # Deliberate, not Ray Data's defaults (restart and retry forever): an actor lost
-        # with its node (or to a crash) is restarted and its batch retried, a bounded
-        # number of times; then its videos stay pending for the next run.
-        "max_restarts": engine.ray_max_retries,
+        # Deliberate, not Ray Data's defaults (retry every batch forever): an actor lost
+        # with its node (or to a crash) is always restarted, so the pool keeps its size
+        # (Ray Data waits forever on a pool whose actors are dead for good: measured);
+        # its batch is retried a bounded number of times, then dropped, and its videos
+        # stay pending for the next run.
+        "max_restarts": -1,
         "max_task_retries": engine.ray_max_retries,
     }
     if plan.spread:
@@ -251,10 +253,12 @@ class RayExecutor(Executor):
             got = self._stream(files, stages, on_row, control)
         if got < sent and control.stop_reason() is None:
             logger.warning(
-                "%d of %d videos did not come back from Ray (their workers kept failing); "
-                "they stay pending: rerun to retry them",
+                "%d of %d videos did not come back from Ray (their workers kept dying, "
+                "%d tries each); they stay pending: rerun to retry them, and take a video "
+                "that crashes its worker every time out of the inputs",
                 sent - got,
                 sent,
+                1 + self.cfg.engine.ray_max_retries,
             )
 
     def plans(self, ray: Any, stages: Sequence[Stage]) -> list[PoolPlan]:
