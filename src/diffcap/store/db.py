@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.errors import ConfigError, DiffcapError
-from diffcap.redact import redact, redact_optional
+from diffcap.redact import redact
 from diffcap.store.migrations import apply_migrations, schema_version
+from diffcap.store.outcomes import VideoOutcomes
 from diffcap.store.readonly import mount_writable, snapshot
 from diffcap.store.requests import CachedResponse, RequestCache
 
@@ -56,7 +57,7 @@ class VideoEntry:
     caption: str | None = None
 
 
-class RunStore(RequestCache):
+class RunStore(VideoOutcomes, RequestCache):
     """Thread-safe access to one run database (one connection, serialised by a lock).
 
     Each process (runner, Ray actor) opens its own ``RunStore``; SQLite's WAL lets one writer
@@ -220,8 +221,7 @@ class RunStore(RequestCache):
         last = -1
         while True:
             rows = self._query(
-                f"SELECT * FROM videos WHERE status IN ({marks}) AND seq > ? ORDER BY seq"
-                " LIMIT ?",
+                f"SELECT * FROM videos WHERE status IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?",
                 [*st, last, chunk],
             )
             yield from rows
@@ -250,86 +250,6 @@ class RunStore(RequestCache):
                 f"UPDATE videos SET {sets}, updated_at = ? WHERE video_id = ?",
                 (*fields.values(), time.time(), video_id),
             )
-
-    def complete(
-        self,
-        video_id: str,
-        record: dict[str, Any] | str,
-        *,
-        duration: float | None = None,
-        caption: str | None = None,
-        damaged: str | None = None,
-    ) -> None:
-        """Store the record (dict or JSON text) and mark the video done, atomically (one
-        transaction); ``duration``/``caption`` update those columns in the same write."""
-        blob = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
-        now = time.time()
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO records (video_id, record, created_at) VALUES (?, ?, ?)",
-                (video_id, blob, now),
-            )
-            conn.execute(
-                "UPDATE videos SET status = 'done', stage = NULL, reason = NULL, error = NULL,"
-                " attempts = attempts + 1, duration = COALESCE(?, duration),"
-                " caption = COALESCE(?, caption), damaged = ?, updated_at = ? WHERE video_id = ?",
-                (duration, caption, damaged, now, video_id),
-            )
-
-    def fail(self, video_id: str, stage: str, reason: str, error: str) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE videos SET status = 'failed', stage = ?, reason = ?, error = ?,"
-                " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
-                (stage, reason, redact(error), time.time(), video_id),
-            )
-
-    def filter(
-        self,
-        video_id: str,
-        stage: str,
-        reason: str,
-        *,
-        duplicate_of: str | None = None,
-        similarity: float | None = None,
-        error: str | None = None,
-    ) -> None:
-        error = redact_optional(error)
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE videos SET status = 'filtered', stage = ?, reason = ?, error = ?,"
-                " duplicate_of = ?, similarity = ?, updated_at = ? WHERE video_id = ?",
-                (stage, reason, error, duplicate_of, similarity, time.time(), video_id),
-            )
-
-    def defer(self, video_id: str, stage: str, reason: str, error: str) -> None:
-        """Leave the video pending, noting why this attempt stopped (a transient fault, the
-        cost cap, a bug): a rerun retries it."""
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE videos SET status = 'pending', stage = ?, reason = ?, error = ?,"
-                " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
-                (stage, reason, redact(error), time.time(), video_id),
-            )
-
-    def reset_done(self) -> int:
-        """Move done videos back to pending (their stage list grew); records stay until
-        replaced, keyframes and cached responses are reused."""
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE videos SET status = 'pending', updated_at = ? WHERE status = 'done'",
-                (time.time(),),
-            )
-            return cur.rowcount
-
-    def reset_failed(self) -> int:
-        """Move failed videos back to pending (``--retry-failed``); attempts are kept."""
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE videos SET status = 'pending', updated_at = ? WHERE status = 'failed'",
-                (time.time(),),
-            )
-            return cur.rowcount
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(STATUSES, 0)
@@ -378,43 +298,6 @@ class RunStore(RequestCache):
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
             )
-
-    # --- rows from the pipeline ----------------------------------------------------------
-
-    def commit_row(self, row: Any) -> str:
-        """Write a :class:`~diffcap.pipeline.rows.VideoRow`'s outcome; returns the status
-        stored (a deferred row stays ``pending``).
-
-        A done row's record and status are written in one transaction; failed, filtered
-        and deferred rows keep their stage, reason and error; every row updates its
-        duration, short caption and damage.
-        """
-        vid = row.video_id
-        info = {
-            k: v for k, v in (("duration", row.duration), ("caption", row.caption)) if v is not None
-        }
-        if row.damaged is not None:
-            info["damaged"] = json.dumps(row.damaged)
-        if row.status == "done":
-            self.complete(vid, row.record, **info)
-            return "done"
-        self.update(vid, **info)
-        if row.status == "failed":
-            self.fail(vid, row.stage or "", row.reason or "error", row.error or "")
-            return "failed"
-        if row.status == "filtered":
-            self.filter(
-                vid,
-                row.stage or "",
-                row.reason or "filtered",
-                duplicate_of=row.duplicate_of,
-                similarity=row.similarity,
-                error=row.error,
-            )
-            return "filtered"
-        if row.status == "deferred":
-            self.defer(vid, row.stage or "", row.reason or "deferred", row.error or "")
-        return "pending"
 
 
 __all__ = ["STATUSES", "CachedResponse", "RunStore", "VideoEntry", "VideoIdConflict"]

@@ -29,4 +29,3 @@ def mount_writable(folder: Path) -> bool:
         return not (os.statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
-
