@@ -275,33 +275,24 @@ def test_run_config_is_the_same_file_for_every_command(videos, fault_server, tmp
 def test_stage_contract_under_every_executor(tmp_path):
     """A custom stage list (an async I/O stage, then a CPU stage) runs the same under the
     local and the Ray executor: same rows, same outcomes."""
-    ray = pytest.importorskip("ray")
-    ray.shutdown()  # workers must import the test stages: give them this sys.path
-    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
-    from diffcap.pipeline.control import RunControl
+    pytest.importorskip("ray")
     from diffcap.pipeline.local import LocalExecutor
     from diffcap.pipeline.ray_runner import RayExecutor
     from diffcap.pipeline.rows import VideoRow
-    from support.stages import AsyncUpper, CpuLength
+    from support.ray_cluster import local_ray
+    from support.stages import AsyncUpper, CpuLength, run_rows
 
     results = {}
-    for name, cls in (("local", LocalExecutor), ("ray", RayExecutor)):
-        cfg = RunConfig.model_validate({"engine": {"engine": name, "workers": 2}})
-        rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption=f"c{i}") for i in range(5)]
-        rows.append(VideoRow(video_id="bad", source="s", caption="FAIL"))
-        got: list[VideoRow] = []
-        stages = [AsyncUpper(cfg, tmp_path), CpuLength(cfg, tmp_path)]
-        cls(cfg, progress=False).run(rows, stages, got.append, RunControl(_NoSpend(), cfg.engine))
-        results[name] = sorted((r.video_id, r.status, r.caption, r.reason) for r in got)
+    with local_ray():  # workers must import the test stages
+        for name, cls in (("local", LocalExecutor), ("ray", RayExecutor)):
+            cfg = RunConfig.model_validate({"engine": {"engine": name, "workers": 2}})
+            rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption=f"c{i}") for i in range(5)]
+            rows.append(VideoRow(video_id="bad", source="s", caption="FAIL"))
+            got = run_rows(cls, cfg, rows, [AsyncUpper(cfg, tmp_path), CpuLength(cfg, tmp_path)])
+            results[name] = sorted((r.video_id, r.status, r.caption, r.reason) for r in got)
     assert results["local"] == results["ray"]
     assert ("bad", "failed", "FAIL", "not_a_video") in results["local"]
     assert ("v1", "pending", "C1:2", None) in results["local"]
-
-
-class _NoSpend:
-    def spend(self) -> dict:
-        return {"cost_usd": 0.0}
 
 
 def _mount(*args: str) -> None:

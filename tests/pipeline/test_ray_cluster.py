@@ -13,14 +13,10 @@ from diffcap.config import RunConfig
 from diffcap.pipeline.control import RunControl
 from support.ray_cluster import lose_node_when, simulated_cluster
 from support.servers import _fault_server_session, fault_server  # noqa: F401 - fixtures
+from support.stages import NoSpend
 
 ray = pytest.importorskip("ray")
 cluster_utils = pytest.importorskip("ray.cluster_utils")
-
-
-class _NoSpend:
-    def spend(self) -> dict:
-        return {"cost_usd": 0.0}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +50,7 @@ def test_gpu_stage_gets_one_actor_per_declared_gpu(cluster, tmp_path):
         assert (plan.min_size, plan.max_size, plan.gpus) == (expect, expect, 1.0)
         rows = [VideoRow(video_id=f"v{i}", source=f"s{i}") for i in range(12)]
         got: list[VideoRow] = []
-        ex.run(rows, [stage], got.append, RunControl(_NoSpend(), cfg.engine))
+        ex.run(rows, [stage], got.append, RunControl(NoSpend(), cfg.engine))
         assert sorted(r.video_id for r in got) == sorted(r.video_id for r in rows)
         tags = {tuple(r.caption.split("|")[:2]) for r in got}
         assert len(tags) == expect  # that many actors did the work...

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from diffcap.config import RunConfig
+from support import ray_cluster
 from support.servers import _fault_server_session, fault_server  # noqa: F401 - fixtures
 
 ray = pytest.importorskip("ray")
@@ -208,30 +208,15 @@ def test_a_node_local_endpoint_is_not_probed_from_the_driver(tmp_path):
 def test_a_row_that_cannot_travel_is_a_bug_of_that_row_not_a_lost_batch(tmp_path):
     """A stage that leaves bytes in a row (not JSON): on Ray that row comes back as an
     internal error with its traceback (pending, exit 70); the rest of its batch is done."""
-    from diffcap.pipeline.control import RunControl
     from diffcap.pipeline.ray_runner import RayExecutor
     from diffcap.pipeline.rows import VideoRow
-    from support.stages import BytesRecord
+    from support.stages import BytesRecord, run_rows
 
-    ray.shutdown()
-    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
-    try:
-        cfg = RunConfig.model_validate({"engine": {"engine": "ray"}})
-        rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption="ok") for i in range(3)]
-        rows[1].caption = "BYTES"
-        got: list[VideoRow] = []
-
-        class _NoSpend:
-            def spend(self) -> dict:
-                return {"cost_usd": 0.0}
-
-        control = RunControl(_NoSpend(), cfg.engine)
-        RayExecutor(cfg, progress=False).run(
-            rows, [BytesRecord(cfg, tmp_path)], got.append, control
-        )
-    finally:
-        ray.shutdown()
+    cfg = RunConfig.model_validate({"engine": {"engine": "ray"}})
+    rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption="ok") for i in range(3)]
+    rows[1].caption = "BYTES"
+    with ray_cluster.local_ray():
+        got = run_rows(RayExecutor, cfg, rows, [BytesRecord(cfg, tmp_path)])
     by_id = {r.video_id: r for r in got}
     assert sorted(by_id) == ["v0", "v1", "v2"]  # nothing lost
     assert by_id["v0"].record == {"ok": True} and by_id["v2"].active
@@ -284,27 +269,14 @@ def test_sqlite_request_cache_is_refused_across_hosts_not_across_local_nodes(tmp
 def test_a_video_that_kills_its_ray_worker_every_time_does_not_stop_the_others(tmp_path):
     """The dying worker is restarted and its batch retried ``ray_max_retries`` times, then
     dropped: that video stays pending (a rerun retries it), every other video is done."""
-    from diffcap.pipeline.control import RunControl
     from diffcap.pipeline.ray_runner import RayExecutor
     from diffcap.pipeline.rows import VideoRow
-    from support.stages import CrashOn
+    from support.stages import CrashOn, run_rows
 
-    ray.shutdown()
-    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
-    try:
-        cfg = RunConfig.model_validate({"engine": {"engine": "ray", "ray_max_retries": 1}})
-        rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption=f"c{i}") for i in range(5)]
-        rows[2].caption = "CRASH"
-        got: list[VideoRow] = []
-
-        class _NoSpend:
-            def spend(self) -> dict:
-                return {"cost_usd": 0.0}
-
-        control = RunControl(_NoSpend(), cfg.engine)
-        RayExecutor(cfg, progress=False).run(rows, [CrashOn(cfg, tmp_path)], got.append, control)
-    finally:
-        ray.shutdown()
+    cfg = RunConfig.model_validate({"engine": {"engine": "ray", "ray_max_retries": 1}})
+    rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption=f"c{i}") for i in range(5)]
+    rows[2].caption = "CRASH"
+    with ray_cluster.local_ray():
+        got = run_rows(RayExecutor, cfg, rows, [CrashOn(cfg, tmp_path)])
     assert sorted(r.video_id for r in got) == ["v0", "v1", "v3", "v4"]  # v2: still pending
     assert all(r.caption == f"c{r.video_id[1:]}:ok" for r in got)

@@ -37,9 +37,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-_RESOLVE = re.compile(
-    r"^/(?:datasets/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"
-)
+_RESOLVE = re.compile(r"^/(?:datasets/)?(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 _API = re.compile(
     r"^/api/(?:models|datasets)/(?P<repo>[^/]+/[^/]+)"
     r"(?:/revision/(?P<rev>[^/]+)|/tree/(?P<tree>[^/]+)(?:/(?P<path>.+))?)?$"

@@ -1,5 +1,6 @@
-"""A simulated multi-node Ray cluster on this machine, every node on loopback (the tests'
-conftest sets ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before ray is imported).
+"""Rays for tests, every node on loopback (the tests' conftest sets
+``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` before ray is imported): ``local_ray()`` (one node
+whose workers import the test stages) and a simulated multi-node cluster.
 
     with simulated_cluster(gpus_per_worker=1) as (cluster, workers):   # head + 2 workers
         loss = lose_node_when(fault_server, cluster, workers[1], answered=6)
@@ -16,6 +17,20 @@ import threading
 import time
 from collections.abc import Iterator
 from typing import Any
+
+
+@contextlib.contextmanager
+def local_ray() -> Iterator[Any]:
+    """A new local, loopback Ray of 2 CPUs whose workers import ``support.*`` (test stages)."""
+    import ray
+
+    ray.shutdown()
+    env = {"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from diffcap.errors import NotAVideo
 from diffcap.pipeline.rows import VideoRow
@@ -83,3 +84,23 @@ class CrashOn(Stage):
             os._exit(1)
         row.caption = f"{row.caption}:ok"
         return row
+
+
+class NoSpend:
+    """A store stand-in for ``RunControl`` when an executor runs rows without a run store."""
+
+    def spend(self) -> dict:
+        return {"cost_usd": 0.0}
+
+
+def run_rows(
+    executor_cls: type, cfg: Any, rows: list[VideoRow], stages: list[Stage]
+) -> list[VideoRow]:
+    """Run ``rows`` through ``stages`` with an executor class; the rows that came back."""
+    from diffcap.pipeline.control import RunControl
+
+    got: list[VideoRow] = []
+    executor_cls(cfg, progress=False).run(
+        rows, stages, got.append, RunControl(NoSpend(), cfg.engine)
+    )
+    return got
