@@ -130,11 +130,11 @@ class EvalAnswerStage(_EvalStage):
         return True
 
     def check(self) -> None:
-        from diffcap.models import get_backend
+        from diffcap.pipeline.stages import preflight_model
         from diffcap.store.cache import check_request_cache
 
         for mcfg in self._configs():
-            get_backend(mcfg.backend, mcfg).preflight()
+            preflight_model(mcfg, self.cfg.engine, self.name)
         self._cache_run_id = check_request_cache(self.cfg.engine, Path(self.run_dir) / EVAL_DB)
 
     def __getstate__(self) -> dict[str, Any]:

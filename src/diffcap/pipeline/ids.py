@@ -12,6 +12,7 @@ depend on the order of the inputs, nor on what else is listed, in this run or th
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
@@ -106,11 +107,7 @@ def new_assigner(conn: sqlite3.Connection, known: Iterable[Registered] | None = 
 
 def conflict_recorder(scan: InputScan) -> Any:
     """``on_conflict`` for ``IdAssigner.assign``: the clash becomes a bad row of ``scan``."""
-
-    def record(origin: str, n: int, vid: str, span: SpanKey, owner: SpanKey | None) -> None:
-        _id_conflict(scan, origin, n, vid, span, owner)
-
-    return record
+    return functools.partial(_id_conflict, scan)
 
 
 def _id_conflict(

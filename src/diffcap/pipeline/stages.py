@@ -177,16 +177,7 @@ class ModelStage(Stage):
         return True
 
     def check(self) -> None:
-        from diffcap.models import get_backend
-
-        if _node_local_endpoint(self.cfg):
-            log.info(
-                "%s: %s is each node's own server; the workers check it",
-                self.name,
-                self.cfg.model.api_base,
-            )
-        else:
-            get_backend(self.cfg.model.backend, self.cfg.model).preflight()
+        preflight_model(self.cfg.model, self.cfg.engine, self.name)
         if self.uses_cache:  # the cache is checked either way: workers need its run id
             self._check_cache()
 
@@ -239,16 +230,21 @@ class ModelStage(Stage):
         self.close_loop()
 
 
-def _node_local_endpoint(cfg: Any) -> bool:
-    """On a Ray cluster, a loopback ``api_base`` names the server of the node each actor runs
+def preflight_model(model: Any, engine: Any, stage: str) -> None:
+    """The model's pre-flight check on the driver (a closed port fails here in seconds).
+    On a Ray cluster a loopback ``api_base`` names the server of the node each actor runs
     on (one vLLM per node): the driver's own loopback may serve nothing, so it is not
     probed; an endpoint that is down still stops the run through the breaker."""
     from urllib.parse import urlparse
 
-    if cfg.engine.engine != "ray" or not cfg.engine.ray_address or not cfg.model.api_base:
-        return False
-    host = urlparse(cfg.model.api_base).hostname or ""
-    return host in ("127.0.0.1", "localhost", "::1")
+    from diffcap.models import get_backend
+
+    host = urlparse(model.api_base or "").hostname or ""
+    on_cluster = engine.engine == "ray" and engine.ray_address
+    if on_cluster and host in ("127.0.0.1", "localhost", "::1"):
+        log.info("%s: %s is each node's own server; the workers check it", stage, model.api_base)
+        return
+    get_backend(model.backend, model).preflight()
 
 
 def _warn_if_cap_counts_nothing(backend: Any, cfg: Any) -> None:
