@@ -218,6 +218,23 @@ class ModelConfig(_Section):
     batch_size: int = Field(
         8, ge=1, le=4096, description="transformers backend: requests per forward pass."
     )
+    context_tokens: int | None = Field(
+        None,
+        ge=256,
+        le=100_000_000,
+        description="The model's context window in tokens [from the model config, the server "
+        "(vLLM max_model_len) or a table of known models; else 8192].",
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="Tokenizer folder or hub id used to count prompt tokens for a model "
+        "served over HTTP [the model folder when the model name is one; else an estimate].",
+    )
+    context_probe: bool = Field(
+        True,
+        description="Measure an image's token cost (and the server's tokens per byte when no "
+        "tokenizer is known) with two small requests before the first video.",
+    )
     # Price table extending the shipped one: a JSON/YAML file path or {model: {input, output}}
     # in USD per million tokens.
     prices: str | dict[str, dict[str, float]] | None = Field(
@@ -249,6 +266,25 @@ class CaptionConfig(_Section):
     fast_max_frames: int = Field(30, ge=1, le=1024, description="Fast mode: frames tiled.")
     fast_max_side: int = Field(
         2048, ge=64, le=16384, description="Fast mode: longest side of the tiled image."
+    )
+    chain: Literal["auto", "single", "segments"] = Field(
+        "auto",
+        description="Slide mode: one DiffSW chain (the paper), parallel segments joined by "
+        "bridge calls, or auto (segments above segment_after_s).",
+    )
+    segment_after_s: float = Field(
+        300.0,
+        gt=0,
+        le=1e9,
+        description="chain=auto: videos (or windows) longer than this many seconds are "
+        "captioned as parallel segments.",
+    )
+    segment_keyframes: int = Field(
+        32,
+        ge=2,
+        le=100_000,
+        description="Parallel segments: about this many keyframes per segment (cut at the "
+        "largest visual breaks).",
     )
 
 

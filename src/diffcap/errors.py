@@ -164,6 +164,38 @@ class RequestFailed(ModelError):
         super().__init__(message, hint=hint)
 
 
+class ContextExceeded(RequestFailed):
+    """A request was over the model's context window (the server said so, or diffcap's own
+    count did before sending). Not the video's fault: the captioning step that sent it
+    splits its work and tries again (see :mod:`diffcap.captioning.budget`); if it still
+    cannot fit, the video stays pending. ``limit``: the model's window when known;
+    ``tokens``: what the request needed when known."""
+
+    reason = "context_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: int | None = None,
+        tokens: int | None = None,
+        status: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, retryable=False, status=status, hint=hint)
+        self.transient = True  # never a permanent failure of the video
+        self.limit = limit
+        self.tokens = tokens
+
+
+class ContextTooSmall(ConfigError):
+    """Even the smallest request of a step cannot fit the model's context (the images alone,
+    or the fixed prompt, fill it): a setting to change, so the run stops and the video stays
+    pending. The message gives the numbers."""
+
+    reason = "context_too_small"
+
+
 class BudgetExceeded(DiffcapError):
     """The run's estimated cost reached ``--max-cost-usd``; rerun with a higher cap to go on."""
 

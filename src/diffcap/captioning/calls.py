@@ -20,6 +20,7 @@ from PIL import Image
 
 from diffcap.captioning.images import encode_jpeg, to_pil, vertical_composite
 from diffcap.config import ModelConfig
+from diffcap.errors import ContextExceeded
 from diffcap.models.base import Backend, ImageInput, ModelRequest
 from diffcap.prompts.render import span_defaults
 from diffcap.timeline import Keyframe, Usage
@@ -88,6 +89,8 @@ class Caller:
     system: str | None = None
     usage: Usage = field(default_factory=Usage)
     tags: tuple[tuple[str, Any], ...] = ()
+    #: The model's prompt budget (:mod:`diffcap.captioning.budget`); None: no checks.
+    budget: Any = None
 
     @property
     def model_name(self) -> str:
@@ -100,7 +103,15 @@ class Caller:
         *,
         step: str = "",
         model: str | None = None,
+        image_units: int | None = None,
     ) -> str:
+        """Send one request; its text. ``image_units``: what the images cost in images (a
+        two-frame composite counts 2). Raises :class:`~diffcap.errors.ContextExceeded`
+        before sending when the budget says the request cannot fit, and after the server
+        said so (the budget then learns the server's limit)."""
+        units = len(images) if image_units is None else image_units
+        await self.ensure_fits(prompt, units)
+        self.check_fits(prompt, units, step)
         request = ModelRequest(
             model=model or self.model_name,
             prompt=prompt,
@@ -109,13 +120,50 @@ class Caller:
             options=ModelRequest.make_options(self.options),
             tags=(*self.tags, ("step", step)),
         )
-        if self.limiter is None:
-            response = await self.backend.agenerate(request)
-        else:
-            async with self.limiter:
+        try:
+            if self.limiter is None:
                 response = await self.backend.agenerate(request)
+            else:
+                async with self.limiter:
+                    response = await self.backend.agenerate(request)
+        except ContextExceeded as exc:
+            if self.budget is not None:
+                self.budget.learn(exc.limit)
+            raise
         self._account(response.usage, request.model, response.cached)
         return response.text.strip()
+
+    def check_fits(self, prompt: str, image_units: int, step: str) -> None:
+        """Raise ContextExceeded when the budget says this request cannot fit."""
+        b = self.budget
+        if b is None:
+            return
+        full = f"{self.system}\n{prompt}" if self.system else prompt
+        if not b.fits(full, image_units):
+            raise ContextExceeded(
+                f"{step}: the request needs {b.need(full, image_units):,} tokens, over the "
+                f"context of {b.context:,}",
+                limit=b.context,
+                tokens=b.need(full, image_units),
+            )
+
+    async def ensure_fits(self, prompt: str, image_units: int = 0) -> bool:
+        """:meth:`fits`, after measuring the real counts (once) when the estimate says no."""
+        if self.fits(prompt, image_units):
+            return True
+        if self.budget is not None and await self.budget.calibrate():
+            return self.fits(prompt, image_units)
+        return False
+
+    def fits(self, prompt: str, image_units: int = 0) -> bool:
+        """Whether the request fits the budget (always, without one)."""
+        b = self.budget
+        return b is None or self.prompt_tokens(prompt) <= b.room(image_units)
+
+    def prompt_tokens(self, prompt: str) -> int:
+        """Tokens of ``prompt`` with the system prompt, as :meth:`check_fits` counts them."""
+        full = f"{self.system}\n{prompt}" if self.system else prompt
+        return int(self.budget.tokens(full)) if self.budget is not None else 0
 
     def _account(self, used: Usage, model: str, cached: bool) -> None:
         cost = used.cost_usd  # priced by the backend: the one place cost is set

@@ -23,7 +23,14 @@ from typing import Any
 from diffcap import __version__
 from diffcap.captioning.calls import Caller, KeyframeImages, Span, generation_options
 from diffcap.captioning.fast import caption_fast
-from diffcap.captioning.slide import caption_slide, resolve_pair_layout, summarize_timeline
+from diffcap.captioning.segments import (
+    caption_segments,
+    plan_segments,
+    visual_breaks,
+    wants_segments,
+)
+from diffcap.captioning.slide import Chain, resolve_pair_layout
+from diffcap.captioning.tree import summarize_tree
 from diffcap.config import CaptionConfig, ModelConfig, SummaryConfig
 from diffcap.errors import DiffcapError
 from diffcap.models.base import Backend
@@ -101,6 +108,7 @@ async def caption_keyframes(
     records_dir: Path | None = None,
     span: tuple[float, float] | None = None,
     usage: Usage | None = None,
+    budget: Any = None,
 ) -> VideoRecord:
     """Caption a :class:`~diffcap.keyframes.KeyframeSet` in ``cfg.mode`` (slide or fast).
 
@@ -117,6 +125,7 @@ async def caption_keyframes(
         )
     images = _images(kset, keyframes, model_cfg.image_max_side)
     caller = _caller(backend, model_cfg, templates, limiter, kset.video_id, usage)
+    caller.budget = budget
     prov: dict[str, Any] = {"mode": cfg.mode, "options": dict(caller.options)}
     extra: dict[str, Any] = {}
     covered = _covered(kset, span)
@@ -129,7 +138,7 @@ async def caption_keyframes(
         extra["fast_keyframes"] = [keyframes[i].idx for i in keep]
     else:
         video = _Video(keyframes, images, caller, templates, covered)
-        captions = await _slide_with_summary(video, backend, cfg, summary, prov)
+        captions = await _slide_with_summary(video, backend, cfg, summary, prov, extra)
     prov = provenance(backend, templates, caller.model_name, prov)
     return build_record(kset, captions, cfg.mode, caller.usage, prov, records_dir, extra)
 
@@ -166,18 +175,39 @@ class _Video:
 
 
 async def _slide_with_summary(
-    v: _Video, backend: Backend, cfg: CaptionConfig, summary: SummaryConfig, prov: dict
+    v: _Video,
+    backend: Backend,
+    cfg: CaptionConfig,
+    summary: SummaryConfig,
+    prov: dict,
+    extra: dict[str, Any],
 ) -> list[Caption]:
     layout = resolve_pair_layout(cfg, backend, v.templates)
     prov["pair_layout"] = layout
-    captions = await caption_slide(
-        v.keyframes, v.images, v.caller, v.templates, layout=layout, span=v.span
-    )
+    chain = Chain(v.keyframes, v.images, v.caller, v.templates, layout, v.span)
+    n = len(v.keyframes)
+    breaks: list[float] | None = None
+
+    async def visual() -> list[float]:
+        nonlocal breaks
+        if breaks is None:
+            breaks = await asyncio.to_thread(visual_breaks, v.images)
+        return breaks
+
+    if wants_segments(cfg, n, v.span.duration):
+        ranges = plan_segments(await visual(), n, cfg.segment_keyframes)
+        captions, extra["segments"] = await caption_segments(chain, ranges)
+        prov["chain"] = "segments"
+    else:
+        captions = await chain.run(0, n)
     if summary.enabled:
-        final = await summarize_timeline(
-            captions, v.caller, v.templates, span=v.span, model=summary.model
+        final, tree = await summarize_tree(
+            captions, v.caller, v.templates, span=v.span, model=summary.model, breaks=visual
         )
         captions.append(final)
+        if tree is not None:
+            extra["summary_tree"] = tree
+            prov["tree_templates"] = v.templates.tree_provenance()
         if summary.model:
             prov["summary_model"] = summary.model
     return captions

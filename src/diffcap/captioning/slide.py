@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from diffcap.captioning.calls import Caller, KeyframeImages, Span
+from diffcap.captioning.fit import ask_with_previous
 from diffcap.config import CaptionConfig
+from diffcap.errors import ContextExceeded
 from diffcap.models.base import Backend, ImageInput
 from diffcap.timeline import Caption, Keyframe
 
@@ -52,6 +55,73 @@ async def pair_inputs(
     return [await images.composite([prev, cur])]
 
 
+@dataclass
+class Chain:
+    """One video's slide-mode context: what every DiffSW step needs."""
+
+    keyframes: Sequence[Keyframe]
+    images: KeyframeImages
+    caller: Caller
+    templates: Any
+    layout: PairLayout
+    span: Span
+
+    def common(self) -> dict[str, Any]:
+        return {"num_frames": len(self.keyframes), **self.span.variables()}
+
+    async def first(self, i: int) -> str:
+        """The detailed caption of keyframe ``i`` (the first of a chain)."""
+        kf = self.keyframes[i]
+        prompt = self.templates["first_frame"].render(index=i + 1, time=kf.time, **self.common())
+        try:
+            return await self.caller.ask(prompt, [await self.images.input(i)], step="first_frame")
+        except ContextExceeded as exc:
+            b = self.caller.budget
+            if b is None:
+                raise
+            what = f"the first-frame request of keyframe {i} at {kf.time:.1f} s"
+            tokens = self.caller.prompt_tokens(prompt)
+            raise b.too_small(what, tokens, 1, self.caller.model_name) from exc
+
+    async def differential(self, k: int, previous: str) -> str:
+        """What changed between keyframes ``k-1`` and ``k``; ``previous`` is the caption of
+        ``k-1`` (its most recent part when the prompt would not fit otherwise)."""
+        prev, cur = self.keyframes[k - 1], self.keyframes[k]
+        common = self.common()
+
+        def render(text: str) -> str:
+            return self.templates["differential"].render(
+                prev_index=k,
+                prev_time=prev.time,
+                index=k + 1,
+                time=cur.time,
+                previous=text,
+                layout=self.layout,
+                **common,
+            )
+
+        return await ask_with_previous(
+            self.caller,
+            render,
+            previous,
+            await pair_inputs(self.images, k - 1, k, self.layout),
+            image_units=2,
+            step=f"differential:{k}",
+            what=f"the differential request of keyframes {k - 1}-{k} ({cur.time:.1f} s)",
+        )
+
+    async def run(self, start: int, end: int) -> list[Caption]:
+        """Captions of keyframes ``start .. end-1``: the first in detail, then each change."""
+        kfs = self.keyframes
+        captions = [Caption(idx=str(start), content=await self.first(start), time=kfs[start].time)]
+        for k in range(start + 1, end):
+            text = await self.differential(k, captions[-1].content)
+            captions.append(Caption(idx=str(k), content=text, time=kfs[k].time))
+            self.images.release(k - 1)  # the window has moved on: keep memory bounded
+        self.images.release(end - 1)
+        return captions
+
+
 async def caption_slide(
     keyframes: Sequence[Keyframe],
     images: KeyframeImages,
@@ -61,44 +131,6 @@ async def caption_slide(
     layout: PairLayout,
     span: Span,
 ) -> list[Caption]:
-    """The differential captions ``"0"``, ``"1"``, ... in keyframe order."""
-    n = len(keyframes)
-    common = {"num_frames": n, **span.variables()}
-    first = keyframes[0]
-    prompt = templates["first_frame"].render(index=1, time=first.time, **common)
-    text = await caller.ask(prompt, [await images.input(0)], step="first_frame")
-    captions = [Caption(idx="0", content=text, time=first.time)]
-    for k in range(1, n):
-        prev, cur = keyframes[k - 1], keyframes[k]
-        prompt = templates["differential"].render(
-            prev_index=k,
-            prev_time=prev.time,
-            index=k + 1,
-            time=cur.time,
-            previous=captions[-1].content,
-            layout=layout,
-            **common,
-        )
-        text = await caller.ask(
-            prompt, await pair_inputs(images, k - 1, k, layout), step=f"differential:{k}"
-        )
-        captions.append(Caption(idx=str(k), content=text, time=cur.time))
-        images.release(k - 1)  # the window has moved on: keep memory bounded
-    images.release(n - 1)
-    return captions
-
-
-async def summarize_timeline(
-    timeline: Sequence[Caption],
-    caller: Caller,
-    templates: Any,
-    *,
-    span: Span,
-    model: str | None = None,
-) -> Caption:
-    """One text-only call: the (time, caption) lines -> the caption of ``span`` (idx "-1")."""
-    prompt = templates["summary"].render(
-        timeline=list(timeline), num_frames=len(timeline), **span.variables()
-    )
-    text = await caller.ask(prompt, (), step="summary", model=model)
-    return Caption(idx="-1", content=text, start=span.start, end=span.end)
+    """The differential captions ``"0"``, ``"1"``, ... in keyframe order (one chain)."""
+    chain = Chain(keyframes, images, caller, templates, layout, span)
+    return await chain.run(0, len(keyframes))

@@ -21,6 +21,7 @@ from typing import Any
 
 from diffcap import __version__
 from diffcap.captioning.calls import Caller, Span, generation_options
+from diffcap.captioning.tree import summarize_tree
 from diffcap.config import ModelConfig
 from diffcap.errors import ConfigError, DiffcapError
 from diffcap.models.base import Backend
@@ -103,19 +104,45 @@ async def summarize_clip(
     model_cfg: ModelConfig | None = None,
     limiter: asyncio.Semaphore | None = None,
     usage: Usage | None = None,
+    budget: Any = None,
 ) -> Caption:
     """Summarise the stored captions in ``[start, end]`` into one clip caption (idx "-1").
 
-    ``usage`` (optional) accumulates the request's tokens and cost.
+    ``usage`` (optional) accumulates the request's tokens and cost. With a ``budget``
+    (:class:`~diffcap.captioning.budget.PromptBudget`) a range whose captions do not fit one
+    request is summarised as a tree (:mod:`diffcap.captioning.tree`);
+    :func:`summarize_clip_tree` returns the tree too.
     """
+    caption, _ = await summarize_clip_tree(
+        record, start, end, backend, templates,
+        model_cfg=model_cfg, limiter=limiter, usage=usage, budget=budget,
+    )
+    return caption
+
+
+async def summarize_clip_tree(
+    record: VideoRecord,
+    start: float,
+    end: float,
+    backend: Backend,
+    templates: Any,
+    *,
+    model_cfg: ModelConfig | None = None,
+    limiter: asyncio.Semaphore | None = None,
+    usage: Usage | None = None,
+    budget: Any = None,
+) -> tuple[Caption, dict[str, Any] | None]:
+    """:func:`summarize_clip` and the summary tree when one request could not hold the
+    range (None otherwise)."""
     inside = captions_in_range(record, start, end)
     caller = _caller(backend, templates, model_cfg, limiter, usage)
+    caller.budget = budget
     # ``duration`` is the clip's length, as for every windowed prompt (Span).
-    prompt = templates["clip_summary"].render(
-        timeline=inside, num_frames=len(inside), **Span(start, end, record.duration).variables()
+    span = Span(start, end, record.duration)
+    caption, tree = await summarize_tree(
+        inside, caller, templates, span=span, single="clip_summary"
     )
-    text = await caller.ask(prompt, (), step="clip_summary")
-    return Caption(idx="-1", content=text, start=start, end=end)
+    return Caption(idx="-1", content=caption.content, start=start, end=end), tree
 
 
 async def recaption(

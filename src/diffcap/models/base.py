@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from diffcap.models.context import ContextWindow, TokenCounter, choose_window
 from diffcap.timeline import Usage
 
 
@@ -110,6 +111,27 @@ class Backend(ABC):
     def preflight(self) -> None:  # noqa: B027 - optional hook
         """Fail fast (ModelUnavailable) when the model cannot be used at all: an endpoint
         that does not answer, a model folder that is not there. Cheap: loads no weights."""
+
+    # --- what the model can read (see diffcap.models.context) ----------------------------
+
+    def context_window(self) -> ContextWindow:
+        """The model's context window: the ``context_tokens`` setting, what the model or
+        server reports (:meth:`reported_context`), a known-model table, else a fallback."""
+        cfg = getattr(self, "cfg", None)
+        setting = getattr(cfg, "context_tokens", None)
+        return choose_window(setting, self.reported_context(), self.model)
+
+    def reported_context(self) -> ContextWindow | None:
+        """The window the model itself reports (its config, the server); None if unknown."""
+        return None
+
+    def token_counter(self) -> TokenCounter | None:
+        """An exact token counter (the model's tokenizer) when one can be had, else None."""
+        return None
+
+    def image_token_cost(self) -> int | None:
+        """Prompt tokens one image costs, when the model's processor says; else None."""
+        return None
 
     def generate(self, request: ModelRequest) -> ModelResponse:
         """Synchronous adapter for scripts and tests."""

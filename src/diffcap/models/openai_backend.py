@@ -39,6 +39,14 @@ import openai
 from diffcap.config import ModelConfig
 from diffcap.errors import ModelUnavailable, RequestFailed
 from diffcap.models.base import Backend, ImageInput, ModelRequest, ModelResponse
+from diffcap.models.context import (
+    ContextWindow,
+    TokenCounter,
+    context_of_folder,
+    folder_image_cost,
+    load_tokenizer_counter,
+    server_context,
+)
 from diffcap.models.health import EndpointHealth
 from diffcap.models.openai_wire import (
     content_text,
@@ -153,6 +161,39 @@ class OpenAIBackend(Backend):
                 + ("" if self.api_base else "; " + HOW_TO_POINT),
             ) from None
 
+    # --- context (see diffcap.models.context) --------------------------------------------
+
+    def _local_folder(self) -> str | None:
+        """A local folder holding the model's files: ``model.tokenizer``, or the model name
+        itself when the server serves a folder by path (``transformers serve DIR``, vLLM)."""
+        for name in (self.cfg.tokenizer, self.model):
+            if name and os.path.isdir(os.path.expanduser(name)):
+                return name
+        return None
+
+    def reported_context(self) -> ContextWindow | None:
+        if "_context" not in self.__dict__:
+            found = None
+            if self.api_base is not None:
+                tokens = server_context(self.api_base, self.model, self._key)
+                if tokens:
+                    found = ContextWindow(tokens, f"{display_url(self.api_base)}/models")
+            folder = self._local_folder()
+            if found is None and folder is not None:
+                found = context_of_folder(folder)
+            self._context = found
+        return self._context
+
+    def token_counter(self) -> TokenCounter | None:
+        if "_counter" not in self.__dict__:
+            source = self.cfg.tokenizer or self._local_folder()
+            self._counter = load_tokenizer_counter(source) if source else None
+        return self._counter
+
+    def image_token_cost(self) -> int | None:
+        folder = self._local_folder()
+        return folder_image_cost(folder, self.cfg.image_max_side) if folder else None
+
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIBackend(model={self.model!r}, api_base={self.api_base!r})"
 
@@ -160,6 +201,7 @@ class OpenAIBackend(Backend):
         # Picklable (Ray ships stages to workers): clients and loop state are rebuilt there.
         state = self.__dict__.copy()
         state.update(_loops={}, _guards=set(), _b64=OrderedDict())
+        state.pop("_counter", None)  # a tokenizer: each worker loads its own
         return state
 
     # --- plumbing ------------------------------------------------------------------------

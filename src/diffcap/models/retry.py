@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 
 import openai
 
-from diffcap.errors import RequestFailed
+from diffcap.errors import ContextExceeded, RequestFailed
+from diffcap.models.context import is_context_error, parse_context_error
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -151,6 +152,15 @@ def classify_exception(exc: BaseException) -> RequestFailed:
 def _from_status(exc: openai.APIStatusError) -> RequestFailed:
     status = exc.status_code
     detail = _error_detail(exc)
+    if status in (400, 413, 422) and (is_context_error(detail) or _code(exc) == _OVER):
+        # Over the model's context: the caller splits its work (a distinct, recoverable fault).
+        limit, tokens = parse_context_error(detail)
+        return ContextExceeded(
+            f"HTTP {status}: over the model's context: {detail}",
+            limit=limit,
+            tokens=tokens,
+            status=status,
+        )
     retryable = status in RETRYABLE_STATUS or status >= 500
     return RequestFailed(
         f"HTTP {status}: {detail}",
@@ -159,6 +169,15 @@ def _from_status(exc: openai.APIStatusError) -> RequestFailed:
         retry_after=retry_after_seconds(getattr(exc.response, "headers", None)),
         hint=None if retryable else _HINTS.get(status),
     )
+
+
+_OVER = "context_length_exceeded"
+
+
+def _code(exc: openai.APIStatusError) -> str | None:
+    body = exc.body
+    err = body.get("error", body) if isinstance(body, dict) else None
+    return err.get("code") if isinstance(err, dict) else None
 
 
 def _error_detail(exc: openai.APIStatusError) -> str:

@@ -29,7 +29,14 @@ from diffcap._deps import require
 from diffcap.config import ModelConfig
 from diffcap.errors import ModelUnavailable, RequestFailed
 from diffcap.models.base import Backend, ModelRequest, ModelResponse
-from diffcap.models.chat import encode_prompts, render_requests
+from diffcap.models.chat import encode_prompts, render_requests, tokenizer_of
+from diffcap.models.context import (
+    ContextWindow,
+    TokenCounter,
+    TokenizerCounter,
+    context_from_config,
+    processor_image_cost,
+)
 from diffcap.timeline import Usage
 
 log = logging.getLogger(__name__)
@@ -124,7 +131,7 @@ class TransformersBackend(Backend):
         tf = require("transformers")
         device = self.cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-        source = str(Path(self.model).expanduser()) if _looks_like_path(self.model) else self.model
+        source = _source(self.model)
         log.info("loading %s on %s", self.model, device)
         try:
             processor, model = load_pretrained(tf, source, dtype)
@@ -137,6 +144,30 @@ class TransformersBackend(Backend):
         tokenizer = getattr(processor, "tokenizer", processor)
         tokenizer.padding_side = "left"  # decoder-only batched generation pads on the left
         return model, processor, device
+
+    # --- context (see diffcap.models.context) --------------------------------------------
+
+    def reported_context(self) -> ContextWindow | None:
+        """From the model's config (loads the config only, not the weights)."""
+        if self._loaded is not None:
+            config = self._loaded[0].config.to_dict()
+        else:
+            tf = require("transformers")
+            source = _source(self.model)
+            base = adapter_base(Path(source)) if Path(source).is_dir() else None
+            try:
+                config = tf.AutoConfig.from_pretrained(base or source).to_dict()
+            except (OSError, ValueError, KeyError) as exc:
+                log.info("no config for %s (%s)", self.model, exc)
+                return None
+        tokens = context_from_config(config)
+        return ContextWindow(tokens, f"config of {self.model}") if tokens else None
+
+    def token_counter(self) -> TokenCounter | None:
+        return TokenizerCounter(tokenizer_of(self.load()[1]), f"tokenizer of {self.model}")
+
+    def image_token_cost(self) -> int | None:
+        return processor_image_cost(self.load()[1], self.cfg.image_max_side)
 
     # --- requests ------------------------------------------------------------------------
 
@@ -321,6 +352,11 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     if ids is None:
         return set()
     return set(ids) if isinstance(ids, (list, tuple)) else {int(ids)}
+
+
+def _source(model: str) -> str:
+    """What ``from_pretrained`` gets: an expanded folder path, or the hub id."""
+    return str(Path(model).expanduser()) if _looks_like_path(model) else model
 
 
 def _looks_like_path(name: str) -> bool:

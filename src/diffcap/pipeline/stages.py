@@ -212,6 +212,24 @@ class ModelStage(Stage):
         self._limiters: dict[int, asyncio.Semaphore] = {}
         self._ready = True
 
+    async def budget(self, images: bool = True) -> Any:
+        """The model's prompt budget (:mod:`diffcap.captioning.budget`), built once per
+        worker: its window, token counter and image cost (probed through the request
+        cache, so a rerun re-sends nothing)."""
+        if getattr(self, "_budget", None) is None:
+            from diffcap.captioning.budget import build_budget
+            from diffcap.captioning.calls import generation_options
+
+            opts = generation_options(self.cfg.model, self.templates)
+            self._budget = await build_budget(
+                self.backend.inner if hasattr(self.backend, "inner") else self.backend,
+                self.cfg.model,
+                max_tokens=int(opts.get("max_tokens", self.cfg.model.max_tokens)),
+                images=images,
+                probe=self.backend.agenerate,
+            )
+        return self._budget
+
     @property
     def limiter(self) -> asyncio.Semaphore:
         """At most ``model.concurrency`` requests in flight in this worker (per loop)."""
@@ -244,7 +262,11 @@ def preflight_model(model: Any, engine: Any, stage: str) -> None:
     if on_cluster and host in ("127.0.0.1", "localhost", "::1"):
         log.info("%s: %s is each node's own server; the workers check it", stage, model.api_base)
         return
-    get_backend(model.backend, model).preflight()
+    backend = get_backend(model.backend, model)
+    backend.preflight()
+    if model.backend != "transformers" or model.context_tokens is not None:
+        # (an in-process model's config is read when its worker loads it)
+        log.info("%s: model %s: context %s", stage, backend.model, backend.context_window())
 
 
 def _warn_if_cap_counts_nothing(backend: Any, cfg: Any) -> None:
@@ -324,6 +346,7 @@ class CaptionStage(ModelStage):
                 limiter=self.limiter,
                 records_dir=Path(self.run_dir) / "records",
                 span=_covered(row, kset),
+                budget=await self.budget(),
             )
         except Exception as exc:
             return row.fail(self.name, exc)

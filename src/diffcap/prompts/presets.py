@@ -28,7 +28,9 @@ from diffcap.errors import TemplateError
 from diffcap.prompts.render import VARIABLES, Template
 
 #: The template names every preset provides.
-TEMPLATE_NAMES: tuple[str, ...] = tuple(VARIABLES)
+#: The templates every preset has (and records' provenance lists).
+TREE_TEMPLATES: tuple[str, ...] = ("segment_summary", "merge_summary")
+TEMPLATE_NAMES: tuple[str, ...] = tuple(n for n in VARIABLES if n not in TREE_TEMPLATES)
 _PRESET_KEYS = frozenset({"id", "description", "system", "generation", "pair_layout", "templates"})
 #: Frame-pair layouts a preset may ask for (what ``--pair-layout auto`` then uses).
 PAIR_LAYOUTS = frozenset({"two_images", "composite"})
@@ -52,10 +54,13 @@ class TemplateSet:
     #: (one vertical image with a 50-px gap, as the released ShareCaptioner-Video takes a pair),
     #: ``"two_images"``, or None (auto: two images when the backend takes several).
     pair_layout: str | None = None
+    #: The summary-tree templates (long videos): used only when a timeline does not fit one
+    #: summary request, so they are not part of :meth:`provenance`.
+    tree: Mapping[str, Template] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> Template:
         try:
-            return self.templates[name]
+            return self.templates[name] if name in self.templates else self.tree[name]
         except KeyError:
             raise TemplateError(
                 f"no template named '{name}'", hint=f"known: {', '.join(self.templates)}"
@@ -74,6 +79,10 @@ class TemplateSet:
         """``{"first_frame": "diffcap/first_frame@1", ...}`` for run records."""
         return {name: tpl.ref for name, tpl in self.templates.items()}
 
+    def tree_provenance(self) -> dict[str, str]:
+        """The summary-tree templates' id@version (records of videos that used the tree)."""
+        return {name: tpl.ref for name, tpl in self.tree.items()}
+
 
 def available_presets() -> list[str]:
     """Names of the presets shipped with diffcap."""
@@ -87,7 +96,7 @@ def load_templates(
     """Load a preset and replace any of its templates by the user's files."""
     spec, base, preset_id = _read_preset(preset)
     files: dict[str, Any] = dict(spec.get("templates") or {})
-    unknown = set(files) - set(TEMPLATE_NAMES)
+    unknown = set(files) - set(TEMPLATE_NAMES) - set(TREE_TEMPLATES)
     if unknown:
         raise TemplateError(f"preset '{preset}' names unknown template(s) {sorted(unknown)}")
     templates: dict[str, Template] = {}
@@ -98,7 +107,24 @@ def load_templates(
         templates[name] = Template.parse(
             text, name=name, default_id=default_id, allowed=VARIABLES[name], source=source
         )
+    tree: dict[str, Template] = {}
+    for name in TREE_TEMPLATES:
+        # A preset of one's own may lack them: diffcap's are used then.
+        where, rel = base, files.get(name, f"{preset_id}.{name}.txt")
+        if not (where / rel).is_file():
+            where, rel = resources.files("diffcap.prompts") / "templates", f"diffcap.{name}.txt"
+        text, source = _read_text(where, rel)
+        tree[name] = Template.parse(
+            text,
+            name=name,
+            default_id=f"{preset_id}/{name}",
+            allowed=VARIABLES[name],
+            source=source,
+        )
     for name, path in (overrides or {}).items():
+        if name in TREE_TEMPLATES:
+            tree[name] = load_template_file(name, path)
+            continue
         if name not in VARIABLES:
             raise TemplateError(
                 f"cannot override unknown template '{name}'",
@@ -119,6 +145,7 @@ def load_templates(
         system=spec.get("system"),
         description=str(spec.get("description", "")).strip(),
         pair_layout=_pair_layout(spec, preset),
+        tree=tree,
     )
 
 

@@ -49,6 +49,11 @@ VARIABLES: dict[str, frozenset[str]] = {
     "summary": frozenset({"timeline", "num_frames"}) | SPAN_VARIABLES,
     "fast": frozenset({"num_frames", "times", "layout"}) | SPAN_VARIABLES,
     "clip_summary": frozenset({"timeline", "num_frames"}) | SPAN_VARIABLES,
+    # The summary tree (long videos): one part's captions, then parts' captions merged.
+    "segment_summary": frozenset({"timeline", "num_frames", "start_stamp", "end_stamp"})
+    | SPAN_VARIABLES,
+    "merge_summary": frozenset({"timeline", "num_frames", "start_stamp", "end_stamp"})
+    | SPAN_VARIABLES,
     "recaption": frozenset({"text"}),
     "short_caption": frozenset({"duration"}),
 }
@@ -58,7 +63,7 @@ SPAN_TOLERANCE_S = 0.05
 
 #: Item format used for a ``timeline`` list when a template's header gives none.
 DEFAULT_ITEM = "[{time:.1f} s] {caption}"
-_ITEM_FIELDS = frozenset({"index", "time", "caption"})
+_ITEM_FIELDS = frozenset({"index", "time", "caption", "start", "end", "stamp"})
 _HEADER_KEYS = frozenset({"id", "version", "item", "derived", "description"})
 
 
@@ -72,29 +77,61 @@ def format_times(times: Iterable[float], digits: int = 1) -> str:
     return ", ".join(format_seconds(t, digits) for t in times)
 
 
+def clock(seconds: float) -> str:
+    """``75.4`` -> ``'01:15'``; ``3725`` -> ``'1:02:05'``: the time format of citations."""
+    total = max(0, int(seconds))
+    h, rem = divmod(total, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def stamp(start: float, end: float | None = None) -> str:
+    """``'01:15'`` for a moment, ``'01:15–02:30'`` (en dash) for a range."""
+    if end is None or clock(end) == clock(start):
+        return clock(start)
+    return f"{clock(start)}–{clock(end)}"
+
+
 def timeline_entries(timeline: Iterable[Any]) -> list[tuple[float, str]]:
     """Normalise (time, caption) pairs or :class:`~diffcap.timeline.Caption`-like objects."""
-    out: list[tuple[float, str]] = []
+    return [(t, text) for t, _, text in _entries(timeline)]
+
+
+def _entries(timeline: Iterable[Any]) -> list[tuple[float, float | None, str]]:
+    """(start, end or None, text) per entry."""
+    out: list[tuple[float, float | None, str]] = []
     for entry in timeline:
+        end = None
         if isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2:
             t, text = entry
         elif hasattr(entry, "content"):
             # Caption objects: a clip caption has start instead of time.
             t = entry.time if getattr(entry, "time", None) is not None else entry.start
             text = entry.content
+            if getattr(entry, "time", None) is None:
+                end = getattr(entry, "end", None)
         else:
             raise TemplateError(f"timeline entry {entry!r} is not a (time, caption) pair")
         if t is None:
             raise TemplateError(f"timeline entry {entry!r} has no time")
-        out.append((float(t), str(text)))
+        out.append((float(t), None if end is None else float(end), str(text)))
     return out
 
 
 def timeline_block(timeline: Iterable[Any], item: str = DEFAULT_ITEM) -> str:
-    """One line per entry, each ending with a newline; ``index`` counts from 1."""
+    """One line per entry, each ending with a newline; ``index`` counts from 1. ``stamp`` is
+    the entry's time (``mm:ss``) or range (``mm:ss–mm:ss``)."""
     lines = []
-    for i, (t, text) in enumerate(timeline_entries(timeline), start=1):
-        lines.append(item.format(index=i, time=t, caption=text.strip()) + "\n")
+    for i, (t, end, text) in enumerate(_entries(timeline), start=1):
+        fields = {
+            "index": i,
+            "time": t,
+            "caption": text.strip(),
+            "start": t,
+            "end": t if end is None else end,
+            "stamp": stamp(t, end),
+        }
+        lines.append(item.format(**fields) + "\n")
     return "".join(lines)
 
 

@@ -88,6 +88,15 @@ class CachedBackend(Backend):
             raise AttributeError(item)
         return getattr(self.inner, item)
 
+    def context_window(self) -> Any:
+        return self.inner.context_window()
+
+    def token_counter(self) -> Any:
+        return self.inner.token_counter()
+
+    def image_token_cost(self) -> int | None:
+        return self.inner.image_token_cost()
+
     async def agenerate(self, request: ModelRequest) -> ModelResponse:
         key = request.cache_key(self.inner.name)
         hit = self.store.cached_response(key)

@@ -1,0 +1,88 @@
+"""Fitting one DiffSW step into the model's context.
+
+The differential prompt carries the previous caption. When the whole prompt would not fit,
+the previous caption keeps its **most recent part**: the last whole sentences that fit,
+after a leading ``"… "`` (one very long last sentence keeps its last characters). What
+happened last matters most for saying what changes next; older context is what the summary
+keeps. A server that still refuses the request halves what is kept and the step is sent
+again, at most :data:`MAX_SPLITS` times.
+
+    keep_recent("A dog sits. It stands up. It runs.", 6, counter)   # "… It runs."
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from diffcap.captioning.calls import Caller
+from diffcap.errors import ContextExceeded
+from diffcap.models.base import ImageInput
+from diffcap.models.context import TokenCounter
+
+#: Times a step that the server refuses as over the context is shrunk and sent again.
+MAX_SPLITS = 4
+ELLIPSIS = "… "
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def keep_recent(text: str, max_tokens: int, counter: TokenCounter) -> str:
+    """The end of ``text`` that fits in ``max_tokens`` (see the module docstring)."""
+    if max_tokens <= 0 or not text:
+        return ""
+    if counter.count(text) <= max_tokens:
+        return text
+    sentences = [s for s in _SENTENCE_END.split(text.strip()) if s]
+    kept: list[str] = []
+    for sentence in reversed(sentences):
+        candidate = ELLIPSIS + " ".join([sentence, *kept])
+        if counter.count(candidate) > max_tokens:
+            break
+        kept.insert(0, sentence)
+    if kept:
+        return ELLIPSIS + " ".join(kept)
+    # One long last sentence: its last characters (binary search on the suffix length).
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if counter.count(ELLIPSIS + text[-mid:].lstrip()) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return ELLIPSIS + text[-lo:].lstrip() if lo else ""
+
+
+async def ask_with_previous(
+    caller: Caller,
+    render: Callable[[str], str],
+    previous: str,
+    images: list[ImageInput],
+    *,
+    image_units: int,
+    step: str,
+    what: str,
+) -> str:
+    """Send the prompt ``render(previous')`` where ``previous'`` is the longest recent part
+    of ``previous`` that fits; shrink and resend when the server refuses it."""
+    budget = caller.budget
+    kept = previous
+    if budget is not None:
+        await caller.ensure_fits(render(previous), image_units)
+        fixed = caller.prompt_tokens(render(""))
+        room = budget.room(image_units) - fixed
+        if room < 0:
+            raise budget.too_small(what, fixed, image_units, caller.model_name)
+        kept = keep_recent(previous, room, budget.counter)
+    for _ in range(MAX_SPLITS + 1):
+        try:
+            return await caller.ask(render(kept), images, step=step, image_units=image_units)
+        except ContextExceeded as exc:
+            if budget is not None and not kept:
+                fixed = caller.prompt_tokens(render(""))
+                raise budget.too_small(what, fixed, image_units, caller.model_name) from exc
+            if budget is None or not kept:
+                raise
+            room = budget.room(image_units) - caller.prompt_tokens(render(""))
+            half = min(budget.tokens(kept) // 2, max(room, 0))
+            kept = keep_recent(kept, half, budget.counter)
+    raise ContextExceeded(f"{step}: still over the context after {MAX_SPLITS} splits")
