@@ -128,6 +128,12 @@ class FaultServer:
     def __init__(self, *, latency: float = 0.0, reply: Callable[[Any], str] | None = None) -> None:
         self.latency = latency
         self.reply = reply or default_reply
+        #: A model window (tokens, counted as in usage): a request whose prompt plus
+        #: max_tokens exceeds it gets vLLM's 400 "maximum context length" answer.
+        self.context_limit: int | None = None
+        #: List ``max_model_len`` (= context_limit) in ``GET /v1/models``, as vLLM does.
+        self.advertise_context = False
+        self.refused_context = 0
         self.requests: list[Received] = []
         #: Prompts of the requests answered in full (200 written), in order: what was paid
         #: for. A request in flight when its client died arrived but may not be here.
@@ -194,6 +200,9 @@ class FaultServer:
             self.in_flight = self.max_in_flight = 0
         self.latency = 0.0
         self.reply = default_reply
+        self.context_limit = None
+        self.advertise_context = False
+        self.refused_context = 0
 
     def _pick_fault(self, prompt: str) -> tuple[int, Fault | None]:
         with self._lock:
@@ -278,7 +287,10 @@ class FaultServer:
         raw: bytes,
     ) -> bool:
         if method == "GET" and path.rstrip("/") in ("/health", "/v1/models"):
-            await _write(writer, 200, {"status": "ok", "data": []})
+            data = []
+            if self.advertise_context and self.context_limit:
+                data = [{"id": "m", "object": "model", "max_model_len": self.context_limit}]
+            await _write(writer, 200, {"status": "ok", "data": data})
             return True
         if not (method == "POST" and path.endswith("/chat/completions")):
             await _write(writer, 404, {"error": {"message": f"no route {method} {path}"}})
@@ -301,6 +313,8 @@ class FaultServer:
                 await asyncio.sleep(self.latency)
             if fault is not None:
                 return await self._apply(writer, fault, body, prompt, n_images)
+            if await self._refuse_if_over(writer, body, prompt, n_images):
+                return True
             await _write(writer, 200, self._completion(body, prompt, n_images, self.reply(body)))
             self.answered.append(json.dumps(body, sort_keys=True))
             received.answered_at = time.monotonic()
@@ -340,6 +354,25 @@ class FaultServer:
             await _write(writer, 200, data)
         else:
             await _write(writer, 200, self._completion(body, prompt, n_images, self.reply(body)))
+        return True
+
+    async def _refuse_if_over(
+        self, writer: asyncio.StreamWriter, body: Any, prompt: str, n_images: int
+    ) -> bool:
+        """Over ``context_limit``: vLLM's 400 is written (True). Else nothing (False)."""
+        if not self.context_limit:
+            return False
+        asked = int((body or {}).get("max_tokens") or 0) if isinstance(body, dict) else 0
+        tokens = len(prompt.split()) + 10 * n_images
+        if tokens + asked <= self.context_limit:
+            return False
+        self.refused_context += 1
+        message = (
+            f"This model's maximum context length is {self.context_limit} tokens. However, "
+            f"you requested {tokens + asked} tokens ({tokens} in the messages, {asked} in the "
+            "completion). Please reduce the length of the messages or completion."
+        )
+        await _write(writer, 400, {"error": {"message": message, "type": "BadRequestError"}})
         return True
 
     @staticmethod

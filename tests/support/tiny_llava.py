@@ -24,7 +24,7 @@ from diffcap.models.tiny import IMAGE_TOKENS, MODEL_NAME, build_tiny_llava
 __all__ = ["IMAGE_TOKENS", "MODEL_NAME", "build_tiny_llava", "cached_tiny_llava", "tiny_llava_dir"]
 
 
-def cached_tiny_llava(cache_root: str | Path | None = None) -> Path:
+def cached_tiny_llava(cache_root: str | Path | None = None, positions: int = 8192) -> Path:
     """The tiny LLaVA in a temp-dir cache keyed by this file and the transformers version;
     built on first use (atomically, so parallel sessions can share it)."""
     import transformers
@@ -33,12 +33,12 @@ def cached_tiny_llava(cache_root: str | Path | None = None) -> Path:
         Path(_tiny.__file__).read_bytes() + transformers.__version__.encode()
     ).hexdigest()[:12]
     root = Path(cache_root or Path(tempfile.gettempdir()) / "diffcap-test-cache")
-    target = root / f"tiny-llava-{key}"
+    target = root / (f"tiny-llava-{key}" + ("" if positions == 8192 else f"-{positions}"))
     if (target / "diffcap_tiny.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix="tiny-llava-", dir=root))
-    build_tiny_llava(staging)
+    build_tiny_llava(staging, positions=positions)
     try:
         os.rename(staging, target)
     except OSError:  # another session finished first: use theirs

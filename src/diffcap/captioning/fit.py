@@ -66,23 +66,24 @@ async def ask_with_previous(
     of ``previous`` that fits; shrink and resend when the server refuses it."""
     budget = caller.budget
     kept = previous
-    if budget is not None:
-        await caller.ensure_fits(render(previous), image_units)
-        fixed = caller.prompt_tokens(render(""))
-        room = budget.room(image_units) - fixed
-        if room < 0:
-            raise budget.too_small(what, fixed, image_units, caller.model_name)
-        kept = keep_recent(previous, room, budget.counter)
     for _ in range(MAX_SPLITS + 1):
+        if budget is not None:
+            await caller.ensure_fits(render(kept), image_units)
+            room = budget.room(image_units) - caller.prompt_tokens(render(""))
+            if room < 0 and await budget.calibrate():
+                room = budget.room(image_units) - caller.prompt_tokens(render(""))
+            if room < 0:
+                fixed = caller.prompt_tokens(render(""))
+                raise budget.too_small(what, fixed, image_units, caller.model_name)
+            kept = keep_recent(kept, room, budget.counter)
         try:
             return await caller.ask(render(kept), images, step=step, image_units=image_units)
         except ContextExceeded as exc:
-            if budget is not None and not kept:
-                fixed = caller.prompt_tokens(render(""))
-                raise budget.too_small(what, fixed, image_units, caller.model_name) from exc
             if budget is None or not kept:
+                if budget is not None:
+                    fixed = caller.prompt_tokens(render(""))
+                    raise budget.too_small(what, fixed, image_units, caller.model_name) from exc
                 raise
-            room = budget.room(image_units) - caller.prompt_tokens(render(""))
-            half = min(budget.tokens(kept) // 2, max(room, 0))
-            kept = keep_recent(kept, half, budget.counter)
+            # The server knows better than our count: keep half as much and send again.
+            kept = keep_recent(kept, budget.tokens(kept) // 2, budget.counter)
     raise ContextExceeded(f"{step}: still over the context after {MAX_SPLITS} splits")

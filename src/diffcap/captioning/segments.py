@@ -30,7 +30,7 @@ import numpy as np
 
 from diffcap.captioning.calls import KeyframeImages
 from diffcap.captioning.slide import Chain
-from diffcap.captioning.tree import plan_groups
+from diffcap.captioning.tree import SLACK, plan_groups
 from diffcap.config import CaptionConfig
 from diffcap.timeline import Caption
 
@@ -53,8 +53,9 @@ def plan_segments(breaks: Sequence[float], n: int, target: int) -> list[tuple[in
     keyframes, each cut at the largest break within a quarter of an even split."""
     if n <= target:
         return [(0, n)]
-    room = math.ceil(n / math.ceil(n / target))
-    return plan_groups([1] * n, room, breaks)
+    parts = math.ceil(n / target)
+    room = math.ceil(n / parts * (1 + SLACK))
+    return plan_groups([1] * n, room, breaks, parts=parts)
 
 
 def _thumb(data: bytes | None, array: Any) -> np.ndarray:

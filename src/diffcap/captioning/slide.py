@@ -73,15 +73,20 @@ class Chain:
         """The detailed caption of keyframe ``i`` (the first of a chain)."""
         kf = self.keyframes[i]
         prompt = self.templates["first_frame"].render(index=i + 1, time=kf.time, **self.common())
-        try:
-            return await self.caller.ask(prompt, [await self.images.input(i)], step="first_frame")
-        except ContextExceeded as exc:
-            b = self.caller.budget
-            if b is None:
-                raise
-            what = f"the first-frame request of keyframe {i} at {kf.time:.1f} s"
-            tokens = self.caller.prompt_tokens(prompt)
-            raise b.too_small(what, tokens, 1, self.caller.model_name) from exc
+        image = [await self.images.input(i)]
+        for _ in range(2):
+            try:
+                return await self.caller.ask(prompt, image, step="first_frame")
+            except ContextExceeded as exc:
+                b = self.caller.budget
+                if b is not None and await b.calibrate():
+                    continue  # measured counts may fit where the estimate did not
+                if b is None:
+                    raise
+                what = f"the first-frame request of keyframe {i} at {kf.time:.1f} s"
+                tokens = self.caller.prompt_tokens(prompt)
+                raise b.too_small(what, tokens, 1, self.caller.model_name) from exc
+        raise ContextExceeded(f"first_frame {i}: over the context")
 
     async def differential(self, k: int, previous: str) -> str:
         """What changed between keyframes ``k-1`` and ``k``; ``previous`` is the caption of

@@ -38,6 +38,8 @@ from diffcap.timeline import Caption
 MAX_REPLANS = 4
 #: A part's size may stray this far from an even split to end at a better break.
 SLACK = 0.25
+#: Parts are planned this full on average, so each can grow to its room to reach a break.
+FILL = 0.85
 
 
 @dataclass
@@ -98,29 +100,38 @@ def time_breaks(captions: Sequence[Caption]) -> list[float]:
     return [min(g / median, 4.0) for g in gaps]
 
 
-def plan_groups(costs: Sequence[int], room: int, breaks: Sequence[float]) -> list[tuple[int, int]]:
+def plan_groups(
+    costs: Sequence[int], room: int, breaks: Sequence[float], parts: int | None = None
+) -> list[tuple[int, int]]:
     """Cut items ``0..n-1`` (token ``costs``) into consecutive groups ``[a, b)`` of at most
-    ``room`` tokens each: as few groups as the total needs, each cut at the largest
-    ``breaks[i]`` (the break after item ``i``) within :data:`SLACK` of an even split of
-    what is left (else as full as the room allows)."""
+    ``room`` each: ``parts`` groups (default: enough to fill each to :data:`FILL` of the room
+    on average; more only when the room forces it), each ending at the largest ``breaks[i]``
+    (the break after item ``i``) within :data:`SLACK` of an even split of what is left; on a
+    tie, the fuller group."""
     if any(c > room for c in costs):
         raise ValueError("an item is larger than the room of a group")
-    n, groups, a = len(costs), [], 0
+    n, a = len(costs), 0
+    groups: list[tuple[int, int]] = []
+    k = parts or max(1, math.ceil(sum(costs) / (room * FILL)))
     while a < n:
         rest = sum(costs[a:])
-        if rest <= room:
+        left = max(1, k - len(groups))
+        if rest / left > room:  # the room forces more parts
+            left = math.ceil(rest / room)
+            k = len(groups) + left
+        if left == 1 and rest <= room:
             groups.append((a, n))
             break
-        target = rest / math.ceil(rest / room)
+        target = rest / left
         lo, hi = target * (1 - SLACK), min(room, target * (1 + SLACK))
         acc, best, best_score, last_fit = 0, None, -math.inf, a + 1
-        for b in range(a + 1, n + 1):
+        for b in range(a + 1, n):
             acc += costs[b - 1]
-            if acc > room:
+            if acc > hi:
                 break
             last_fit = b
             score = breaks[b - 1] if b - 1 < len(breaks) else 0.0
-            if lo <= acc <= hi and score > best_score:
+            if acc >= lo and score >= best_score:
                 best, best_score = b, score
         b = best if best is not None else last_fit
         groups.append((a, b))
@@ -175,6 +186,10 @@ class _Tree:
         for _ in range(MAX_REPLANS + 1):
             room = self.room(name)
             costs = [self.item_cost(name, it) for it in items]
+            b = self.caller.budget
+            if (room <= 0 or 2 * max(costs) > room) and b is not None and await b.calibrate():
+                room = self.room(name)
+                costs = [self.item_cost(name, it) for it in items]
             if room <= 0 or 2 * max(costs) > room:
                 raise self._too_small(name, room, max(costs))
             scores = [

@@ -78,8 +78,9 @@ def _build_tokenizer(out: Path):
     return fast
 
 
-def build_tiny_llava(out: str | Path, seed: int = 0) -> Path:
-    """Build the tiny model + processor into ``out`` (created) and return it."""
+def build_tiny_llava(out: str | Path, seed: int = 0, positions: int = 8192) -> Path:
+    """Build the tiny model + processor into ``out`` (created) and return it. ``positions``
+    is its context window (``max_position_embeddings``; small to test context budgets)."""
     import torch
     from transformers import GenerationConfig, LlavaForConditionalGeneration
 
@@ -88,7 +89,7 @@ def build_tiny_llava(out: str | Path, seed: int = 0) -> Path:
     tokenizer = _build_tokenizer(out)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in _SPECIALS}
     torch.manual_seed(seed)
-    model = LlavaForConditionalGeneration(_config(len(tokenizer), ids)).eval()
+    model = LlavaForConditionalGeneration(_config(len(tokenizer), ids, positions)).eval()
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<s>"],
         eos_token_id=ids["</s>"],
@@ -102,7 +103,7 @@ def build_tiny_llava(out: str | Path, seed: int = 0) -> Path:
     return out
 
 
-def _config(vocab: int, ids: dict[str, int]) -> Any:
+def _config(vocab: int, ids: dict[str, int], positions: int = 8192) -> Any:
     """A LLaVA of a 2-layer CLIP vision tower and a 2-layer Llama (~150k parameters)."""
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
@@ -122,7 +123,7 @@ def _config(vocab: int, ids: dict[str, int]) -> Any:
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=8192,
+        max_position_embeddings=positions,
         bos_token_id=ids["<s>"],
         eos_token_id=ids["</s>"],
         pad_token_id=ids["<pad>"],
