@@ -241,3 +241,43 @@ def test_long_timeline_draws_in_linear_time(long_run, serve_app, page):
     assert layouts < 20, f"{layouts} layouts to draw {N_LONG} keyframes ({seconds:.1f} s)"
     assert seconds < 15.0
     assert page.errors == []
+
+
+def test_exported_chapters_load_as_a_chapters_track(runs, tmp_path, page):
+    """Chromium's own WebVTT parser reads the chapters export of the tree record."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from diffcap.export import ExportOptions, export
+
+    shard = runs[0].source / "records" / "records-00000.jsonl"
+    export(shard, "chapters", tmp_path / "ch", ExportOptions(progress=False))
+    (tmp_path / "ch" / "index.html").write_text(
+        '<video><track kind="chapters" src="tree.vtt"></video>'
+    )
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(tmp_path / "ch"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        page.evaluate("document.querySelector('track').track.mode = 'hidden'")
+        page.wait_for_function("document.querySelector('track').readyState >= 2")
+        assert page.evaluate("document.querySelector('track').readyState") == 2  # not ERROR
+        cues = page.evaluate(
+            "[...document.querySelector('track').track.cues]"
+            ".map(c => [c.startTime, c.endTime, c.text])"
+        )
+    finally:
+        server.shutdown()
+    assert cues == [
+        [0.0, 3.0, "Dark frame"],
+        [3.0, 6.0, "The bar moves"],
+        [6.0, 9.0, "Brighter"],
+        [9.0, 12.0, "Last frames"],
+    ]
