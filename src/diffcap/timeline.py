@@ -58,6 +58,14 @@ def format_time(seconds: float) -> str:
     return f"{sign}{int(m):02d}:{s:05.2f}"
 
 
+def format_clock(seconds: float) -> str:
+    """Whole seconds, rounded down, as a video site writes them: ``75.9`` -> ``'01:15'``,
+    ``3725`` -> ``'1:02:05'`` (hours only past an hour)."""
+    h, rem = divmod(int(max(0.0, seconds)), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
 def fraction_to_str(value: Fraction | None) -> str | None:
     return None if value is None else f"{value.numerator}/{value.denominator}"
 

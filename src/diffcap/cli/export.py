@@ -4,6 +4,7 @@
     diffcap export captions.jsonl --format llava --tasks slide,fast --out train/llava.json
     diffcap export runs/demo --format clips --window 4 --stride 2 --out clips.jsonl \\
         --api-base http://127.0.0.1:8000/v1
+    diffcap export runs/demo --format chapters --out chapters/   # <video_id>.vtt + .txt
 
 Exit status: 0 when anything was exported (records skipped for a missing video etc. are
 counted in the summary line), 1 when records were read but not one item could be written.
@@ -36,8 +37,8 @@ def _tasks(value: str) -> tuple[str, ...]:
 @click.option(
     "--out",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Output file (images go next to it in <stem>_images/).",
+    type=click.Path(path_type=Path),
+    help="Output file (images go next to it in <stem>_images/); chapters: a folder.",
 )
 @click.option("--absolute-paths", is_flag=True, help="Write absolute image/video paths.")
 @click.option(
@@ -100,6 +101,10 @@ def export(ctx: click.Context, source: Path, fmt: str, out: Path, **options: Any
     from diffcap.export import export as run_export
 
     quiet = bool((ctx.obj or {}).get("quiet"))
+    if out.is_dir() and fmt != "chapters":
+        raise click.BadParameter(
+            f"{out} is a folder; --format {fmt} writes a file", param_hint="--out"
+        )
     if options.get("config_path") is None and (source / "config.yaml").is_file():
         # The run's own model settings, so clip requests hit its request cache.
         options["config_path"] = str(source / "config.yaml")

@@ -38,6 +38,7 @@ FORMATS: dict[str, str] = {
     "llamafactory": "sft:write_llamafactory",
     "swift": "sft:write_swift",
     "qwenvl": "sft:write_qwenvl",
+    "chapters": "chapters:write_chapters",
 }
 LLAVA_TASKS = ("fast", "slide", "clip", "recaption")
 #: Every task the builder knows: the four above (the default) plus slide mode's summary step.

@@ -29,6 +29,7 @@ from typing import Any
 
 from diffcap.errors import ConfigError
 from diffcap.redact import Redactor
+from diffcap.web.tree import read_tree
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class VideoEntry:
     usage: dict[str, Any] = field(default_factory=dict)
     notes: list[dict[str, Any]] = field(default_factory=list)  # failure / filter lines
     media: Path | None = None  # the video file, when it exists on disk
+    summary_tree: dict[str, Any] | None = None  # long videos: see diffcap.web.tree.read_tree
     _search: str | None = field(default=None, repr=False, compare=False)
 
     def search_text(self) -> str:
@@ -240,6 +242,7 @@ def _entry_from_record(
         clips=_clips(d, captions),
         provenance=prov,
         usage=dict(d.get("usage") or {}),
+        summary_tree=read_tree(d.get("summary_tree")),
     )
 
 

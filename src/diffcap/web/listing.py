@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from diffcap.timeline import format_time
 from diffcap.web.data import KeyframeView, VideoEntry
+from diffcap.web.tree import tree_view
 
 PAGE_SIZE = 100  # list rows per page, served and static alike
 MAX_PAGE = 500
@@ -76,6 +77,7 @@ def entry_detail(
             for i, k in enumerate(e.keyframes)
         ],
         summary=e.summary,
+        summary_tree=tree_view(e.summary_tree),
         clips=[
             dict(c, label=f"{format_time(c['start'])}–{format_time(c['end'])}") for c in e.clips
         ],

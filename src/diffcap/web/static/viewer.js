@@ -157,7 +157,7 @@
     }
     const player = renderPlayer(d, v);
     if (v.keyframes.length) renderTimeline(d, v, player);
-    section(d, "Summary", v.summary ? el("p", "summary", v.summary) : el("p", "empty", "No summary."));
+    section(d, "Summary", summaryBlock(v, player));
     if (v.clips.length) {
       const ul = el("ul", "clips");
       for (const c of v.clips) {
@@ -171,6 +171,63 @@
     }
     section(d, "Usage", el("pre", "usage", JSON.stringify(v.usage || {}, null, 2)));
     section(d, "Provenance", el("pre", "provenance", JSON.stringify(v.provenance || {}, null, 2)));
+  }
+
+  function summaryBlock(v, play) {
+    const tree = v.summary_tree;
+    if (!tree) return v.summary ? el("p", "summary", v.summary) : el("p", "empty", "No summary.");
+    const box = el("div", "summary-tree");
+    const root = tree.nodes[tree.root];
+    box.appendChild(root.parts.length ? cited("p", "summary", root.parts, play) : el("p", "summary", v.summary || ""));
+    box.appendChild(el("p", "meta", "Summary tree: " + tree.levels + " levels"));
+    const top = el("div", "tree");
+    for (const id of root.kids) top.appendChild(treeNode(tree, id, play, true));
+    for (const id of tree.rest) top.appendChild(treeNode(tree, id, play, false));
+    box.appendChild(top);
+    return box;
+  }
+
+  // A node of the summary tree: its time range (a button that seeks to its start) and its
+  // text, the nodes of the level below inside a <details> that opens and closes. Each node is
+  // drawn once (the server gives every node to one parent), so this is linear in the nodes.
+  function treeNode(tree, id, play, open) {
+    const n = tree.nodes[id];
+    const leaf = !n.kids.length;
+    const box = el(leaf ? "div" : "details", "tree-node");
+    box.dataset.level = n.level;
+    box.dataset.id = n.id;
+    if (open && !leaf) box.open = true;
+    const head = el(leaf ? "div" : "summary", "tree-head");
+    const range = el("button", "tree-range", n.label);
+    range.type = "button";
+    range.dataset.time = n.start;
+    range.title = "play from " + n.label.split("–")[0];
+    range.addEventListener("click", (e) => { e.preventDefault(); play(n.start); });
+    head.appendChild(range);
+    head.appendChild(cited("span", "tree-text", n.parts, play));
+    if (n.captions) head.appendChild(el("span", "tree-count", n.captions + " caption" + (n.captions === 1 ? "" : "s")));
+    box.appendChild(head);
+    if (!leaf) {
+      const kids = el("div", "tree-kids");
+      for (const k of n.kids) kids.appendChild(treeNode(tree, k, play, false));
+      box.appendChild(kids);
+    }
+    return box;
+  }
+
+  // Text whose citations ({text, t} parts, cut by the server from the node's citation list)
+  // are buttons that seek the player; every piece goes in as text, none as markup.
+  function cited(tag, cls, parts, play) {
+    const node = el(tag, cls);
+    for (const p of parts) {
+      if (typeof p.t !== "number") { node.appendChild(document.createTextNode(p.text)); continue; }
+      const b = el("button", "cite", p.text);
+      b.type = "button";
+      b.dataset.time = p.t;
+      b.addEventListener("click", (e) => { e.preventDefault(); e.stopPropagation(); play(p.t); });
+      node.appendChild(b);
+    }
+    return node;
   }
 
   function section(parent, title, body) {
@@ -215,32 +272,45 @@
     };
   }
 
+  // Linear in the keyframes (a long video has thousands): markers are built off the page in
+  // a fragment, and their tick lengths are measured all at once before any is set, so the
+  // browser lays the axis out once rather than once per marker.
   function renderTimeline(d, v, play) {
-    const duration = v.duration > 0 ? v.duration : Math.max(...v.keyframes.map((k) => k.time), 1);
+    const duration = v.duration > 0 ? v.duration : v.keyframes.reduce((a, k) => Math.max(a, k.time), 1);
     const axis = el("div", "axis");
     axis.dataset.duration = duration;
     const cards = el("ol", "kf-cards");
     d.appendChild(axis);
     const width = axis.clientWidth || 800;
+    // more keyframes than thumbnails fit on the axis: thin ticks (the cards keep thumbnails)
+    const dense = v.keyframes.length > MAX_LANES * Math.max(1, Math.floor(width / MARKER_W));
     const laneEnd = [];
     let lanes = 1;
+    const markers = [];
+    const frag = document.createDocumentFragment();
     v.keyframes.forEach((k, i) => {
       const x = (k.time / duration) * width;
-      let lane = laneEnd.findIndex((end) => end + MARKER_W <= x);
-      if (lane < 0) lane = laneEnd.length < MAX_LANES ? laneEnd.length : laneEnd.indexOf(Math.min(...laneEnd));
-      laneEnd[lane] = x;
-      lanes = Math.max(lanes, lane + 1);
-      const m = el("button", "kf-marker");
+      let lane = 0;
+      if (!dense) {
+        lane = laneEnd.findIndex((end) => end + MARKER_W <= x);
+        if (lane < 0) lane = laneEnd.length < MAX_LANES ? laneEnd.length : laneEnd.indexOf(Math.min(...laneEnd));
+        laneEnd[lane] = x;
+        lanes = Math.max(lanes, lane + 1);
+      }
+      const m = el("button", dense ? "kf-marker kf-tick" : "kf-marker");
       m.type = "button";
       m.dataset.time = k.time;
       m.dataset.idx = k.idx;
       m.style.left = ((k.time / duration) * 100).toFixed(4) + "%";
       m.style.top = lane * LANE_H + "px";
       m.title = k.label;
-      if (k.src) m.appendChild(thumb(k));
-      m.appendChild(el("span", "kf-time", k.label));
+      if (!dense) {
+        if (k.src) m.appendChild(thumb(k));
+        m.appendChild(el("span", "kf-time", k.label));
+      }
       m.addEventListener("click", () => { focusCard(i); play(k.time); });
-      axis.appendChild(m);
+      markers.push(m);
+      frag.appendChild(m);
 
       const c = el("li", "kf-card");
       c.dataset.time = k.time;
@@ -252,19 +322,23 @@
       c.addEventListener("click", () => play(k.time));
       cards.appendChild(c);
     });
+    axis.appendChild(frag);
     axis.style.height = lanes * LANE_H + 28 + "px";
     // a tick from each thumbnail down to the time axis, through the lanes below it
-    for (const m of axis.querySelectorAll(".kf-marker")) {
-      m.style.setProperty("--drop", axis.clientHeight - parseFloat(m.style.top) - m.offsetHeight + "px");
-    }
+    const h = axis.clientHeight;
+    const drops = markers.map((m) => h - parseFloat(m.style.top) - m.offsetHeight);
+    markers.forEach((m, i) => m.style.setProperty("--drop", drops[i] + "px"));
     const tick = el("div", "axis-line");
     tick.appendChild(el("span", "axis-start", "00:00"));
     tick.appendChild(el("span", "axis-end", v.duration_label || fmt(duration)));
     axis.appendChild(tick);
     section(d, "Keyframes and differential captions", cards);
+    let focused = null;
     function focusCard(i) {
       const c = cards.children[i];
-      for (const o of cards.children) o.classList.toggle("focused", o === c);
+      if (focused) focused.classList.remove("focused");
+      c.classList.add("focused");
+      focused = c;
       if (c.scrollIntoView) c.scrollIntoView({ block: "nearest" });
     }
   }
