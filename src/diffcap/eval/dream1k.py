@@ -297,7 +297,7 @@ def _events(value: Any, where: str) -> list[str] | None:
             try:
                 value = ast.literal_eval(value)
             except (ValueError, SyntaxError):
-                raise BenchmarkFileError(f"{where}: field 'events' is not a list") from None
+                pass  # refused below
     if value is not None and not (
         isinstance(value, list) and all(isinstance(e, str) for e in value)
     ):

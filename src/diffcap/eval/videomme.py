@@ -108,13 +108,13 @@ class VideoMME(Benchmark):
 
     def statistic(self, preds: list[dict[str, Any]]) -> float | None:
         """The headline: correct / answered."""
-        answered = [p for p in preds if p.get("answered")]
+        answered = [p for p in preds if p.get("answered", True)]
         return sum(1 for p in answered if p.get("correct")) / len(answered) if answered else None
 
 
 def _answered_accuracy(preds: list[dict[str, Any]]) -> dict[str, Any]:
     """The release's numbers (correct / answered) first, then diffcap's (correct / all)."""
-    answered = [p for p in preds if p.get("answered")]
+    answered = [p for p in preds if p.get("answered", True)]
     correct = sum(1 for p in answered if p.get("correct"))
     return {
         "accuracy": correct / len(answered) if answered else None,
