@@ -25,6 +25,7 @@ and the same per bucket of ``n_subjects``, ``n_shots``, ``n_events`` (the releas
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -294,10 +295,8 @@ def _events(value: Any, where: str) -> list[str] | None:
         try:
             value = json.loads(value)
         except ValueError:
-            try:
+            with contextlib.suppress(ValueError, SyntaxError):  # refused below
                 value = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                pass  # refused below
     if value is not None and not (
         isinstance(value, list) and all(isinstance(e, str) for e in value)
     ):

@@ -291,11 +291,8 @@ def _job(
             else:
                 job.items[it.item_id], job.videos[it.item_id] = it, str(path)
     job.model, job.judge = _models(bench, spec, cfg, mode)
-    if job.model is not None:
-        in_process = job.model.backend == "transformers"
-        job.prefill_mode = (
-            spec.prefill if spec.prefill != "auto" else ("assistant" if in_process else "user")
-        )
+    auto = "assistant" if job.model is not None and job.model.backend == "transformers" else "user"
+    job.prefill_mode = auto if spec.prefill == "auto" else spec.prefill
     if missing:
         log.warning(
             "%d of %d items have no %s; they are not scored",
@@ -392,7 +389,7 @@ def _bind(store: RunStore, spec: EvalSpec, job: EvalJob) -> dict[str, Any]:
     signature.update({k: v for k, v in extra.items() if v is not None})
     stored = store.get_meta("eval")
     if stored is not None and stored != signature:
-        changed = sorted(k for k in signature if stored.get(k) != signature[k])
+        changed = [k for k in sorted({*stored, *signature}) if stored.get(k) != signature.get(k)]
         raise ConfigError(
             f"{spec.out} holds another eval (changed: {', '.join(changed)})",
             hint="use another --out for another model, judge, input or benchmark",

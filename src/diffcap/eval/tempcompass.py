@@ -63,7 +63,7 @@ JUDGE_TRIES = 11
 class TempCompass(Benchmark):
     name = "tempcompass"
     chart_dim = "task"
-    headline = ("accuracy", "accuracy per format")
+    headline = ("accuracy", "accuracy (overall: mean of the formats)")
     overall_key: ClassVar[str | None] = "format_mean_accuracy"
 
     def load(self, path: Path) -> list[EvalItem]:
