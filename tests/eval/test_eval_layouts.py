@@ -112,6 +112,11 @@ def test_tempcompass_layouts_give_the_same_items(tmp_path):
     assert [(i.item_id, i.question, i.answer, i.data) for i in from_hf] == [
         (i.item_id, i.question, i.answer, i.data) for i in from_root
     ]
+    # The hub's converted branch: <format>/test/0000.parquet.
+    for fmt in ("multi-choice", "yes_no", "captioning"):
+        (hf / fmt / "test").mkdir()
+        (hf / fmt / "test-00000-of-00001.parquet").rename(hf / fmt / "test" / "0000.parquet")
+    assert [i.item_id for i in load_items(hf)] == [i.item_id for i in from_root]
 
 
 def _dream_rows():
@@ -243,3 +248,25 @@ def test_videomme_subtitles_at_the_sampled_frames(fault_server, eval_videos, tmp
     code = run_eval(fault_server, "mvbench", "--data", str(data), "--subtitles", str(subs),
                     "--out", str(tmp_path / "x"))  # fmt: skip
     assert code == 2
+
+
+def test_tempcompass_captioning_empty_judge_answer(fault_server, eval_videos, tmp_path):
+    """An empty judge answer rates a captioning question 0; the release's -1 (which lowers
+    the format's sum) comes back with --official-quirks."""
+    root = _tempcompass_repo(tmp_path / "TempCompass")
+    (root / "questions" / "yes_no.json").unlink()
+    fault_server.reply = routed_reply([
+        ("Video Description:A man dunks.", "Answer: A. dunking"),
+        ("Video Description:Nothing.", ""),
+        ("Describe it.", "A man dunks."),
+        ("Caption it.", "Nothing."),
+        ("What is he doing?", "A"),
+    ])  # fmt: skip
+    args = ["--data", str(root), "--videos", str(eval_videos), "--input", "grid",
+            "--judge-model", "judge-x", "--judge-api-base", fault_server.base_url]  # fmt: skip
+    for flags, captioning in (([], 0.5), (["--official-quirks"], 0.0)):
+        out = tmp_path / f"out{len(flags)}"
+        assert run_eval(fault_server, "tempcompass", *args, *flags, "--out", str(out)) == 0
+        scores, _ = read_out(out)
+        assert scores["overall"]["captioning"] == captioning
+        assert scores["counts"]["failed"] == 0

@@ -6,7 +6,7 @@ Layouts of ``--data`` (the format of each question is its file's or folder's nam
   ``multi-choice.json``, ``yes_no.json``, ``caption_matching.json``, ``captioning.json``,
   each ``{video_id: {dimension: [{"question", "answer"}]}}``; or one of those files;
 - the Hugging Face dataset (``lmms-lab/TempCompass``): one folder per format with
-  ``*.parquet`` rows ``video_id, dim, question, answer`` (``captioning`` adds
+  ``test-*.parquet`` (or the hub's converted ``<format>/test/0000.parquet``), rows ``video_id, dim, question, answer`` (``captioning`` adds
   ``mc_question, mc_answer``), or one such Parquet file.
 
 The judge prompts are not shipped with diffcap: TempCompass is CC BY-NC 4.0 and diffcap is
@@ -55,7 +55,7 @@ def load_items(path: Path) -> list[EvalItem]:
     files = [path / f"{f}.json" for f in FORMATS if (path / f"{f}.json").is_file()]
     if files:
         return [it for f in files for it in _file_items(f, path)]
-    parquet = [p for f in FORMATS for p in sorted(path.glob(f"{f}/*.parquet"))]
+    parquet = [p for f in FORMATS for p in sorted(path.glob(f"{f}/**/*.parquet"))]
     parquet += [p for p in sorted(path.glob("*.parquet")) if _format_of(p)]
     if not parquet:
         listed = ", ".join(f"{f}.json" for f in FORMATS)
@@ -68,7 +68,7 @@ def load_items(path: Path) -> list[EvalItem]:
 
 
 def _format_of(path: Path) -> str | None:
-    for name in (path.parent.name, path.stem.split("-test")[0], path.stem):
+    for name in (path.parent.name, path.parent.parent.name, path.stem):
         if name in FORMATS:
             return name
     return None
