@@ -38,6 +38,9 @@ CAPTIONING = {"v1": {"action": [
 def _tempcompass_repo(root):
     (root / "questions").mkdir(parents=True)
     (root / "prompt_templates.py").write_text(STAND_IN_PROMPTS)
+    meta = {"v1": {"eval_dim": {"action": {"subject": "man", "action": "dunking",
+                                           "type": "fine-grained action"}, "speed": None}}}
+    (root / "meta_info.json").write_text(json.dumps(meta))  # fmt: skip
     for name, data in (("multi-choice", MC), ("yes_no", YN), ("captioning", CAPTIONING)):
         (root / "questions" / f"{name}.json").write_text(json.dumps(data))
     return root
@@ -71,6 +74,9 @@ def test_tempcompass_repository_root_with_captioning(fault_server, eval_videos, 
     assert all(r.prompt.endswith("Multi-Choice Question:\n" + MC["v1"]["action"][0]["question"]
                                  + "\n") for r in judged)  # fmt: skip
     assert [p.get("rating") for p in preds if p["dims"]["task"] == "captioning"] == [1, 0]
+    # The release's second table: fine-grained aspects from its meta_info.json.
+    assert scores["by"]["aspect"]["fine-grained action"]["accuracy"] == 0.5
+    assert scores["by_task_aspect"]["yes_no"]["fine-grained action"]["accuracy"] == 0.0
 
 
 def test_tempcompass_judge_prompts_needed_with_a_judge(fault_server, tmp_path, capsys):

@@ -187,6 +187,9 @@ def test_videomme_parquet_frames_and_letter_extraction(fault_server, eval_videos
     assert (d["short"]["accuracy"], d["medium"]["accuracy"], d["long"]["accuracy"]) == (
         1.0, 0.5, None)  # fmt: skip
     assert (d["short"]["accuracy_all"], d["long"]["accuracy_all"]) == (0.5, 0.0)
+    # The release's per-duration tables.
+    per = scores["by_duration"]["medium"]["task_type"]
+    assert (per["OCR Problems"]["accuracy"], per["Counting Problem"]["accuracy"]) == (1.0, 0.0)
     assert scores["by"]["task_type"]["OCR Problems"]["correct"] == 1
     assert [p["extracted"] for p in preds] == ["C", "", "B", "A", ""]
     assert all(r.images == 4 for r in fault_server.requests)

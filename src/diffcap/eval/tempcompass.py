@@ -15,7 +15,8 @@ calls at most, then 0, as released); without a judge it is rated 0 (``--disable_
 Captioning is judged only: the judge answers the video's first multi-choice question from the
 caption. ``answered`` is the release's ``match_success``.
 
-Reported as the release prints it: per format, the accuracy per dimension and ``avg`` over
+Reported as the release prints it: per format, the accuracy per dimension, per fine-grained
+aspect (from the release's ``meta_info.json``, when found beside ``--data``) and ``avg`` over
 the format's questions; ``overall`` leads with each format's accuracy; ``format_mean_accuracy``
 (mean of the formats) and ``pooled_accuracy`` (all questions) are diffcap's.
 """
@@ -37,7 +38,14 @@ from diffcap.eval.extract import (
 )
 from diffcap.eval.judges import JudgeAnswerError, parse_tempcompass_rating
 from diffcap.eval.scoring import group_by, mean, tally
-from diffcap.eval.tempcompass_data import FORMATS, find_prompt_file, judge_prompts, load_items
+from diffcap.eval.tempcompass_data import (
+    FORMATS,
+    find_meta_info,
+    find_prompt_file,
+    judge_prompts,
+    load_items,
+    with_aspects,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +78,9 @@ class TempCompass(Benchmark):
         return load_items(path)
 
     def prepare(self, data: Path, items: list[EvalItem], has_judge: bool) -> list[EvalItem]:
-        """Find the user's judge prompts (needed with a judge); without a judge, captioning
-        (judged only) is left out, with a warning."""
+        """Find the user's judge prompts (needed with a judge) and ``meta_info.json`` (the
+        fine-grained aspect of each question, when the repository root is there); without a
+        judge, captioning (judged only) is left out, with a warning."""
         prompt_file = find_prompt_file(data, self.settings.prompts)
         if has_judge and prompt_file is None:
             raise ConfigError(
@@ -82,6 +91,7 @@ class TempCompass(Benchmark):
         if prompt_file is not None:
             judge_prompts(prompt_file)  # readable, before any call
             self.settings = replace(self.settings, prompts=str(prompt_file))
+        items = with_aspects(items, find_meta_info(data))
         if has_judge:
             return items
         kept = [it for it in items if it.dims["task"] != "captioning"]
@@ -153,17 +163,20 @@ class TempCompass(Benchmark):
         return float(pred.get("rating", int(bool(pred.get("correct")))))
 
     def aggregate(self, preds: list[dict[str, Any]]) -> dict[str, Any]:
-        out = tally(preds, ["task", "dimension"], _summary)
+        out = tally(preds, ["task", "dimension", "aspect"], _summary)
         formats = out["by"].get("task", {})
         overall = {f: formats[f]["accuracy"] for f in TASKS if f in formats}
         overall["format_mean_accuracy"] = mean(overall.values())
         overall["pooled_accuracy"] = out["overall"]["accuracy"]
         out["overall"] = {**overall, **{k: v for k, v in out["overall"].items() if k != "accuracy"}}
-        # The release's table: every (format, dimension) cell.
-        out["by_task_dimension"] = {
-            task: tally(sub, ["dimension"], _summary)["by"].get("dimension", {})
-            for task, sub in group_by(preds, "task").items()
-        }
+        # The release's tables: every (format, dimension) and (format, aspect) cell.
+        for dim in ("dimension", "aspect"):
+            cells = {
+                task: tally(sub, [dim], _summary)["by"].get(dim, {})
+                for task, sub in group_by(preds, "task").items()
+            }
+            if any(cells.values()):
+                out[f"by_task_{dim}"] = cells
         return out
 
     def statistic(self, preds: list[dict[str, Any]]) -> float | None:

@@ -6,8 +6,9 @@ Layouts of ``--data`` (the format of each question is its file's or folder's nam
   ``multi-choice.json``, ``yes_no.json``, ``caption_matching.json``, ``captioning.json``,
   each ``{video_id: {dimension: [{"question", "answer"}]}}``; or one of those files;
 - the Hugging Face dataset (``lmms-lab/TempCompass``): one folder per format with
-  ``test-*.parquet`` (or the hub's converted ``<format>/test/0000.parquet``), rows ``video_id, dim, question, answer`` (``captioning`` adds
-  ``mc_question, mc_answer``), or one such Parquet file.
+  ``test-*.parquet`` (or the hub's converted ``<format>/test/0000.parquet``), rows
+  ``video_id, dim, question, answer`` (``captioning`` adds ``mc_question, mc_answer``), or
+  one such Parquet file.
 
 The judge prompts are not shipped with diffcap: TempCompass is CC BY-NC 4.0 and diffcap is
 Apache-2.0, so they are read from the release's ``prompt_templates.py`` in the user's copy
@@ -21,6 +22,7 @@ Apache-2.0, so they are read from the release's ``prompt_templates.py`` in the u
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,15 @@ from diffcap.eval.base import (
     require_field,
 )
 
-__all__ = ["FORMATS", "PROMPT_FILE", "find_prompt_file", "judge_prompts", "load_items"]
+__all__ = [
+    "FORMATS",
+    "PROMPT_FILE",
+    "find_meta_info",
+    "find_prompt_file",
+    "judge_prompts",
+    "load_items",
+    "with_aspects",
+]
 
 FORMATS = ("multi-choice", "yes_no", "caption_matching", "captioning")
 PROMPT_FILE = "prompt_templates.py"
@@ -180,11 +190,7 @@ def find_prompt_file(data: Path, given: str | None = None) -> Path | None:
         if not p.is_file():
             raise BenchmarkFileError(f"--prompts {given}: no such file")
         return p
-    folder = data if data.is_dir() else data.parent
-    for candidate in (folder, folder.parent, folder.parent.parent):
-        if (candidate / PROMPT_FILE).is_file():
-            return candidate / PROMPT_FILE
-    return None
+    return _near(data, PROMPT_FILE)
 
 
 def judge_prompts(path: Path) -> dict[str, str]:
@@ -207,3 +213,35 @@ def judge_prompts(path: Path) -> dict[str, str]:
     if missing:
         raise BenchmarkFileError(f"{path}: no {', '.join(missing)} (TempCompass's prompts)")
     return {fmt: found[name] for fmt, name in PROMPT_NAMES.items()}
+
+
+def _near(data: Path, name: str) -> Path | None:
+    folder = data if data.is_dir() else data.parent
+    for candidate in (folder, folder.parent, folder.parent.parent):
+        if (candidate / name).is_file():
+            return candidate / name
+    return None
+
+
+def find_meta_info(data: Path) -> Path | None:
+    """The release's ``meta_info.json`` (each video's fine-grained aspects), if beside."""
+    return _near(data, "meta_info.json")
+
+
+def with_aspects(items: list[EvalItem], meta_file: Path | None) -> list[EvalItem]:
+    """Items with dimension ``aspect``: the release's fine-grained aspect of the question
+    (``eval_dim.<dimension>.type`` of its video, ``order`` for order), as
+    ``utils/eval_utils.py`` tables them."""
+    if meta_file is None:
+        return items
+    meta = read_json(meta_file)
+    if not isinstance(meta, dict):
+        raise BenchmarkFileError(f"{meta_file}: expected {{video_id: {{eval_dim: ...}}}}")
+    out = []
+    for it in items:
+        dim = it.dims["dimension"]
+        video = meta.get(it.video.replace(".jpg", "").replace(".mp4", ""))
+        entry = (video.get("eval_dim") or {}).get(dim) if isinstance(video, dict) else None
+        aspect = "order" if dim == "order" else (entry or {}).get("type")
+        out.append(replace(it, dims={**it.dims, "aspect": str(aspect)}) if aspect else it)
+    return out

@@ -39,7 +39,7 @@ from diffcap.eval.base import (
     require_field,
 )
 from diffcap.eval.extract import videomme_letter
-from diffcap.eval.scoring import tally
+from diffcap.eval.scoring import group_by, tally
 
 PROMPT = (
     "Select the best answer to the following multiple-choice question based on the video. "
@@ -104,7 +104,13 @@ class VideoMME(Benchmark):
         }
 
     def aggregate(self, preds: list[dict[str, Any]]) -> dict[str, Any]:
-        return tally(preds, DIMS, _answered_accuracy)
+        out = tally(preds, DIMS, _answered_accuracy)
+        # The release's per-duration tables: categories, sub-categories, task types.
+        out["by_duration"] = {
+            d: tally(sub, DIMS[1:], _answered_accuracy)["by"]
+            for d, sub in group_by(preds, "duration").items()
+        }
+        return out
 
     def statistic(self, preds: list[dict[str, Any]]) -> float | None:
         """The headline: correct / answered."""
