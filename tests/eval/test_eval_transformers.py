@@ -41,6 +41,24 @@ def test_tiny_llava_in_process(tiny_llava_dir, eval_videos, tmp_path):  # noqa: 
     assert (again.requests, again.counts["scored"]) == (0, 2)
 
 
+def test_in_process_mvbench_prefills_the_reply(tiny_llava_dir, eval_videos, tmp_path):  # noqa: F811
+    """--prefill auto with an in-process model: "Best option:(" starts the assistant turn
+    (not the question), and the eval records it."""
+    data = tmp_path / "action_antonym.json"
+    data.write_text(json.dumps([
+        {"video": "v1.mp4", "question": "What happens?", "candidates": ["a", "b"], "answer": "a"},
+    ]))  # fmt: skip
+    cfg = RunConfig.model_validate(
+        {"model": {"backend": "transformers", "model": str(tiny_llava_dir), "device": "cpu",
+                   "max_tokens": 4}}
+    )  # fmt: skip
+    spec = EvalSpec("mvbench", data, tmp_path / "out", videos=eval_videos, input_mode="grid")
+    report = run_eval(spec, cfg, progress=False)
+    assert report.exit_code == 0 and report.counts["scored"] == 1
+    scores = json.loads((tmp_path / "out" / "scores.json").read_text())
+    assert scores["prefill"] == "assistant"
+
+
 @pytest.mark.slow  # ~20 s to start the server on 2 cores
 def test_against_a_real_transformers_serve(tiny_llava_server, eval_videos, tmp_path):  # noqa: F811
     """The same eval over HTTP to a real OpenAI-compatible server (``transformers serve``

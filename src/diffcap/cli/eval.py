@@ -67,6 +67,33 @@ from diffcap.eval.registry import BENCHMARKS
 )
 @click.option("--answer-model", help="Text model answering from captions [--model].")
 @click.option("--answer-api-base", help="Its base URL [--api-base].")
+@click.option(
+    "--subtitles",
+    type=click.Path(file_okay=False),
+    help="videomme: the folder of <videoID>.srt subtitles (the 'w/ subs' setting).",
+)
+@click.option(
+    "--prompts",
+    type=click.Path(),
+    help="The benchmark's own prompt file diffcap does not ship (tempcompass: "
+    "prompt_templates.py) [found beside --data].",
+)
+@click.option(
+    "--prefill",
+    type=click.Choice(["auto", "assistant", "user"]),
+    default="auto",
+    show_default=True,
+    help="Where an official answer prefill goes (mvbench's 'Best option:('): the start of the "
+    "model's reply (assistant; OpenAI-compatible servers that continue a final assistant "
+    "message, e.g. vLLM), or the end of the question (user); auto: assistant for "
+    "--backend transformers, else user.",
+)
+@click.option(
+    "--official-quirks",
+    is_flag=True,
+    help="Score exactly as the official code, quirks diffcap corrects included (see "
+    "docs/eval.md).",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Only the first N items.")
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="Seed of VDC's caption prompt choice."
@@ -110,6 +137,10 @@ def eval_cmd(
         judge_api_key=params.pop("judge_api_key"),
         answer_model=params.pop("answer_model"),
         answer_api_base=params.pop("answer_api_base"),
+        subtitles=_path(params.pop("subtitles")),
+        prompts=_path(params.pop("prompts")),
+        prefill=params.pop("prefill"),
+        official_quirks=params.pop("official_quirks"),
     )
     if spec.judge_api_key:
         from diffcap.redact import register_secret

@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from diffcap.errors import ConfigError
 from diffcap.models.base import Backend, ImageInput, ModelRequest
 
+T = TypeVar("T")
+
 __all__ = [
+    "BenchSettings",
     "Benchmark",
     "BenchmarkFileError",
     "EvalContext",
@@ -57,6 +60,20 @@ class EvalItem:
     where: str = ""
 
 
+@dataclass(frozen=True)
+class BenchSettings:
+    """How a benchmark is run and scored, beyond its files (``diffcap eval`` options)."""
+
+    #: Score exactly as the official code, its plainly broken quirks included (diffcap's
+    #: documented deviations off).
+    official_quirks: bool = False
+    #: Video-MME: the folder of ``<videoID>.srt`` subtitles (the "w/ subs" setting).
+    subtitles: str | None = None
+    #: A benchmark's own prompt file that diffcap does not ship (TempCompass's
+    #: ``prompt_templates.py``, CC BY-NC 4.0); found beside ``--data`` when None.
+    prompts: str | None = None
+
+
 @dataclass
 class EvalContext:
     """What one item's evaluation may use; every call is cached by the run store."""
@@ -70,9 +87,23 @@ class EvalContext:
     preamble: str = ""
     max_tokens: int = 512
     seed: int = 0
+    #: Where an answer prefill goes: "assistant" (the reply starts with it: backends that
+    #: continue an assistant turn) or "user" (appended to the question: the nearest form).
+    prefill_mode: str = "user"
+    #: Times (s) of the frames in ``images``, when known (Video-MME's subtitles use them).
+    times: tuple[float, ...] | None = None
 
-    async def ask(self, prompt: str, *, system: str | None = None, max_tokens: int = 0) -> str:
-        """The model under test answers ``prompt`` from the item's inputs (temperature 0)."""
+    async def ask(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        max_tokens: int = 0,
+        prefill: str = "",
+    ) -> str:
+        """The model under test answers ``prompt`` from the item's inputs (temperature 0).
+        An empty answer is an answer (``""``), never an error. ``prefill``: the text the
+        official script starts the reply with (not part of the returned answer)."""
         if self.model is None:
             raise ConfigError("this benchmark needs --model", hint="pass --model NAME")
         text = prompt
@@ -80,16 +111,42 @@ class EvalContext:
             text = f"{self.preamble}{self.caption or ''}\n\n{prompt}"
         elif self.preamble:
             text = f"{self.preamble}\n{prompt}"
+        extra: dict[str, Any] = {"allow_empty": True}
+        if prefill and self.prefill_mode == "assistant":
+            extra["prefill"] = prefill
+        elif prefill:
+            text = f"{text}{prefill}"
         images = () if self.input_mode == "caption" else self.images
-        return await _call(self.model, text, system, images, max_tokens or self.max_tokens)
+        return await _call(self.model, text, system, images, max_tokens or self.max_tokens, extra)
 
-    async def ask_judge(self, prompt: str, *, system: str | None = None) -> str:
-        """The judge answers a text-only prompt (temperature 0)."""
+    async def ask_judge(self, prompt: str, *, system: str | None = None, attempt: int = 0) -> str:
+        """The judge answers a text-only prompt: at temperature 0, and a retry (``attempt``
+        > 0, a request of its own in the cache) at 1.0, the API default the releases used."""
         if self.judge is None:
             raise ConfigError(
                 "this benchmark needs a judge", hint="pass --judge-model (and --judge-api-base)"
             )
-        return await _call(self.judge, prompt, system, (), 1024)
+        extra: dict[str, Any] = {"allow_empty": True}
+        if attempt:
+            extra.update(attempt=attempt, temperature=1.0)
+        return await _call(self.judge, prompt, system, (), 1024, extra)
+
+    async def judge_until(
+        self, prompt: str, parse: Callable[[str], T], *, system: str | None = None, tries: int
+    ) -> tuple[T, str, int]:
+        """The official judge loops: ask, parse, and ask again while the answer cannot be
+        parsed, ``tries`` calls at most. Returns (parsed, the answer, calls made); raises the
+        last :class:`~diffcap.eval.judges.JudgeAnswerError` when every call failed."""
+        from diffcap.eval.judges import JudgeAnswerError
+
+        error = JudgeAnswerError("no judge call was made")
+        for attempt in range(tries):
+            said = await self.ask_judge(prompt, system=system, attempt=attempt)
+            try:
+                return parse(said), said, attempt + 1
+            except JudgeAnswerError as exc:
+                error = exc
+        raise JudgeAnswerError(f"{error} (after {tries} judge calls)")
 
 
 async def _call(
@@ -98,13 +155,15 @@ async def _call(
     system: str | None,
     images: tuple[ImageInput, ...],
     max_tokens: int,
+    extra: dict[str, Any],
 ) -> str:
+    options = {"temperature": 0.0, "max_tokens": max_tokens, **extra}
     request = ModelRequest(
         model=backend.model,
         prompt=prompt,
         images=images,
         system=system,
-        options=ModelRequest.make_options({"temperature": 0.0, "max_tokens": max_tokens}),
+        options=ModelRequest.make_options(options),
     )
     return (await backend.agenerate(request)).text
 
@@ -119,10 +178,20 @@ class Benchmark(ABC):
     headline: ClassVar[tuple[str, str]] = ("accuracy", "accuracy")
     #: The dimension the chart breaks the headline down by.
     chart_dim: ClassVar[str] = "task"
+    #: The "overall" key of the chart's first bar, when not the headline key.
+    overall_key: ClassVar[str | None] = None
+
+    def __init__(self, settings: BenchSettings | None = None) -> None:
+        self.settings = settings or BenchSettings()
 
     @abstractmethod
     def load(self, path: Path) -> list[EvalItem]:
         """Items from the official file(s) at ``path``; raises BenchmarkFileError."""
+
+    def prepare(self, data: Path, items: list[EvalItem], has_judge: bool) -> list[EvalItem]:
+        """Checks and settings that need the files and the run's options, on the driver
+        before any call (may update ``self.settings``); returns the items to evaluate."""
+        return items
 
     @abstractmethod
     async def evaluate(self, item: EvalItem, ctx: EvalContext) -> dict[str, Any]:

@@ -19,8 +19,9 @@ def chart_bars(bench: Benchmark, scores: dict[str, Any]) -> list[tuple[str, floa
     key, _ = bench.headline
     overall = scores.get("overall", {})
     bars = []
-    if overall.get(key) is not None:
-        bars.append(("overall", float(overall[key]), int(overall.get("count") or 0)))
+    first = bench.overall_key or key
+    if overall.get(first) is not None:
+        bars.append(("overall", float(overall[first]), int(overall.get("count") or 0)))
     by = (scores.get("by") or {}).get(bench.chart_dim, {})
     for label, cell in by.items():
         if cell.get(key) is not None:

@@ -18,6 +18,7 @@ requests (and their cache keys) are byte-identical across resumes.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
@@ -28,12 +29,24 @@ from diffcap.models.base import ImageInput
 
 log = logging.getLogger(__name__)
 
-__all__ = ["INPUT_MODES", "VIDEO_EXTENSIONS", "VideoIndex", "preamble", "video_images"]
+__all__ = [
+    "FRAME_FOLDER_FPS",
+    "INPUT_MODES",
+    "VIDEO_EXTENSIONS",
+    "VideoIndex",
+    "input_times",
+    "preamble",
+    "video_images",
+]
 
 INPUT_MODES = ("grid", "frames", "keyframes", "caption")
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts"}
 )
+FRAME_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+#: Frame rate of a video released as a folder of frames (MVBench's ``tvqa/frames_fps3_hq``:
+#: ``00001.jpg``... at 3 fps, as its inference notebook reads them).
+FRAME_FOLDER_FPS = 3.0
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: One lock per input folder: questions about the same video render it once.
 _LOCKS: dict[str, threading.Lock] = {}
@@ -49,13 +62,21 @@ class VideoIndex:
         self._by_rel: dict[str, Path] = {}
         self._by_name: dict[str, Path] = {}
         self._by_stem: dict[str, Path] = {}
+        folders: set[Path] = set()
         for p in sorted(root.rglob("*")):
+            if p.suffix.lower() in FRAME_EXTENSIONS and p.parent != root:
+                folders.add(p.parent)  # a video released as frames: its folder is the video
             if p.suffix.lower() not in VIDEO_EXTENSIONS or not p.is_file():
                 continue
-            rel = p.relative_to(root).as_posix().lower()
-            self._by_rel[rel] = p
-            self._by_name.setdefault(p.name.lower(), p)
-            self._by_stem.setdefault(p.stem.lower(), p)
+            self._add(root, p)
+        for folder in sorted(folders):
+            if folder.relative_to(root).as_posix().lower() not in self._by_rel:
+                self._add(root, folder)
+
+    def _add(self, root: Path, p: Path) -> None:
+        self._by_rel[p.relative_to(root).as_posix().lower()] = p
+        self._by_name.setdefault(p.name.lower(), p)
+        self._by_stem.setdefault(p.stem.lower(), p)
 
     def find(self, key: str) -> Path | None:
         k = key.replace("\\", "/").strip("/").lower()
@@ -121,6 +142,18 @@ def load_images(files: Any) -> tuple[ImageInput, ...]:
     return tuple(ImageInput(Path(f).read_bytes()) for f in files)
 
 
+def input_times(files: Any) -> tuple[float, ...] | None:
+    """The times (s) of the frames behind saved input images (``times.json`` beside them),
+    or None when not known."""
+    if not files:
+        return None
+    try:
+        times = json.loads((Path(files[0]).parent / "times.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return tuple(float(t) for t in times)
+
+
 def _cached_images(
     mode: str,
     path: Path,
@@ -135,10 +168,11 @@ def _cached_images(
     if done.is_file():
         files = sorted(folder.glob("*.jpg"))
         return tuple(ImageInput(f.read_bytes()) for f in files)
-    blobs = _render(mode, path, folder, cfg, key, span or (None, None), n_frames, embedder)
+    blobs, times = _render(mode, path, folder, cfg, key, span or (None, None), n_frames, embedder)
     folder.mkdir(parents=True, exist_ok=True)
     for i, blob in enumerate(blobs):
         (folder / f"{i:04d}.jpg").write_bytes(blob)
+    (folder / "times.json").write_text(json.dumps([round(t, 6) for t in times]) + "\n")
     done.write_text("ok\n")
     return tuple(ImageInput(b) for b in blobs)
 
@@ -152,15 +186,18 @@ def _render(
     span: tuple[float | None, float | None],
     n_frames: int,
     embedder: Any,
-) -> list[bytes]:
+) -> tuple[list[bytes], list[float]]:
+    """The encoded images of ``mode`` and the times (s) of the frames they show."""
     from diffcap.captioning.images import encode_jpeg
 
     max_side = cfg.model.image_max_side
+    if path.is_dir():
+        return _render_frames(mode, path, key, span, n_frames, max_side)
     if mode == "grid":
         from diffcap.export.grid import grid_image
 
-        grid, _ = grid_image(path, 16, span, key)
-        return [encode_jpeg(grid, None, quality=90)]
+        grid, times = grid_image(path, 16, span, key)
+        return [encode_jpeg(grid, None, quality=90)], times
     if mode == "frames":
         from diffcap.export.grid import grid_times
         from diffcap.export.records import clamp_window
@@ -169,7 +206,7 @@ def _render(
         with open_video(path) as src:
             start, end = clamp_window(span, src.info().duration, key)
             frames = list(src.frames_at(grid_times(end, n_frames, start)))
-        return [encode_jpeg(f.image, max_side) for f in frames]
+        return [encode_jpeg(f.image, max_side) for f in frames], [f.time for f in frames]
     if mode == "keyframes":
         from diffcap.keyframes import extract_keyframes
 
@@ -179,9 +216,45 @@ def _render(
         kset = extract_keyframes(
             path, kcfg, embedder, out_dir=folder.parent, video_id=folder.name + "-kf"
         )
-        files = [kset.image_path(k) for k in kset.keyframes]
-        return [encode_jpeg(_load(f), max_side) for f in files if f is not None]
+        pairs = [(kset.image_path(k), k) for k in kset.keyframes]
+        kept = [(f, k) for f, k in pairs if f is not None]
+        return [encode_jpeg(_load(f), max_side) for f, _ in kept], [k.time for _, k in kept]
     raise ValueError(f"no images for input mode {mode!r}")
+
+
+def _render_frames(
+    mode: str,
+    folder: Path,
+    key: str,
+    span: tuple[float | None, float | None],
+    n: int,
+    max_side: int | None,
+) -> tuple[list[bytes], list[float]]:
+    """A video released as a folder of frames at :data:`FRAME_FOLDER_FPS` (in name order):
+    the frames at the grid's times (the frame shown at time t is number round(t*fps) + 1)."""
+    import math
+
+    from diffcap.captioning.images import encode_jpeg
+    from diffcap.errors import ConfigError
+    from diffcap.export.grid import GRID_GAP, GRID_MAX_SIDE, grid_times
+    from diffcap.export.records import clamp_window
+
+    if mode == "keyframes":
+        raise ConfigError(
+            f"{folder}: a video released as frames has no keyframes input",
+            hint="use --input grid or frames",
+        )
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in FRAME_EXTENSIONS)
+    start, end = clamp_window(span, len(files) / FRAME_FOLDER_FPS, key)
+    times = grid_times(end, 16 if mode == "grid" else n, start)
+    picked = [files[min(len(files) - 1, round(t * FRAME_FOLDER_FPS))] for t in times]
+    images = [_load(f) for f in picked]
+    if mode == "grid":
+        from diffcap.captioning.images import resize_max_side, tile_grid
+
+        grid = tile_grid(images, cols=math.ceil(math.sqrt(16)), gap=GRID_GAP)
+        return [encode_jpeg(resize_max_side(grid, GRID_MAX_SIDE), None, quality=90)], times
+    return [encode_jpeg(img, max_side) for img in images], times
 
 
 def _load(path: Path) -> Any:

@@ -25,7 +25,6 @@ __all__ = [
     "parse_events",
     "parse_tempcompass_rating",
     "parse_vdc_grade",
-    "tempcompass_judge_prompt",
     "vdc_answer_prompts",
     "vdc_grade_prompts",
 ]
@@ -209,33 +208,10 @@ def parse_vdc_grade(text: str) -> tuple[bool, float]:
     return value["pred"] == "yes", score
 
 
-#: TempCompass's fallback when no rule reads an answer (``prompt_templates.py``): the judge
-#: says whether the prediction is right, given the question and the ground truth.
-_TC_TASK_WORDS = {
-    "multi-choice": ("a multi-choice question", "Multi-Choice Question"),
-    "yes_no": ("a Yes/No question", "Yes/No Question"),
-    "caption_matching": ("a caption matching question", "Caption Matching Question"),
-}
-TEMPCOMPASS_SYSTEM = "You are an AI assistant for question answering."
-
-
-def tempcompass_judge_prompt(task: str, question: str, answer: str, prediction: str) -> str:
-    kind, label = _TC_TASK_WORDS[task]
-    base = (
-        f"\nYou will receive {kind}, the ground-truth answer and the prediction from a "
-        "question answering (QA) model. Your task is to determine whether QA model prediction "
-        "is correct, based on the question and ground-truth answer. If the prediction is "
-        'correct, respond "Correct". If the prediction is incorrect, respond "Incorrect".\n'
-    )
-    return (
-        f"{base}\n{label}:\n{question}\nGround-Truth Answer: {answer}\n"
-        f"Model Prediction: {prediction}"
-    )
-
-
 def parse_tempcompass_rating(text: str) -> int:
-    """1 or 0 as the release reads "Correct" / "Incorrect"; neither is a JudgeAnswerError
-    (the release retries, then rates 0)."""
+    """1 or 0 as TempCompass's release reads its judge's "Correct" / "Incorrect" (its
+    prompts are read from the user's copy: :mod:`diffcap.eval.tempcompass_data`); neither
+    is a JudgeAnswerError (the release asks again, then rates 0)."""
     t = text.strip()
     if t.startswith("Correct"):
         return 1

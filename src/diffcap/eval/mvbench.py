@@ -5,11 +5,19 @@ Official files (``OpenGVLab/MVBench`` on Hugging Face): ``json/<task>.json``, ea
 optional ``start``/``end`` seconds. ``--data`` is the ``json`` folder (every task) or one
 task file; the task is the file's stem.
 
-Prompt and scoring follow Ask-Anything's ``mvbench.ipynb``: the system prompt below, the
-question with options ``(A) ...``, then "Only give the best option." and the answer prefix
-"Best option:(". ``accuracy`` is the released check over all items; ``accuracy_answered``
-divides by items whose answer starts with an option letter, as lmms-eval's MVBench
-aggregate does (its "answered only" quirk), so the two are shown side by side.
+Videos: the files under ``--videos`` as released (``star/Charades_v1_480/x.mp4``), and the
+sources released as folders of frames (``tvqa/frames_fps3_hq/<clip>/00001.jpg``..., read at 3
+fps as the notebook does).
+
+Followed: Ask-Anything ``video_chat2/mvbench.ipynb`` (71ac7a2, 2023-12-18). Its prompt: the
+system prompt below as the system turn and again at the start of the user turn, then
+"Question: ...\nOptions:\n(A) ...", "\nOnly give the best option.", and the assistant's reply
+starting with "Best option:(" (a prefill: ``--prefill``). The released check (``check_ans``)
+gives ``accuracy`` over all items (the notebook's "Total Acc") and per task;
+``task_mean_accuracy`` is the mean of the task accuracies. ``accuracy_answered`` divides by
+non-empty replies, lmms-eval's denominator (its own letter matching differs).
+Deviation (off with ``--official-quirks``): an empty reply is wrong, where the released
+check counts it right ("(" is inside every option).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ SYSTEM = (
     "detail and movement of objects, and the action and pose of persons. Based on your "
     "observations, select the best option that accurately addresses the question.\n"
 )
-QUESTION_SUFFIX = "\nOnly give the best option."
+QUESTION_SUFFIX = "\nOnly give the best option.\n"
 ANSWER_PREFIX = "Best option:("
 
 
@@ -82,15 +90,15 @@ class MVBench(Benchmark):
         return out
 
     async def evaluate(self, item: EvalItem, ctx: EvalContext) -> dict[str, Any]:
-        prompt = f"{item.question}{QUESTION_SUFFIX}\n{ANSWER_PREFIX}"
-        raw = await ctx.ask(prompt, system=SYSTEM, max_tokens=64)
-        letter = mvbench_letter(raw)
+        prompt = f"{SYSTEM}{item.question}{QUESTION_SUFFIX}"  # system_llm=True: both places
+        raw = await ctx.ask(prompt, system=SYSTEM, max_tokens=100, prefill=ANSWER_PREFIX)
+        quirks = self.settings.official_quirks
         return {
             "raw": raw,
-            "extracted": letter,
+            "extracted": mvbench_letter(raw),
             "answer": item.data["letter"],
-            "correct": mvbench_correct(raw, item.answer),
-            "answered": bool(letter),
+            "correct": mvbench_correct(raw, item.answer, official_quirks=quirks),
+            "answered": raw != "",  # lmms-eval's: any non-empty reply
         }
 
     def aggregate(self, preds: list[dict[str, Any]]) -> dict[str, Any]:

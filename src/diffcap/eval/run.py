@@ -25,7 +25,7 @@ from typing import Any
 
 from diffcap.config import ModelConfig, RunConfig
 from diffcap.errors import ConfigError
-from diffcap.eval.base import Benchmark, BenchmarkFileError, EvalItem
+from diffcap.eval.base import Benchmark, BenchmarkFileError, BenchSettings, EvalItem
 from diffcap.eval.captions import CaptionTable, caption_videos
 from diffcap.eval.hubdata import hub_data, is_hub_data
 from diffcap.eval.inputs import INPUT_MODES, VideoIndex
@@ -43,7 +43,9 @@ from diffcap.store.cache import adopt_run_cache
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvalReport", "EvalSpec", "run_eval"]
+__all__ = ["PREFILL_MODES", "EvalReport", "EvalSpec", "run_eval"]
+
+PREFILL_MODES = ("auto", "assistant", "user")
 
 
 @dataclass
@@ -64,6 +66,15 @@ class EvalSpec:
     judge_api_key: str | None = None
     answer_model: str | None = None
     answer_api_base: str | None = None
+    #: Score with the official code's plainly broken quirks too (diffcap's deviations off).
+    official_quirks: bool = False
+    #: Video-MME's subtitle folder (``subtitle/<videoID>.srt``): the "w/ subs" setting.
+    subtitles: Path | None = None
+    #: A benchmark's own prompt file diffcap does not ship (TempCompass's prompt_templates.py).
+    prompts: Path | None = None
+    #: Where an official answer prefill goes: auto (assistant for in-process models, else
+    #: user), assistant (a trailing assistant turn), user (the end of the question).
+    prefill: str = "auto"
 
 
 @dataclass
@@ -126,7 +137,7 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
         out=spec.out.absolute(),
         videos=spec.videos.absolute() if spec.videos else None,
     )
-    bench = get_benchmark(spec.bench)
+    bench = get_benchmark(spec.bench, _settings(spec))
     if (spec.judge_api_base or spec.judge_api_key) and not spec.judge_model:
         raise ConfigError("--judge-api-base / --judge-api-key need --judge-model")
     mode = spec.input_mode or ("caption" if bench.scores_captions else "grid")
@@ -136,6 +147,7 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
         spec = replace(spec, data=hub_data(str(spec.data)))
     items = bench.load(spec.data)
     _unique(items)
+    items = bench.prepare(spec.data, items, bool(spec.judge_model))
     if spec.limit is not None:
         items = items[: spec.limit]
     with storage_errors(spec.out):
@@ -146,6 +158,20 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
                 return _run_locked(store, bench, spec, cfg, items, mode, progress, t0)
             finally:
                 store.close()
+
+
+def _settings(spec: EvalSpec) -> BenchSettings:
+    if spec.subtitles is not None and not spec.subtitles.is_dir():
+        raise ConfigError(f"--subtitles {spec.subtitles}: no such folder")
+    if spec.subtitles is not None and spec.bench != "videomme":
+        raise ConfigError("--subtitles is Video-MME's", hint="drop --subtitles")
+    if spec.prefill not in PREFILL_MODES:
+        raise ConfigError(f"unknown --prefill {spec.prefill!r}", hint="auto, assistant or user")
+    return BenchSettings(
+        official_quirks=spec.official_quirks,
+        subtitles=str(spec.subtitles.absolute()) if spec.subtitles else None,
+        prompts=str(spec.prompts.absolute()) if spec.prompts else None,
+    )
 
 
 def _unique(items: list[EvalItem]) -> None:
@@ -243,7 +269,9 @@ def _job(
 ) -> tuple[EvalJob, list[str]]:
     """The items that have their inputs (videos found, captions matched) and the ids of
     those that have not; the model and judge settings."""
-    job = EvalJob(bench.name, mode, {}, n_frames=spec.n_frames, seed=spec.seed)
+    job = EvalJob(
+        bench.name, mode, {}, n_frames=spec.n_frames, seed=spec.seed, settings=bench.settings
+    )
     missing: list[str] = []
     if mode == "caption":
         table = _captions(spec, cfg, items, progress)
@@ -263,6 +291,8 @@ def _job(
             else:
                 job.items[it.item_id], job.videos[it.item_id] = it, str(path)
     job.model, job.judge = _models(bench, spec, cfg, mode)
+    auto = "assistant" if job.model is not None and job.model.backend == "transformers" else "user"
+    job.prefill_mode = auto if spec.prefill == "auto" else spec.prefill
     if missing:
         log.warning(
             "%d of %d items have no %s; they are not scored",
@@ -350,9 +380,16 @@ def _bind(store: RunStore, spec: EvalSpec, job: EvalJob) -> dict[str, Any]:
         "seed": job.seed,
         "captions": str(spec.captions.resolve()) if spec.captions else None,
     }
+    # Added only when set, so eval dirs made before these options still resume.
+    extra = {
+        "official_quirks": job.settings.official_quirks or None,
+        "subtitles": job.settings.subtitles,
+        "prefill": job.prefill_mode if job.prefill_mode != "user" else None,
+    }
+    signature.update({k: v for k, v in extra.items() if v is not None})
     stored = store.get_meta("eval")
     if stored is not None and stored != signature:
-        changed = sorted(k for k in signature if stored.get(k) != signature[k])
+        changed = [k for k in sorted({*stored, *signature}) if stored.get(k) != signature.get(k)]
         raise ConfigError(
             f"{spec.out} holds another eval (changed: {', '.join(changed)})",
             hint="use another --out for another model, judge, input or benchmark",

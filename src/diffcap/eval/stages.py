@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.config import ModelConfig, RunConfig
-from diffcap.eval.base import EvalContext, EvalItem
+from diffcap.eval.base import BenchSettings, EvalContext, EvalItem
 from diffcap.pipeline.rows import VideoRow
 from diffcap.pipeline.stage import Resources, Stage
 
@@ -45,6 +45,10 @@ class EvalJob:
     seed: int = 0
     #: Where the captions came from (the first record's provenance: model, mode, preset).
     caption_provenance: dict[str, Any] = field(default_factory=dict)
+    #: The benchmark's settings (made on the driver; workers make the same benchmark).
+    settings: BenchSettings = field(default_factory=BenchSettings)
+    #: Where an official answer prefill goes ("assistant" or "user"; see EvalContext).
+    prefill_mode: str = "user"
 
 
 class _EvalStage(Stage):
@@ -159,15 +163,16 @@ class EvalAnswerStage(_EvalStage):
             return CachedBackend(get_backend(mcfg.backend, mcfg), self.store, max_cost_usd=cap)
 
         self.model, self.judge = cached(self.job.model), cached(self.job.judge)
-        self.bench = get_benchmark(self.job.bench)
+        self.bench = get_benchmark(self.job.bench, self.job.settings)
         self._ready = True
 
     async def aprocess_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.eval.inputs import load_images, preamble
+        from diffcap.eval.inputs import input_times, load_images, preamble
 
         job = self.job
         item = job.items[row.video_id]
-        images = load_images((row.record or {}).get("_images", ()))
+        files = (row.record or {}).get("_images", ())
+        images = load_images(files)
         ctx = EvalContext(
             model=self.model,
             judge=self.judge,
@@ -176,6 +181,8 @@ class EvalAnswerStage(_EvalStage):
             input_mode=job.input_mode,
             preamble="" if self.bench.scores_captions else preamble(job.input_mode, len(images)),
             seed=job.seed,
+            prefill_mode=job.prefill_mode,
+            times=input_times(files),
         )
         try:
             pred = await self.bench.evaluate(item, ctx)

@@ -9,10 +9,13 @@ video).
 
 Per item, as ``process_vdc_result.py``: for each QA pair the judge answers the question from
 the caption alone, then grades its answer against the ground truth (``yes``/``no`` and 0-5).
-The item's accuracy is the share of ``yes`` and its score the mean grade; a dimension's are
-the means over its videos, and ``overall`` is the mean of the dimensions. The released script
-drops videos whose accuracy or score is 0 from the means; those variants are reported as
-``accuracy_released`` / ``score_released`` beside the plain means.
+The item's accuracy is the share of ``yes`` and its score the mean grade. Followed:
+``rese1f/aurora`` at 2bf68d5 (2025-06-04). The headline is the released one: a dimension's
+``accuracy`` / ``score`` are the means over its videos whose accuracy and score are both
+non-zero (the released script drops the others: ``dropped_zero``), and ``overall`` is the mean
+of the dimensions. diffcap's means over every scored video are ``accuracy_all_videos`` /
+``score_all_videos``. A grade the judge answers unreadably drops the video (the release
+catches the error and goes on; no retry), counted as ``judge_failed``.
 
 The caption comes from a diffcap run (one caption for every dimension) or, with an image
 input mode, from the model under test asked with one of the dimension's released prompts:
@@ -118,19 +121,25 @@ class VDC(Benchmark):
     def aggregate(self, preds: list[dict[str, Any]]) -> dict[str, Any]:
         ok = [p for p in preds if p.get("score") is not None]
         by = {d: _means(ps) for d, ps in group_by(ok, "dimension").items()}
-        overall: dict[str, Any] = {"count": len(ok), "judge_failed": len(preds) - len(ok)}
-        for key in ("accuracy", "score", "accuracy_released", "score_released"):
+        overall: dict[str, Any] = {}
+        for key in ("accuracy", "score", "accuracy_all_videos", "score_all_videos"):
             overall[key] = mean(v[key] for v in by.values() if v[key] is not None)
+        overall.update(
+            count=sum(v["count"] for v in by.values()),
+            videos=len(ok),
+            dropped_zero=sum(v["dropped_zero"] for v in by.values()),
+            judge_failed=len(preds) - len(ok),
+        )
         return {"overall": overall, "by": {"dimension": by}}
 
     def metric(self, pred: dict[str, Any]) -> float:
         return float(pred.get("accuracy") or 0.0)
 
     def statistic(self, preds: list[dict[str, Any]]) -> float | None:
-        """Overall accuracy as ``aggregate`` computes it (mean of the dimensions' means)."""
+        """Overall accuracy as ``aggregate`` computes it (the released means)."""
         ok = [p for p in preds if p.get("score") is not None]
         dims = group_by(ok, "dimension").values()
-        return mean(mean(p["accuracy"] for p in ps) or 0.0 for ps in dims)
+        return mean(v for ps in dims if (v := _means(ps)["accuracy"]) is not None)
 
 
 async def _grade(ctx: EvalContext, caption: str, qa: dict[str, str]) -> dict[str, Any]:
@@ -144,10 +153,11 @@ async def _grade(ctx: EvalContext, caption: str, qa: dict[str, str]) -> dict[str
 def _means(preds: list[dict[str, Any]]) -> dict[str, Any]:
     kept = [p for p in preds if p["accuracy"] and p["score"]]  # the released filter
     return {
-        "count": len(preds),
-        "accuracy": mean(p["accuracy"] for p in preds),
-        "score": mean(p["score"] for p in preds),
-        "count_released": len(kept),
-        "accuracy_released": mean(p["accuracy"] for p in kept),
-        "score_released": mean(p["score"] for p in kept),
+        "count": len(kept),
+        "accuracy": mean(p["accuracy"] for p in kept),
+        "score": mean(p["score"] for p in kept),
+        "videos": len(preds),
+        "dropped_zero": len(preds) - len(kept),
+        "accuracy_all_videos": mean(p["accuracy"] for p in preds),
+        "score_all_videos": mean(p["score"] for p in preds),
     }

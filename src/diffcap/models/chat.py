@@ -51,7 +51,9 @@ def render_requests(
 ) -> tuple[list[str], list[list[Any]]]:
     """The rendered chat texts and the PIL images of ``requests``: what a model is fed."""
     texts = [
-        render_prompt(processor, chat_messages(r.prompt, len(r.images), r.system)) for r in requests
+        render_prompt(processor, chat_messages(r.prompt, len(r.images), r.system))
+        + str(r.options_dict.get("prefill") or "")  # the reply's start (an eval's prefill)
+        for r in requests
     ]
     return texts, [[pil_image(img.data) for img in r.images] for r in requests]
 

@@ -289,6 +289,9 @@ class OpenAIBackend(Backend):
         else:  # plain string: accepted by text-only servers too
             messages.append({"role": "user", "content": request.prompt})
         payload: dict[str, Any] = {"model": request.model or self.model, "messages": messages}
+        if opts.get("prefill"):  # the assistant's reply starts with it (vLLM/SGLang fields)
+            messages.append({"role": "assistant", "content": opts["prefill"]})
+            payload.update(continue_final_message=True, add_generation_prompt=False)
         max_tokens = opts.get("max_tokens", self.cfg.max_tokens)
         # OpenAI itself wants max_completion_tokens (reasoning models refuse max_tokens);
         # compatible servers mostly know only max_tokens.
@@ -312,13 +315,14 @@ class OpenAIBackend(Backend):
     async def agenerate(self, request: ModelRequest) -> ModelResponse:
         client, sem = self._state()
         model = request.model or self.model
+        allow_empty = bool(request.options_dict.get("allow_empty"))  # an eval's answer
         async with sem:
             # Built under the semaphore: queued requests hold no request bodies. Built once:
             # retries send the same bytes.
             body = self.build_body(request) if _POST_TAKES_BYTES else self.build_payload(request)
             try:
                 response = await self.retry.run(
-                    lambda: self._attempt(client, body, model),
+                    lambda: self._attempt(client, body, model, allow_empty),
                     what=describe(request),
                     gate=self.health.raise_if_down,
                 )
@@ -335,7 +339,7 @@ class OpenAIBackend(Backend):
         return response
 
     async def _attempt(
-        self, client: Any, body: bytes | dict[str, Any], model: str
+        self, client: Any, body: bytes | dict[str, Any], model: str, allow_empty: bool = False
     ) -> ModelResponse:
         # The SDK's own request path (auth, headers, timeouts, status -> APIStatusError,
         # connection/timeout errors) without its parameter transform and response model.
@@ -344,7 +348,7 @@ class OpenAIBackend(Backend):
         try:
             # The SDK's timeout is per read; this bounds the whole request.
             raw = await _within(client.post(_PATH, cast_to=_RAW, **sent), self.cfg.timeout_s + 1.0)
-            parsed = self._parse(decode_body(raw.content), model)
+            parsed = self._parse(decode_body(raw.content), model, allow_empty)
         except Exception as exc:
             failed = classify_exception(exc)
             self.health.failure(failed)
@@ -354,7 +358,7 @@ class OpenAIBackend(Backend):
         self.health.success()
         return parsed
 
-    def _parse(self, data: dict[str, Any], model: str) -> ModelResponse:
+    def _parse(self, data: dict[str, Any], model: str, allow_empty: bool = False) -> ModelResponse:
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             raise RequestFailed("the server answered with no choices", retryable=True)
@@ -369,7 +373,7 @@ class OpenAIBackend(Backend):
         if finish == "content_filter":
             raise RequestFailed("the answer was blocked by the content filter", retryable=False)
         text = content_text(message.get("content"))
-        if not text.strip():
+        if not text.strip() and not allow_empty:
             raise RequestFailed(
                 f"the model returned empty content (finish_reason={finish})",
                 retryable=False,

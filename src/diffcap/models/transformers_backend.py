@@ -225,8 +225,8 @@ class TransformersBackend(Backend):
         prompt_lens = inputs["attention_mask"].sum(dim=1).tolist()
         eos = _eos_ids(model, tokenizer)
         return [
-            self._response(row.tolist(), int(p), eos, pad_id, gen["max_new_tokens"], processor)
-            for row, p in zip(out[:, n_in:], prompt_lens, strict=True)
+            self._response(row.tolist(), int(p), eos, pad_id, gen["max_new_tokens"], processor, r)
+            for row, p, r in zip(out[:, n_in:], prompt_lens, requests, strict=True)
         ]
 
     def _response(
@@ -237,6 +237,7 @@ class TransformersBackend(Backend):
         pad_id: int | None,
         max_new: int,
         processor: Any,
+        request: ModelRequest | None = None,
     ) -> ModelResponse:
         stop = next((i for i, t in enumerate(tokens) if t in eos), None)
         if stop is not None:
@@ -246,7 +247,7 @@ class TransformersBackend(Backend):
                 tokens = tokens[:-1]
             finish = "length" if len(tokens) >= max_new else "stop"
         text = processor.decode(tokens, skip_special_tokens=True).strip()
-        if not text:
+        if not text and not (request and request.options_dict.get("allow_empty")):
             raise RequestFailed(
                 "the model returned empty content",
                 retryable=False,
