@@ -128,8 +128,7 @@ def summarize(
 ) -> None:
     """Caption the clip [START, END] of a captioned video from its stored differential
     captions (no frame is decoded)."""
-    from diffcap.captioning import summarize_clip
-    from diffcap.captioning.text import captions_in_range, load_record
+    from diffcap.captioning.text import captions_in_range, load_record, summarize_clip_tree
     from diffcap.timeline import Usage, VideoRecord
 
     cfg = config_from_params(options)
@@ -140,14 +139,26 @@ def summarize(
     usage = Usage()
 
     async def go() -> Any:
+        from diffcap.captioning.budget import build_budget
+        from diffcap.captioning.calls import generation_options
+
         try:
-            return await summarize_clip(
-                record, start, end, backend, templates, model_cfg=cfg.model, usage=usage
+            opts = generation_options(cfg.model, templates)
+            budget = await build_budget(
+                backend,
+                cfg.model,
+                max_tokens=int(opts.get("max_tokens", cfg.model.max_tokens)),
+                images=False,
+                probe=backend.agenerate,
             )
+            return await summarize_clip_tree(
+                record, start, end, backend, templates,
+                model_cfg=cfg.model, usage=usage, budget=budget,
+            )  # fmt: skip
         finally:
             await backend.aclose()
 
-    clip = asyncio.run(go())
+    clip, tree = asyncio.run(go())
     if not as_json:
         click.echo(clip.content)
         return
@@ -163,6 +174,7 @@ def summarize(
         mode="clip_summary",
         provenance=provenance(backend, templates, backend.model, {"source": str(records)}),
         usage=usage,
+        extra={"summary_tree": tree} if tree else {},
     )
     click.echo(json.dumps(out.to_json(), ensure_ascii=False))
 

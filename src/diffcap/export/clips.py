@@ -124,6 +124,7 @@ async def _video_clips(rec: VideoRecord, stage: ClipStage, usage: Usage) -> list
             model_cfg=stage.cfg.model,
             limiter=stage.limiter,
             usage=usage,
+            budget=await stage.budget(images=False),
         )
         return {
             "video_id": rec.video_id,
