@@ -67,8 +67,8 @@ async def ask_with_previous(
     budget = caller.budget
     kept = previous
     for _ in range(MAX_SPLITS + 1):
-        if budget is not None:
-            await caller.ensure_fits(render(kept), image_units)
+        prompt = render(kept)
+        if budget is not None and not await caller.ensure_fits(prompt, image_units):
             room = budget.room(image_units) - caller.prompt_tokens(render(""))
             if room < 0 and await budget.calibrate():
                 room = budget.room(image_units) - caller.prompt_tokens(render(""))
@@ -76,8 +76,9 @@ async def ask_with_previous(
                 fixed = caller.prompt_tokens(render(""))
                 raise budget.too_small(what, fixed, image_units, caller.model_name)
             kept = keep_recent(kept, room, budget.counter)
+            prompt = render(kept)
         try:
-            return await caller.ask(render(kept), images, step=step, image_units=image_units)
+            return await caller.ask(prompt, images, step=step, image_units=image_units)
         except ContextExceeded as exc:
             if budget is None or not kept:
                 if budget is not None:

@@ -95,28 +95,15 @@ def captions_in_range(record: VideoRecord, start: float, end: float) -> list[Cap
 
 
 async def summarize_clip(
-    record: VideoRecord,
-    start: float,
-    end: float,
-    backend: Backend,
-    templates: Any,
-    *,
-    model_cfg: ModelConfig | None = None,
-    limiter: asyncio.Semaphore | None = None,
-    usage: Usage | None = None,
-    budget: Any = None,
+    record: VideoRecord, start: float, end: float, backend: Backend, templates: Any, **options: Any
 ) -> Caption:
     """Summarise the stored captions in ``[start, end]`` into one clip caption (idx "-1").
 
-    ``usage`` (optional) accumulates the request's tokens and cost. With a ``budget``
-    (:class:`~diffcap.captioning.budget.PromptBudget`) a range whose captions do not fit one
-    request is summarised as a tree (:mod:`diffcap.captioning.tree`);
-    :func:`summarize_clip_tree` returns the tree too.
+    ``options``: those of :func:`summarize_clip_tree` (``model_cfg``, ``limiter``, ``usage``
+    accumulating tokens and cost, ``budget`` making a long range a tree), which returns the
+    tree too.
     """
-    caption, _ = await summarize_clip_tree(
-        record, start, end, backend, templates,
-        model_cfg=model_cfg, limiter=limiter, usage=usage, budget=budget,
-    )
+    caption, _ = await summarize_clip_tree(record, start, end, backend, templates, **options)
     return caption
 
 
