@@ -113,7 +113,7 @@ def caption(
             f"{run_dir / 'failures.jsonl'}",
             err=True,
         )
-    finish(report, fail_on_failed=True)
+    finish(report)
 
 
 @click.command()

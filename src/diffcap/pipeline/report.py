@@ -43,8 +43,10 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when the run went through (failed videos are listed, not fatal); else the
-        code of why it stopped (see ``diffcap.pipeline.runner.EXIT_CODES``)."""
+        """The one rule (docs/runs.md, "Exit codes"): 0 only when every video of the run is
+        done or filtered by a filter the user set; else the code of why not (see
+        ``diffcap.pipeline.runner.EXIT_CODES``): a stop, failed videos, bad inputs, or no
+        video at all."""
         from diffcap.pipeline.runner import EXIT_CODES
 
         if self.bugs:
@@ -53,9 +55,17 @@ class RunReport:
             return EXIT_CODES["budget"]
         if self.stop_reason == "config":
             return EXIT_CODES["usage"]
-        if self.stop_reason in ("endpoint_down", "faults") or self.deferred_now:
+        c = self.counts
+        if self.stop_reason or self.deferred_now or c.get("pending", 0):
             return EXIT_CODES["stopped"]
+        if c.get("failed", 0) or self.bad_inputs_now or not self.finished:
+            return EXIT_CODES["error"]
         return EXIT_CODES["ok"]
+
+    @property
+    def finished(self) -> int:
+        """Videos of the run that are done or filtered (0: nothing was captioned at all)."""
+        return self.counts.get("done", 0) + self.counts.get("filtered", 0)
 
     @property
     def videos_per_s(self) -> float:
@@ -109,12 +119,30 @@ class RunReport:
             out.append(f"last fault: {self.last_fault}")
         if self.deferred_now and not self.stop_reason:
             out.append(f"{self.deferred_now} video(s) left pending: rerun to retry them")
+        out += self._incomplete_lines()
         if self.bugs:
             out.append(
                 f"internal error on {self.bugs} video(s) (a bug, please report it): "
                 f"traceback in {self.error_log}; the videos stay pending"
             )
         return out
+
+
+    def _incomplete_lines(self) -> list[str]:
+        """Why a run that was not stopped still exits non-zero (failed, bad or no videos)."""
+        if self.bugs or self.stop_reason or self.deferred_now or self.counts.get("pending", 0):
+            return []
+        failed = self.counts.get("failed", 0)
+        if failed:
+            return [
+                f"exit 1: {failed} video(s) failed (diffcap status {self.run_dir} lists why; "
+                "--retry-failed retries them)"
+            ]
+        if self.bad_inputs_now:
+            return [f"exit 1: {self.bad_inputs_now} input(s) name no usable video (see above)"]
+        if not self.finished:
+            return ["exit 1: no video was found to process (check the inputs)"]
+        return []
 
 
 def run_status(run_dir: str | Path, *, max_failures: int | None = None) -> dict[str, Any]:
