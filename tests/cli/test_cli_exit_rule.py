@@ -11,8 +11,12 @@ from pathlib import Path
 import pytest
 
 from diffcap.video.synth import Scene, write_video
+from support import servers
 from support.cli import diffcap
-from support.servers import Fault, _fault_server_session, fault_server  # noqa: F401
+from support.servers import Fault
+
+_fault_server_session = servers._fault_server_session
+fault_server = servers.fault_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,7 +70,7 @@ def _fake_venv(tmp_path: Path, caption_rc: int, writes: bool) -> Path:
     not the model."""
     bin_dir = tmp_path / "venv" / "bin"
     bin_dir.mkdir(parents=True)
-    record = 'echo \'{"video_id": "sample"}\' > "$4"' if writes else ": > \"$4\""
+    record = 'echo \'{"video_id": "sample"}\' > "$4"' if writes else ': > "$4"'
     scripts = {
         "python": "#!/bin/sh\nexit 0\n",
         "diffcap": "#!/bin/sh\n"

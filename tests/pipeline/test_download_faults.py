@@ -13,8 +13,11 @@ import pytest
 from diffcap.errors import DownloadUnavailable
 from diffcap.pipeline.download import cache_path, download
 from diffcap.video.synth import Scene, write_video
+from support import servers
 from support.cli import diffcap
-from support.servers import _fault_server_session, fault_server  # noqa: F401
+
+_fault_server_session = servers._fault_server_session
+fault_server = servers.fault_server
 
 
 class _Site:
@@ -81,9 +84,7 @@ def _flags(srv) -> list[str]:
     ]  # fmt: skip
 
 
-def test_short_download_in_a_run_is_left_pending_then_fetched_again(
-    site, fault_server, tmp_path
-):
+def test_short_download_in_a_run_is_left_pending_then_fetched_again(site, fault_server, tmp_path):
     site.short = True
     out = tmp_path / "run"
     assert diffcap("run", site.url, "--out", str(out), *_flags(fault_server)) == 4

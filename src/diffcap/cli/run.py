@@ -90,8 +90,9 @@ def run(
 
     Resumable: rerun the same command after a crash; done videos are kept, finished model
     calls replayed. Exit codes: 0 every video done or filtered, 1 error or some videos
-    failed (or bad inputs, or no video found), 2 bad usage or config, 3 no usable model, 4 stopped with nothing lost, rerun
-    to resume (--max-cost-usd reached, endpoint down, disk full, run directory in use),
+    failed (or bad inputs, or no video found), 2 bad usage or config, 3 no usable model,
+    4 stopped with nothing lost, rerun to resume (--max-cost-usd reached, endpoint down,
+    disk full, run directory in use),
     70 internal error (traceback in RUN_DIR/logs/errors.log), 130 interrupted.
     """
     cfg = config_from_params(params)

@@ -127,7 +127,6 @@ class RunReport:
             )
         return out
 
-
     def _incomplete_lines(self) -> list[str]:
         """Why a run that was not stopped still exits non-zero (failed, bad or no videos)."""
         if self.bugs or self.stop_reason or self.deferred_now or self.counts.get("pending", 0):
