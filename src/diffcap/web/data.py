@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.errors import ConfigError
+from diffcap.fsutil import is_keyframe_path
 from diffcap.redact import Redactor
 from diffcap.web.tree import read_tree
 
@@ -218,12 +219,12 @@ def _entry_from_record(
     for i, k in enumerate(d.get("keyframes") or []):
         idx = int(k.get("idx", i))
         cap = diffs.get(str(idx))
-        f = k.get("file")
+        f = _keyframe_file(rel_base, k.get("file"), str(vid), run)
         keyframes.append(
             KeyframeView(
                 idx=idx,
                 time=float(k.get("time") or 0.0),
-                file=_join(rel_base, f) if f else None,
+                file=f,
                 caption=cap.get("content") if cap else None,
             )
         )
@@ -244,6 +245,19 @@ def _entry_from_record(
         usage=dict(d.get("usage") or {}),
         summary_tree=read_tree(d.get("summary_tree")),
     )
+
+
+def _keyframe_file(rel_base: str, file: Any, video_id: str, run: str) -> str | None:
+    """The root-relative path of a record's keyframe image, or None when the record names
+    anything else (``/etc/passwd``, ``../x``, ``notes.txt``): only keyframe images laid out
+    as diffcap writes them (``keyframes/<video_id>/*.jpg``) are ever served."""
+    if not file or not isinstance(file, str):
+        return None
+    path = _join(rel_base, file)
+    if is_keyframe_path(path, video_id):
+        return path
+    logger.warning("run %s: %s names %r, not a keyframe image; not served", run, video_id, file)
+    return None
 
 
 def _join(base: str, rel: str) -> str:
