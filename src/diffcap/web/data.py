@@ -127,6 +127,8 @@ def load_run(
             f"{path}: no such run directory or JSONL file",
             hint="pass a `diffcap run` output directory or a captions .jsonl",
         )
+    if path.is_file():
+        _check_records_file(path)
     records, side, root, base = _layout(path)
     if not records and not side:
         raise ConfigError(
@@ -182,6 +184,22 @@ def _layout(path: Path) -> tuple[list[Path], list[tuple[str, Path]], Path, Path]
             if rec.with_name(f"{stem}.{k}.jsonl").is_file()
         ]
     return records, side, path, path
+
+
+def _check_records_file(path: Path) -> None:
+    """One clear error, not a warning per line, when ``path`` is not a records JSONL (a
+    README, a video, a config): its first non-blank line must be a JSON record."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            first = next((line for line in fh if line.strip()), "")
+        d = json.loads(first) if first else None
+    except (OSError, json.JSONDecodeError, RecursionError):
+        d = None
+    if not (isinstance(d, dict) and "video_id" in d):
+        raise ConfigError(
+            f"{path}: not a diffcap records file (its first line is not a JSON record)",
+            hint="pass a `diffcap run` output directory or the .jsonl of `diffcap caption`",
+        )
 
 
 def _rel(base: Path, root: Path) -> str:
