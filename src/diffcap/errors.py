@@ -314,14 +314,14 @@ def exception_text(exc: BaseException) -> str:
     """What ``exc`` says, never empty: its message, else the OS error's text (``[Errno 28]
     No space left on device``), else its type (an ``httpx.WriteError()`` on a full disk has
     no message at all)."""
-    text = str(exc).strip()
-    if text:
-        return text
     code = getattr(exc, "errno", None)
-    if isinstance(code, int):
+    if isinstance(code, int) and not getattr(exc, "strerror", None):
         import os
 
         return f"{type(exc).__name__}: [Errno {code}] {os.strerror(code)}"
+    text = str(exc).strip()
+    if text:
+        return text
     cause = exc.__cause__ or exc.__context__
     if cause is not None and cause is not exc:
         inner = exception_text(cause)

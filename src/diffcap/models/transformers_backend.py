@@ -66,7 +66,8 @@ class TransformersBackend(Backend):
         self.model = self.cfg.model or DEFAULT_MODEL
         if _looks_like_path(self.model) and not Path(self.model).expanduser().is_dir():
             raise ModelUnavailable(
-                f"model folder not found: {self.model}", hint=offline_routes("ID", HOW_TO_POINT)
+                f"model folder not found: {self.model} (no such folder)",
+                hint=offline_routes("ID", HOW_TO_POINT),
             )
         #: Seconds the batcher waits for more requests after the first one arrives.
         self.batch_wait_s = batch_wait_s
