@@ -82,6 +82,8 @@ def test_a_huge_answer_is_capped_before_it_is_stored_or_sent_again(fault_server,
         "run", str(path), "--out", str(out), "--backend", "openai",
         "--api-base", fault_server.base_url, "--model", "tiny", "--api-key", "test",
         "--workers", "1", "--no-progress", "--interval", "1",
+        # a context that holds three capped answers: the summary then fits, and is checked
+        "--set", "model.context_tokens=200000",
     )  # fmt: skip
     assert code == 0
     assert len(fault_server.requests) >= 2
