@@ -35,14 +35,17 @@ system-deps:
 	else echo "note: install chromium, ffmpeg and postgresql to run the browser, rotation and PostgreSQL tests (they skip otherwise)"; fi
 
 # The main job on a generated sample video: with OPENAI_API_KEY through the OpenAI API, else
-# with a small local model fetched on first use. Exit code 3 means "no usable model here"
-# (offline, no key): the message lists the routes and nothing was captioned.
+# with a small local model fetched on first use. It fails (make exits non-zero) whenever no
+# caption was written; caption's exit code 3 means "no usable model here" (offline, no key):
+# the message lists the routes.
 demo: setup-local
 	$(VENV)/bin/diffcap sample demo/sample.mp4
 	@$(VENV)/bin/diffcap caption demo/sample.mp4 --out demo/captions.jsonl; rc=$$?; \
 	  if [ $$rc -eq 3 ]; then echo "demo: no captions were written: no model is usable on \
 	this machine (the line above lists the routes; $(VENV)/bin/diffcap models shows what is \
-	missing)"; fi; [ $$rc -eq 0 ] || [ $$rc -eq 3 ]
+	missing)"; exit 3; fi; \
+	  if [ $$rc -ne 0 ] || [ ! -s demo/captions.jsonl ]; then echo "demo: no caption was \
+	written (diffcap caption exited $$rc; see the lines above)"; exit 1; fi
 
 test: setup-test
 	$(VENV)/bin/ruff check src tests benchmarks scripts

@@ -22,6 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 #: Upper bounds that catch typos (``--concurrency 80000``) without limiting real runs.
 MAX_CONCURRENCY = 4096
 MAX_WORKERS = 512
+#: Smallest keyframes.interval (seconds): a frame of a 1000 fps video. Smaller values only
+#: repeat the same frames (and ``1e-9`` once planned 10^12 candidates); see also
+#: ``diffcap.keyframes.plan.MAX_CANDIDATES``, the per-video cap on window / interval.
+MIN_INTERVAL = 0.001
 
 
 class _Section(BaseModel):
@@ -103,7 +107,12 @@ class KeyframeConfig(_Section):
     embedder: str = Field(
         "weightless", description="Keyframe embedder: weightless (offline), clip, clip:<dir>."
     )
-    interval: float = Field(2.0, gt=0, le=3600, description="Seconds between candidate frames.")
+    interval: float = Field(
+        2.0,
+        ge=MIN_INTERVAL,
+        le=3600,
+        description=f"Seconds between candidate frames (at least {MIN_INTERVAL:g}).",
+    )
     threshold: float | None = Field(
         None,
         ge=-1.0,
@@ -112,7 +121,7 @@ class KeyframeConfig(_Section):
         "below this [embedder default: weightless 0.85, clip 0.93].",
     )
     max_keyframes: int | None = Field(
-        None, ge=1, description="Budget: keyframe 0 plus the N-1 most novel."
+        None, ge=1, le=100_000, description="Budget: keyframe 0 plus the N-1 most novel."
     )
     start: float | None = Field(None, ge=0, description="Window start (s).")
     end: float | None = Field(None, gt=0, description="Window end (s).")
@@ -153,6 +162,7 @@ class KeyframeConfig(_Section):
     max_pixels: int | None = Field(
         40_000_000,
         ge=1,
+        le=1_000_000_000,
         description="Refuse, with one line, a video whose frames have more pixels than this "
         "(bounds memory per worker; 8K is 35.4 M); none: no limit",
     )

@@ -308,3 +308,22 @@ def world_fault_reason(exc: BaseException) -> str:
     if "readonly" in text or "read-only" in text:
         return "read_only"
     return "storage"
+
+
+def exception_text(exc: BaseException) -> str:
+    """What ``exc`` says, never empty: its message, else the OS error's text (``[Errno 28]
+    No space left on device``), else its type (an ``httpx.WriteError()`` on a full disk has
+    no message at all)."""
+    code = getattr(exc, "errno", None)
+    if isinstance(code, int) and not getattr(exc, "strerror", None):
+        import os
+
+        return f"{type(exc).__name__}: [Errno {code}] {os.strerror(code)}"
+    text = str(exc).strip()
+    if text:
+        return text
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and cause is not exc:
+        inner = exception_text(cause)
+        return f"{type(exc).__name__} ({inner})"
+    return type(exc).__name__

@@ -110,14 +110,16 @@ def test_unknown_format_lists_choices(export_fixture, tmp_path):
     assert "jsonl" in str(info.value) and "llava" in str(info.value)
 
 
-def test_missing_keyframe_image_is_a_clear_error(export_fixture, tmp_path):
+def test_missing_keyframe_image_skips_the_record_with_a_clear_reason(export_fixture, tmp_path):
     rec = json.loads(export_fixture.records_file.read_text().splitlines()[0])
-    rec["keyframes"][1]["file"] = "nowhere/missing.jpg"
+    missing = f"captions.keyframes/{rec['video_id']}/missing.jpg"
+    rec["keyframes"][1]["file"] = missing
     bad = export_fixture.root / "bad_records.jsonl"
     bad.write_text(json.dumps(rec) + "\n")
-    with pytest.raises(ConfigError) as info:
-        export(bad, "llava", tmp_path / "l.json", QUIET)
-    assert "missing.jpg" in str(info.value) and "missing" in str(info.value)
+    result = export(bad, "llava", tmp_path / "l.json", QUIET)
+    assert result.items == 0 and result.nothing_exported
+    assert "missing.jpg" in result.failed[rec["video_id"]]
+    assert "is missing" in result.failed[rec["video_id"]]
 
 
 def test_not_a_source(tmp_path):

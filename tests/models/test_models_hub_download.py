@@ -127,7 +127,9 @@ def test_caption_without_an_account_uses_a_local_model_from_the_hub(
         args = ["--model", "org/tiny-llava", "--max-tokens", "4", "--interval", "1"]
         assert diffcap("caption", str(video.path), "--out", str(out), *args) == 0
     printed = capsys.readouterr().out
-    assert f"look at them: diffcap view {out}" in printed
+    from diffcap.hints import command
+
+    assert f"look at them: {command('diffcap')} view {out}" in printed
     (record,) = [json.loads(x) for x in out.read_text().splitlines()]
     assert record["provenance"]["backend"] == "transformers"
     assert record["captions"] and all(c["content"] for c in record["captions"])

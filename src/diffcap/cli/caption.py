@@ -30,6 +30,7 @@ from diffcap.cli.options import ALL_FIELDS, config_from_params, config_options, 
 from diffcap.cli.run import execute, finish
 from diffcap.config import RunConfig
 from diffcap.errors import ModelUnavailable
+from diffcap.hints import command
 
 
 def _templates(cfg: RunConfig) -> Any:
@@ -106,14 +107,14 @@ def caption(
     )
     click.echo(f"records: {written[0]} in {out} (run directory {run_dir})")
     if written[0]:
-        click.echo(f"look at them: diffcap view {out} --open")
+        click.echo(f"look at them: {command('diffcap')} view {out} --open")
     if report.failed_now or report.bad_inputs_now:
         click.echo(
             f"{report.failed_now} video(s) failed, {report.bad_inputs_now} bad input(s): see "
             f"{run_dir / 'failures.jsonl'}",
             err=True,
         )
-    finish(report, fail_on_failed=True)
+    finish(report)
 
 
 @click.command()

@@ -57,7 +57,7 @@ def keyframes(
     )
     for line in lines if report.failed_now or report.filtered_now or report.bad_inputs_now else ():
         click.echo(line, err=True)
-    finish(report, as_json=as_json, fail_on_failed=True)
+    finish(report, as_json=as_json)
 
 
 def _outcomes(store: Any, ids: list[str]) -> list[str]:

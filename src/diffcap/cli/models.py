@@ -52,7 +52,7 @@ def _openai_row(m: ModelConfig) -> dict[str, Any]:
 
 
 def _transformers_row(m: ModelConfig) -> dict[str, Any]:
-    from diffcap.models.hub import OFFLINE_ROUTES, hub_status
+    from diffcap.models.hub import hub_status, offline_routes
     from diffcap.models.transformers_backend import DEFAULT_MODEL
 
     model = m.model or DEFAULT_MODEL
@@ -64,7 +64,7 @@ def _transformers_row(m: ModelConfig) -> dict[str, Any]:
     elif not missing:
         row.update(hub_status(model))
         if not row["cached"] and not row["reachable"]:
-            row["fix"].append(OFFLINE_ROUTES.format(model=model))
+            row["fix"].append(offline_routes(model))
     return row
 
 

@@ -49,12 +49,11 @@ def execute(
     )
 
 
-def finish(report: Any, *, as_json: bool = False, fail_on_failed: bool = False) -> None:
-    """Print the report and exit with its code (1 for failed videos when asked)."""
+def finish(report: Any, *, as_json: bool = False) -> None:
+    """Print the report and exit with its code: 0 only when every video is done or
+    filtered (docs/runs.md, "Exit codes")."""
     click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.format())
     code = report.exit_code
-    if code == 0 and fail_on_failed and (report.failed_now or report.bad_inputs_now):
-        code = 1
     if code:
         # SystemExit, not ctx.exit(): main() runs click with standalone_mode=False, which
         # turns ctx.exit's code into an ignored return value.
@@ -90,9 +89,10 @@ def run(
     video_id, caption).
 
     Resumable: rerun the same command after a crash; done videos are kept, finished model
-    calls replayed. Exit codes: 0 finished (failed videos are listed, not fatal),
-    1 error, 2 bad usage or config, 3 no usable model, 4 stopped with nothing lost, rerun
-    to resume (--max-cost-usd reached, endpoint down, disk full, run directory in use),
+    calls replayed. Exit codes: 0 every video done or filtered, 1 error or some videos
+    failed (or bad inputs, or no video found), 2 bad usage or config, 3 no usable model,
+    4 stopped with nothing lost, rerun to resume (--max-cost-usd reached, endpoint down,
+    disk full, run directory in use),
     70 internal error (traceback in RUN_DIR/logs/errors.log), 130 interrupted.
     """
     cfg = config_from_params(params)

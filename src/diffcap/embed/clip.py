@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 DEFAULT_CLIP = "openai/clip-vit-large-patch14-336"
 #: The paper's keyframe threshold for this feature.
 CLIP_THRESHOLD = 0.93
+#: What to do when the CLIP weights are not here (``diffcap.models.hub.offline_routes``
+#: fills in the model and the commands as they run on this machine).
+CLIP_OFFLINE_ROUTES = (
+    "offline routes for the keyframe embedder: download it where the hub is reachable "
+    "(`{hf} download {model} --local-dir ./clip-l-336`), copy the folder here and pass "
+    "`--embedder clip:./clip-l-336` (config.json, the weights and preprocessor_config.json); "
+    "or use the offline default `--embedder weightless`"
+)
 
 
 def _load_processor(transformers: Any, source: str) -> Any:
@@ -78,14 +86,12 @@ class ClipEmbedder:
             where = "path (it does not exist)"
         else:
             where = "hub id (not in the local cache; the hub is offline or unreachable)"
+        from diffcap.models.hub import offline_routes
+
+        model = self.source if where.startswith("hub") else DEFAULT_CLIP
         return ModelUnavailable(
             f"cannot load CLIP weights from {where} '{self.source}': {exc}",
-            hint=(
-                "download the model once where the internet is reachable, e.g. "
-                f"`huggingface-cli download {DEFAULT_CLIP} --local-dir ./clip-l-336`, then pass "
-                "`--embedder clip:./clip-l-336` (a directory with config.json, the weights and "
-                "preprocessor_config.json); or use the offline default `--embedder weightless`"
-            ),
+            hint=offline_routes(model, CLIP_OFFLINE_ROUTES),
         )
 
     def embed_images(self, images: Sequence[np.ndarray]) -> np.ndarray:

@@ -58,20 +58,23 @@ def check_image_embedder(spec: str) -> None:
     if name.strip().lower() not in _FACTORIES:
         get_image_embedder(spec)  # raises the ConfigError listing the choices
     arg = arg.strip()
-    local = arg.startswith(("/", ".", "~")) or Path(arg).expanduser().exists()
-    looks_local = bool(arg) and local
+    from diffcap.models.hub import looks_like_local_path
+
+    local = arg.startswith(("/", ".", "~")) or looks_like_local_path(arg)
+    looks_local = bool(arg) and (local or Path(arg).expanduser().exists())
     if arg and looks_local and not Path(arg).expanduser().is_dir():
         raise ModelUnavailable(
-            f"embedder model folder not found: {arg}",
+            f"embedder model folder not found: {arg} (no such folder)",
             hint="pass an existing local folder (clip:/path/to/clip) or a hub id",
         )
     if name.strip().lower() == "clip" and not looks_local:
         if importlib.util.find_spec("huggingface_hub") is None:
             return  # the local extra is missing: loading says which pip command to run
-        from diffcap.embed.clip import DEFAULT_CLIP
+        from diffcap.embed.clip import CLIP_OFFLINE_ROUTES, DEFAULT_CLIP
         from diffcap.models.hub import check_hub_model
 
-        check_hub_model(arg or DEFAULT_CLIP)  # cached, or downloadable now: else fail fast
+        # cached, or downloadable now: else fail fast, with the embedder's routes
+        check_hub_model(arg or DEFAULT_CLIP, CLIP_OFFLINE_ROUTES)
 
 
 def _weightless(arg: str | None, **_: Any) -> ImageEmbedder:

@@ -41,9 +41,10 @@ from diffcap.captioning.images import (
     vertical_composite,
     vertical_strip,
 )
-from diffcap.errors import ConfigError
+from diffcap.errors import ConfigError, DiffcapError
 from diffcap.export.base import ExportOptions, ExportResult, progress_bar
 from diffcap.export.records import (
+    BadKeyframe,
     RecordSource,
     keyframe_files,
     record_span,
@@ -79,6 +80,21 @@ class ImageWriter:
     def __init__(self, root: Path, out_dir: Path, opts: ExportOptions) -> None:
         self.root, self.out_dir, self.opts = root, out_dir, opts
         self.count = 0
+        self.written: list[Path] = []  # this record's files, removed if it is skipped
+
+    def _wrote(self, path: Path) -> None:
+        self.count += 1
+        self.written.append(path)
+
+    def discard(self) -> None:
+        """Remove the files written since the last :meth:`keep` (a skipped record's)."""
+        for path in self.written:
+            path.unlink(missing_ok=True)
+        self.count -= len(self.written)
+        self.written = []
+
+    def keep(self) -> None:
+        self.written = []
 
     def save(
         self, image: Image.Image, rel: str, max_side: int | None, quality: int | None = None
@@ -86,7 +102,7 @@ class ImageWriter:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(encode_jpeg(image, max_side, quality or self.opts.jpeg_quality))
-        self.count += 1
+        self._wrote(path)
         return relative_to_output(path, self.out_dir, self.opts.absolute_paths)
 
     def save_keyframe(self, src: Path, rel: str, max_side: int) -> str:
@@ -99,7 +115,7 @@ class ImageWriter:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(src.read_bytes())
-        self.count += 1
+        self._wrote(path)
         return relative_to_output(path, self.out_dir, self.opts.absolute_paths)
 
 
@@ -316,7 +332,8 @@ def write_items(
         for rec in source:
             result.records += 1
             bar.update()
-            for item in llava_items(rec, ts, images, clips.get(rec.video_id, [])):
+            items = _record_items(rec, ts, images, clips.get(rec.video_id, []), result)
+            for item in items:
                 row = json.dumps(convert(item, ts.system), ensure_ascii=False)
                 sep = "" if jsonl else ("\n" if result.items == 0 else ",\n")
                 fh.write(sep + row + ("\n" if jsonl else ""))
@@ -328,6 +345,27 @@ def write_items(
     if result.records:  # a requested task with nothing to show says why, never silently
         result.notes.extend(_zero_note(t, opts) for t in opts.tasks if not per_task.get(t))
     return result
+
+
+def _record_items(
+    rec: VideoRecord, ts: Any, images: ImageWriter, clips: list[dict[str, Any]], result: Any
+) -> list[dict]:
+    """One record's samples, all or none: a record whose keyframe image is missing,
+    truncated or not a keyframe of its video is skipped with the reason (its images are
+    removed); the rest of the export goes on."""
+    try:
+        items = list(llava_items(rec, ts, images, clips))
+    except DiffcapError as exc:
+        images.discard()
+        result.fail(rec.video_id, exc)
+        return []
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:  # Pillow: a bad image
+        images.discard()
+        bad = BadKeyframe(f"video '{rec.video_id}': a keyframe image cannot be read ({exc})")
+        result.fail(rec.video_id, bad)
+        return []
+    images.keep()
+    return items
 
 
 def _zero_note(task: str, opts: ExportOptions) -> str:

@@ -20,11 +20,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from diffcap.errors import ConfigError, DiffcapError, VideoError, VideoNotFound
+from diffcap.fsutil import is_keyframe_path
 from diffcap.timeline import VideoRecord
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "BadKeyframe",
     "RecordSource",
     "clamp_window",
     "failure_reason",
@@ -33,6 +35,13 @@ __all__ = [
     "relative_to_output",
     "resolve_video",
 ]
+
+
+class BadKeyframe(ConfigError):
+    """A record names a keyframe image that cannot be read, or a file that is not a keyframe
+    image of its video: that record is skipped, the export goes on."""
+
+    reason = "bad_keyframe"
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,8 @@ def relative_to_output(path: str | os.PathLike[str], out_dir: Path, absolute: bo
 
 
 def keyframe_files(rec: VideoRecord) -> list[Path]:
-    """Absolute keyframe image paths; a clear error when one is missing."""
+    """Absolute keyframe image paths; a clear error when one is missing or is not a keyframe
+    image of this record's video (:func:`~diffcap.fsutil.is_keyframe_path`)."""
     out = []
     for k in rec.keyframes:
         if not k.file:
@@ -128,6 +138,12 @@ def keyframe_files(rec: VideoRecord) -> list[Path]:
                 hint="re-run captioning so keyframe images are saved",
             )
         p = Path(k.file)
+        if not is_keyframe_path(os.path.realpath(p), rec.video_id):
+            raise BadKeyframe(
+                f"video '{rec.video_id}': {p} is not a keyframe image of this video "
+                f"(expected keyframes/{rec.video_id}/*.jpg|png); not opened",
+                hint="export records written by diffcap, with their keyframes folder",
+            )
         if not p.is_file():
             raise ConfigError(
                 f"video '{rec.video_id}': keyframe image {p} is missing",
@@ -193,6 +209,8 @@ def failure_reason(exc: DiffcapError) -> str:
     """A short skip reason for the summary line (``skipped 2 video not found``)."""
     if isinstance(exc, VideoNotFound):
         return "video not found"
+    if isinstance(exc, BadKeyframe):
+        return "bad keyframe image"
     if isinstance(exc, VideoError):
         return f"unreadable video ({exc.reason})"
     return f"failed ({exc.reason})"

@@ -24,7 +24,7 @@ above 0.10, all beside a cut or on corrupt frames.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -134,8 +134,8 @@ class ChangeWatch:
 
 def watched_targets(
     src: Any,
-    times: Sequence[float],
-    kinds: Sequence[str],
+    times: Iterable[float],
+    kinds: Iterable[str],
     watch: ChangeWatch,
     full: bool = False,
 ) -> Iterator[tuple[LazyFrame, str]]:

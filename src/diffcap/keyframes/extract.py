@@ -17,9 +17,10 @@ for the rules and docs/keyframes.md for the choices (window, duration limits, bu
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time as _time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from diffcap.config import KeyframeConfig
@@ -31,6 +32,7 @@ from diffcap.keyframes.kset import Damage, KeyframeSet, make_video_ids
 from diffcap.keyframes.plan import (
     KeyframesSkipped,
     final_target,
+    iter_targets,
     plan_targets,
     plan_window,
 )
@@ -56,7 +58,7 @@ PREFETCH = 2
 SAMPLING_THREADS = "SLICE"
 
 
-def _sample(src: VideoSource, times: list[float]) -> Iterator[Frame | LazyFrame]:
+def _sample(src: VideoSource, times: Iterable[float]) -> Iterator[Frame | LazyFrame]:
     # Lazy frames where the source has them: the decode thread only decodes, and RGB is
     # made on the selection's thread (thumbnails) or the writer's (keyframes), at the size
     # needed.
@@ -82,7 +84,9 @@ def _run_pass(
     cfg = run.cfg
     last_t = final_target(info, start, end)
     probes = cfg.skip_solid and _starts_solid(src, run, start)
-    times, kinds = plan_targets(start, end, cfg.interval, last_t, probes, cuts)
+    # Lazily (two views of one generator): a plan of millions of targets is never a list.
+    plan_t, plan_k = itertools.tee(iter_targets(start, end, cfg.interval, last_t, probes, cuts))
+    times, kinds = (t for t, _ in plan_t), (k for _, k in plan_k)
     watch = ChangeWatch(src, start, end) if cfg.cut_candidates and hasattr(src, "watch") else None
     targets: Iterator[_Target] = (
         watched_targets(src, times, kinds, watch, full=cfg.cut_scan_full)

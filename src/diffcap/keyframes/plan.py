@@ -9,19 +9,23 @@ Split out of :mod:`diffcap.keyframes.extract`, which re-exports these names.
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
 
 from diffcap.config import KeyframeConfig
-from diffcap.errors import DiffcapError
-from diffcap.keyframes.select import candidate_times
+from diffcap.errors import ConfigError, DiffcapError
+from diffcap.keyframes.select import candidate_count, iter_candidate_times
 from diffcap.timeline import VideoInfo
 
 #: When the first candidate is solid (a fade-in, a black leader), this many extra probes
 #: spread over the first interval find where the picture starts, instead of waiting a whole
 #: interval for the next candidate.
 LEAD_PROBES = 8
+#: Most candidate times one video may have (window / interval): a bound on work and on the
+#: run's time, with a clear error, for an ``--interval`` far too small for the video.
+MAX_CANDIDATES = 5_000_000
 #: Frame duration assumed when a video declares no frame rate.
 FALLBACK_FRAME = 1 / 30
 
@@ -72,6 +76,46 @@ def final_target(info: VideoInfo, start: float, end: float) -> float:
 _RANK = {"cut": 0, "cand": 1, "probe": 2}
 
 
+def check_candidates(start: float, end: float, interval: float) -> int:
+    """The number of candidate times of the window; :class:`ConfigError` over
+    :data:`MAX_CANDIDATES` (a too small ``--interval`` for this video's length)."""
+    count = candidate_count(start, end, interval)
+    if count > MAX_CANDIDATES:
+        raise ConfigError(
+            f"--interval {interval:g} s gives {count:,} candidate frames for {end - start:.0f} s "
+            f"of video, over the limit of {MAX_CANDIDATES:,} per video",
+            hint=f"raise keyframes.interval to at least {(end - start) / MAX_CANDIDATES:.3g} s, "
+            "or process less of each video (keyframes.max_seconds)",
+        )
+    return count
+
+
+def iter_targets(
+    start: float,
+    end: float,
+    interval: float,
+    final: float,
+    probes: bool,
+    cuts: Sequence[float] = (),
+) -> Iterator[tuple[float, str]]:
+    """(time, kind) in ascending time, generated lazily (memory does not grow with the
+    number of candidates): "cand", "probe" (first interval), "cut" (first frame after a
+    hard cut), then one "final"."""
+    check_candidates(start, end, interval)
+    streams: list[Iterable[tuple[float, str]]] = [
+        ((t, "cand") for t in iter_candidate_times(start, end, interval))
+    ]
+    if probes:
+        step = min(interval, end - start) / LEAD_PROBES
+        streams.append([(start + k * step, "probe") for k in range(1, LEAD_PROBES)])
+    streams.append(sorted((t, "cut") for t in cuts if start <= t < end))
+    last = start
+    for t, kind in heapq.merge(*streams, key=lambda x: (x[0], _RANK[x[1]])):
+        last = t
+        yield t, kind
+    yield max(final, last), "final"
+
+
 def plan_targets(
     start: float,
     end: float,
@@ -80,13 +124,6 @@ def plan_targets(
     probes: bool,
     cuts: Sequence[float] = (),
 ) -> tuple[list[float], list[str]]:
-    """Ascending target times and their kinds: "cand", "probe" (first interval), "cut"
-    (first frame after a hard cut), "final"."""
-    targets = [(t, "cand") for t in candidate_times(start, end, interval)]
-    if probes:
-        step = min(interval, end - start) / LEAD_PROBES
-        targets += [(start + k * step, "probe") for k in range(1, LEAD_PROBES)]
-    targets += [(t, "cut") for t in cuts if start <= t < end]
-    targets.sort(key=lambda x: (x[0], _RANK[x[1]]))
-    targets.append((max(final, targets[-1][0] if targets else start), "final"))
+    """:func:`iter_targets` as two lists, times and kinds (for small windows and tests)."""
+    targets = list(iter_targets(start, end, interval, final, probes, cuts))
     return [t for t, _ in targets], [k for _, k in targets]

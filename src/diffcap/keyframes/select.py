@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -33,15 +33,26 @@ SOLID_STD = 6.0
 SOLID_THUMB = 32
 
 
-def candidate_times(start: float, end: float, interval: float) -> list[float]:
-    """``start, start+interval, ...`` strictly before ``end`` (multiplied, never accumulated,
-    so no drift on long videos)."""
+def candidate_count(start: float, end: float, interval: float) -> int:
+    """How many candidate times ``[start, end)`` holds every ``interval`` seconds."""
     if interval <= 0:
         raise ValueError(f"interval must be > 0, got {interval}")
     if end <= start:
-        return []
-    count = math.ceil((end - start) / interval - 1e-9)
-    return [start + k * interval for k in range(count)]
+        return 0
+    return math.ceil((end - start) / interval - 1e-9)
+
+
+def iter_candidate_times(start: float, end: float, interval: float) -> Iterator[float]:
+    """``start, start+interval, ...`` strictly before ``end``, one at a time (multiplied,
+    never accumulated, so no drift on long videos; never a list, so memory does not grow
+    with duration / interval)."""
+    for k in range(candidate_count(start, end, interval)):
+        yield start + k * interval
+
+
+def candidate_times(start: float, end: float, interval: float) -> list[float]:
+    """:func:`iter_candidate_times` as a list (for small windows and tests)."""
+    return list(iter_candidate_times(start, end, interval))
 
 
 def is_solid(image: np.ndarray, tol: float = SOLID_STD) -> bool:

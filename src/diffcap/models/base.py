@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,15 @@ from typing import Any
 
 from diffcap.models.context import ContextWindow, TokenCounter, choose_window
 from diffcap.timeline import Usage
+
+log = logging.getLogger(__name__)
+
+#: Longest answer kept, in characters (docs/models.md): about 16k tokens, far above what
+#: ``model.max_tokens`` asks for by default. A longer answer (a server that ignores
+#: max_tokens, or echoes a huge input) is cut here, before it is cached, written to records
+#: or fed to the next prompt; the cut is recorded as ``finish_reason="answer_cap"``.
+MAX_ANSWER_CHARS = 64_000
+ANSWER_CAPPED = "answer_cap"
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,18 @@ class ModelResponse:
     finish_reason: str | None = None
     #: True when replayed from the request cache (no model was called).
     cached: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.text) > MAX_ANSWER_CHARS:
+            log.warning(
+                "%s: an answer of %d characters was cut to %d (finish_reason %s)",
+                self.model,
+                len(self.text),
+                MAX_ANSWER_CHARS,
+                ANSWER_CAPPED,
+            )
+            object.__setattr__(self, "text", self.text[:MAX_ANSWER_CHARS])
+            object.__setattr__(self, "finish_reason", ANSWER_CAPPED)
 
 
 class Backend(ABC):

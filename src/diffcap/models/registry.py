@@ -161,7 +161,7 @@ def get_backend(name: str | None = None, cfg: ModelConfig | None = None, **kwarg
         raise ModelUnavailable(
             "no API key or --api-base given, and the in-process model needs torch and "
             f"transformers ({exc.message})",
-            hint=NO_MODEL_ROUTES,
+            hint=no_model_routes(),
         ) from None
 
 
@@ -169,5 +169,12 @@ def get_backend(name: str | None = None, cfg: ModelConfig | None = None, **kwarg
 NO_MODEL_ROUTES = (
     "pip install 'diffcap[local]' to caption in-process with a small local model; or set "
     "OPENAI_API_KEY; or serve a model with an OpenAI-compatible server and pass --api-base "
-    "http://127.0.0.1:8000/v1; `diffcap models` shows what this machine has"
+    "http://127.0.0.1:8000/v1; `{diffcap} models` shows what this machine has"
 )
+
+
+def no_model_routes() -> str:
+    """:data:`NO_MODEL_ROUTES` with ``diffcap`` spelled as it runs here."""
+    from diffcap.hints import command
+
+    return NO_MODEL_ROUTES.format(diffcap=command("diffcap"))

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import openai
 
-from diffcap.errors import ContextExceeded, RequestFailed
+from diffcap.errors import ContextExceeded, RequestFailed, exception_text
 from diffcap.models.context import is_context_error, parse_context_error
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def classify_exception(exc: BaseException) -> RequestFailed:
         return RequestFailed("the request timed out", retryable=True, hint="raise --timeout")
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc
-        return RequestFailed(f"connection failed: {cause}", retryable=True)
+        return RequestFailed(f"connection failed: {exception_text(cause)}", retryable=True)
     if isinstance(exc, openai.APIStatusError):
         return _from_status(exc)
     if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):

@@ -37,13 +37,14 @@ from diffcap.models.context import (
     context_from_config,
     processor_image_cost,
 )
+from diffcap.models.hub import offline_routes
 from diffcap.timeline import Usage
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "llava-hf/llava-interleave-qwen-0.5b-hf"
 HOW_TO_POINT = (
-    "download the model once (e.g. `hf download {model} --local-dir DIR`) and "
+    "download the model once (e.g. `{hf} download {model} --local-dir DIR`) and "
     "use --backend transformers --model /path/to/dir; or serve a model with an "
     "OpenAI-compatible server and use --backend openai --api-base http://127.0.0.1:8000/v1 "
     "--model NAME"
@@ -65,7 +66,8 @@ class TransformersBackend(Backend):
         self.model = self.cfg.model or DEFAULT_MODEL
         if _looks_like_path(self.model) and not Path(self.model).expanduser().is_dir():
             raise ModelUnavailable(
-                f"model folder not found: {self.model}", hint=HOW_TO_POINT.format(model="ID")
+                f"model folder not found: {self.model} (no such folder)",
+                hint=offline_routes("ID", HOW_TO_POINT),
             )
         #: Seconds the batcher waits for more requests after the first one arrives.
         self.batch_wait_s = batch_wait_s
@@ -86,7 +88,7 @@ class TransformersBackend(Backend):
             elif not (folder / "config.json").is_file():
                 raise ModelUnavailable(
                     f"{self.model}: not a model folder (no config.json or adapter_config.json)",
-                    hint=HOW_TO_POINT.format(model="ID"),
+                    hint=offline_routes("ID", HOW_TO_POINT),
                 )
             return
         from diffcap.models.hub import check_hub_model
@@ -138,7 +140,7 @@ class TransformersBackend(Backend):
         except (OSError, ValueError, KeyError, ImportError) as exc:
             raise ModelUnavailable(
                 f"cannot load model '{self.model}': {str(exc).splitlines()[0]}",
-                hint=HOW_TO_POINT.format(model=self.model),
+                hint=offline_routes(self.model, HOW_TO_POINT),
             ) from exc
         model = model.to(device).eval()
         tokenizer = getattr(processor, "tokenizer", processor)
@@ -361,5 +363,13 @@ def _source(model: str) -> str:
 
 
 def _looks_like_path(name: str) -> bool:
-    """Local folders start with / . ~ or exist; hub ids look like ``org/name``."""
-    return name.startswith(("/", ".", "~")) or Path(name).expanduser().is_dir()
+    """Local folders start with / . ~, exist, or look like a path (``models/x`` beside a
+    ``models/`` folder, see :func:`~diffcap.models.hub.looks_like_local_path`); hub ids look
+    like ``org/name``."""
+    from diffcap.models.hub import looks_like_local_path
+
+    return (
+        name.startswith(("/", ".", "~"))
+        or looks_like_local_path(name)
+        or Path(name).expanduser().is_dir()
+    )

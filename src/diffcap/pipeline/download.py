@@ -1,8 +1,11 @@
 """Download http(s) videos into a cache folder, with a size and a time limit.
 
-Files are named after a hash of the URL, written to a ``.part`` file and renamed when
-complete, so a killed download never leaves a truncated video in the cache and a rerun
-reuses finished downloads.
+Files are named after a hash of the URL, written to a ``.part`` file and renamed only when
+complete (every byte the server's Content-Length announced), so a killed or cut-short
+download never leaves a truncated video in the cache and a rerun reuses finished downloads.
+A short download is a fault of the world (retried on the next run); a cached file that
+turns out unreadable is dropped (:func:`forget_download`), so ``--retry-failed`` fetches it
+again instead of reusing the same bad bytes.
 
     path = download("https://example.org/v.mp4", Path("runs/a/downloads"),
                     max_mb=512, timeout_s=120)
@@ -11,6 +14,7 @@ reuses finished downloads.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import time
@@ -74,9 +78,12 @@ def _fetch(url: str, part: Path, *, max_bytes: int, timeout_s: float) -> None:
                     f"{max_bytes / 2**20:.1f} MB limit",
                     hint="raise input.max_download_mb",
                 )
-            _copy(resp, part, url, max_bytes, deadline, timeout_s)
+            size = _copy(resp, part, url, max_bytes, deadline, timeout_s)
+            _check_length(url, size, length)
     except DownloadError:
         raise
+    except http.client.HTTPException as exc:  # IncompleteRead: a chunked body cut short
+        raise DownloadUnavailable(url, f"download cut short: {exc!r}") from exc
     except urllib.error.HTTPError as exc:
         # The server's fault (5xx, 429, 408) may pass; a 4xx names a bad or missing file.
         cls = DownloadUnavailable if exc.code >= 500 or exc.code in (408, 429) else DownloadError
@@ -92,7 +99,19 @@ def _fetch(url: str, part: Path, *, max_bytes: int, timeout_s: float) -> None:
         raise DownloadUnavailable(url, f"download failed: {reason}") from exc
 
 
-def _copy(resp, part: Path, url: str, max_bytes: int, deadline: float, timeout_s: float) -> None:
+def _check_length(url: str, size: int, length: str | None) -> None:
+    """A body shorter (or longer) than the Content-Length the server announced is not the
+    file: the server or the network cut it. Retryable; the partial file is not kept."""
+    if length and length.strip().isdigit() and size != int(length):
+        raise DownloadUnavailable(
+            url,
+            f"short download: got {size} of the {int(length)} bytes announced "
+            "(the connection closed early); the partial file was not kept",
+            hint="rerun the same command to download it again",
+        )
+
+
+def _copy(resp, part: Path, url: str, max_bytes: int, deadline: float, timeout_s: float) -> int:
     size = 0
     with part.open("wb") as out:
         # read1: whatever arrived (up to _CHUNK), so a trickling server cannot outlast the
@@ -113,3 +132,18 @@ def _copy(resp, part: Path, url: str, max_bytes: int, deadline: float, timeout_s
             out.write(chunk)
     if size == 0:
         raise DownloadError(url, "the server sent an empty body")
+    return size
+
+
+def forget_download(url: str, path: str | Path | None, dest_dir: Path) -> bool:
+    """Drop ``url``'s cached file when it could not be read as a video, so the next attempt
+    (``--retry-failed``) downloads it again; True when a file was removed. Only the file
+    this cache holds for ``url`` is touched."""
+    if path is None:
+        return False
+    cached = cache_path(url, dest_dir)
+    if Path(path) != cached or not cached.is_file():
+        return False
+    cached.unlink(missing_ok=True)
+    log.info("%s: the downloaded file could not be read; it is fetched again next time", url)
+    return True

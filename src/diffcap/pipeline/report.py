@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from diffcap.hints import command, printable
+
 
 @dataclass
 class RunReport:
@@ -43,8 +45,10 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when the run went through (failed videos are listed, not fatal); else the
-        code of why it stopped (see ``diffcap.pipeline.runner.EXIT_CODES``)."""
+        """The one rule (docs/runs.md, "Exit codes"): 0 only when every video of the run is
+        done or filtered by a filter the user set; else the code of why not (see
+        ``diffcap.pipeline.runner.EXIT_CODES``): a stop, failed videos, bad inputs, or no
+        video at all."""
         from diffcap.pipeline.runner import EXIT_CODES
 
         if self.bugs:
@@ -53,9 +57,17 @@ class RunReport:
             return EXIT_CODES["budget"]
         if self.stop_reason == "config":
             return EXIT_CODES["usage"]
-        if self.stop_reason in ("endpoint_down", "faults") or self.deferred_now:
+        c = self.counts
+        if self.stop_reason or self.deferred_now or c.get("pending", 0):
             return EXIT_CODES["stopped"]
+        if c.get("failed", 0) or self.bad_inputs_now or not self.finished:
+            return EXIT_CODES["error"]
         return EXIT_CODES["ok"]
+
+    @property
+    def finished(self) -> int:
+        """Videos of the run that are done or filtered (0: nothing was captioned at all)."""
+        return self.counts.get("done", 0) + self.counts.get("filtered", 0)
 
     @property
     def videos_per_s(self) -> float:
@@ -71,7 +83,7 @@ class RunReport:
     def format(self) -> str:
         c = self.counts
         lines = [
-            f"run: {self.run_dir}",
+            f"run: {printable(self.run_dir)}",
             f"videos: {c.get('done', 0)} done, {c.get('failed', 0)} failed, "
             f"{c.get('filtered', 0)} filtered, {c.get('pending', 0)} pending "
             f"(this run: +{self.done_now} done, +{self.failed_now} failed, "
@@ -83,7 +95,7 @@ class RunReport:
             f"estimated cost: ${self.cost_usd:.4f} this run, ${self.total_cost_usd:.4f} in total",
             f"wall time: {self.wall_s:.1f} s, {self.videos_per_s:.2f} videos/s",
         ]
-        lines += [f"warning: {vid}: {message}" for vid, message in self.damaged]
+        lines += [printable(f"warning: {vid}: {message}") for vid, message in self.damaged]
         lines += self._stop_lines()
         return "\n".join(lines)
 
@@ -106,15 +118,33 @@ class RunReport:
         elif self.stop_reason == "dedup_waits":
             out.append("de-dup waits until every candidate has a short caption: rerun")
         if self.last_fault and (self.stop_reason or self.deferred_now):
-            out.append(f"last fault: {self.last_fault}")
+            out.append(printable(f"last fault: {self.last_fault}"))
         if self.deferred_now and not self.stop_reason:
             out.append(f"{self.deferred_now} video(s) left pending: rerun to retry them")
+        out += self._incomplete_lines()
         if self.bugs:
             out.append(
                 f"internal error on {self.bugs} video(s) (a bug, please report it): "
                 f"traceback in {self.error_log}; the videos stay pending"
             )
         return out
+
+    def _incomplete_lines(self) -> list[str]:
+        """Why a run that was not stopped still exits non-zero (failed, bad or no videos)."""
+        if self.bugs or self.stop_reason or self.deferred_now or self.counts.get("pending", 0):
+            return []
+        failed = self.counts.get("failed", 0)
+        if failed:
+            return [
+                f"exit 1: {failed} video(s) failed (`{command('diffcap')} status "
+                f"{printable(self.run_dir)}` lists why; "
+                "--retry-failed retries them)"
+            ]
+        if self.bad_inputs_now:
+            return [f"exit 1: {self.bad_inputs_now} input(s) name no usable video (see above)"]
+        if not self.finished:
+            return ["exit 1: no video was found to process (check the inputs)"]
+        return []
 
 
 def run_status(run_dir: str | Path, *, max_failures: int | None = None) -> dict[str, Any]:
@@ -182,7 +212,7 @@ def format_status(st: dict[str, Any]) -> str:
     c, s = st["counts"], st["spend"]
     total = sum(c.values())
     lines = [
-        f"run: {st['run_dir']}  ({total} videos)",
+        f"run: {printable(st['run_dir'])}  ({total} videos)",
         "  ".join(f"{k}: {c.get(k, 0)}" for k in ("done", "pending", "failed", "filtered")),
     ]
     if s is None:
@@ -201,19 +231,25 @@ def format_status(st: dict[str, Any]) -> str:
     if st["failures"]:
         lines.append(f"failures ({st['failures_total']}):")
         lines += [
-            f"  {f['video_id']} [{f['stage']}/{f['reason']}] x{f['attempts']}: {f['error']}"
+            printable(
+                f"  {f['video_id']} [{f['stage']}/{f['reason']}] x{f['attempts']}: {f['error']}"
+            )
             for f in st["failures"]
         ]
     if st.get("deferred"):
         lines.append(f"pending after a fault ({len(st['deferred'])}; a rerun retries them):")
         lines += [
-            f"  {d['video_id']} [{d['stage']}/{d['reason']}]: {d['error']}"
+            printable(f"  {d['video_id']} [{d['stage']}/{d['reason']}]: {d['error']}")
             for d in st["deferred"][:20]
         ]
     if st.get("damaged"):
         lines.append(f"damaged inputs ({len(st['damaged'])}):")
-        lines += [f"  warning: {d['video_id']}: {d.get('message')}" for d in st["damaged"]]
+        lines += [
+            printable(f"  warning: {d['video_id']}: {d.get('message')}") for d in st["damaged"]
+        ]
     if st["bad_inputs"]:
         lines.append(f"bad input rows ({len(st['bad_inputs'])}):")
-        lines += [f"  {b['source']} row {b['row']}: {b['error']}" for b in st["bad_inputs"]]
+        lines += [
+            printable(f"  {b['source']} row {b['row']}: {b['error']}") for b in st["bad_inputs"]
+        ]
     return "\n".join(lines)

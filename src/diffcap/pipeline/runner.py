@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 #: Exit codes shared by every command that runs the pipeline (documented in README).
 EXIT_CODES: dict[str, int] = {
     "ok": 0,
-    "error": 1,  # a diffcap error; for caption/keyframes also: some videos failed
+    "error": 1,  # a diffcap error; or videos failed, inputs were bad, or none was found
     "usage": 2,  # bad usage or config values
     "no_model": 3,  # no usable model: not configured, unreachable, not found
     # Stopped, nothing lost, a rerun resumes: the cost cap (rerun with a higher cap), a fault

@@ -50,22 +50,41 @@ class PrepareStage(Stage):
             path = row.source
             if is_url(path):
                 icfg = self.cfg.input
-                dest = Path(icfg.download_dir or Path(self.run_dir) / "downloads")
                 path = str(
                     download(
-                        path, dest, max_mb=icfg.max_download_mb, timeout_s=icfg.download_timeout_s
+                        path,
+                        download_dir(self.cfg, self.run_dir),
+                        max_mb=icfg.max_download_mb,
+                        timeout_s=icfg.download_timeout_s,
                     )
                 )
             row.path = path
             info = probe(path)
             row.duration = span_duration(info.duration, row.start, row.end)
         except Exception as exc:
+            forget_bad_download(row, exc, self.cfg, self.run_dir)
             return row.fail(self.name, exc)
         verdict = duration_verdict(row.duration, self.cfg.filter)
         if verdict:
             reason, message = verdict
             return row.filter(self.name, reason, message)
         return row
+
+
+def download_dir(cfg: Any, run_dir: str | Path) -> Path:
+    """Where URL inputs are cached (``input.download_dir``, else ``RUN_DIR/downloads``)."""
+    return Path(cfg.input.download_dir or Path(run_dir) / "downloads")
+
+
+def forget_bad_download(row: VideoRow, exc: Exception, cfg: Any, run_dir: str | Path) -> None:
+    """A downloaded file that cannot be read as a video (corrupt, truncated, not a video)
+    is dropped from the cache, so ``--retry-failed`` downloads it again."""
+    from diffcap.errors import DownloadError, VideoError
+    from diffcap.pipeline.download import forget_download
+    from diffcap.pipeline.inputs import is_url
+
+    if isinstance(exc, VideoError) and not isinstance(exc, DownloadError) and is_url(row.source):
+        forget_download(row.source, row.path, download_dir(cfg, run_dir))
 
 
 class KeyframeStage(Stage):
@@ -115,6 +134,7 @@ class KeyframeStage(Stage):
         except KeyframesSkipped as exc:  # on purpose (empty window)
             return row.filter(self.name, exc.reason, str(exc))
         except Exception as exc:
+            forget_bad_download(row, exc, self.cfg, self.run_dir)
             return row.fail(self.name, exc)
         row.keyframes_json = str(done)
         row.damaged = kset.damaged.to_json() if kset.damaged is not None else None

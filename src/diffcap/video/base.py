@@ -10,7 +10,7 @@ with open_video("clip.mp4") as src:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 
 from diffcap.timeline import Frame, VideoInfo
 
@@ -30,9 +30,10 @@ class VideoSource(ABC):
         target time start, start+every, ...; without it, every frame."""
 
     @abstractmethod
-    def frames_at(self, times: Sequence[float]) -> Iterator[Frame]:
-        """For each target time (ascending), the first frame at or after it (the last frame
-        when past the end). Sequential decoding when targets are near, seeks when far."""
+    def frames_at(self, times: Iterable[float]) -> Iterator[Frame]:
+        """For each target time (ascending; any iterable, consumed lazily), the first frame
+        at or after it (the last frame when past the end). Sequential decoding when targets
+        are near, seeks when far."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the file."""

@@ -18,10 +18,9 @@ before the duration its header claims, ``truncated_at`` is set and a WARNING is 
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -44,7 +43,6 @@ from diffcap.video.probe import select_stream as _select_stream
 from diffcap.video.seeking import EPS, Seeking
 
 log = logging.getLogger(__name__)
-
 
 
 class PyAVSource(Seeking, VideoSource):
@@ -166,11 +164,11 @@ class PyAVSource(Seeking, VideoSource):
                 last_pts = f.pts
                 yield self._convert(f)
 
-    def frames_at(self, times: Sequence[float]) -> Iterator[Frame]:
+    def frames_at(self, times: Iterable[float]) -> Iterator[Frame]:
         for f in self._answers(times):
             yield self._convert(f)
 
-    def lazy_frames_at(self, times: Sequence[float]) -> Iterator[LazyFrame]:
+    def lazy_frames_at(self, times: Iterable[float]) -> Iterator[LazyFrame]:
         """Like :meth:`frames_at`, but each answer stays a decoded frame that converts to RGB
         only when asked, at the size asked (see :mod:`diffcap.video.lazyframe`). Consecutive
         targets answered by one frame get the same object."""
@@ -193,14 +191,15 @@ class PyAVSource(Seeking, VideoSource):
         :class:`LazyFrame` with its exact timestamp."""
         return LazyFrame(frame, Timestamp(self._pts(frame), self._tb, self._origin), self._rot_k)
 
-    def _answers(self, times: Sequence[float]) -> Iterator[av.VideoFrame]:
-        times = list(times)
-        if any(b < a for a, b in itertools.pairwise(times)):
-            raise ValueError("frames_at() needs ascending times")
-        if not times:
-            return
-        self._begin(times[0])
+    def _answers(self, times: Iterable[float]) -> Iterator[av.VideoFrame]:
+        # Consumed one time at a time: a plan of millions of targets is never held whole.
+        prev: float | None = None
         for t in times:
+            if prev is None:
+                self._begin(t)
+            elif t < prev:
+                raise ValueError("frames_at() needs ascending times")
+            prev = t
             f = self._locate(t)
             if f is None:  # past the end: the last frame there is
                 f = self._final_frame()

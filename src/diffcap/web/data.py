@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.errors import ConfigError
+from diffcap.fsutil import is_keyframe_path
 from diffcap.redact import Redactor
 from diffcap.web.tree import read_tree
 
@@ -126,6 +127,8 @@ def load_run(
             f"{path}: no such run directory or JSONL file",
             hint="pass a `diffcap run` output directory or a captions .jsonl",
         )
+    if path.is_file():
+        _check_records_file(path)
     records, side, root, base = _layout(path)
     if not records and not side:
         raise ConfigError(
@@ -183,6 +186,22 @@ def _layout(path: Path) -> tuple[list[Path], list[tuple[str, Path]], Path, Path]
     return records, side, path, path
 
 
+def _check_records_file(path: Path) -> None:
+    """One clear error, not a warning per line, when ``path`` is not a records JSONL (a
+    README, a video, a config): its first non-blank line must be a JSON record."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            first = next((line for line in fh if line.strip()), "")
+        d = json.loads(first) if first else None
+    except (OSError, json.JSONDecodeError, RecursionError):
+        d = None
+    if not (isinstance(d, dict) and "video_id" in d):
+        raise ConfigError(
+            f"{path}: not a diffcap records file (its first line is not a JSON record)",
+            hint="pass a `diffcap run` output directory or the .jsonl of `diffcap caption`",
+        )
+
+
 def _rel(base: Path, root: Path) -> str:
     rel = base.resolve().relative_to(root.resolve()).as_posix()
     return "" if rel == "." else rel
@@ -218,12 +237,12 @@ def _entry_from_record(
     for i, k in enumerate(d.get("keyframes") or []):
         idx = int(k.get("idx", i))
         cap = diffs.get(str(idx))
-        f = k.get("file")
+        f = _keyframe_file(rel_base, k.get("file"), str(vid), run)
         keyframes.append(
             KeyframeView(
                 idx=idx,
                 time=float(k.get("time") or 0.0),
-                file=_join(rel_base, f) if f else None,
+                file=f,
                 caption=cap.get("content") if cap else None,
             )
         )
@@ -244,6 +263,19 @@ def _entry_from_record(
         usage=dict(d.get("usage") or {}),
         summary_tree=read_tree(d.get("summary_tree")),
     )
+
+
+def _keyframe_file(rel_base: str, file: Any, video_id: str, run: str) -> str | None:
+    """The root-relative path of a record's keyframe image, or None when the record names
+    anything else (``/etc/passwd``, ``../x``, ``notes.txt``): only keyframe images laid out
+    as diffcap writes them (``keyframes/<video_id>/*.jpg``) are ever served."""
+    if not file or not isinstance(file, str):
+        return None
+    path = _join(rel_base, file)
+    if is_keyframe_path(path, video_id):
+        return path
+    logger.warning("run %s: %s names %r, not a keyframe image; not served", run, video_id, file)
+    return None
 
 
 def _join(base: str, rel: str) -> str:

@@ -111,7 +111,11 @@ class ReviewApp(App):
         return sorted(todo, key=lambda it: _h("order", reviewer, *it.key))
 
     def _reviewer(self, value: Any) -> str | None:
-        name = str(value if value is not None else self.reviewer).strip()
+        if value is None:
+            value = self.reviewer
+        if not isinstance(value, str):  # a list or an object is no name
+            return None
+        name = value.strip()
         return name if 0 < len(name) <= 100 else None
 
     def _next(self, request: Request) -> Response:
@@ -154,7 +158,7 @@ class ReviewApp(App):
     async def _vote(self, request: Request) -> Response:
         try:
             body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # deep nesting too
             body = None
         if not isinstance(body, dict):
             return error(400, "expected a JSON object")

@@ -39,6 +39,8 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import HTMLResponse, PlainTextResponse, Response  # noqa: E402
 from starlette.routing import BaseRoute, Route  # noqa: E402
 
+from diffcap.web.protocol import HEADER_TIMEOUT_S, header_deadline_protocol  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
 LOOPBACK = LOOPBACK_NAMES
@@ -90,13 +92,20 @@ class App:
 class WebServer:
     """A uvicorn server on a socket that is already listening (so the URL is known at once)."""
 
-    def __init__(self, app: Any, sock: socket.socket, hosts: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        sock: socket.socket,
+        hosts: frozenset[str],
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+    ) -> None:
         self.sock = sock
         self.hosts = hosts
         self.address: tuple[str, int] = sock.getsockname()[:2]
         config = uvicorn.Config(
             app,
-            http="h11",
+            # h11, with a deadline for request headers: slow-header connections are closed
+            http=header_deadline_protocol(header_timeout_s),
             lifespan="off",
             log_config=None,
             access_log=False,
@@ -141,11 +150,13 @@ def make_server(
     *,
     allow_hosts: Iterable[str] = (),
     max_body: int = DEFAULT_MAX_BODY,
+    header_timeout_s: float = HEADER_TIMEOUT_S,
 ) -> WebServer:
     """Bind (not yet serve). Warns when the address is not loopback.
 
     Requests must name the server by a loopback name, the bound address or one of
-    ``allow_hosts`` in their ``Host`` header (DNS-rebinding protection)."""
+    ``allow_hosts`` in their ``Host`` header (DNS-rebinding protection); a request whose
+    headers do not arrive in full within ``header_timeout_s`` has its connection closed."""
     if host not in LOOPBACK:
         logger.warning(
             "binding to %s: anyone who can reach this address can read the "
@@ -158,7 +169,7 @@ def make_server(
             "requests must name a loopback host; add the names others use with --allow-host NAME"
         )
     sock = _bind(host, port)
-    return WebServer(Guard(app.asgi(), hosts, max_body), sock, hosts)
+    return WebServer(Guard(app.asgi(), hosts, max_body), sock, hosts, header_timeout_s)
 
 
 def _bind(host: str, port: int) -> socket.socket:
