@@ -175,3 +175,18 @@ def test_time_breaks_and_leaves():
     nodes = leaves(caps, Span(0, 40, 40))
     assert [(n.start, n.end) for n in nodes][-2:] == [(30, 32), (32, 40)]
     assert EstimateCounter().count("") == 0
+
+
+def test_concurrent_refusals_shrink_the_window_once_and_an_unknown_window_is_not_planned():
+    b = budget(100_000)
+    planned = b.effective
+    assert b.learn(700, planned) and b.effective == 700
+    for _ in range(7):  # the other requests planned with 100,000 refused at the same time
+        b.learn(700, planned)
+        b.learn(None, planned)
+    assert b.effective == 700
+    assert b.learn(None, 700) and b.effective == 525  # refused again after replanning
+    unknown = PromptBudget(ContextWindow(8192, "fallback: unknown model"), 20, Words())
+    assert unknown.fits("word " * 50_000)  # sent as it is: nothing said how long it may be
+    assert unknown.learn(4096) and unknown.effective == 4096
+    assert not unknown.fits("word " * 5000)

@@ -79,36 +79,46 @@ def check_tree(rec: dict) -> dict:
     return nodes
 
 
-def test_a_server_that_refuses_large_prompts_leads_to_split_and_retry(fault_server, tmp_path):
+@pytest.mark.parametrize("chain", ["single", "segments"])
+def test_a_server_that_refuses_large_prompts_leads_to_split_and_retry(
+    fault_server, tmp_path, chain
+):
     """The budget is told a far too large window; the server (vLLM's words) refuses; every
-    step is split and sent again, the record is complete and nothing failed for good."""
+    step is split and sent again, the record is complete and nothing failed for good. The
+    first run is stopped part-way (a cost cap); the rerun pays for no answer twice."""
     video = long_video(tmp_path / "v.mp4", 240, 8)
     fault_server.context_limit = 700
     fault_server.reply = talkative(120)
     out = tmp_path / "c.jsonl"
-    cfg = {
-        "model": {
-            "backend": "openai",
-            "api_base": fault_server.base_url,
-            "model": "m",
-            "max_tokens": 150,
-            "context_tokens": 100_000,  # wrong on purpose: the server knows better
-            "concurrency": 4,
-        },
-        "keyframes": {"interval": 4.0},
-        "caption": {"chain": "single"},
+    model = {
+        "backend": "openai",
+        "api_base": fault_server.base_url,
+        "model": "m",
+        "max_tokens": 150,
+        "context_tokens": 100_000,  # wrong on purpose: the server knows better
+        "concurrency": 4,
+        "prices": {"m": {"input": 100_000.0, "output": 0.0}},  # ~$25 a request
     }
+    cfg = {
+        "model": model,
+        "keyframes": {"interval": 4.0},
+        "caption": {"chain": chain, "segment_keyframes": 8},
+    }
+    first = run_caption(video, out, {**cfg, "engine": {"max_cost_usd": 400.0}})
+    assert first.done_now == 0 and first.failed_now == 0  # stopped part-way, pending
+    paid = len(fault_server.answered)
+    assert 0 < paid
     report = run_caption(video, out, cfg)
     assert report.done_now == 1 and report.failed_now == 0
     assert fault_server.refused_context >= 1
+    answered = fault_server.answered
+    assert len(answered) == len(set(answered)) > paid  # no answer was paid for twice
     from diffcap.cli.caption import run_dir_for
 
     rec = record_of(run_dir_for(out))
     assert len(rec["captions"]) == len(rec["keyframes"]) + 1 >= 20
+    assert ("segments" in rec) == (chain == "segments")
     check_tree(rec)
-    answered = len(fault_server.answered)
-    again = run_caption(video, out, cfg)
-    assert again.done_now == 0 and len(fault_server.answered) == answered  # nothing re-sent
 
 
 def test_images_alone_over_the_context_stop_with_the_numbers(fault_server, tmp_path, capsys):
@@ -183,7 +193,9 @@ def small_context_server():
 
 
 @pytest.mark.timeout(900)
-def test_an_hour_through_transformers_serve_with_a_small_context(small_context_server, tmp_path):
+def test_an_hour_through_transformers_serve_with_a_small_context(
+    small_context_server, tmp_path, caplog
+):
     srv = small_context_server
     video = long_video(tmp_path / "hour.mp4", 3600, 60)
     out = tmp_path / "c.jsonl"
@@ -213,5 +225,6 @@ def test_an_hour_through_transformers_serve_with_a_small_context(small_context_s
     db = sqlite3.connect(run_dir / "run.sqlite")
     counts = [p for (p,) in db.execute("SELECT prompt_tokens FROM requests")]
     assert len(counts) == report.requests_new and max(counts) + 32 <= 2048
+    assert "refused a request as over the context" not in caplog.text  # none was refused
     again = run_caption(video, out, cfg)
     assert again.requests_new == 0

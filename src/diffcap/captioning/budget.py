@@ -66,6 +66,9 @@ class PromptBudget:
     def __post_init__(self) -> None:
         self.effective = self.effective or self.window.tokens
         self._calibrating: asyncio.Lock | None = None
+        #: A window nobody stated (the fallback) is not planned with: requests are sent as
+        #: they are until a server refuses one and states (or implies) its limit.
+        self.enforced = not self.window.source.startswith("fallback")
 
     async def calibrate(self) -> bool:
         """Run the calibrator once (later calls wait for it); False when there is none."""
@@ -90,7 +93,10 @@ class PromptBudget:
         return self.max_tokens + self.overhead + math.ceil(self.effective * MARGIN)
 
     def room(self, n_images: int = 0) -> int:
-        """Tokens left for the prompt text of a request with ``n_images`` images."""
+        """Tokens left for the prompt text of a request with ``n_images`` images (unbounded
+        while the window is unknown)."""
+        if not self.enforced:
+            return 1 << 40
         return self.effective - self.reserve() - n_images * self.image_tokens
 
     def need(self, prompt: str, n_images: int = 0) -> int:
@@ -100,18 +106,29 @@ class PromptBudget:
     def fits(self, prompt: str, n_images: int = 0) -> bool:
         return self.tokens(prompt) <= self.room(n_images)
 
-    def learn(self, limit: int | None) -> bool:
-        """The server said its window is ``limit``: plan with it from now on (or, when it did
-        not say, with 3/4 of the current window). True when the window got smaller."""
-        new = limit if limit else int(self.effective * 0.75)
-        if new >= self.effective:
-            new = int(self.effective * 0.75)  # our count was off: plan more tightly
+    def learn(self, limit: int | None, planned: int | None = None) -> bool:
+        """The server refused a request planned with the window ``planned`` as over its
+        context. A stated ``limit`` below the current window becomes the window; otherwise
+        (no limit stated, or our count was off) the window shrinks to 3/4 once per plan:
+        concurrent refusals of requests planned with the same window shrink it once. True
+        when the window got smaller."""
+        if not self.enforced:
+            self.enforced = True
+            self.effective = limit or int(self.effective * 0.75)
+            new = self.effective
+        elif limit and limit < self.effective:
+            new = limit
+        elif planned is not None and planned != self.effective:
+            return False  # another refusal already taught us; plan again with that
+        else:
+            new = int(self.effective * 0.75)
         if new < 256:
             return False
         log.warning(
-            "the server refused a request as over the context; planning with %d tokens (was %d)",
+            "the server refused a request as over the context; planning with %d tokens "
+            "(was %s)",
             new,
-            self.effective,
+            planned if planned is not None else self.effective,
         )
         self.effective = new
         return True

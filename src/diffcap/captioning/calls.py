@@ -120,6 +120,7 @@ class Caller:
             options=ModelRequest.make_options(self.options),
             tags=(*self.tags, ("step", step)),
         )
+        planned = self.budget.effective if self.budget is not None else None
         try:
             if self.limiter is None:
                 response = await self.backend.agenerate(request)
@@ -128,7 +129,7 @@ class Caller:
                     response = await self.backend.agenerate(request)
         except ContextExceeded as exc:
             if self.budget is not None:
-                self.budget.learn(exc.limit)
+                self.budget.learn(exc.limit, planned)
             raise
         self._account(response.usage, request.model, response.cached)
         return response.text.strip()
@@ -213,43 +214,49 @@ class KeyframeImages:
             raise FileNotFoundError(f"keyframe {kf.idx} at {kf.time:.3f} s has no image file")
         return self.base_dir / kf.file
 
+    # These run in worker threads while release() may run on the loop: each returns the
+    # value it made or found, never a second lookup that a release could have emptied.
     def _read(self, i: int) -> bytes:
-        if i not in self._raw:
-            self._raw[i] = self.path(i).read_bytes()
+        data = self._raw.get(i)
+        if data is None:
+            data = self._raw[i] = self.path(i).read_bytes()
             self.reads += 1
-        return self._raw[i]
+        return data
 
     def _decode(self, i: int) -> Image.Image:
-        if i not in self._decoded and self.arrays is not None:
-            self._decoded[i] = to_pil(self.arrays[i])
-        if i not in self._decoded:
-            self._decoded[i] = to_pil(Image.open(io.BytesIO(self._read(i))))
-        return self._decoded[i]
+        image = self._decoded.get(i)
+        if image is None:
+            if self.arrays is not None:
+                image = to_pil(self.arrays[i])
+            else:
+                image = to_pil(Image.open(io.BytesIO(self._read(i))))
+            self._decoded[i] = image
+        return image
 
     def _encode(self, i: int) -> ImageInput:
-        if i not in self._inputs and self.arrays is not None:
-            self._inputs[i] = ImageInput(encode_jpeg(self._decode(i), self.max_side, self.quality))
-        if i not in self._inputs:
+        found = self._inputs.get(i)
+        if found is not None:
+            return found
+        if self.arrays is not None:
+            made = ImageInput(encode_jpeg(self._decode(i), self.max_side, self.quality))
+        else:
             data = self._read(i)
             probe = Image.open(io.BytesIO(data))  # header only; no pixel decode
             if probe.format == "JPEG" and probe.mode == "RGB" and max(probe.size) <= self.max_side:
-                self._inputs[i] = ImageInput(data, "image/jpeg")
+                made = ImageInput(data, "image/jpeg")
             else:
-                self._inputs[i] = ImageInput(
-                    encode_jpeg(self._decode(i), self.max_side, self.quality)
-                )
-        return self._inputs[i]
+                made = ImageInput(encode_jpeg(self._decode(i), self.max_side, self.quality))
+        self._inputs[i] = made
+        return made
 
     async def input(self, i: int) -> ImageInput:
         """The encoded image of keyframe ``i`` (the same object on every call)."""
-        if i in self._inputs:
-            return self._inputs[i]
-        return await asyncio.to_thread(self._encode, i)
+        found = self._inputs.get(i)
+        return found if found is not None else await asyncio.to_thread(self._encode, i)
 
     async def decoded(self, i: int) -> Image.Image:
-        if i in self._decoded:
-            return self._decoded[i]
-        return await asyncio.to_thread(self._decode, i)
+        found = self._decoded.get(i)
+        return found if found is not None else await asyncio.to_thread(self._decode, i)
 
     async def composite(self, indices: Sequence[int], gap: int = 50) -> ImageInput:
         """One image: the keyframes stacked vertically with a ``gap``-px white band."""

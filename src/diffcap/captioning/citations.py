@@ -20,8 +20,10 @@ from typing import Any
 #: Seconds a citation may lie outside its node's range (the clock shows whole seconds).
 TOLERANCE_S = 1.0
 
-_TIME = r"(?:\d{1,2}:)?\d{1,2}:\d{2}(?:\.\d+)?"
+_TIME = r"(?:\d+:)?\d+:\d{2}(?:\.\d+)?"
 CITATION = re.compile(rf"\[\s*({_TIME})\s*(?:(?:–|—|-|to)\s*({_TIME})\s*)?\]")
+#: A citation with the one space before it (removed together when it is dropped).
+_SPACED = re.compile(rf"[ \t]?{CITATION.pattern}")
 
 
 def parse_clock(text: str) -> float:
@@ -54,14 +56,11 @@ def check_citations(
         a = parse_clock(m.group(1))
         b = parse_clock(m.group(2)) if m.group(2) else a
         a, b = min(a, b), max(a, b)
+        cited = m.group(0).lstrip(" \t")
         if lo <= a and b <= hi:
-            kept.append({"text": m.group(0), "start": a, "end": b})
+            kept.append({"text": cited, "start": a, "end": b})
             return m.group(0)
-        dropped.append(m.group(0))
+        dropped.append(cited)
         return ""
 
-    cleaned = CITATION.sub(judge, text)
-    if dropped:
-        # No double spaces or a space before punctuation where a citation was removed.
-        cleaned = re.sub(r"[ \t]+([,.;:!?])", r"\1", re.sub(r"[ \t]{2,}", " ", cleaned)).strip()
-    return cleaned, kept, dropped
+    return _SPACED.sub(judge, text), kept, dropped

@@ -75,8 +75,7 @@ async def ask_with_previous(
             if room < 0:
                 fixed = caller.prompt_tokens(render(""))
                 raise budget.too_small(what, fixed, image_units, caller.model_name)
-            kept = keep_recent(kept, room, budget.counter)
-            prompt = render(kept)
+            kept, prompt = _shrink_to_fit(caller, render, kept, room, image_units)
         try:
             return await caller.ask(prompt, images, step=step, image_units=image_units)
         except ContextExceeded as exc:
@@ -88,3 +87,21 @@ async def ask_with_previous(
             # The server knows better than our count: keep half as much and send again.
             kept = keep_recent(kept, budget.tokens(kept) // 2, budget.counter)
     raise ContextExceeded(f"{step}: still over the context after {MAX_SPLITS} splits")
+
+
+def _shrink_to_fit(
+    caller: Caller, render: Callable[[str], str], text: str, room: int, image_units: int
+) -> tuple[str, str]:
+    """(the kept part of ``text``, the prompt with it) such that the whole prompt fits:
+    token counts of pieces do not add up exactly, so the rendered prompt is checked and the
+    room lowered by the overshoot (at most three times)."""
+    budget = caller.budget
+    kept = keep_recent(text, room, budget.counter)
+    for _ in range(3):
+        prompt = render(kept)
+        over = caller.prompt_tokens(prompt) - budget.room(image_units)
+        if over <= 0:
+            return kept, prompt
+        room -= over + 1
+        kept = keep_recent(kept, room, budget.counter)
+    return kept, render(kept)

@@ -49,8 +49,9 @@ def wants_segments(cfg: CaptionConfig, n_keyframes: int, seconds: float) -> bool
 
 
 def plan_segments(breaks: Sequence[float], n: int, target: int) -> list[tuple[int, int]]:
-    """Keyframe ranges ``[a, b)``: ``ceil(n / target)`` segments of about ``target``
-    keyframes, each cut at the largest break within a quarter of an even split."""
+    """Keyframe ranges ``[a, b)``: about ``ceil(n / target)`` segments of about ``target``
+    keyframes (one more when cuts at breaks leave too much), each cut at the largest break
+    within a quarter of an even split."""
     if n <= target:
         return [(0, n)]
     parts = math.ceil(n / target)
@@ -101,8 +102,7 @@ async def caption_segments(
         before = await runs[i - 1]  # the bridge needs the earlier segment's last caption
         k = ranges[i][0]
         text = await chain.differential(k, before[-1].content)
-        chain.images.release(k - 1)
-        chain.images.release(k)
+        chain.images.release(k - 1)  # (k belongs to the next segment's chain)
         return Caption(idx=str(k), content=text, time=chain.keyframes[k].time)
 
     bridges = [asyncio.ensure_future(bridge(i)) for i in range(1, len(ranges))]
@@ -112,6 +112,7 @@ async def caption_segments(
     except BaseException:
         for task in (*runs, *bridges):
             task.cancel()
+        await asyncio.gather(*runs, *bridges, return_exceptions=True)
         raise
     captions: list[Caption] = list(chains[0])
     segments = [_segment(ranges[0], chains[0])]

@@ -196,7 +196,7 @@ class _Tree:
                 self.breaks[it.last_leaf] if it.last_leaf < len(self.breaks) else 0.0
                 for it in items
             ]
-            groups = plan_groups(costs, room, scores)
+            groups = self.fitted(plan_groups(costs, room, scores), items, name)
             tasks = [self.part(items[a:b], level, i, name) for i, (a, b) in enumerate(groups)]
             done = await asyncio.gather(*tasks, return_exceptions=True)
             over = [r for r in done if isinstance(r, ContextExceeded)]
@@ -221,11 +221,30 @@ class _Tree:
             node.content, node.start, node.end
         )
 
+    def fitted(
+        self, groups: list[tuple[int, int]], items: Sequence[Node], name: str
+    ) -> list[tuple[int, int]]:
+        """``groups`` with each one whose real prompt (its own range and stamps, lines
+        joined) does not fit split in two until it does."""
+        out: list[tuple[int, int]] = []
+        todo = list(reversed(groups))
+        while todo:
+            a, b = todo.pop()
+            part = items[a:b]
+            if b - a > 1 and not self.caller.fits(
+                self.render(name, part, part[0].start, part[-1].end)
+            ):
+                mid = (a + b) // 2
+                todo += [(mid, b), (a, mid)]
+                continue
+            out.append((a, b))
+        return out
+
     def _too_small(self, name: str, room: int, largest: int) -> Exception:
         b = self.caller.budget
-        what = f"the {name} request (two items of {largest:,} tokens need room {2 * largest:,}"
+        what = f"the {name} request (two items of {largest:,} tokens, room {max(room, 0):,})"
         fixed = max(0, (b.room(0) if b else 0) - room)
-        return b.too_small(what + f", have {max(room, 0):,})", fixed, 0, self.caller.model_name)
+        return b.too_small(what, fixed + 2 * largest, 0, self.caller.model_name)
 
 
 async def summarize_tree(
@@ -247,7 +266,7 @@ async def summarize_tree(
     )
     if await caller.ensure_fits(prompt):
         try:
-            text = await caller.ask(prompt, (), step="summary", model=model)
+            text = await caller.ask(prompt, (), step=single, model=model)
             return Caption(idx="-1", content=text, start=span.start, end=span.end), None
         except ContextExceeded:
             if caller.budget is None:

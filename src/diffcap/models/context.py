@@ -201,7 +201,11 @@ def load_tokenizer_counter(source: str | Path) -> TokenizerCounter | None:
 _LIMIT_PATTERNS = (
     # transformers serve
     re.compile(r"prompt has (\d+) tokens, but the model takes at most (\d+)", re.I),
+    # vLLM's engine (images can push a prompt over)
+    re.compile(r"prompt \(length (\d+)\) is longer than the maximum model length of (\d+)", re.I),
 )
+#: (limit, tokens) in this order.
+_LIMIT_FIRST = (re.compile(r"must be <= (\d+)\. Given: (\d+)", re.I),)  # TGI
 _MAX_PATTERNS = (
     re.compile(r"maximum context length is (\d+)", re.I),  # vLLM, OpenAI
     re.compile(r"takes at most (\d+)", re.I),
@@ -218,6 +222,8 @@ _MARKERS = (
     "maximum context",
     "reduce the length",
     "exceeds the available context",
+    "maximum model length",
+    "max_new_tokens` must be <=",
 )
 _REQUESTED = re.compile(r"(\d+) (?:input )?tokens", re.I)
 
@@ -235,6 +241,10 @@ def parse_context_error(text: str) -> tuple[int | None, int | None]:
         m = pattern.search(text)
         if m:
             return int(m.group(2)), int(m.group(1))
+    for pattern in _LIMIT_FIRST:
+        m = pattern.search(text)
+        if m:
+            return int(m.group(1)), int(m.group(2))
     limit = None
     for pattern in _MAX_PATTERNS:
         m = pattern.search(text)

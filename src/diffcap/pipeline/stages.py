@@ -234,21 +234,25 @@ class ModelStage(Stage):
 
     async def budget(self, images: bool = True) -> Any:
         """The model's prompt budget (:mod:`diffcap.captioning.budget`), built once per
-        worker: its window, token counter and image cost (probed through the request
-        cache, so a rerun re-sends nothing)."""
-        if getattr(self, "_budget", None) is None:
-            from diffcap.captioning.budget import build_budget
-            from diffcap.captioning.calls import generation_options
+        worker and event loop (concurrent videos wait for the one build): its window, token
+        counter and image cost (probes go through the request cache: a rerun replays them)."""
+        task = getattr(self, "_budget_task", None)
+        if task is None or task.get_loop() is not asyncio.get_running_loop():
+            task = self._budget_task = asyncio.ensure_future(self._build_budget(images))
+        return await asyncio.shield(task)
 
-            opts = generation_options(self.cfg.model, self.templates)
-            self._budget = await build_budget(
-                self.backend.inner if hasattr(self.backend, "inner") else self.backend,
-                self.cfg.model,
-                max_tokens=int(opts.get("max_tokens", self.cfg.model.max_tokens)),
-                images=images,
-                probe=self.backend.agenerate,
-            )
-        return self._budget
+    async def _build_budget(self, images: bool) -> Any:
+        from diffcap.captioning.budget import build_budget
+        from diffcap.captioning.calls import generation_options
+
+        opts = generation_options(self.cfg.model, self.templates)
+        return await build_budget(
+            getattr(self.backend, "inner", self.backend),
+            self.cfg.model,
+            max_tokens=int(opts.get("max_tokens", self.cfg.model.max_tokens)),
+            images=images,
+            probe=self.backend.agenerate,
+        )
 
     @property
     def limiter(self) -> asyncio.Semaphore:
