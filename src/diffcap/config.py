@@ -233,7 +233,7 @@ class ModelConfig(_Section):
         ge=256,
         le=100_000_000,
         description="The model's context window in tokens [from the model config, the server "
-        "(vLLM max_model_len) or a table of known models; else 8192].",
+        "(vLLM max_model_len) or a table of known models; else learned from refusals].",
     )
     tokenizer: str | None = Field(
         None,
