@@ -153,7 +153,8 @@ def known_context(model: str) -> ContextWindow | None:
 
 def choose_window(setting: int | None, reported: ContextWindow | None, model: str) -> ContextWindow:
     """The window to plan with: the setting (never above what the model reports), else the
-    reported one, else the known table, else :data:`FALLBACK_CONTEXT` (logged as a warning)."""
+    reported one, else the known table, else :data:`FALLBACK_CONTEXT` marked as a fallback
+    (not planned with until a server refuses a request; logged as a warning)."""
     if setting is not None:
         if reported is not None and reported.tokens < setting:
             log.warning(
@@ -170,10 +171,9 @@ def choose_window(setting: int | None, reported: ContextWindow | None, model: st
     if known is not None:
         return known
     log.warning(
-        "the context window of model %r is unknown; planning with %d tokens "
-        "(set model.context_tokens to the real value)",
+        "the context window of model %r is unknown: requests are sent as they are until the "
+        "server refuses one as over its context (set model.context_tokens to plan for it)",
         model,
-        FALLBACK_CONTEXT,
     )
     return ContextWindow(FALLBACK_CONTEXT, "fallback: unknown model")
 
