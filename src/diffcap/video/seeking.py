@@ -39,8 +39,8 @@ class Seeking:
     peek_keyframes: bool
     on_decode: Any
     seeks: int
-    #: ``on_decode.changes`` at the last skip decision: a change since then means busy footage.
-    _changes_seen: int = 0
+    #: (on_decode, its ``changes``) at the last skip decision: a change since means busy footage.
+    _changes_seen: tuple[Any, int] = (None, 0)
 
     def _time(self, f: av.VideoFrame) -> float:
         raise NotImplementedError
@@ -78,7 +78,9 @@ class Seeking:
             if key > pos + self.min_seek_skip:
                 watched = self.peek_keyframes and self.on_decode is not None
                 seen = getattr(self.on_decode, "changes", 0) if watched else 0
-                busy, self._changes_seen = seen > self._changes_seen, seen
+                mark = self._changes_seen
+                busy = mark[0] is self.on_decode and seen > mark[1]
+                self._changes_seen = (self.on_decode, seen)
                 if watched and busy and self._may_hide_shots(pos, t):
                     return  # the picture just changed: decode this stretch through too
                 if watched and not self._peek(pos, key):
