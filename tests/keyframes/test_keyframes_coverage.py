@@ -75,3 +75,18 @@ def test_fast_cuts_are_all_covered(tmp_path: Path, encoder: str, readers: list[P
     assert decoded <= full_decoded * 1.05 + 5
     if encoder == "x264-scenecut":  # cuts on keyframes: the stretches between stay skipped
         assert decoded < 0.5 * total
+
+
+def test_static_footage_stays_sparse_and_skipped(tmp_path: Path, readers: list[PyAVSource]) -> None:
+    """40 s of one shot (a square crossing a textured picture), a fixed 1-s GOP and no scene
+    cuts: the stretches between candidates stay skipped (nothing changes on the keyframes,
+    so nothing is looked into), and the keyframes are the first and the last frame."""
+    video = write_video(
+        tmp_path / "static.mp4", [Scene(40.0)], size=(192, 108), fps=10, detail=True, gop=10
+    )
+    full = extract_keyframes(video.path, KeyframeConfig(cut_scan_full=True))
+    full_decoded = readers[-1].frames_decoded
+    kset = extract_keyframes(video.path, KeyframeConfig())
+    assert len(kset.keyframes) <= 1 + 40.0 / 20.0
+    assert kset.times == full.times
+    assert readers[-1].frames_decoded < 0.3 * full_decoded  # 49 of 400 frames here
