@@ -157,7 +157,8 @@ class KeyframeConfig(_Section):
     cut_scan_full: bool = Field(
         False,
         description="With cut candidates, never skip ahead to a codec keyframe: decode every "
-        "reference frame, so shots shorter than --interval are found too (slower)",
+        "reference frame, so even the shots shorter than --interval that the default pass "
+        "cannot look into are found (slower)",
     )
     max_pixels: int | None = Field(
         40_000_000,
@@ -321,7 +322,7 @@ class EngineConfig(_Section):
         ge=1,
         le=MAX_WORKERS,
         description="Worker processes for CPU stages such as keyframe extraction "
-        "(1: a thread in the main process).",
+        "(1, or a run of one video: a thread in the main process).",
     )
     max_cost_usd: float | None = Field(
         None, ge=0, description="Stop sending new model requests at this estimated spend."

@@ -51,17 +51,21 @@ class PaletteEmbedder:
 
 
 def write_shots(
-    path: Path, shots: list[tuple[str, float]], codec: str = "h264", key_cuts: bool = False
+    path: Path,
+    shots: list[tuple[str, float]],
+    codec: str = "h264",
+    key_cuts: bool = False,
+    gop: int = 50,
 ) -> list[float]:
     """Solid-colour shots (with a little noise) at 25 fps; returns each shot's start (s).
-    Codec keyframes every 50 frames; with ``key_cuts`` also on every shot's first frame (as
-    encoders place them at scene changes)."""
+    Codec keyframes every ``gop`` frames; with ``key_cuts`` also on every shot's first frame
+    (as encoders place them at scene changes)."""
     rng = np.random.default_rng(0)
     starts, frame = [], 0
     with av.open(str(path), "w") as out:
         stream = out.add_stream(codec, rate=FPS)
         stream.width, stream.height, stream.pix_fmt = 160, 96, "yuv420p"
-        stream.gop_size = 50  # cuts fall between codec keyframes, not on them
+        stream.gop_size = gop  # cuts fall between codec keyframes, not on them
         if key_cuts:
             stream.options = {"forced-idr": "1"}  # a forced I-frame is an IDR (indexed)
         for name, seconds in shots:
@@ -104,41 +108,94 @@ def test_a_shot_between_two_candidates_gets_its_first_frame(tmp_path: Path, code
 def test_a_long_shot_starting_in_a_skipped_stretch_is_found_where_the_reader_lands(
     tmp_path: Path,
 ) -> None:
-    """Default pass (it seeks to codec keyframes 1.96, 3.92 s): the blue shot [2.4, 5.0)
-    starts in the skipped stretch; the landing frame 3.92 differs from the frame before the
-    jump (2.0, red), so it is a cut candidate, kept under the looser bar (0.90 < 0.95), while
-    plain candidates (4.0 s: 0.90 >= 0.85) would not keep it."""
+    """Default pass, codec keyframes every ~5 s: from 4.0 to 6.0 s the reader seeks to the
+    keyframe at 4.96. The blue shot [4.4, 7.0) starts in the skipped stretch; going back to
+    decode it would mean decoding from 0.0 (6 s, over THROUGH_MAX), so the stretch stays
+    skipped, and the landing frame 4.96, which differs from the frame before the jump (4.0,
+    red), is a cut candidate, kept under the looser bar (0.90 < 0.95), while plain
+    candidates (6.0 s: 0.90 >= 0.85) would not keep it."""
     path = tmp_path / "long.mp4"
-    starts = write_shots(path, [("red", 2.4), ("blue", 2.6), ("green", 3.0)])
+    starts = write_shots(path, [("red", 4.4), ("blue", 2.6), ("green", 3.0)], gop=125)
     emb = PaletteEmbedder({"red": _unit(0), "blue": _unit(25.84), "green": _unit(120)})
     without = extract_keyframes(path, _cfg(cut_scan_full=False, cut_candidates=False), emb)
     assert not any(starts[1] <= t < starts[2] for t in without.times)
     kset = extract_keyframes(path, _cfg(cut_scan_full=False), embedder=emb)
     found = [t for t in kset.times if starts[1] <= t < starts[2]]
-    assert len(found) == 1 and found[0] in kset.extra["cut_candidates"]
-    assert found[0] * FPS == round(found[0] * FPS)  # a real frame's PTS
+    assert found == [4.96] and found[0] in kset.extra["cut_candidates"]
     assert kset.extra["similarities"][1] == pytest.approx(0.90, abs=1e-3)
 
 
+def test_a_long_shot_starting_in_a_short_skipped_stretch_is_found_at_its_first_frame(
+    tmp_path: Path,
+) -> None:
+    """The same with codec keyframes every 2 s (1.96, 3.92): the landing frame differs from
+    the frame before the jump, going back costs 2 s of decoding, so the reader decodes the
+    stretch and the blue shot [2.4, 5.0) is found at its first frame."""
+    path = tmp_path / "long.mp4"
+    starts = write_shots(path, [("red", 2.4), ("blue", 2.6), ("green", 3.0)])
+    emb = PaletteEmbedder({"red": _unit(0), "blue": _unit(25.84), "green": _unit(120)})
+    kset = extract_keyframes(path, _cfg(cut_scan_full=False), embedder=emb)
+    found = [t for t in kset.times if starts[1] <= t < starts[2]]
+    assert found == [starts[1]] and found[0] in kset.extra["cut_candidates"]
+
+
 def test_codec_keyframes_in_a_skipped_stretch_are_cut_candidates(tmp_path: Path) -> None:
-    """Default pass: red [0, 2.4) blue [2.4, 3.2) red [3.2, 6), codec keyframes on both cuts.
-    Going from 2.0 to 4.0 the reader jumps to the keyframe at 3.2, but first decodes the
-    keyframe at 2.4 alone: blue is kept (vs red), and the second red shot too, because it
-    meets the last kept keyframe (blue), not keyframe 0 (red, identical)."""
+    """Default pass: green [0, 0.8) red [0.8, 2.4) blue [2.4, 3.2) red [3.2, 6), codec
+    keyframes on every cut. The cut at 0.8 s, decoded frame after frame, shows that this
+    encoder starts shots on keyframes. Going from 2.0 to 4.0 the reader then jumps to the
+    keyframe at 3.2, first decoding the keyframe at 2.4 alone, and never decodes the blue
+    shot through: blue is kept (vs red), and the second red shot too, because it meets the
+    last kept keyframe (blue), not the first red one (identical)."""
     path = tmp_path / "keys.mp4"
-    starts = write_shots(path, [("red", 2.4), ("blue", 0.8), ("red", 2.8)], key_cuts=True)
+    shots = [("green", 0.8), ("red", 1.6), ("blue", 0.8), ("red", 2.8)]
+    starts = write_shots(path, shots, key_cuts=True)
     with av.open(str(path)) as c:
         keys = [float(f.time) for f in c.decode(video=0) if f.key_frame]
-    assert starts[1] in keys and starts[2] in keys
-    emb = PaletteEmbedder({"red": _unit(0), "blue": _unit(90)})
+    assert set(starts) <= set(keys)
+    emb = PaletteEmbedder({"red": _unit(0), "blue": _unit(90), "green": _unit(180)})
+    kset = extract_keyframes(path, _cfg(cut_scan_full=False), embedder=emb)
+    assert kset.times[:4] == starts
+    assert kset.extra["cut_candidates"] == starts[1:]
+    assert kset.extra["similarities"][3] == pytest.approx(0.0, abs=1e-6)  # red vs blue
+    with PyAVSource(path, threads="SLICE") as src:
+        watch = ChangeWatch(src)
+        seen: list[float] = []
+        _spied_targets(src, [0.0, 2.0, 4.0], watch, seen)
+    assert watch.keys_mark_cuts
+    assert [t for t in seen if starts[2] < t < starts[3]] == []  # blue: its first frame only
+
+
+def _spied_targets(
+    src: PyAVSource, times: list[float], watch: ChangeWatch, seen: list[float]
+) -> list[tuple[object, str]]:
+    """watched_targets, recording the time of every frame the watch is shown."""
+
+    class Spy(ChangeWatch):
+        def __call__(self, frame: av.VideoFrame) -> None:
+            seen.append(src.lazy(frame).time)
+            super().__call__(frame)
+
+    watch.__class__ = Spy  # the same watch object: the reader reads its counters
+    return list(watched_targets(src, times, ["cand"] * len(times), watch))
+
+
+def test_a_short_shot_hidden_in_a_skipped_stretch_is_looked_into(tmp_path: Path) -> None:
+    """Default pass, codec keyframes every 2 s only (0, 2, 4: no keyframe on the cuts): going
+    from 2.0 to 4.0 the reader would land on 4.0 (green) and never see the blue shot
+    [2.4, 3.2). The landing frame differs from the frame before the jump and this encoder
+    has not shown that it starts shots on keyframes, so the reader goes back and decodes
+    the stretch: blue is found at its first frame."""
+    path = tmp_path / "hidden.mp4"
+    starts = write_shots(path, [("red", 2.4), ("blue", 0.8), ("green", 2.8)])
+    emb = PaletteEmbedder({"red": _unit(0), "blue": _unit(90), "green": _unit(180)})
     kset = extract_keyframes(path, _cfg(cut_scan_full=False), embedder=emb)
     assert kset.times[:3] == [0.0, starts[1], starts[2]]
-    assert kset.extra["cut_candidates"] == [starts[1], starts[2]]
-    assert kset.extra["similarities"][2] == pytest.approx(0.0, abs=1e-6)  # red vs blue
-    with PyAVSource(path, threads="SLICE") as src:  # the blue shot was not decoded through
+    with PyAVSource(path, threads="SLICE") as src:
+        seen: list[float] = []
         watch = ChangeWatch(src)
-        list(watched_targets(src, [0.0, 2.0, 4.0], ["cand"] * 3, watch))
-        assert src.frames_decoded < 4.0 * FPS * 0.8
+        _spied_targets(src, [0.0, 2.0, 4.0], watch, seen)
+    assert starts[1] in seen and not watch.keys_mark_cuts
+    assert watch.cuts_off_keys >= 1
 
 
 def test_cut_candidates_meet_the_last_kept_keyframe(tmp_path: Path) -> None:

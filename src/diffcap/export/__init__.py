@@ -10,8 +10,26 @@ clip captions by clip summary).
     print(export("runs/demo", "sharegpt4video", "out/sg4v.jsonl").line())
 """
 
-from diffcap.export.base import FORMATS, LLAVA_TASKS, ExportOptions, ExportResult, export
-from diffcap.export.records import RecordSource, open_records
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from diffcap.export.base import FORMATS, LLAVA_TASKS, ExportOptions, ExportResult, export
+    from diffcap.export.records import RecordSource, open_records
+
+#: public name -> module that defines it, imported on first use (a run imports
+#: ``diffcap.export.parquet`` alone, without the exporters and their dependencies)
+_EXPORTS = {
+    "FORMATS": "diffcap.export.base",
+    "LLAVA_TASKS": "diffcap.export.base",
+    "ExportOptions": "diffcap.export.base",
+    "ExportResult": "diffcap.export.base",
+    "export": "diffcap.export.base",
+    "RecordSource": "diffcap.export.records",
+    "open_records": "diffcap.export.records",
+}
 
 __all__ = [
     "FORMATS",
@@ -22,3 +40,12 @@ __all__ = [
     "export",
     "open_records",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'diffcap.export' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

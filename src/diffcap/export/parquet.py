@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from diffcap.fsutil import temp_path
@@ -116,6 +117,27 @@ def parquet_row(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Rows of :data:`RECORD_SCHEMA` as a table. Parsed as JSON lines by Arrow's reader:
+    ``pa.Table.from_pylist`` gives the same table but imports pandas (any ``pa.array`` call
+    does), which is most of the fixed cost of a one-video run. Rows JSON cannot carry (NaN,
+    a float in an integer column) take ``from_pylist``."""
+    if not rows:
+        return pa.Table.from_batches([], schema=RECORD_SCHEMA)  # empty_table() imports pandas
+    try:
+        data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows)
+        raw = data.encode()
+        return pj.read_json(
+            pa.BufferReader(raw),
+            read_options=pj.ReadOptions(use_threads=False, block_size=len(raw) + 1),
+            parse_options=pj.ParseOptions(
+                explicit_schema=RECORD_SCHEMA, unexpected_field_behavior="error"
+            ),
+        ).select(RECORD_SCHEMA.names)
+    except (ValueError, pa.ArrowInvalid):
+        return pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
+
+
 def write_parquet(
     records: Iterable[dict[str, Any]],
     path: str | os.PathLike[str],
@@ -139,11 +161,11 @@ def write_parquet(
                 if on_row:
                     on_row()
                 if len(rows) >= batch_size:
-                    writer.write_table(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA))
+                    writer.write_table(_table(rows))
                     n += len(rows)
                     rows.clear()
             if rows or n == 0:  # an empty dataset still gets a file with the schema
-                writer.write_table(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA))
+                writer.write_table(_table(rows))
                 n += len(rows)
         os.replace(tmp, path)
     finally:

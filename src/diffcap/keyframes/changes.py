@@ -91,6 +91,12 @@ class ChangeWatch:
         self._flagged: list[tuple[int, float]] = []  # (PTS, s) of every frame flagged
         #: Times of the cut candidates handed out by :func:`watched_targets`.
         self.times: list[float] = []
+        #: Frames whose signal fired (read by the source around a skip, see :attr:`changes`).
+        self.changes = 0
+        #: Cuts seen between two frames decoded one after the other (no seek between), on a
+        #: codec keyframe / on another frame: does this encoder start shots on keyframes?
+        self.cuts_on_keys = self.cuts_off_keys = 0
+        self._seeks = -1  # the source's seek count at the previous frame
 
     def __call__(self, frame: VideoFrame) -> None:
         pts = frame.pts if frame.pts is not None else (frame.dts or 0)
@@ -101,8 +107,15 @@ class ChangeWatch:
         grid = block_means(small)
         prev = self._recent[-1][1] if self._recent else None
         self._recent = [*self._recent[-(RECENT - 1) :], (pts, grid)]
+        seeks, self._seeks = self._seeks, getattr(self.src, "seeks", 0)
         if prev is None or change_signal(prev, grid) <= self.signal:
             return
+        self.changes += 1
+        if seeks == self._seeks:  # the frame before was decoded just before this one
+            if frame.key_frame:
+                self.cuts_on_keys += 1
+            else:
+                self.cuts_off_keys += 1
         lazy = self.src.lazy(frame)  # only now: most frames are never candidates
         t = lazy.time
         if t < self.start or (self.end is not None and t >= self.end):
@@ -111,6 +124,14 @@ class ChangeWatch:
             return
         self._found.append(lazy)
         self._flagged.append((pts, t))
+
+    @property
+    def keys_mark_cuts(self) -> bool:
+        """Whether every cut seen so far between consecutive frames fell on a codec keyframe
+        (an encoder with scene-cut detection: x264, x265, libvpx, xvid start shots there).
+        Until one is seen, or once one fell elsewhere, the reader looks into a skipped
+        stretch whose keyframes show a change (see ``Seeking._look_inside``)."""
+        return self.cuts_on_keys > 0 and self.cuts_off_keys == 0
 
     def _forget(self, pts: int) -> None:
         """A frame at or before one already seen: the reader went back (a seek that landed

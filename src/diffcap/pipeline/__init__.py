@@ -9,7 +9,8 @@ for record in iter_records("runs/demo"):
     record.video_id, record.summary
 """
 
-from diffcap.export.parquet import RECORD_SCHEMA
+from typing import TYPE_CHECKING, Any
+
 from diffcap.pipeline.configure import list_presets, resolve_config, save_config
 from diffcap.pipeline.control import RunControl
 from diffcap.pipeline.executor import Executor
@@ -21,6 +22,9 @@ from diffcap.pipeline.rows import VideoRow
 from diffcap.pipeline.runner import EXIT_BUDGET, EXIT_CODES, run_dataset
 from diffcap.pipeline.stage import BarrierStage, Resources, Stage
 from diffcap.pipeline.stages import build_stages
+
+if TYPE_CHECKING:
+    from diffcap.export.parquet import RECORD_SCHEMA
 
 __all__ = [
     "EXIT_BUDGET",
@@ -48,3 +52,12 @@ __all__ = [
     "stage_names",
     "write_outputs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RECORD_SCHEMA on first use: it needs pyarrow, which a run imports only to write Parquet
+    if name == "RECORD_SCHEMA":
+        from diffcap.export.parquet import RECORD_SCHEMA
+
+        return RECORD_SCHEMA
+    raise AttributeError(f"module 'diffcap.pipeline' has no attribute {name!r}")

@@ -2,9 +2,11 @@
 
 Placement comes from each stage's declared :class:`~diffcap.pipeline.stage.Resources` only:
 ``cpu_bound`` stages run in a process pool of ``engine.workers`` (a thread when
-``workers == 1``); the others (I/O, models) share this process's event loop, each bounded by
-its own ``resources.concurrency``. Videos in flight are bounded too (twice the widest stage
-concurrency plus two per worker), and no new video starts once the run control says stop.
+``workers == 1`` or when the run has one video: spawning a worker, which imports diffcap
+again, costs more than that video's crash isolation is worth); the others (I/O, models)
+share this process's event loop, each bounded by its own ``resources.concurrency``. Videos
+in flight are bounded too (twice the widest stage concurrency plus two per worker), and no
+new video starts once the run control says stop.
 
     LocalExecutor(cfg).run(rows, stages, on_row=commit, control=control)
 """
@@ -14,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures as cf
 import logging
-import multiprocessing
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence, Sized
-from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any
+from concurrent.futures import BrokenExecutor, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
@@ -29,6 +30,9 @@ from diffcap.pipeline.control import RunControl
 from diffcap.pipeline.executor import Executor
 from diffcap.pipeline.rows import VideoRow
 from diffcap.pipeline.stage import Stage
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,10 @@ def _worker_process(stage: Stage, row: VideoRow) -> VideoRow:
 
 
 def _spawn_pool(workers: int) -> ProcessPoolExecutor:
+    # imported here: multiprocessing is not needed by a run that starts no process
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     # spawn, not fork: the parent holds an event loop, SQLite handles and threads.
     ctx = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(
@@ -90,8 +98,12 @@ class LocalExecutor(Executor):
         if stages:
             asyncio.run(_Run(self, list(stages), on_row, control).go(rows, total))
 
-    def pool(self, stage: Stage) -> cf.Executor:
+    def pool(self, stage: Stage, total: int | None = None) -> cf.Executor:
+        """A CPU stage's pool: ``engine.workers`` spawned processes (no more than ``total``
+        videos need), or one thread for one worker or one video."""
         workers = self.cfg.engine.workers
+        if total is not None:
+            workers = max(1, min(workers, total))
         if workers == 1:
             return ThreadPoolExecutor(1, thread_name_prefix=f"diffcap-{stage.name}")
         return _spawn_pool(workers)
@@ -109,6 +121,7 @@ class _Run:
     ) -> None:
         self.ex, self.stages, self.on_row, self.control = ex, stages, on_row, control
         self.pools: dict[str, cf.Executor] = {}
+        self.total: int | None = None
         self.bars: dict[str, tqdm] = {}
 
     async def go(self, rows: Iterable[VideoRow], total: int | None) -> None:
@@ -142,9 +155,10 @@ class _Run:
             await self._stop()
 
     async def _start(self, total: int | None) -> None:
+        self.total = total
         for i, stage in enumerate(self.stages):
             if stage.resources.cpu_bound:
-                self.pools[stage.name] = self.ex.pool(stage)
+                self.pools[stage.name] = self.ex.pool(stage, total)
             else:
                 await asyncio.to_thread(stage.setup)
             self.bars[stage.name] = tqdm(
@@ -195,7 +209,7 @@ class _Run:
             if self.pools[stage.name] is pool:  # the first task to notice rebuilds
                 log.warning("%s worker pool broke (%s); starting a new one", stage.name, exc)
                 pool.shutdown(wait=False, cancel_futures=True)
-                self.pools[stage.name] = self.ex.pool(stage)
+                self.pools[stage.name] = self.ex.pool(stage, self.total)
         alone = _spawn_pool(1)
         try:
             return await loop.run_in_executor(alone, _worker_process, stage, row)

@@ -20,7 +20,6 @@ from typing import Any
 
 from diffcap.config import OutputConfig
 from diffcap.errors import ConfigError
-from diffcap.export.parquet import write_parquet
 from diffcap.fsutil import atomic_open
 from diffcap.redact import redact_data
 from diffcap.store.db import RunStore
@@ -60,6 +59,8 @@ def write_outputs(run_dir: str | Path, store: RunStore, cfg: OutputConfig) -> di
     shards = _write_shards(run_dir / "records", store, cfg.shard_size)
     written: dict[str, Any] = {"shards": shards}
     if cfg.parquet:
+        from diffcap.export.parquet import write_parquet  # pyarrow: only when writing
+
         written["parquet"] = write_parquet(store.iter_records(), run_dir / "records.parquet")
     written["failures"] = _write_jsonl(run_dir / "failures.jsonl", _failures(store))
     written["filtered"] = _write_jsonl(run_dir / "filtered.jsonl", _filtered(store))

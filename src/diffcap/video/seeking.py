@@ -39,6 +39,8 @@ class Seeking:
     peek_keyframes: bool
     on_decode: Any
     seeks: int
+    #: (on_decode, its ``changes``) at the last skip decision: a change since means busy footage.
+    _changes_seen: tuple[Any, int] = (None, 0)
 
     def _time(self, f: av.VideoFrame) -> float:
         raise NotImplementedError
@@ -74,9 +76,18 @@ class Seeking:
         key = self._keyframe_before(t)
         if key is not None:
             if key > pos + self.min_seek_skip:
-                if self.peek_keyframes and self.on_decode is not None and not self._peek(pos, key):
+                watched = self.peek_keyframes and self.on_decode is not None
+                seen = getattr(self.on_decode, "changes", 0) if watched else 0
+                mark = self._changes_seen
+                busy = mark[0] is self.on_decode and seen > mark[1]
+                self._changes_seen = (self.on_decode, seen)
+                if watched and busy and self._may_hide_shots(pos, t):
+                    return  # the picture just changed: decode this stretch through too
+                if watched and not self._peek(pos, key):
                     return  # decode through instead: on_decode sees the whole stretch
                 self._seek(t)
+                if watched and self._look_inside(seen, pos, t):
+                    self._seek(pos)  # back before the stretch: decode through it
         elif t - pos > max(self.seek_threshold, self._gop_seen):
             self._seek(t)
 
@@ -108,6 +119,25 @@ class Seeking:
                 self._peek_ok = False  # off target: seeking here is not precise
             last = max(last, landed)
         return True
+
+    def _look_inside(self, seen: int, pos: float, t: float) -> bool:
+        """After a skip from ``pos`` towards ``t``: go back and decode the stretch through?
+        Yes when :attr:`on_decode` saw the picture change on the keyframes it was shown
+        (peeked, landed on: its ``changes`` grew past ``seen``), so a shot may start and end
+        inside the stretch, and :meth:`_may_hide_shots`."""
+        if getattr(self.on_decode, "changes", 0) <= seen:
+            return False
+        return self._may_hide_shots(pos, t)
+
+    def _may_hide_shots(self, pos: float, t: float) -> bool:
+        """Whether a shot could hide in the stretch ``(pos, t)`` and decoding it all costs at
+        most THROUGH_MAX seconds (from the keyframe before ``pos``): not when
+        :attr:`on_decode` reports that this encoder starts shots on keyframes
+        (``keys_mark_cuts``: then the peeks see every cut)."""
+        if getattr(self.on_decode, "keys_mark_cuts", True):
+            return False
+        back = self._keyframe_before(pos)
+        return back is not None and t - back <= THROUGH_MAX
 
     def _keyframe_before(self, t: float) -> float | None:
         """Time of the last indexed keyframe at or before ``t``; None without an index."""
@@ -147,4 +177,3 @@ class Seeking:
         self._gop_seen = max(self._gop_seen, t - landed)  # the GOP is at least this long
         self._pending.append(f)
         return True
-
