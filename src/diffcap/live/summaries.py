@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.captioning.calls import Span
+from diffcap.captioning.citations import check_citations
 from diffcap.captioning.tree import summarize_tree
 from diffcap.errors import DiffcapError
 from diffcap.timeline import Caption, Usage, VideoRecord
@@ -67,11 +68,11 @@ class Summaries:
         self.run.emit(line)
 
     async def _summarize(
-        self, caps: list[Caption], span: Span, single: str = "summary"
+        self, caps: list[Caption], span: Span
     ) -> tuple[str, dict[str, Any] | None]:
         model = self.run.cfg.summary.model
         caption, tree = await summarize_tree(
-            caps, self.run.caller, self.run.templates, span=span, model=model, single=single
+            caps, self.run.caller, self.run.templates, span=span, model=model
         )
         return caption.content, tree
 
@@ -105,7 +106,9 @@ class Summaries:
             timeline=self.windows, num_frames=len(self.windows), **_stamps(span)
         )
         if await self.run.caller.ensure_fits(prompt):
-            text, _ = await self._summarize(self.windows, span, single="merge_summary")
+            model = self.run.cfg.summary.model
+            text = await self.run.caller.ask(prompt, (), step="summary", model=model)
+            text = check_citations(text, span.start, span.end)[0]  # drops invented times
         else:  # too many windows for one request: the tree over every caption
             text, _ = await self._summarize(list(self.run.captions), span)
         return Caption("-1", text, start=0.0, end=end)
