@@ -95,7 +95,7 @@ class Summaries:
             self.write_record(None)
             return
         run.emit({"type": "summary", "final": True, "start": 0.0, "end": round(end, 3),
-                  "content": final.content})  # fmt: skip
+                  "windows": len(self.windows), "content": final.content})  # fmt: skip
         self.write_record(final)
 
     async def _final(self, end: float) -> Caption:
