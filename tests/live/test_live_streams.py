@@ -12,7 +12,7 @@ import pytest
 
 from diffcap.live import LiveOptions, caption_live, read_lines
 from diffcap.live.runner import LiveReport
-from support.live import FFMPEG, HLSStream, grow_file, model_cfg
+from support.live import FFMPEG, HLSStream, free_port, grow_file, model_cfg, push_rtsp
 
 pytestmark = pytest.mark.skipif(FFMPEG is None, reason="needs the ffmpeg program")
 
@@ -135,3 +135,25 @@ def test_source_killed_and_restarted_gives_a_gap_and_recovers(tmp_path, scenes_v
     # the gap line comes between the last caption before and the first after
     order = [x["type"] for x in lines if x["type"] in ("caption", "gap")]
     assert order.index("gap") == len(before)
+
+
+def test_rtsp_published_to_diffcap_listening(tmp_path, scenes_video, fault_server):
+    """FFmpeg pushes RTSP to diffcap (listen mode); the publisher stops and a new one comes:
+    captions from both, one gap between, the end after give_up_s without a publisher."""
+    url, out = f"rtsp://127.0.0.1:{free_port()}/live", tmp_path / "cam.jsonl"
+    opts = LiveOptions(interval=1.0, rtsp_listen=True, give_up_s=4, summary_every_s=0)
+    cfg = model_cfg(fault_server.base_url)
+    thread, box = background(lambda: caption_live(url, out, cfg, opts))
+    time.sleep(1.0)
+    for _ in range(2):
+        pusher = push_rtsp(scenes_video, url, seconds=5)
+        assert pusher.wait(timeout=30) == 0
+        time.sleep(0.5)
+    report = finish(thread, box)
+    lines = read_lines(out)
+    captions, gaps = of(lines, "caption"), of(lines, "gap")
+    assert report.reason.startswith("gave up after 4 s")
+    assert len(gaps) == 1 and len(captions) >= 4
+    check_chain(captions)
+    after = [c for c in captions if c["time"] >= gaps[0]["end"]]
+    assert after and after[0]["kind"] == "first"

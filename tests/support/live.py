@@ -121,3 +121,11 @@ def model_cfg(base_url: str, **sections: dict[str, Any]) -> RunConfig:
     for key, value in sections.items():
         data.setdefault(key, {}).update(value)
     return RunConfig.model_validate(data)
+
+
+def push_rtsp(video: Path, url: str, seconds: float) -> subprocess.Popen[bytes]:
+    """FFmpeg publishing ``video`` in real time to an RTSP server listening at ``url``."""
+    return ffmpeg(
+        "-re", "-i", str(video), "-t", str(seconds), *ENCODE,
+        "-f", "rtsp", "-rtsp_transport", "tcp", url,
+    )  # fmt: skip

@@ -105,6 +105,9 @@ def write_records(store: Any, ids: list[str], run_dir: Path, out: Path) -> int:
 )
 @click.option("--summary-every", metavar="DURATION", help="--live: rolling summary period (5m).")
 @click.option("--from-start", is_flag=True, help="--live HLS: start at the first segment.")
+@click.option(
+    "--rtsp-listen", is_flag=True, help="--live rtsp://HOST:PORT/PATH: wait for a publisher."
+)
 @config_options(ALL_FIELDS)
 @click.pass_context
 def caption(
@@ -114,7 +117,7 @@ def caption(
     folders, globs, URLs and manifests are accepted, as by `diffcap run`. With --live
     SOURCE, caption a live stream as it plays instead."""
     live = {k: params.pop(k) for k in list(params) if k.startswith("live_")}
-    live_opts = {k: params.pop(k) for k in ("summary_every", "from_start")}
+    live_opts = {k: params.pop(k) for k in ("summary_every", "from_start", "rtsp_listen")}
     cfg = config_from_params(params)
     if live["live_source"]:
         if videos:

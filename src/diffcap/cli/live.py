@@ -64,6 +64,7 @@ def run_live(
     queue: int,
     summary_every: str | None,
     from_start: bool,
+    rtsp_listen: bool,
 ) -> None:
     from diffcap.cli.caption import _backend
     from diffcap.live import LiveOptions, caption_live
@@ -73,6 +74,7 @@ def run_live(
         queue=queue,
         duration=parse_duration(duration) if duration else None,
         from_start=from_start,
+        rtsp_listen=rtsp_listen,
         max_side=cfg.keyframes.max_side,
     )
     if summary_every is not None:

@@ -133,10 +133,12 @@ class LiveSource:
             opts = {"probesize": "65536", "analyzeduration": "1000000"}
             return _Conn(av.open(tail, options=opts), tail=tail)
         if self.kind == "rtsp":
-            opts = {"rtsp_transport": "tcp"}
+            # listen_timeout (seconds) implies listen mode; FFmpeg 7 refuses rtsp_flags=listen
+            # with its default of -1 ("Numerical result out of range")
             if o.rtsp_listen:
-                opts["rtsp_flags"] = "listen"
-            wait = o.give_up_s if o.rtsp_listen else OPEN_TIMEOUT_S
+                opts, wait = {"listen_timeout": str(max(1, round(o.give_up_s)))}, o.give_up_s + 5
+            else:
+                opts, wait = {"rtsp_transport": "tcp"}, OPEN_TIMEOUT_S
             return _Conn(av.open(self.source, options=opts, timeout=(wait, o.stall_s)))
         if self.kind == "hls":
             return self._open_hls()
