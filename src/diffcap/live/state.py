@@ -139,3 +139,61 @@ class LiveState:
         """Whether a gap lies between caption ``i`` and the next."""
         t = self.captions[i].time or 0.0
         return any(g0 >= t - 1e-6 for g0, _ in self.gaps)
+
+
+def is_live_file(path: Path) -> bool:
+    """Whether ``path`` is a live records file (its first line is a live ``start``)."""
+    try:
+        with path.open("rb") as fh:
+            first = fh.readline(65536)
+        return bool(json.loads(first).get("live")) and b'"type": "start"' in first
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def record_from_lines(lines: list[dict[str, Any]], offset: int = 0) -> dict[str, Any]:
+    """A live records file as one diffcap record (JSON), for the viewer and exports: the
+    captions as the timeline, the last final summary as idx ``"-1"``, rolling summaries as
+    clips, gaps and skipped keyframes in ``live``. ``offset``: bytes read (the viewer's
+    server-sent events go on from there)."""
+    caps = [x for x in lines if x.get("type") == "caption"]
+    summaries = [x for x in lines if x.get("type") == "summary"]
+    final = [s for s in summaries if s.get("final")]
+    start = next((x for x in lines if x.get("type") == "start"), {})
+    captions = [{"idx": c["idx"], "time": c["time"], "content": c["content"]} for c in caps]
+    if final:
+        captions.append({"idx": "-1", "start": 0.0, "end": final[-1]["end"],
+                         "content": final[-1]["content"]})  # fmt: skip
+    return {
+        "video_id": "live",
+        "video_path": str(start.get("source", "")),
+        "duration": max((c["time"] for c in caps), default=0.0),
+        "mode": "slide",
+        "keyframes": [
+            {"idx": int(c["idx"]), "time": c["time"], "file": c.get("keyframe")} for c in caps
+        ],
+        "captions": captions,
+        "clips": [
+            {k: s[k] for k in ("start", "end", "content")} for s in summaries if not s.get("final")
+        ],
+        "provenance": {"live": True, "live_offset": offset, "model": start.get("model", "")},
+        "live": {
+            "gaps": [x for x in lines if x.get("type") == "gap"],
+            "skipped": sum(1 for x in lines if x.get("type") == "skipped"),
+        },
+    }
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """:func:`record_from_lines` of a live records file, with the byte offset it read to."""
+    data = path.read_bytes()
+    cut = data.rfind(b"\n") + 1
+    lines = []
+    for raw in data[:cut].splitlines():
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            lines.append(obj)
+    return record_from_lines(lines, cut)
