@@ -3,6 +3,7 @@ model slower than the stream."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -140,3 +141,34 @@ def test_growing_file_restart_reads_on_where_it_stopped(tmp_path, scenes_video, 
     times = [c["time"] for c in captions]
     assert times == sorted(set(times)) and times[-1] > 8
     assert len(set(fault_server.answered)) == len(fault_server.answered)
+
+
+def test_summarize_any_window_of_a_live_run_on_demand(tmp_path, scenes_video, fault_server):
+    """``diffcap summarize`` reads a live records file as one record: the window's captions
+    go to one summary request, no frame decoded."""
+    from click.testing import CliRunner
+
+    from diffcap.cli.main import cli
+
+    ts, out = tmp_path / "rec.ts", tmp_path / "rec.jsonl"
+    writer = grow_file(scenes_video, ts, seconds=8)
+    try:
+        while not (ts.exists() and ts.stat().st_size):
+            time.sleep(0.1)
+        cfg = model_cfg(fault_server.base_url)
+        caption_live(str(ts), out, cfg, LiveOptions(interval=1.0, file_idle_s=2, summary_every_s=0))
+    finally:
+        writer.kill()
+    captions = of(read_lines(out), "caption")
+    inside = [c for c in captions if 2.0 <= c["time"] <= 6.0]
+    paid = len(fault_server.answered)
+    args = ["summarize", str(out), "--start", "2", "--end", "6", "--json", "--backend", "openai",
+            "--api-base", fault_server.base_url, "--model", "m", "--api-key", "k"]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    rec = json.loads(result.output.strip().splitlines()[-1])
+    assert [c["idx"] for c in rec["captions"][:-1]] == [c["idx"] for c in inside]
+    assert rec["captions"][-1]["idx"] == "-1"
+    assert len(fault_server.answered) == paid + 1
+    prompt = fault_server.answered[-1]
+    assert all(c["content"] in prompt for c in inside)
