@@ -172,3 +172,30 @@ def test_summarize_any_window_of_a_live_run_on_demand(tmp_path, scenes_video, fa
     assert len(fault_server.answered) == paid + 1
     prompt = fault_server.answered[-1]
     assert all(c["content"] in prompt for c in inside)
+
+
+def test_model_outage_pauses_captioning_without_losing_the_stream(
+    tmp_path, scenes_video, fault_server
+):
+    """Four requests in a row fail (no retries inside the backend): the run neither stops nor
+    falls behind; keyframes it could not caption are skipped with the reason, newer ones are
+    captioned, and the chain has no hole."""
+    fault_server.fail("server_error", at=[1, 2, 3, 4])
+    ts, out = tmp_path / "rec.ts", tmp_path / "rec.jsonl"
+    writer = grow_file(scenes_video, ts, seconds=10)
+    try:
+        while not (ts.exists() and ts.stat().st_size):
+            time.sleep(0.1)
+        cfg = model_cfg(fault_server.base_url, model={"max_retries": 0})
+        opts = LiveOptions(interval=1.0, file_idle_s=2, summary_every_s=0)
+        report = caption_live(str(ts), out, cfg, opts)
+    finally:
+        writer.kill()
+    lines = read_lines(out)
+    captions = of(lines, "caption")
+    assert report.reason == "the file stopped growing"
+    assert len(fault_server.requests) >= 5 + len(captions) - 1
+    assert captions[-1]["time"] > 6  # caught up after the outage
+    assert [int(c["idx"]) for c in captions] == list(range(len(captions)))
+    failed = [s for s in of(lines, "skipped") if s["reason"].startswith("model_error")]
+    assert all(s["time"] < captions[-1]["time"] for s in failed)
