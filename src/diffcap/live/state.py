@@ -135,11 +135,6 @@ class LiveState:
     def next_idx(self) -> int:
         return len(self.captions)
 
-    def chain_break_after(self, i: int) -> bool:
-        """Whether a gap lies between caption ``i`` and the next."""
-        t = self.captions[i].time or 0.0
-        return any(g0 >= t - 1e-6 for g0, _ in self.gaps)
-
 
 def is_live_file(path: Path) -> bool:
     """Whether ``path`` is a live records file (its first line is a live ``start``)."""
