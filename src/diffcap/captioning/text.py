@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 from diffcap import __version__
@@ -51,7 +52,12 @@ def _caller(
 
 
 def load_record(records: str | os.PathLike[str], video_id: str | None = None) -> VideoRecord:
-    """The record of ``video_id`` from a records JSONL file (the only one when None)."""
+    """The record of ``video_id`` from a records JSONL file (the only one when None); a live
+    records file (``caption --live``) is one record."""
+    from diffcap.live.state import is_live_file, read_record
+
+    if is_live_file(Path(records)):
+        return VideoRecord.from_json(read_record(Path(records)))
     found, ids = None, []
     with open(records, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):

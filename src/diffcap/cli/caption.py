@@ -79,7 +79,7 @@ def write_records(store: Any, ids: list[str], run_dir: Path, out: Path) -> int:
 
 
 @click.command()
-@click.argument("videos", nargs=-1, required=True)
+@click.argument("videos", nargs=-1)
 @click.option(
     "--out",
     "-o",
@@ -88,14 +88,50 @@ def write_records(store: Any, ids: list[str], run_dir: Path, out: Path) -> int:
     help="Records file (JSONL), rewritten from the run directory <stem>.run/ beside it.",
 )
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option(
+    "--live",
+    "live_source",
+    metavar="SOURCE",
+    help="Caption a live stream as it plays (HLS .m3u8 URL, rtsp:// URL, or a file still "
+    "being written); captions are appended to OUT as JSON lines. See docs/live.md.",
+)
+@click.option("--for", "live_for", metavar="DURATION", help="--live: stop after 90s, 10m, 1h.")
+@click.option("--json", "live_json", is_flag=True, help="--live: print each line as JSON.")
+@click.option(
+    "--live-queue",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="--live: keyframes that may wait for the model (the oldest is skipped when full).",
+)
+@click.option("--summary-every", metavar="DURATION", help="--live: rolling summary period (5m).")
+@click.option("--from-start", is_flag=True, help="--live HLS: start at the first segment.")
+@click.option(
+    "--rtsp-listen", is_flag=True, help="--live rtsp://HOST:PORT/PATH: wait for a publisher."
+)
 @config_options(ALL_FIELDS)
 @click.pass_context
 def caption(
     ctx: click.Context, videos: tuple[str, ...], out: Path, no_progress: bool, **params: Any
 ) -> None:
     """Caption VIDEO... into OUT (one JSON record per video), DiffSW by default. Files,
-    folders, globs, URLs and manifests are accepted, as by `diffcap run`."""
+    folders, globs, URLs and manifests are accepted, as by `diffcap run`. With --live
+    SOURCE, caption a live stream as it plays instead."""
+    live = {k: params.pop(k) for k in list(params) if k.startswith("live_")}
+    live_opts = {k: params.pop(k) for k in ("summary_every", "from_start", "rtsp_listen")}
     cfg = config_from_params(params)
+    if live["live_source"]:
+        if videos:
+            raise click.UsageError("give either VIDEO... or --live SOURCE, not both")
+        from diffcap.cli.live import run_live
+
+        run_live(
+            cfg, live["live_source"], out, duration=live["live_for"], as_json=live["live_json"],
+            queue=live["live_queue"], **live_opts,
+        )  # fmt: skip
+        return
+    if not videos:
+        raise click.UsageError("give at least one VIDEO (or --live SOURCE)")
     run_dir = run_dir_for(out)
     written: list[int] = []
 

@@ -140,7 +140,7 @@ def load_run(
     redactor = Redactor()  # provenance and notes reach pages: no keys, no URL user info
     for rec_file in records:
         rel_base = _rel(base, root)
-        for d in _read_jsonl(rec_file):
+        for d in _records(rec_file):
             entry = _entry_from_record(d, name, rel_base, redactor)
             if entry is not None:
                 by_id[entry.video_id] = entry  # a later shard line wins (resumed runs)
@@ -205,6 +205,16 @@ def _check_records_file(path: Path) -> None:
 def _rel(base: Path, root: Path) -> str:
     rel = base.resolve().relative_to(root.resolve()).as_posix()
     return "" if rel == "." else rel
+
+
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    """A records file's records; a live records file (``caption --live``) is one record."""
+    from diffcap.live.state import is_live_file, read_record
+
+    if is_live_file(path):
+        yield read_record(path)
+        return
+    yield from _read_jsonl(path)
 
 
 def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:

@@ -56,6 +56,7 @@ class ViewerApp(App):
         self.route("GET", "/api/videos/{key:int}", self._detail)
         self.route("GET", "/files/{run:int}/{rel:path}", self._file)
         self.route("GET", "/media/{key:int}", self._media)
+        self.route("GET", "/api/live/{key:int}", self._live)
 
     def _page(self, request: Request) -> Response:
         return html_response(
@@ -112,3 +113,18 @@ class ViewerApp(App):
         if media is None or not media.is_file():
             return error(404, "no playable video file registered for this video")
         return FileResponse(media)
+
+    def _live(self, request: Request) -> Response:
+        """Server-sent events of a live run (:mod:`diffcap.web.live`)."""
+        from diffcap.web.live import live_response
+
+        found = self._entry(request.path_params["key"])
+        if found is None or not found[1].provenance.get("live"):
+            return error(404, "not a live run")
+        run_i, e = found
+
+        def src(k: KeyframeView) -> str | None:
+            return f"/files/{run_i}/{quote(k.file)}" if k.file else None
+
+        run = self.runs[run_i]
+        return live_response(request, run.source, e, self.allowed[run_i].add, src)

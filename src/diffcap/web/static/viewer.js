@@ -143,6 +143,29 @@
   async function show(key) {
     const v = await source.detail(key);
     if (!v) return;
+    render(key, v);
+    follow(key, v);
+  }
+
+  // a live run (diffcap caption --live): the timeline grows as captions come (server-sent events)
+  let live = null;
+  function follow(key, v) {
+    if (live) live.close();
+    live = null;
+    if (!(v.provenance && v.provenance.live) || typeof EventSource === "undefined") return;
+    live = new EventSource("/api/live/" + key + "?from=" + (v.provenance.live_offset || 0));
+    let timer = null;
+    live.addEventListener("caption", (ev) => {
+      v.keyframes.push(JSON.parse(ev.data).keyframe_view);
+      v.duration = Math.max(v.duration || 0, v.keyframes[v.keyframes.length - 1].time);
+      v.provenance.live_offset = Number(ev.lastEventId);
+      clearTimeout(timer);
+      timer = setTimeout(() => { if ($("detail").dataset.key === String(key)) render(key, v); }, 250);
+    });
+    live.addEventListener("end", () => { live.close(); live = null; });
+  }
+
+  function render(key, v) {
     history.replaceState(null, "", "#v=" + key);
     for (const b of document.querySelectorAll("#list .item")) {
       b.classList.toggle("selected", b.dataset.key === String(key));
