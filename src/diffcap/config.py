@@ -156,6 +156,12 @@ class KeyframeConfig(_Section):
         description="Refuse, with one line, a video whose frames have more pixels than this "
         "(bounds memory per worker; 8K is 35.4 M); none: no limit",
     )
+    camera_motion: bool = Field(
+        True,
+        description="Measure the camera's motion (pan, tilt, zoom, roll, static, shake) per "
+        "keyframe interval from codec motion vectors of the frames decoded anyway "
+        "(docs/camera.md)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -249,6 +255,12 @@ class CaptionConfig(_Section):
     fast_max_frames: int = Field(30, ge=1, le=1024, description="Fast mode: frames tiled.")
     fast_max_side: int = Field(
         2048, ge=64, le=16384, description="Fast mode: longest side of the tiled image."
+    )
+    camera_facts: bool = Field(
+        True,
+        description="State the measured camera motion (keyframes.camera_motion) as a fact in "
+        "the differential and summary prompts of templates that use {camera} (diffcap's do; "
+        "the released sharecaptioner format does not)",
     )
 
 
