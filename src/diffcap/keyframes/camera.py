@@ -5,11 +5,12 @@
     keyframes[3].camera.label             # "pan_left" (from keyframe 2 to keyframe 3)
     describe(keyframes[3].camera)         # "the camera pans left, slowly"
 
-The samples of an interval (see :mod:`diffcap.video.motion`) are averaged over time. Every
+The samples of an interval (see :mod:`diffcap.video.motion`) are summed up by their median
+(robust to a sample that straddles the start of a move). Every
 motion is turned into how fast the picture's edge moves, in frame sizes per second: a pan
 or tilt by its rate, a zoom or roll by its rate times half the frame. The largest of these
 names the interval; under :data:`STATIC` it is static. When the motion swings back and
-forth around its mean faster than the mean itself (``shake``: the median speed of the
+forth around its median faster than the median itself (``shake``: the median speed of the
 deviations), the camera is handheld or shaking. See docs/camera.md for the method and its
 limits.
 """
@@ -33,8 +34,9 @@ SLOW, MODERATE = 0.12, 0.35
 #: Jitter speed (frame sizes per second) from which shaking counts, and its bands.
 SHAKE = 0.05
 SHAKE_BANDS = (0.12, 0.3)
-#: Fewest samples an interval needs for a label.
-MIN_SAMPLES = 2
+#: Fewest samples an interval needs for a label, and for telling shake.
+MIN_SAMPLES = 1
+SHAKE_SAMPLES = 3
 
 _PHRASES = {
     "static": "is static",
@@ -59,13 +61,15 @@ def label_samples(samples: Sequence[MotionSample]) -> CameraMotion | None:
     """The camera motion the samples show (None: fewer than :data:`MIN_SAMPLES`)."""
     if len(samples) < MIN_SAMPLES:
         return None
-    dt = np.array([s.dt for s in samples])
     rates = np.array([[s.vx, s.vy, s.zoom, s.roll] for s in samples])
-    mean = (rates * dt[:, None]).sum(0) / dt.sum()
-    # the median: one sample straddling the start of a move is no shake
-    jitter = float(np.median(np.hypot(*(rates[:, :2] - mean[:2]).T)))
-    edge = {"pan": abs(mean[0]), "tilt": abs(mean[1]), "zoom": abs(mean[2]) / 2}
-    edge["roll"] = abs(mean[3]) / 2
+    # medians: a sample straddling the start of a move (or a jolt) is neither a move of the
+    # interval nor shake
+    centre = np.median(rates, axis=0)
+    jitter = 0.0
+    if len(samples) >= SHAKE_SAMPLES:
+        jitter = float(np.median(np.hypot(*(rates[:, :2] - centre[:2]).T)))
+    edge = {"pan": abs(centre[0]), "tilt": abs(centre[1]), "zoom": abs(centre[2]) / 2}
+    edge["roll"] = abs(centre[3]) / 2
     kind = max(edge, key=lambda k: edge[k])
     speed = edge[kind]
     if jitter >= SHAKE and jitter >= speed:
@@ -73,27 +77,27 @@ def label_samples(samples: Sequence[MotionSample]) -> CameraMotion | None:
     elif speed < STATIC:
         label, magnitude = "static", None
     else:
-        label, magnitude = _direction(kind, mean), _band(speed, (SLOW, MODERATE))
+        label, magnitude = _direction(kind, centre), _band(speed, (SLOW, MODERATE))
     return CameraMotion(
         label=label,
         magnitude=magnitude,
-        pan=float(mean[0]),
-        tilt=float(-mean[1]),
-        zoom=float(mean[2]),
-        roll=math.degrees(float(mean[3])),
-        shake=jitter,
+        pan=round(float(centre[0]), 4) + 0.0,  # (+ 0.0: no "-0.0")
+        tilt=round(float(-centre[1]), 4) + 0.0,
+        zoom=round(float(centre[2]), 4) + 0.0,
+        roll=round(math.degrees(float(centre[3])), 4) + 0.0,
+        shake=round(jitter, 4),
         samples=len(samples),
         source=samples[-1].source,
     )
 
 
-def _direction(kind: str, mean: np.ndarray) -> str:
+def _direction(kind: str, centre: np.ndarray) -> str:
     if kind == "pan":
-        return "pan_right" if mean[0] > 0 else "pan_left"
+        return "pan_right" if centre[0] > 0 else "pan_left"
     if kind == "tilt":
-        return "tilt_down" if mean[1] > 0 else "tilt_up"
+        return "tilt_down" if centre[1] > 0 else "tilt_up"
     if kind == "zoom":
-        return "zoom_in" if mean[2] > 0 else "zoom_out"
+        return "zoom_in" if centre[2] > 0 else "zoom_out"
     return "roll"
 
 

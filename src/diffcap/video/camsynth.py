@@ -129,7 +129,10 @@ def write_camera_clip(
                 t = frame_no / fps
                 if i:
                     _step(cam, move, size, 1 / fps)
-                off = _shake(t, move.speed * w, seed) if move.label == "shake" else (0.0, 0.0)
+                off = (0.0, 0.0)
+                if move.label == "shake":  # from where the camera was: no jump at the start
+                    now, first = _shake(t, move.speed * w, seed), _shake(t0, move.speed * w, seed)
+                    off = (now[0] - first[0], now[1] - first[1])
                 pic = _render(tex, cam, size, off)
                 if move.label == "subject":
                     _paste_subject(pic, subject, i / max(count - 1, 1))

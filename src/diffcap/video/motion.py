@@ -8,7 +8,8 @@
 
 Each sample is a similarity model (translation, scale, rotation) fitted to where blocks of
 one frame come from in an earlier one, with outliers (a subject moving on its own, badly
-predicted blocks) weighted down by iteratively reweighted least squares (Tukey's biweight),
+predicted blocks) set aside: a RANSAC start (two-point similarities), then iteratively
+reweighted least squares (Tukey's biweight),
 then turned into rates per second in frame units, so pans, tilts, zooms and rolls of any
 resolution and frame rate compare:
 
@@ -46,6 +47,12 @@ PATCH = 32
 #: The flow compares frames at least this far apart (seconds): a slow pan moves a few pixels
 #: (phase correlation's sub-pixel estimate is biased towards whole pixels).
 FLOW_SPAN = 0.1
+#: Two-point similarity candidates tried before the reweighted fit.
+RANSAC_TRIES = 48
+#: Least share of the vectors' weight that makes a cluster (one reference frame's).
+MIN_CLUSTER = 0.12
+#: Keyframes in a row without any inter frame that make a video intra-only (flow).
+INTRA_ONLY = 30
 #: A fit whose inliers (by weight) are fewer than this is no sample (a cut, a flash).
 MIN_INLIERS = 0.35
 
@@ -64,11 +71,37 @@ class MotionSample:
     source: str  # "mvs" or "flow"
 
 
+def _consensus(
+    dst: np.ndarray, src: np.ndarray, w0: np.ndarray, tol: float, tries: int = RANSAC_TRIES
+) -> tuple[np.ndarray, np.ndarray]:
+    """RANSAC: of ``tries`` similarities through two random point pairs (and the median
+    shift), the one that explains the most weight within ``tol`` pixels; (params, inliers)."""
+    zp, zq = dst[:, 0] + 1j * dst[:, 1], src[:, 0] + 1j * src[:, 1]
+    pick = np.random.default_rng(len(dst)).integers(0, len(dst), (tries, 2))
+    dp = zp[pick[:, 0]] - zp[pick[:, 1]]
+    ok = np.abs(dp) > 1e-6
+    m = np.ones(tries, complex)
+    m[ok] = (zq[pick[ok, 0]] - zq[pick[ok, 1]]) / dp[ok]
+    t = zq[pick[:, 0]] - m * zp[pick[:, 0]]
+    shift = np.median(src - dst, axis=0)  # a plain shift is always a candidate
+    m, t = np.append(m, 1.0), np.append(t, shift[0] + 1j * shift[1])
+    near = np.abs(m[:, None] * zp[None] + t[:, None] - zq[None]) < tol
+    best = int(np.argmax((near * w0).sum(1)))
+    return np.array([m[best].real, m[best].imag, t[best].real, t[best].imag]), near[best]
+
+
 def fit_similarity(
-    dst: np.ndarray, src: np.ndarray, weight: np.ndarray | None = None, iters: int = 5
+    dst: np.ndarray,
+    src: np.ndarray,
+    weight: np.ndarray | None = None,
+    tol: float = 1.5,
+    iters: int = 5,
+    start: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """Robust fit of ``src ≈ [[a, -b], [b, a]] @ dst + t``; returns ((a, b, tx, ty), inlier
-    share). ``dst``/``src``: (N, 2) points (centred coordinates), ``weight``: (N,) priors."""
+    share). ``dst``/``src``: (N, 2) points (centred coordinates), ``weight``: (N,) priors,
+    ``tol``: pixels within which a point agrees with a RANSAC candidate; ``start``: the
+    model to refine (default: RANSAC's best)."""
     n = len(dst)
     w0 = np.ones(n) if weight is None else weight.astype(np.float64)
     x, y = dst[:, 0].astype(np.float64), dst[:, 1].astype(np.float64)
@@ -76,21 +109,74 @@ def fit_similarity(
     design[0::2] = np.stack([x, -y, np.ones(n), np.zeros(n)], 1)
     design[1::2] = np.stack([y, x, np.zeros(n), np.ones(n)], 1)
     target = src.astype(np.float64).reshape(-1)
-    # start from the median shift: robust to a moving subject covering most of a block grid
-    shift = np.median(src - dst, axis=0)
-    params = np.array([1.0, 0.0, shift[0], shift[1]])
+    # RANSAC's best start, then reweighted least squares whose scale comes from the points
+    # near the model only: a subject moving on its own (a cluster of consistent outliers)
+    # cannot pull the fit half-way
+    params = _consensus(dst, src, w0, tol)[0] if start is None else start
     w = w0
     for _ in range(iters):
         res = (design @ params - target).reshape(-1, 2)
         r = np.hypot(res[:, 0], res[:, 1])
-        scale = max(1.4826 * float(np.median(r)), 0.5)
+        near = r[r < 4 * tol]
+        scale = max(1.4826 * float(np.median(near)) if len(near) else tol, 0.5)
         c = 4.685 * scale
         w = w0 * np.where(r < c, (1 - (r / c) ** 2) ** 2, 0.0)
-        if w.sum() < 6:
+        if w.sum() < 6 * w0.mean():
             return params, 0.0
         sw = np.sqrt(np.repeat(w, 2))
         params = np.linalg.lstsq(design * sw[:, None], target * sw, rcond=None)[0]
     return params, float(w.sum() / max(w0.sum(), 1e-9))
+
+
+def _field(params: np.ndarray, radius: float) -> np.ndarray:
+    """The model's displacements at four points ``radius`` from the centre (2x4 values)."""
+    a, b, tx, ty = params
+    pts = np.array([[radius, 0], [0, radius], [-radius, 0], [0, -radius]], float)
+    return np.stack(
+        [(a - 1) * pts[:, 0] - b * pts[:, 1] + tx, b * pts[:, 0] + (a - 1) * pts[:, 1] + ty]
+    )
+
+
+def nearest_reference(
+    dst: np.ndarray, src: np.ndarray, weight: np.ndarray, tol: float = 1.5
+) -> tuple[np.ndarray, float]:
+    """The fit for H.264-style vectors, whose blocks may each use another reference frame.
+
+    In one P-frame, blocks predicted from the frame 2 and the frame 5 frames back show the
+    same camera motion 2 and 5 times over (clusters of proportional displacement fields).
+    Clusters are found by RANSAC on what is left, three times; of the one with the most
+    blocks and those that are a smaller multiple of it, the smallest is the nearest
+    reference, the previous I/P frame. A
+    cluster that is no multiple (a subject on its own, a static object in a tracking shot)
+    is never chosen. Returns (params, share of the weight the multiples explain)."""
+    total = float(weight.sum())
+    left = np.ones(len(dst), bool)
+    clusters: list[tuple[np.ndarray, float]] = []
+    for _ in range(3):
+        if left.sum() < 8:
+            break
+        params, near = _consensus(dst[left], src[left], weight[left], tol)
+        share = float(weight[left][near].sum()) / total
+        if share < MIN_CLUSTER:
+            break
+        clusters.append((params, share))
+        left[np.flatnonzero(left)[near]] = False
+    if not clusters:
+        return np.array([1.0, 0.0, 0.0, 0.0]), 0.0
+    radius = float(np.median(np.hypot(dst[:, 0], dst[:, 1]))) or 1.0
+    chosen, share = clusters[0]  # the most blocks
+    fb = _field(chosen, radius)
+    if np.abs(fb).sum() < 4 * tol:  # (about) still: nothing is a multiple of it
+        return fit_similarity(dst, src, weight, tol, start=chosen)
+    for params, part in clusters[1:]:
+        fs = _field(params, radius)
+        k = float((fs * fb).sum() / max((fb * fb).sum(), 1e-9))
+        if 0.1 <= k <= 0.9 and np.abs(fs - k * fb).sum() <= 0.25 * np.abs(fb).sum():
+            share += part
+            if np.abs(fs).sum() < np.abs(_field(chosen, radius)).sum():
+                chosen = params
+    refined, _ = fit_similarity(dst, src, weight, tol, start=chosen)
+    return refined, share
 
 
 def motion_vectors(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -146,24 +232,48 @@ def _patch_shift(a: np.ndarray, b: np.ndarray, window: np.ndarray) -> tuple[floa
 _WINDOW = np.outer(np.hanning(PATCH), np.hanning(PATCH)).astype(np.float32)
 
 
+def _global_shift(prev: np.ndarray, cur: np.ndarray) -> tuple[int, int]:
+    """Whole-picture phase correlation: the shift (whole pixels) patches start from, so a
+    fast pan does not leave the patches."""
+    h, w = cur.shape
+    window = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    dx, dy, _ = _patch_shift(prev, cur, window)
+    return round(dx), round(dy)
+
+
 def flow_vectors(prev: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(dst, src, weight) of patch shifts between two gray pictures (:func:`gray_small`), in
     pixels of the small picture from its centre; ``src`` is where each patch of ``cur`` lies
     in ``prev``."""
     h, w = cur.shape
+    gx, gy = _global_shift(prev, cur)
     ys = np.linspace(0, h - PATCH, 3).astype(int)
     xs = np.linspace(0, w - PATCH, max(3, round(w / PATCH * 1.5))).astype(int)
+    # each patch starts from no shift and from the global one (which a large moving subject
+    # may have won), and keeps the better match
+    starts = [(0, 0)] if (gx, gy) == (0, 0) else [(0, 0), (gx, gy)]
     dst, src, weight = [], [], []
     for y in ys:
         for x in xs:
-            dx, dy, peak = _patch_shift(
-                prev[y : y + PATCH, x : x + PATCH], cur[y : y + PATCH, x : x + PATCH], _WINDOW
-            )
+            best = None
+            for sx, sy in starts:
+                px, py = x + sx, y + sy
+                if not (0 <= px <= w - PATCH and 0 <= py <= h - PATCH):
+                    continue  # its content came from outside the earlier picture
+                dx, dy, peak = _patch_shift(
+                    prev[py : py + PATCH, px : px + PATCH],
+                    cur[y : y + PATCH, x : x + PATCH],
+                    _WINDOW,
+                )
+                if best is None or peak > best[2]:
+                    best = (sx + dx, sy + dy, peak)
+            if best is None:
+                continue
             c = (x + PATCH / 2 - w / 2, y + PATCH / 2 - h / 2)
             dst.append(c)
-            src.append((c[0] + dx, c[1] + dy))
-            weight.append(max(peak, 1e-3))
-    return np.array(dst), np.array(src), np.array(weight)
+            src.append((c[0] + best[0], c[1] + best[1]))
+            weight.append(max(best[2], 1e-3))
+    return np.array(dst).reshape(-1, 2), np.array(src).reshape(-1, 2), np.array(weight)
 
 
 def to_sample(
@@ -205,7 +315,7 @@ class MotionProbe:
         self.clock, self.rot_k, self.every = clock, rot_k % 4, 1.0 / rate
         self.samples: list[MotionSample] = []
         self.mode: str | None = None  # "mvs" or "flow", decided by the first frames
-        self._seen = 0
+        self._keys = self._bare = 0  # keyframes / inter frames seen without vectors
         self._ref: float | None = None  # time of the last I/P frame
         self._last: float | None = None
         self._due = -math.inf
@@ -217,13 +327,9 @@ class MotionProbe:
             self._ref, self._anchor, self._due = None, None, -math.inf
             self.samples = [s for s in self.samples if s.time < t]
         self._last = t
-        self._seen += 1
         kind = int(frame.pict_type)
         if self.mode is None:
-            if frame.side_data.get("MOTION_VECTORS") is not None:
-                self.mode = "mvs"
-            elif self._seen >= 3:
-                self.mode = "flow"
+            self._decide(frame)
         if self.mode == "flow":
             self._flow(frame, t)
             return
@@ -233,6 +339,19 @@ class MotionProbe:
                 self._add(vectors, (frame.width, frame.height), t, t - self._ref, "mvs")
         if kind in (_I, _P):
             self._ref = t
+
+    def _decide(self, frame: Any) -> None:
+        """Motion vectors when the codec exports them; the flow once three inter frames came
+        without (or :data:`INTRA_ONLY` keyframes in a row: an intra-only codec)."""
+        if frame.side_data.get("MOTION_VECTORS") is not None:
+            self.mode = "mvs"
+            return
+        if frame.key_frame:
+            self._keys += 1
+        else:
+            self._bare += 1
+        if self._bare >= 3 or self._keys >= INTRA_ONLY:
+            self.mode = "flow"
 
     def _flow(self, frame: Any, t: float) -> None:
         anchor = self._anchor
@@ -256,7 +375,12 @@ class MotionProbe:
         dt: float,
         source: str,
     ) -> None:
-        params, inliers = fit_similarity(*vectors)
+        if len(vectors[0]) < 4:
+            return
+        if source == "mvs":
+            params, inliers = nearest_reference(*vectors)
+        else:
+            params, inliers = fit_similarity(*vectors, tol=0.75)
         if inliers < MIN_INLIERS or dt <= 0:
             return
         sample = to_sample(params, inliers, (float(size[0]), float(size[1])), t, dt, source)
