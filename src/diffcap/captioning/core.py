@@ -22,6 +22,7 @@ from typing import Any
 
 from diffcap import __version__
 from diffcap.captioning.calls import Caller, KeyframeImages, Span, generation_options
+from diffcap.captioning.camera_facts import camera_summary, facts_used
 from diffcap.captioning.fast import caption_fast
 from diffcap.captioning.slide import caption_slide, resolve_pair_layout, summarize_timeline
 from diffcap.config import CaptionConfig, ModelConfig, SummaryConfig
@@ -67,7 +68,7 @@ def record_keyframes(kset: Any, records_dir: Path | None) -> list[Keyframe]:
                 if records_dir is not None
                 else str(target)
             )
-        out.append(Keyframe(idx=kf.idx, time=kf.time, pts=kf.pts, file=file))
+        out.append(Keyframe(idx=kf.idx, time=kf.time, pts=kf.pts, file=file, camera=kf.camera))
     return out
 
 
@@ -170,12 +171,26 @@ async def _slide_with_summary(
 ) -> list[Caption]:
     layout = resolve_pair_layout(cfg, backend, v.templates)
     prov["pair_layout"] = layout
+    facts = cfg.camera_facts and facts_used(v.keyframes, v.templates)
+    if facts:
+        prov["camera_facts"] = True  # (exports render training prompts the same way)
     captions = await caption_slide(
-        v.keyframes, v.images, v.caller, v.templates, layout=layout, span=v.span
+        v.keyframes,
+        v.images,
+        v.caller,
+        v.templates,
+        layout=layout,
+        span=v.span,
+        camera_facts=facts,
     )
     if summary.enabled:
         final = await summarize_timeline(
-            captions, v.caller, v.templates, span=v.span, model=summary.model
+            captions,
+            v.caller,
+            v.templates,
+            span=v.span,
+            model=summary.model,
+            camera=camera_summary(v.keyframes) if facts else "",
         )
         captions.append(final)
         if summary.model:

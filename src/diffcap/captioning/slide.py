@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from diffcap.captioning.calls import Caller, KeyframeImages, Span
+from diffcap.captioning.camera_facts import camera_fact
 from diffcap.config import CaptionConfig
 from diffcap.models.base import Backend, ImageInput
 from diffcap.timeline import Caption, Keyframe
@@ -60,8 +61,10 @@ async def caption_slide(
     *,
     layout: PairLayout,
     span: Span,
+    camera_facts: bool = False,
 ) -> list[Caption]:
-    """The differential captions ``"0"``, ``"1"``, ... in keyframe order."""
+    """The differential captions ``"0"``, ``"1"``, ... in keyframe order; ``camera_facts``:
+    each prompt's ``{camera}`` states the interval's measured camera motion."""
     n = len(keyframes)
     common = {"num_frames": n, **span.variables()}
     first = keyframes[0]
@@ -77,6 +80,7 @@ async def caption_slide(
             time=cur.time,
             previous=captions[-1].content,
             layout=layout,
+            camera=camera_fact(prev, cur) if camera_facts else "",
             **common,
         )
         text = await caller.ask(
@@ -95,10 +99,12 @@ async def summarize_timeline(
     *,
     span: Span,
     model: str | None = None,
+    camera: str = "",
 ) -> Caption:
-    """One text-only call: the (time, caption) lines -> the caption of ``span`` (idx "-1")."""
+    """One text-only call: the (time, caption) lines -> the caption of ``span`` (idx "-1");
+    ``camera``: the measured camera motion facts (``camera_summary``) for ``{camera}``."""
     prompt = templates["summary"].render(
-        timeline=list(timeline), num_frames=len(timeline), **span.variables()
+        timeline=list(timeline), num_frames=len(timeline), camera=camera, **span.variables()
     )
     text = await caller.ask(prompt, (), step="summary", model=model)
     return Caption(idx="-1", content=text, start=span.start, end=span.end)
