@@ -9,9 +9,9 @@ The samples of an interval (see :mod:`diffcap.video.motion`) are summed up by th
 (robust to a sample that straddles the start of a move). Every
 motion is turned into how fast the picture's edge moves, in frame sizes per second: a pan
 or tilt by its rate, a zoom or roll by its rate times half the frame. The largest of these
-names the interval; under :data:`STATIC` it is static. When the motion swings back and
-forth around its median faster than the median itself (``shake``: the median speed of the
-deviations), the camera is handheld or shaking. See docs/camera.md for the method and its
+names the interval; under :data:`STATIC` it is static. When the pan/tilt rate changes from
+one sample to the next by more than that speed (``shake``: the median change), the camera is
+handheld or shaking. See docs/camera.md for the method and its
 limits.
 """
 
@@ -65,9 +65,11 @@ def label_samples(samples: Sequence[MotionSample]) -> CameraMotion | None:
     # medians: a sample straddling the start of a move (or a jolt) is neither a move of the
     # interval nor shake
     centre = np.median(rates, axis=0)
+    # shake: how much the pan/tilt rate changes from one sample to the next (a pan, even
+    # an accelerating one, changes little; a handheld camera swings back and forth)
     jitter = 0.0
     if len(samples) >= SHAKE_SAMPLES:
-        jitter = float(np.median(np.hypot(*(rates[:, :2] - centre[:2]).T)))
+        jitter = float(np.median(np.hypot(*np.diff(rates[:, :2], axis=0).T)))
     edge = {"pan": abs(centre[0]), "tilt": abs(centre[1]), "zoom": abs(centre[2]) / 2}
     edge["roll"] = abs(centre[3]) / 2
     kind = max(edge, key=lambda k: edge[k])

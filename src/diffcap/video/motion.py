@@ -1,17 +1,16 @@
 """Global (camera) motion between decoded frames: codec motion vectors, else a small flow.
 
     from diffcap.video.motion import MotionProbe
-    probe = MotionProbe()
-    src.taps.append(probe)            # a PyAVSource opened with export_mvs=True
-    ...                               # decode as usual; every decoded frame passes the probe
-    probe.samples[0]                  # MotionSample(time=0.133, dt=0.033, vx=0.12, ...)
+    src = PyAVSource("clip.mp4", export_mvs=True)
+    probe = MotionProbe(src.time_of)
+    src.tap(probe)                    # every frame the source decodes passes the probe
+    ...                               # decode as usual
+    probe.samples[0]                  # MotionSample(time=0.133, dt=0.133, vx=0.12, ...)
 
-Each sample is a similarity model (translation, scale, rotation) fitted to where blocks of
-one frame come from in an earlier one, with outliers (a subject moving on its own, badly
-predicted blocks) set aside: a RANSAC start (two-point similarities), then iteratively
-reweighted least squares (Tukey's biweight),
-then turned into rates per second in frame units, so pans, tilts, zooms and rolls of any
-resolution and frame rate compare:
+Each sample is a similarity model (translation, scale, rotation) fitted robustly to where
+blocks of one frame come from in an earlier one (:mod:`diffcap.video.simfit`: outliers such
+as a subject moving on its own are set aside), then turned into rates per second in frame
+units, so pans, tilts, zooms and rolls of any resolution and frame rate compare:
 
 * ``vx``/``vy``: frame widths / heights per second the picture content comes from, i.e. the
   camera's motion: ``vx > 0`` pans right, ``vy > 0`` tilts down;
@@ -35,22 +34,22 @@ from typing import Any
 
 import numpy as np
 
+from diffcap.video.simfit import fit_similarity, nearest_reference
+
 #: Samples kept per second of video (the rest of the decoded frames are only looked at).
-RATE = 8.0
+RATE = 5.0
 #: Pairs further apart than this (seconds) are not compared (a seek, a long skipped stretch).
 MAX_GAP = 0.35
 #: At most this many motion vectors enter one fit (a regular subsample of the frame's).
-MAX_VECTORS = 1200
+MAX_VECTORS = 400
 #: Height of the gray pictures the flow fallback compares, and its patch side.
 FLOW_HEIGHT = 96
 PATCH = 32
 #: The flow compares frames at least this far apart (seconds): a slow pan moves a few pixels
 #: (phase correlation's sub-pixel estimate is biased towards whole pixels).
 FLOW_SPAN = 0.1
-#: Two-point similarity candidates tried before the reweighted fit.
-RANSAC_TRIES = 48
-#: Least share of the vectors' weight that makes a cluster (one reference frame's).
-MIN_CLUSTER = 0.12
+#: I/P frames remembered as the references a P-frame may have used.
+REFS = 4
 #: Keyframes in a row without any inter frame that make a video intra-only (flow).
 INTRA_ONLY = 30
 #: A fit whose inliers (by weight) are fewer than this is no sample (a cut, a flash).
@@ -71,114 +70,6 @@ class MotionSample:
     source: str  # "mvs" or "flow"
 
 
-def _consensus(
-    dst: np.ndarray, src: np.ndarray, w0: np.ndarray, tol: float, tries: int = RANSAC_TRIES
-) -> tuple[np.ndarray, np.ndarray]:
-    """RANSAC: of ``tries`` similarities through two random point pairs (and the median
-    shift), the one that explains the most weight within ``tol`` pixels; (params, inliers)."""
-    zp, zq = dst[:, 0] + 1j * dst[:, 1], src[:, 0] + 1j * src[:, 1]
-    pick = np.random.default_rng(len(dst)).integers(0, len(dst), (tries, 2))
-    dp = zp[pick[:, 0]] - zp[pick[:, 1]]
-    ok = np.abs(dp) > 1e-6
-    m = np.ones(tries, complex)
-    m[ok] = (zq[pick[ok, 0]] - zq[pick[ok, 1]]) / dp[ok]
-    t = zq[pick[:, 0]] - m * zp[pick[:, 0]]
-    shift = np.median(src - dst, axis=0)  # a plain shift is always a candidate
-    m, t = np.append(m, 1.0), np.append(t, shift[0] + 1j * shift[1])
-    near = np.abs(m[:, None] * zp[None] + t[:, None] - zq[None]) < tol
-    best = int(np.argmax((near * w0).sum(1)))
-    return np.array([m[best].real, m[best].imag, t[best].real, t[best].imag]), near[best]
-
-
-def fit_similarity(
-    dst: np.ndarray,
-    src: np.ndarray,
-    weight: np.ndarray | None = None,
-    tol: float = 1.5,
-    iters: int = 5,
-    start: np.ndarray | None = None,
-) -> tuple[np.ndarray, float]:
-    """Robust fit of ``src ≈ [[a, -b], [b, a]] @ dst + t``; returns ((a, b, tx, ty), inlier
-    share). ``dst``/``src``: (N, 2) points (centred coordinates), ``weight``: (N,) priors,
-    ``tol``: pixels within which a point agrees with a RANSAC candidate; ``start``: the
-    model to refine (default: RANSAC's best)."""
-    n = len(dst)
-    w0 = np.ones(n) if weight is None else weight.astype(np.float64)
-    x, y = dst[:, 0].astype(np.float64), dst[:, 1].astype(np.float64)
-    design = np.zeros((2 * n, 4))
-    design[0::2] = np.stack([x, -y, np.ones(n), np.zeros(n)], 1)
-    design[1::2] = np.stack([y, x, np.zeros(n), np.ones(n)], 1)
-    target = src.astype(np.float64).reshape(-1)
-    # RANSAC's best start, then reweighted least squares whose scale comes from the points
-    # near the model only: a subject moving on its own (a cluster of consistent outliers)
-    # cannot pull the fit half-way
-    params = _consensus(dst, src, w0, tol)[0] if start is None else start
-    w = w0
-    for _ in range(iters):
-        res = (design @ params - target).reshape(-1, 2)
-        r = np.hypot(res[:, 0], res[:, 1])
-        near = r[r < 4 * tol]
-        scale = max(1.4826 * float(np.median(near)) if len(near) else tol, 0.5)
-        c = 4.685 * scale
-        w = w0 * np.where(r < c, (1 - (r / c) ** 2) ** 2, 0.0)
-        if w.sum() < 6 * w0.mean():
-            return params, 0.0
-        sw = np.sqrt(np.repeat(w, 2))
-        params = np.linalg.lstsq(design * sw[:, None], target * sw, rcond=None)[0]
-    return params, float(w.sum() / max(w0.sum(), 1e-9))
-
-
-def _field(params: np.ndarray, radius: float) -> np.ndarray:
-    """The model's displacements at four points ``radius`` from the centre (2x4 values)."""
-    a, b, tx, ty = params
-    pts = np.array([[radius, 0], [0, radius], [-radius, 0], [0, -radius]], float)
-    return np.stack(
-        [(a - 1) * pts[:, 0] - b * pts[:, 1] + tx, b * pts[:, 0] + (a - 1) * pts[:, 1] + ty]
-    )
-
-
-def nearest_reference(
-    dst: np.ndarray, src: np.ndarray, weight: np.ndarray, tol: float = 1.5
-) -> tuple[np.ndarray, float]:
-    """The fit for H.264-style vectors, whose blocks may each use another reference frame.
-
-    In one P-frame, blocks predicted from the frame 2 and the frame 5 frames back show the
-    same camera motion 2 and 5 times over (clusters of proportional displacement fields).
-    Clusters are found by RANSAC on what is left, three times; of the one with the most
-    blocks and those that are a smaller multiple of it, the smallest is the nearest
-    reference, the previous I/P frame. A
-    cluster that is no multiple (a subject on its own, a static object in a tracking shot)
-    is never chosen. Returns (params, share of the weight the multiples explain)."""
-    total = float(weight.sum())
-    left = np.ones(len(dst), bool)
-    clusters: list[tuple[np.ndarray, float]] = []
-    for _ in range(3):
-        if left.sum() < 8:
-            break
-        params, near = _consensus(dst[left], src[left], weight[left], tol)
-        share = float(weight[left][near].sum()) / total
-        if share < MIN_CLUSTER:
-            break
-        clusters.append((params, share))
-        left[np.flatnonzero(left)[near]] = False
-    if not clusters:
-        return np.array([1.0, 0.0, 0.0, 0.0]), 0.0
-    radius = float(np.median(np.hypot(dst[:, 0], dst[:, 1]))) or 1.0
-    chosen, share = clusters[0]  # the most blocks
-    fb = _field(chosen, radius)
-    if np.abs(fb).sum() < 4 * tol:  # (about) still: nothing is a multiple of it
-        return fit_similarity(dst, src, weight, tol, start=chosen)
-    for params, part in clusters[1:]:
-        fs = _field(params, radius)
-        k = float((fs * fb).sum() / max((fb * fb).sum(), 1e-9))
-        if 0.1 <= k <= 0.9 and np.abs(fs - k * fb).sum() <= 0.25 * np.abs(fb).sum():
-            share += part
-            if np.abs(fs).sum() < np.abs(_field(chosen, radius)).sum():
-                chosen = params
-    refined, _ = fit_similarity(dst, src, weight, tol, start=chosen)
-    return refined, share
-
-
 def motion_vectors(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(dst, src, weight) of a frame's forward motion vectors, in pixels from the frame's
     centre; None when the frame carries none."""
@@ -186,17 +77,20 @@ def motion_vectors(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | No
     if side is None:
         return None
     mvs = side.to_ndarray()
+    if len(mvs) > MAX_VECTORS:  # a regular subsample first: the filter then copies less
+        mvs = mvs[:: math.ceil(len(mvs) / MAX_VECTORS)]
     mvs = mvs[mvs["source"] < 0]
     if len(mvs) < 8:
         return None
-    if len(mvs) > MAX_VECTORS:
-        mvs = mvs[:: math.ceil(len(mvs) / MAX_VECTORS)]
-    centre = np.array([frame.width / 2.0, frame.height / 2.0])
-    dst = np.stack([mvs["dst_x"], mvs["dst_y"]], 1).astype(np.float64) - centre
-    scale = np.maximum(mvs["motion_scale"], 1).astype(np.float64)
-    shift = np.stack([mvs["motion_x"] / scale, mvs["motion_y"] / scale], 1)
-    weight = mvs["w"].astype(np.float64) * mvs["h"].astype(np.float64)
-    return dst, dst + shift, weight
+    dst = np.empty((len(mvs), 2))
+    dst[:, 0] = mvs["dst_x"] - frame.width / 2.0
+    dst[:, 1] = mvs["dst_y"] - frame.height / 2.0
+    scale = np.maximum(mvs["motion_scale"], 1)
+    src = dst.copy()
+    src[:, 0] += mvs["motion_x"] / scale
+    src[:, 1] += mvs["motion_y"] / scale
+    weight = mvs["w"] * mvs["h"].astype(np.float64)
+    return dst, src, weight
 
 
 def gray_small(frame: Any) -> np.ndarray:
@@ -316,7 +210,7 @@ class MotionProbe:
         self.samples: list[MotionSample] = []
         self.mode: str | None = None  # "mvs" or "flow", decided by the first frames
         self._keys = self._bare = 0  # keyframes / inter frames seen without vectors
-        self._ref: float | None = None  # time of the last I/P frame
+        self._refs: list[float] = []  # times of the last I/P frames, the latest last
         self._last: float | None = None
         self._due = -math.inf
         self._anchor: tuple[float, np.ndarray] | None = None
@@ -324,7 +218,7 @@ class MotionProbe:
     def __call__(self, frame: Any) -> None:
         t = float(self.clock(frame))
         if self._last is not None and t <= self._last:
-            self._ref, self._anchor, self._due = None, None, -math.inf
+            self._refs, self._anchor, self._due = [], None, -math.inf
             self.samples = [s for s in self.samples if s.time < t]
         self._last = t
         kind = int(frame.pict_type)
@@ -333,12 +227,12 @@ class MotionProbe:
         if self.mode == "flow":
             self._flow(frame, t)
             return
-        if kind == _P and self._ref is not None and t >= self._due and t - self._ref <= MAX_GAP:
+        if kind == _P and self._refs and t >= self._due and t - self._refs[-1] <= MAX_GAP:
             vectors = motion_vectors(frame)
             if vectors is not None:
-                self._add(vectors, (frame.width, frame.height), t, t - self._ref, "mvs")
+                self._add(vectors, (frame.width, frame.height), t, t - self._refs[-1], "mvs")
         if kind in (_I, _P):
-            self._ref = t
+            self._refs = [*self._refs[-(REFS - 1) :], t]
 
     def _decide(self, frame: Any) -> None:
         """Motion vectors when the codec exports them; the flow once three inter frames came
@@ -384,10 +278,39 @@ class MotionProbe:
         if inliers < MIN_INLIERS or dt <= 0:
             return
         sample = to_sample(params, inliers, (float(size[0]), float(size[1])), t, dt, source)
+        if source == "mvs":
+            sample = self._older_reference(sample)
         for _ in range(self.rot_k):  # np.rot90 turns (dx, dy) into (dy, -dx)
             sample = _rot90(sample)
         self.samples.append(sample)
         self._due = t + self.every
+
+    def _older_reference(self, s: MotionSample) -> MotionSample:
+        """A P-frame predicted whole from an older I/P frame than the last reads k times too
+        fast. When the reading is a spike over the previous sample (under 0.5 s before) and
+        the reading over an older reference's distance matches that sample, take that one.
+        (Only ever slower: the last I/P frame is the nearest reference there is.)"""
+        prev = self.samples[-1] if self.samples else None
+        if prev is None or prev.source != "mvs" or s.time - prev.time > 0.5:
+            return s
+        now, before = _rates(s), _rates(prev)
+        if np.abs(now).sum() < 1.8 * np.abs(before).sum():
+            return s
+        for ref in reversed(self._refs[:-1]):
+            dt = s.time - ref
+            if dt > 2 * MAX_GAP:
+                break
+            f = s.dt / dt
+            if np.abs(now * f - before).sum() <= 0.25 * np.abs(before).sum() + 0.01:
+                return MotionSample(
+                    s.time, dt, s.vx * f, s.vy * f, s.zoom * f, s.roll * f, s.inliers, s.source
+                )
+        return s
+
+
+def _rates(s: MotionSample) -> np.ndarray:
+    """The rates as edge speeds in frame units per second (zoom and roll at half a frame)."""
+    return np.array([s.vx, s.vy, s.zoom / 2, s.roll / 2])
 
 
 def _rot90(s: MotionSample) -> MotionSample:
