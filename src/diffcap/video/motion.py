@@ -28,6 +28,7 @@ decoded frames about :data:`FLOW_SPAN` apart, scaled to 96 pixels high. At most
 
 from __future__ import annotations
 
+import gc
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,8 @@ PATCH = 32
 #: The flow compares frames at least this far apart (seconds): a slow pan moves a few pixels
 #: (phase correlation's sub-pixel estimate is biased towards whole pixels).
 FLOW_SPAN = 0.1
+#: Full garbage collections: one per this many frames whose vectors were read.
+COLLECT_EVERY = 16
 #: I/P frames remembered as the references a P-frame may have used.
 REFS = 4
 #: Keyframes in a row without any inter frame that make a video intra-only (flow).
@@ -210,12 +213,20 @@ class MotionProbe:
         self.samples: list[MotionSample] = []
         self.mode: str | None = None  # "mvs" or "flow", decided by the first frames
         self._keys = self._bare = 0  # keyframes / inter frames seen without vectors
+        self._touched = 0  # frames whose side data was read since the last collection
         self._refs: list[float] = []  # times of the last I/P frames, the latest last
         self._last: float | None = None
         self._due = -math.inf
         self._anchor: tuple[float, np.ndarray] | None = None
 
     def __call__(self, frame: Any) -> None:
+        if self._touched >= COLLECT_EVERY:
+            # PyAV's side-data container and its frame refer to each other: a frame whose
+            # vectors were read is freed only by the garbage collector, and the reader keeps
+            # it long enough for it to reach the oldest generation. Left alone, such frames
+            # pile up (~1 MB each at 720p; the decoder then keeps allocating new buffers).
+            gc.collect()
+            self._touched = 0
         t = float(self.clock(frame))
         if self._last is not None and t <= self._last:
             self._refs, self._anchor, self._due = [], None, -math.inf
@@ -223,11 +234,13 @@ class MotionProbe:
         self._last = t
         kind = int(frame.pict_type)
         if self.mode is None:
+            self._touched += 1
             self._decide(frame)
         if self.mode == "flow":
             self._flow(frame, t)
             return
         if kind == _P and self._refs and t >= self._due and t - self._refs[-1] <= MAX_GAP:
+            self._touched += 1
             vectors = motion_vectors(frame)
             if vectors is not None:
                 self._add(vectors, (frame.width, frame.height), t, t - self._refs[-1], "mvs")

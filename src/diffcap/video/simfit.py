@@ -57,7 +57,7 @@ def _consensus(
     shift = complex(np.median(d.real), np.median(d.imag))  # a plain shift is always tried
     m, t = np.append(m, 1.0), np.append(t, shift)
     near = np.abs(m[:, None] * zp[None] + t[:, None] - zq[None]) < tol
-    best = int(np.argmax(near @ w0))
+    best = int(np.argmax((near * w0).sum(1)))  # (no BLAS: its threads spin)
     return complex(m[best]), complex(t[best]), near[best]
 
 
@@ -122,7 +122,7 @@ def nearest_reference(
     zp, zq = _complex(dst), _complex(src)
     w0 = weight.astype(np.float64)
     m, t = _solve(zp, zq, w0)
-    easy = float(w0 @ (np.abs(m * zp + t - zq) < tol)) / float(w0.sum())
+    easy = float((w0 * (np.abs(m * zp + t - zq) < tol)).sum()) / float(w0.sum())
     if easy >= CLEAN:  # (most frames of a steady shot: nothing to set aside)
         return _params(m, t), easy
     if easy >= EASY:
