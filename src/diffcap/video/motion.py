@@ -49,8 +49,9 @@ PATCH = 32
 #: The flow compares frames at least this far apart (seconds): a slow pan moves a few pixels
 #: (phase correlation's sub-pixel estimate is biased towards whole pixels).
 FLOW_SPAN = 0.1
-#: Full garbage collections: one per this many frames whose vectors were read.
-COLLECT_EVERY = 16
+#: A full garbage collection per this many bytes of frames whose vectors were read (see
+#: :meth:`MotionProbe.__call__`): at most this much is held for that reason.
+COLLECT_BYTES = 64 * 2**20
 #: I/P frames remembered as the references a P-frame may have used.
 REFS = 4
 #: Keyframes in a row without any inter frame that make a video intra-only (flow).
@@ -213,18 +214,19 @@ class MotionProbe:
         self.samples: list[MotionSample] = []
         self.mode: str | None = None  # "mvs" or "flow", decided by the first frames
         self._keys = self._bare = 0  # keyframes / inter frames seen without vectors
-        self._touched = 0  # frames whose side data was read since the last collection
+        self._touched = 0  # bytes of frames whose side data was read since the last collection
         self._refs: list[float] = []  # times of the last I/P frames, the latest last
         self._last: float | None = None
         self._due = -math.inf
         self._anchor: tuple[float, np.ndarray] | None = None
 
     def __call__(self, frame: Any) -> None:
-        if self._touched >= COLLECT_EVERY:
+        if self._touched >= COLLECT_BYTES:
             # PyAV's side-data container and its frame refer to each other: a frame whose
             # vectors were read is freed only by the garbage collector, and the reader keeps
             # it long enough for it to reach the oldest generation. Left alone, such frames
-            # pile up (~1 MB each at 720p; the decoder then keeps allocating new buffers).
+            # pile up (1.4 MB each at 720p); a full collection costs milliseconds in a big
+            # process, so it runs once per COLLECT_BYTES of such frames.
             gc.collect()
             self._touched = 0
         t = float(self.clock(frame))
@@ -234,13 +236,13 @@ class MotionProbe:
         self._last = t
         kind = int(frame.pict_type)
         if self.mode is None:
-            self._touched += 1
+            self._touched += _frame_bytes(frame)
             self._decide(frame)
         if self.mode == "flow":
             self._flow(frame, t)
             return
         if kind == _P and self._refs and t >= self._due and t - self._refs[-1] <= MAX_GAP:
-            self._touched += 1
+            self._touched += _frame_bytes(frame)
             vectors = motion_vectors(frame)
             if vectors is not None:
                 self._add(vectors, (frame.width, frame.height), t, t - self._refs[-1], "mvs")
@@ -319,6 +321,11 @@ class MotionProbe:
                     s.time, dt, s.vx * f, s.vy * f, s.zoom * f, s.roll * f, s.inliers, s.source
                 )
         return s
+
+
+def _frame_bytes(frame: Any) -> int:
+    """About what a decoded 8-bit 4:2:0 frame holds."""
+    return int(frame.width * frame.height * 3 // 2)
 
 
 def _rates(s: MotionSample) -> np.ndarray:
