@@ -167,6 +167,12 @@ class KeyframeConfig(_Section):
         description="Refuse, with one line, a video whose frames have more pixels than this "
         "(bounds memory per worker; 8K is 35.4 M); none: no limit",
     )
+    camera_motion: bool = Field(
+        True,
+        description="Measure the camera's motion (pan, tilt, zoom, roll, static, shake) per "
+        "keyframe interval from codec motion vectors of the frames decoded anyway "
+        "(docs/camera.md)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -296,6 +302,12 @@ class CaptionConfig(_Section):
         le=100_000,
         description="Parallel segments: about this many keyframes per segment (cut at the "
         "largest visual breaks).",
+    )
+    camera_facts: bool = Field(
+        True,
+        description="State the measured camera motion (keyframes.camera_motion) as a fact in "
+        "the differential and summary prompts of templates that use {camera} (diffcap's do; "
+        "the released sharecaptioner format does not)",
     )
 
 

@@ -114,6 +114,40 @@ class VideoInfo:
 
 
 @dataclass(frozen=True)
+class CameraMotion:
+    """The camera's motion over one keyframe interval (see :mod:`diffcap.keyframes.camera`).
+
+    ``label``: static, pan_left, pan_right, tilt_up, tilt_down, zoom_in, zoom_out, roll or
+    shake; ``magnitude``: slow, moderate or fast (None for static). Rates per second:
+    ``pan`` frame widths (+ right), ``tilt`` frame heights (+ up), ``zoom`` log scale (+ in),
+    ``roll`` degrees (+ counter-clockwise), ``shake`` mean jitter speed in frame units.
+    """
+
+    label: str
+    magnitude: str | None
+    pan: float = 0.0
+    tilt: float = 0.0
+    zoom: float = 0.0
+    roll: float = 0.0
+    shake: float = 0.0
+    samples: int = 0
+    source: str = "mvs"
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("pan", "tilt", "zoom", "roll", "shake"):
+            d[k] = round(d[k], 4)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any] | None) -> CameraMotion | None:
+        if not d:
+            return None
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+@dataclass(frozen=True)
 class Keyframe:
     """One selected keyframe. ``file`` is relative to the keyframes.json that lists it."""
 
@@ -121,15 +155,29 @@ class Keyframe:
     time: float
     pts: int
     file: str | None = None
+    #: The camera's motion from the previous keyframe to this one (None: not measured).
+    camera: CameraMotion | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"idx": self.idx, "time": round(self.time, 6), "pts": self.pts, "file": self.file}
+        d: dict[str, Any] = {
+            "idx": self.idx,
+            "time": round(self.time, 6),
+            "pts": self.pts,
+            "file": self.file,
+        }
+        if self.camera is not None:
+            d["camera"] = self.camera.to_json()
+        return d
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Keyframe:
         """Inverse of :meth:`to_json`; ``pts`` is -1 when the source did not store it."""
         return cls(
-            idx=int(d["idx"]), time=float(d["time"]), pts=int(d.get("pts", -1)), file=d.get("file")
+            idx=int(d["idx"]),
+            time=float(d["time"]),
+            pts=int(d.get("pts", -1)),
+            file=d.get("file"),
+            camera=CameraMotion.from_json(d.get("camera")),
         )
 
 
@@ -222,9 +270,7 @@ class VideoRecord:
             "video_id": self.video_id,
             "video_path": self.video_path,
             "duration": round(self.duration, 6),
-            "keyframes": [
-                {"idx": k.idx, "time": round(k.time, 6), "file": k.file} for k in self.keyframes
-            ],
+            "keyframes": [_record_keyframe(k) for k in self.keyframes],
             "captions": [c.to_json() for c in self.captions],
             "mode": self.mode,
             "provenance": self.provenance,
@@ -262,3 +308,11 @@ class VideoRecord:
             ),
             extra={k: v for k, v in d.items() if k not in known},
         )
+
+
+def _record_keyframe(k: Keyframe) -> dict[str, Any]:
+    """A keyframe as a record lists it (no PTS; ``camera`` only when measured)."""
+    d: dict[str, Any] = {"idx": k.idx, "time": round(k.time, 6), "file": k.file}
+    if k.camera is not None:
+        d["camera"] = k.camera.to_json()
+    return d

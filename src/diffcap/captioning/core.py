@@ -22,6 +22,7 @@ from typing import Any
 
 from diffcap import __version__
 from diffcap.captioning.calls import Caller, KeyframeImages, Span, generation_options
+from diffcap.captioning.camera_facts import camera_summary, facts_used
 from diffcap.captioning.fast import caption_fast
 from diffcap.captioning.segments import (
     caption_segments,
@@ -74,7 +75,7 @@ def record_keyframes(kset: Any, records_dir: Path | None) -> list[Keyframe]:
                 if records_dir is not None
                 else str(target)
             )
-        out.append(Keyframe(idx=kf.idx, time=kf.time, pts=kf.pts, file=file))
+        out.append(Keyframe(idx=kf.idx, time=kf.time, pts=kf.pts, file=file, camera=kf.camera))
     return out
 
 
@@ -184,7 +185,10 @@ async def _slide_with_summary(
 ) -> list[Caption]:
     layout = resolve_pair_layout(cfg, backend, v.templates)
     prov["pair_layout"] = layout
-    chain = Chain(v.keyframes, v.images, v.caller, v.templates, layout, v.span)
+    facts = cfg.camera_facts and facts_used(v.keyframes, v.templates)
+    if facts:
+        prov["camera_facts"] = True  # (exports render training prompts the same way)
+    chain = Chain(v.keyframes, v.images, v.caller, v.templates, layout, v.span, bool(facts))
     n = len(v.keyframes)
     breaks: list[float] | None = None
 
@@ -202,7 +206,13 @@ async def _slide_with_summary(
         captions = await chain.run(0, n)
     if summary.enabled:
         final, tree = await summarize_tree(
-            captions, v.caller, v.templates, span=v.span, model=summary.model, breaks=visual
+            captions,
+            v.caller,
+            v.templates,
+            span=v.span,
+            model=summary.model,
+            breaks=visual,
+            variables={"camera": camera_summary(v.keyframes) if facts else ""},
         )
         captions.append(final)
         if tree is not None:

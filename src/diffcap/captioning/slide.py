@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from diffcap.captioning.calls import Caller, KeyframeImages, Span
+from diffcap.captioning.camera_facts import camera_fact
 from diffcap.captioning.fit import ask_with_previous
 from diffcap.config import CaptionConfig
 from diffcap.errors import ContextExceeded
@@ -65,6 +66,8 @@ class Chain:
     templates: Any
     layout: PairLayout
     span: Span
+    #: State each interval's measured camera motion in ``{camera}`` (caption.camera_facts).
+    camera_facts: bool = False
 
     def common(self) -> dict[str, Any]:
         return {"num_frames": len(self.keyframes), **self.span.variables()}
@@ -102,6 +105,7 @@ class Chain:
                 time=cur.time,
                 previous=text,
                 layout=self.layout,
+                camera=camera_fact(prev, cur) if self.camera_facts else "",
                 **common,
             )
 
@@ -135,7 +139,9 @@ async def caption_slide(
     *,
     layout: PairLayout,
     span: Span,
+    camera_facts: bool = False,
 ) -> list[Caption]:
-    """The differential captions ``"0"``, ``"1"``, ... in keyframe order (one chain)."""
-    chain = Chain(keyframes, images, caller, templates, layout, span)
+    """The differential captions ``"0"``, ``"1"``, ... in keyframe order (one chain);
+    ``camera_facts``: each prompt's ``{camera}`` states the interval's measured camera motion."""
+    chain = Chain(keyframes, images, caller, templates, layout, span, camera_facts)
     return await chain.run(0, len(keyframes))

@@ -256,13 +256,16 @@ async def summarize_tree(
     model: str | None = None,
     breaks: Callable[[], Awaitable[Sequence[float]]] | None = None,
     single: str = "summary",
+    variables: dict[str, Any] | None = None,
 ) -> tuple[Caption, dict[str, Any] | None]:
     """The caption of ``span`` (idx ``"-1"``) and, when it took more than one request, the
     tree (:func:`tree_json`). ``single`` names the template of the one-request case
     (``summary``, or ``clip_summary`` for clip summaries); ``breaks()`` gives the score of
-    the break after each caption, asked only when a tree is needed (default: time gaps)."""
+    the break after each caption, asked only when a tree is needed (default: time gaps).
+    ``variables``: more variables of the one-request template (e.g. ``camera`` facts)."""
+    more = {"camera": "", **(variables or {})}
     prompt = templates[single].render(
-        timeline=list(captions), num_frames=len(captions), **span.variables()
+        timeline=list(captions), num_frames=len(captions), **more, **span.variables()
     )
     if await caller.ensure_fits(prompt):
         try:

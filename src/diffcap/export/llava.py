@@ -33,6 +33,7 @@ from typing import Any
 from PIL import Image
 
 from diffcap.captioning.calls import Span
+from diffcap.captioning.camera_facts import camera_fact, camera_summary
 from diffcap.captioning.fast import frame_label
 from diffcap.captioning.images import (
     encode_jpeg,
@@ -212,6 +213,7 @@ def slide_items(rec: VideoRecord, ts: Any, images: ImageWriter) -> Iterator[dict
             time=kfs[k].time,
             previous=diffs[k - 1].content,
             layout=opts.pair_layout,
+            camera=camera_fact(kfs[k - 1], kfs[k]) if _facts(rec) else "",
             **common,
         )
         yield _item(rec, "slide", k, prompt, diffs[k].content, image)
@@ -263,8 +265,17 @@ def summary_items(rec: VideoRecord, ts: Any) -> Iterator[dict]:
     diffs = rec.differential
     if not diffs or rec.summary is None:
         return
-    prompt = ts["summary"].render(timeline=list(diffs), num_frames=len(diffs), **_span_vars(rec))
+    camera = camera_summary(rec.keyframes) if _facts(rec) else ""
+    prompt = ts["summary"].render(
+        timeline=list(diffs), num_frames=len(diffs), camera=camera, **_span_vars(rec)
+    )
     yield _item(rec, "summary", 0, prompt, rec.summary.content, None)
+
+
+def _facts(rec: VideoRecord) -> bool:
+    """Whether the record's prompts stated the measured camera motion (so the training
+    prompts do too, as inference rendered them)."""
+    return bool((rec.provenance or {}).get("camera_facts"))
 
 
 def llava_items(

@@ -25,7 +25,14 @@ from diffcap.fsutil import temp_path
 
 __all__ = ["RECORD_SCHEMA", "parquet_row", "write_parquet"]
 
-_KEYFRAME = pa.struct([("idx", pa.int32()), ("time", pa.float64()), ("file", pa.string())])
+#: A keyframe's measured camera motion (null where not measured; see docs/camera.md).
+_CAMERA = pa.struct(
+    [("label", pa.string()), ("magnitude", pa.string())]
+    + [(k, pa.float64()) for k in ("pan", "tilt", "zoom", "roll", "shake")]
+)
+_KEYFRAME = pa.struct(
+    [("idx", pa.int32()), ("time", pa.float64()), ("file", pa.string()), ("camera", _CAMERA)]
+)
 _CAPTION = pa.struct(
     [
         ("idx", pa.string()),
@@ -89,7 +96,12 @@ def parquet_row(rec: dict[str, Any]) -> dict[str, Any]:
         "duration": rec.get("duration"),
         "mode": rec.get("mode"),
         "keyframes": [
-            {"idx": k.get("idx"), "time": k.get("time"), "file": k.get("file")}
+            {
+                "idx": k.get("idx"),
+                "time": k.get("time"),
+                "file": k.get("file"),
+                "camera": _camera(k),
+            }
             for k in rec.get("keyframes") or []
         ],
         "captions": [
@@ -136,6 +148,13 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
         ).select(RECORD_SCHEMA.names)
     except (ValueError, pa.ArrowInvalid):
         return pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
+
+
+def _camera(keyframe: dict[str, Any]) -> dict[str, Any] | None:
+    cam = keyframe.get("camera")
+    if not cam:
+        return None
+    return {k: cam.get(k) for k in ("label", "magnitude", "pan", "tilt", "zoom", "roll", "shake")}
 
 
 def write_parquet(

@@ -9,13 +9,16 @@ One entry per video (or per clip span when the record has one)::
 ``num_frames``, ``fps`` and the size come from probing the video file; ``start``/``end`` are
 the part of the video the caption describes (the record's ``span``, else its summary's
 start/end, else the whole video; see :func:`~diffcap.export.records.record_span`) and
-``num_frames`` and ``frame_idx`` cover it. A record whose video is missing or unreadable is
+``num_frames`` and ``frame_idx`` cover it. Records with measured camera motion (see
+docs/camera.md) add ``"camera": [{"start", "end", "label", "magnitude"}]`` per keyframe
+interval inside the span. A record whose video is missing or unreadable is
 skipped (counted in the summary line) and the others are still written. ``path`` is
 relative to the output file's folder (or absolute with ``--absolute-paths``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -57,7 +60,26 @@ def t2v_row(rec: VideoRecord, video: Path, info: VideoInfo, path: str) -> dict[s
         "resolution": {"height": info.height, "width": info.width},
         "frame_idx": f"{first}:{last}",
         "video_id": rec.video_id,
+        **_camera(rec, start, end),
     }
+
+
+def _camera(rec: VideoRecord, start: float, end: float) -> dict[str, Any]:
+    """``{"camera": [{start, end, label, magnitude}]}``: the measured camera motion of the
+    keyframe intervals inside ``[start, end]`` (camera-control conditioning); nothing when
+    the record has none."""
+    kfs = rec.keyframes
+    moves = [
+        {
+            "start": round(a.time, 6),
+            "end": round(b.time, 6),
+            "label": b.camera.label,
+            "magnitude": b.camera.magnitude,
+        }
+        for a, b in itertools.pairwise(kfs)
+        if b.camera is not None and a.time >= start - 1e-6 and b.time <= end + 1e-6
+    ]
+    return {"camera": moves} if moves else {}
 
 
 def write_t2v(source: RecordSource, out: Path, opts: ExportOptions) -> ExportResult:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from diffcap.config import KeyframeConfig
 from diffcap.embed import ImageEmbedder, get_image_embedder
+from diffcap.keyframes.camera import camera_for_keyframes
 from diffcap.keyframes.changes import ChangeWatch, watched_targets
 from diffcap.keyframes.cuts import detect_cuts
 from diffcap.keyframes.cuts import load_model as load_cut_model
@@ -44,6 +45,7 @@ from diffcap.timeline import Frame, Keyframe, VideoInfo
 from diffcap.video import open_video
 from diffcap.video.base import VideoSource
 from diffcap.video.lazyframe import LazyFrame
+from diffcap.video.motion import MotionProbe
 from diffcap.video.probe import MAX_PIXELS
 from diffcap.video.pyav import PyAVSource
 
@@ -117,9 +119,21 @@ def thresholds(cfg: KeyframeConfig, emb: ImageEmbedder) -> tuple[float, float]:
     return threshold, max(threshold, cut)
 
 
-def open_sampler(path: str | Path, max_pixels: int | None = MAX_PIXELS) -> VideoSource:
-    """The reader of the sampling pass (see :data:`SAMPLING_THREADS`)."""
-    return PyAVSource(path, threads=SAMPLING_THREADS, max_pixels=max_pixels)
+def open_sampler(
+    path: str | Path, max_pixels: int | None = MAX_PIXELS, export_mvs: bool = False
+) -> VideoSource:
+    """The reader of the sampling pass (see :data:`SAMPLING_THREADS`); ``export_mvs``: with
+    codec motion vectors exported (see :func:`camera_probe`)."""
+    return PyAVSource(path, threads=SAMPLING_THREADS, max_pixels=max_pixels, export_mvs=export_mvs)
+
+
+def camera_probe(src: VideoSource, cfg: KeyframeConfig) -> MotionProbe | None:
+    """A :class:`MotionProbe` tapping every frame ``src`` decodes (``camera_motion``)."""
+    if not cfg.camera_motion or not isinstance(src, PyAVSource):
+        return None
+    probe = MotionProbe(src.time_of, rot_k=src.rotation // 90)
+    src.tap(probe)
+    return probe
 
 
 def extract_keyframes(
@@ -145,7 +159,8 @@ def extract_keyframes(
     threshold, cut_threshold = thresholds(cfg, emb)
     vid = video_id or make_video_ids([path])[0]
     directory = Path(out_dir) / vid if out_dir is not None else None
-    with open_sampler(path, max_pixels=cfg.max_pixels) as src:
+    with open_sampler(path, max_pixels=cfg.max_pixels, export_mvs=cfg.camera_motion) as src:
+        probe = camera_probe(src, cfg)
         info = src.info()
         start, end, truncated = plan_window(info, cfg)
         if truncated:
@@ -157,6 +172,9 @@ def extract_keyframes(
         # inside: queued writes still read decoded frames of this source
         kset = _assemble(run, path, vid, info, emb, cfg, threshold, (start, end), truncated)
         kset.damaged = damage_seen(readers, info)
+    if probe is not None:
+        kset.keyframes = camera_for_keyframes(kset.keyframes, probe.samples)
+        kset.extra["camera_motion"] = {"source": probe.mode, "samples": len(probe.samples)}
     if directory is not None:
         kset.write_json(directory / "keyframes.json")
     log.info(

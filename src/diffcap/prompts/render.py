@@ -43,10 +43,10 @@ SPAN_VARIABLES = frozenset({"start", "end", "duration", "video_duration", "scope
 VARIABLES: dict[str, frozenset[str]] = {
     "first_frame": frozenset({"index", "time", "num_frames"}) | SPAN_VARIABLES,
     "differential": frozenset(
-        {"prev_index", "prev_time", "index", "time", "previous", "layout", "num_frames"}
+        {"prev_index", "prev_time", "index", "time", "previous", "layout", "num_frames", "camera"}
     )
     | SPAN_VARIABLES,
-    "summary": frozenset({"timeline", "num_frames"}) | SPAN_VARIABLES,
+    "summary": frozenset({"timeline", "num_frames", "camera"}) | SPAN_VARIABLES,
     "fast": frozenset({"num_frames", "times", "layout"}) | SPAN_VARIABLES,
     "clip_summary": frozenset({"timeline", "num_frames"}) | SPAN_VARIABLES,
     # The summary tree (long videos): one part's captions, then parts' captions merged.
@@ -57,6 +57,10 @@ VARIABLES: dict[str, frozenset[str]] = {
     "recaption": frozenset({"text"}),
     "short_caption": frozenset({"duration"}),
 }
+
+#: Variables a caller may leave out, and what they read as then: ``camera`` is the measured
+#: camera motion as a fact (:mod:`diffcap.captioning.camera_facts`), empty when none.
+OPTIONAL_VARIABLES: dict[str, str] = {"camera": ""}
 
 #: Seconds within which a window's bounds count as the file's own (float noise, rounding).
 SPAN_TOLERANCE_S = 0.05
@@ -267,7 +271,7 @@ class Template:
 
     def render(self, **variables: Any) -> str:
         """Fill the placeholders. Extra variables are ignored; missing ones raise."""
-        variables = span_defaults(variables)
+        variables = {**OPTIONAL_VARIABLES, **span_defaults(variables)}
         missing = self.variables - {k for k, v in variables.items() if v is not None}
         if missing:
             raise TemplateError(

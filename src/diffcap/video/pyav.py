@@ -61,6 +61,8 @@ class PyAVSource(Seeking, VideoSource):
     re-decoded stretch again), on the thread that iterates; set it with :meth:`watch`.
     ``peek_keyframes``: when skipping ahead with ``on_decode`` set, first decode each
     indexed keyframe of the skipped stretch alone, so the callback sees them too.
+    ``export_mvs``: have the decoder attach codec motion vectors to each frame (side data
+    ``MOTION_VECTORS``; read by :class:`~diffcap.video.motion.MotionProbe`, see :meth:`tap`).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class PyAVSource(Seeking, VideoSource):
         threads: bool | str = True,
         skip_nonref: bool = True,
         max_pixels: int | None = MAX_PIXELS,
+        export_mvs: bool = False,
     ) -> None:
         self.path = check_path(path)
         self.min_seek_skip = min_seek_skip
@@ -84,6 +87,8 @@ class PyAVSource(Seeking, VideoSource):
             check_size(self._stream, self.path, max_pixels)
             if threads:
                 self._stream.thread_type = "AUTO" if threads is True else threads
+            if export_mvs:  # before the first decode, or the decoder ignores it
+                self._stream.codec_context.options = {"flags2": "+export_mvs"}
             tb = self._stream.time_base
             if tb is None:
                 raise CorruptVideo(self.path, "the video stream declares no time base")
@@ -119,6 +124,8 @@ class PyAVSource(Seeking, VideoSource):
         self.frames_decoded = 0
         self.seeks = 0
         self.on_decode: Callable[[av.VideoFrame], None] | None = None
+        #: Callbacks that see every decoded frame too, for the source's life (see :meth:`tap`).
+        self.taps: list[Callable[[av.VideoFrame], None]] = []
         #: With ``on_decode``: before skipping ahead, decode the keyframes in between alone.
         self.peek_keyframes = False
         self._peek_ok = True  # peeks have landed where the index said
@@ -185,6 +192,17 @@ class PyAVSource(Seeking, VideoSource):
         if callback is not None:
             for f in reversed(self._pending):  # a stack: the oldest frame is last
                 callback(f)
+
+    def tap(self, callback: Callable[[av.VideoFrame], None]) -> None:
+        """Add a callback that sees every decoded frame from now on, like ``on_decode``
+        (first the frames still waiting to be answered), beside it."""
+        self.taps.append(callback)
+        for f in reversed(self._pending):
+            callback(f)
+
+    def time_of(self, frame: av.VideoFrame) -> float:
+        """Seconds of a decoded frame of this source from its first frame."""
+        return self._time(frame)
 
     def lazy(self, frame: av.VideoFrame) -> LazyFrame:
         """A decoded frame of this source (e.g. one seen by ``on_decode``) as a
@@ -270,6 +288,8 @@ class PyAVSource(Seeking, VideoSource):
                 self._learn_gop(f)
             if self.on_decode is not None:
                 self.on_decode(f)
+            for tap in self.taps:
+                tap(f)
         return f
 
     def _learn_gop(self, f: av.VideoFrame) -> None:

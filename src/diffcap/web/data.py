@@ -44,6 +44,7 @@ class KeyframeView:
     time: float
     file: str | None  # relative to the run root ("/"-separated), None when absent
     caption: str | None = None
+    camera: str | None = None  # measured camera motion since the previous keyframe
 
 
 @dataclass
@@ -254,6 +255,7 @@ def _entry_from_record(
                 time=float(k.get("time") or 0.0),
                 file=f,
                 caption=cap.get("content") if cap else None,
+                camera=_camera_badge(k.get("camera")),
             )
         )
     prov = redactor.data(d.get("provenance") or {})
@@ -295,6 +297,14 @@ def _join(base: str, rel: str) -> str:
     when served, so a record cannot point the server outside its run.
     """
     return posixpath.normpath(f"{base}/{rel}" if base else rel)
+
+
+def _camera_badge(camera: Any) -> str | None:
+    """``{"label": "pan_left", "magnitude": "slow"}`` -> ``"pan left · slow"``."""
+    if not isinstance(camera, dict) or not camera.get("label"):
+        return None
+    label = str(camera["label"]).replace("_", " ")
+    return f"{label} · {camera['magnitude']}" if camera.get("magnitude") else label
 
 
 def _clips(d: dict[str, Any], captions: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -73,6 +73,7 @@ def entry_detail(
                 "label": format_time(k.time),
                 "src": kf_src(i, k),
                 "caption": k.caption,
+                "camera": k.camera,
             }
             for i, k in enumerate(e.keyframes)
         ],

@@ -340,6 +340,11 @@
       if (k.src) c.appendChild(thumb(k));
       const body = el("div", "kf-body");
       body.appendChild(el("span", "kf-time", k.label));
+      if (k.camera) {
+        const badge = el("span", "kf-camera", "camera: " + k.camera);
+        badge.title = "camera motion measured since the previous keyframe";
+        body.appendChild(badge);
+      }
       body.appendChild(el("p", "kf-caption", k.caption === null ? "(no caption)" : k.caption));
       c.appendChild(body);
       c.addEventListener("click", () => play(k.time));
