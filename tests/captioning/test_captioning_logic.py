@@ -67,7 +67,7 @@ TIMES = [0.0, 2.5, 4.04, 7.9]
 
 
 def make_kset(tmp_path: Path, size=(96, 64), times=TIMES, duration=9.0) -> FakeKeyframeSet:
-    kdir = tmp_path / "kf" / "vid"
+    kdir = tmp_path / "keyframes" / "vid"  # the layout diffcap writes (exports check it)
     kdir.mkdir(parents=True)
     kfs = []
     for i, t in enumerate(times):
@@ -146,7 +146,7 @@ def test_slide_two_images_chain(tmp_path):
     assert prov["backend"] == "recording" and prov["model"] == "fake-vlm"
     assert prov["pair_layout"] == "two_images" and prov["prompt_preset"] == "sharecaptioner"
     assert prov["templates"]["differential"] == "sharecaptioner/differential@1"
-    assert rec.keyframes[1].file == "kf/vid/" + make_name(1, TIMES[1])
+    assert rec.keyframes[1].file == "keyframes/vid/" + make_name(1, TIMES[1])
 
 
 def make_name(i: int, t: float) -> str:
