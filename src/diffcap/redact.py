@@ -14,14 +14,18 @@ Three kinds of secret are removed:
     redact_data({"api_key": "x", "model": "m"})       # {'api_key': '[redacted]', 'model': 'm'}
     Redactor().data(record)  # the same, secrets looked up once for many records
     install_log_filter()     # every record the CLI logs goes through redact()
+    register_url_secrets("http://u:pw123456@host/v1")   # 'pw123456' is redacted alone too
+    url_credentials("http://u:pw@host/v1")              # ('u', 'pw')
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
@@ -80,6 +84,32 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= MIN_SECRET_LEN:
         with _lock:
             _registered.add(value)
+
+
+def url_credentials(url: str | None) -> tuple[str, str] | None:
+    """(user, password) of a URL with user info (``http://user:pw@host``), else None."""
+    if not url or "@" not in url:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return None
+    if parts.username is None and parts.password is None:
+        return None
+    return parts.username or "", parts.password or ""
+
+
+def register_url_secrets(url: str | None) -> None:
+    """Register the user info of ``url`` (both raw and percent-decoded) as secrets: a
+    server that echoes the password alone, or its Basic auth value, is redacted too."""
+    creds = url_credentials(url)
+    if creds is None:
+        return
+    raw = urllib.parse.urlsplit(url or "").netloc.rpartition("@")[0]
+    plain = urllib.parse.unquote(raw)
+    basic = base64.b64encode(plain.encode()).decode("ascii")  # what Basic auth sends
+    for value in (creds[1], urllib.parse.unquote(creds[1]), raw, plain, basic):
+        register_secret(value)
 
 
 def known_secrets(extra: Iterable[str | None] = ()) -> list[str]:

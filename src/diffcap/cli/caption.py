@@ -94,8 +94,8 @@ def caption(
 ) -> None:
     """Caption VIDEO... into OUT (one JSON record per video), DiffSW by default. Files,
     folders, globs, URLs and manifests are accepted, as by `diffcap run`."""
-    cfg = config_from_params(params)
     run_dir = run_dir_for(out)
+    cfg = config_from_params(params, saved=run_dir / "config.yaml")
     written: list[int] = []
 
     def write_out(store: Any, ids: list[str]) -> None:

@@ -51,7 +51,10 @@ def execute(
 
 def finish(report: Any, *, as_json: bool = False, fail_on_failed: bool = False) -> None:
     """Print the report and exit with its code (1 for failed videos when asked)."""
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.format())
+    from diffcap.redact import redact, redact_data
+
+    text = json.dumps(redact_data(report.to_json()), indent=2) if as_json else report.format()
+    click.echo(redact(text))
     code = report.exit_code
     if code == 0 and fail_on_failed and (report.failed_now or report.bad_inputs_now):
         code = 1
@@ -95,7 +98,7 @@ def run(
     to resume (--max-cost-usd reached, endpoint down, disk full, run directory in use),
     70 internal error (traceback in RUN_DIR/logs/errors.log), 130 interrupted.
     """
-    cfg = config_from_params(params)
+    cfg = config_from_params(params, saved=Path(out) / "config.yaml")
     report = execute(
         ctx,
         "run",
@@ -117,6 +120,7 @@ def run(
 def status(run_dir: str, as_json: bool, max_failures: int) -> None:
     """Show a run's counts per status, failures with reasons, tokens and estimated cost."""
     from diffcap.pipeline.report import format_status, run_status
+    from diffcap.redact import redact_data
 
-    st = run_status(run_dir, max_failures=max_failures or None)
+    st = redact_data(run_status(run_dir, max_failures=max_failures or None))
     click.echo(json.dumps(st, indent=2, default=str) if as_json else format_status(st))

@@ -41,6 +41,7 @@ from diffcap.errors import ModelUnavailable, RequestFailed
 from diffcap.models.base import Backend, ImageInput, ModelRequest, ModelResponse
 from diffcap.models.health import EndpointHealth
 from diffcap.models.openai_wire import (
+    check_url_credentials,
     content_text,
     decode_body,
     describe,
@@ -113,6 +114,7 @@ class OpenAIBackend(Backend):
         self.model = self.cfg.model or DEFAULT_MODEL
         self.api_base = self.cfg.api_base or os.environ.get("OPENAI_BASE_URL") or None
         key = self.cfg.api_key or os.environ.get("OPENAI_API_KEY") or None
+        check_url_credentials(self.api_base, self.cfg.api_key, os.environ.get("OPENAI_API_KEY"))
         if key is None and self.api_base is None:
             # Fail before any request: nothing could ever succeed.
             raise ModelUnavailable(
@@ -134,9 +136,7 @@ class OpenAIBackend(Backend):
         self._guards: set[asyncio.Task] = set()
         self._warned_beams = False
         self._reached = False  # becomes True after the first successful answer
-        self.health = EndpointHealth(
-            self.cfg.give_up_after_s, self.api_base or "https://api.openai.com/v1"
-        )
+        self.health = EndpointHealth(self.cfg.give_up_after_s, display_url(self.api_base))
 
     def preflight(self, timeout_s: float = 2.0) -> None:
         """Fail within ``timeout_s`` when nothing listens at the endpoint (a closed port, a
@@ -284,7 +284,7 @@ class OpenAIBackend(Backend):
                 if not self._reached and is_connect_error(exc):
                     # Never reached the server at all: a setup problem, not a bad request.
                     raise ModelUnavailable(
-                        f"cannot reach the model server at {self.api_base or 'api.openai.com'}"
+                        f"cannot reach the model server at {display_url(self.api_base)}"
                         f" ({exc.message})",
                         hint="start the server or fix --api-base; " + HOW_TO_POINT,
                     ) from exc

@@ -13,7 +13,7 @@ import time
 from contextlib import AbstractContextManager
 from typing import Any
 
-from diffcap.redact import redact, redact_optional
+from diffcap.redact import redact, redact_data, redact_optional
 
 
 class VideoOutcomes:
@@ -36,7 +36,13 @@ class VideoOutcomes:
     ) -> None:
         """Store the record (dict or JSON text) and mark the video done, atomically (one
         transaction); ``duration``/``caption`` update those columns in the same write."""
-        blob = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
+        # Redacted here, the one place records enter the store: captions that echo a key
+        # (a server that repeats its Authorization header) reach no output or export.
+        blob = (
+            redact(record)
+            if isinstance(record, str)
+            else json.dumps(redact_data(record), ensure_ascii=False)
+        )
         now = time.time()
         with self.transaction() as conn:
             conn.execute(
