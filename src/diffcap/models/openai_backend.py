@@ -299,6 +299,7 @@ class OpenAIBackend(Backend):
         # connection/timeout errors) without its parameter transform and response model.
         sent = {"content": body} if isinstance(body, bytes) else {"body": body}
         self.health.raise_if_down()
+        slow = asyncio.get_running_loop().call_later(self.cfg.warn_after_s, self._warn_slow, model)
         try:
             # The SDK's timeout is per read; this bounds the whole request.
             raw = await _within(client.post(_PATH, cast_to=_RAW, **sent), self.cfg.timeout_s + 1.0)
@@ -309,8 +310,19 @@ class OpenAIBackend(Backend):
             if failed is exc:
                 raise
             raise failed from exc
+        finally:
+            slow.cancel()
         self.health.success()
         return parsed
+
+    def _warn_slow(self, model: str) -> None:
+        log.warning(
+            "%s: no answer for %s after %g s; still waiting (timeout %g s, model.warn_after_s)",
+            display_url(self.api_base),
+            model,
+            self.cfg.warn_after_s,
+            self.cfg.timeout_s,
+        )
 
     def _parse(self, data: dict[str, Any], model: str) -> ModelResponse:
         choices = data.get("choices")

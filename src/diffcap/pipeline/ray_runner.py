@@ -18,7 +18,10 @@ flight (two batches per actor). Every actor calls ``stage.setup()`` once. Faults
 an actor that dies (its node lost, a decoder crash, the OOM killer) is restarted up to
 ``engine.ray_max_retries`` times and its batch retried as often; finished model calls
 replay from the request cache, so only calls in flight on the lost node are sent again.
-A batch that still fails is dropped from this invocation: its videos stay pending.
+A batch that still fails is dropped; its videos are then tried once more each alone in its
+batch (so a video that crashes its worker takes no other video with it), and a video lost
+again that way has killed its worker ``2 * (1 + ray_max_retries)`` times: it is failed with
+reason ``worker_crashed`` (the poison-video limit), never left pending forever.
 
 ``engine.ray_address`` joins an existing cluster (the run dir must be on storage every node
 sees); otherwise a local Ray starts with ``max(2, engine.workers)`` CPUs, bound to loopback
@@ -36,7 +39,7 @@ import os
 import socket
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -181,9 +184,17 @@ def plan_pool(
     return PoolPlan(n, n, res.cpus, 0.0, res.concurrency, spread=n > 1)
 
 
-def _map_stage(ray: Any, ds: Any, stage: Stage, plan: PoolPlan, engine: EngineConfig) -> Any:
+def _map_stage(
+    ray: Any, ds: Any, stage: Stage, plan: PoolPlan, engine: EngineConfig, alone: bool = False
+) -> Any:
+    """``alone``: one row per batch and one batch per actor at a time (a row that kills its
+    actor takes no other row with it)."""
+    if alone:
+        plan = replace(plan, batch_size=1)
     compute = ray.data.ActorPoolStrategy(
-        min_size=plan.min_size, max_size=plan.max_size, max_tasks_in_flight_per_actor=2
+        min_size=plan.min_size,
+        max_size=plan.max_size,
+        max_tasks_in_flight_per_actor=1 if alone else 2,
     )
     remote: dict[str, Any] = {
         # Deliberate, not Ray Data's defaults (retry every batch forever): an actor lost
@@ -247,19 +258,44 @@ class RayExecutor(Executor):
         run_dir = Path(stages[0].run_dir).absolute()
         with RowSpool(run_dir) as spool:
             files = spool.write(rows)
-            sent = sum(n for _, n in files)
-            if not sent:
+            if not sum(n for _, n in files):
                 return
-            got = self._stream(files, stages, on_row, control)
-        if got < sent and control.stop_reason() is None:
-            logger.warning(
-                "%d of %d videos did not come back from Ray (their workers kept dying, "
-                "%d tries each); they stay pending: rerun to retry them, and take a video "
-                "that crashes its worker every time out of the inputs",
-                sent - got,
-                sent,
-                1 + self.cfg.engine.ray_max_retries,
+            back = self._stream(files, stages, on_row, control)
+            lost = [r for r in _spooled(files) if r.video_id not in back]
+        if lost and control.stop_reason() is None:
+            self._retry_alone(lost, run_dir, stages, on_row, control)
+
+    def _retry_alone(
+        self,
+        lost: list[VideoRow],
+        run_dir: Path,
+        stages: Sequence[Stage],
+        on_row: Callable[[VideoRow], Any],
+        control: RunControl,
+    ) -> None:
+        """Videos of dropped batches, each alone in its batch: the innocent ones come back;
+        one lost again killed its worker every time (the poison-video limit): failed."""
+        tries = 2 * (1 + self.cfg.engine.ray_max_retries)
+        logger.warning(
+            "%d video(s) did not come back from Ray (their workers kept dying); trying each "
+            "alone in its batch",
+            len(lost),
+        )
+        with RowSpool(run_dir) as spool:
+            back = self._stream(spool.write(lost), stages, on_row, control, alone=True)
+        if control.stop_reason() is not None:
+            return
+        for row in lost:
+            if row.video_id in back:
+                continue
+            row.status, row.stage, row.reason = "failed", "ray", "worker_crashed"
+            row.error = (
+                f"the Ray worker processing this video died {tries} times, {tries // 2} of "
+                "them with no other video in its batch (a decoder crash, the OOM killer); "
+                "rerun with --retry-failed to try it again, or take it out of the inputs"
             )
+            logger.warning("%s: %s", row.video_id, row.error)
+            on_row(row)
 
     def plans(self, ray: Any, stages: Sequence[Stage]) -> list[PoolPlan]:
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
@@ -274,17 +310,23 @@ class RayExecutor(Executor):
         stages: Sequence[Stage],
         on_row: Callable[[VideoRow], Any],
         control: RunControl,
-    ) -> int:
+        *,
+        alone: bool = False,
+    ) -> set[str]:
+        """Run the spooled rows; the ids of the rows that came back. ``alone``: one row per
+        block and per batch (so a row that kills its worker takes no other row with it)."""
         ray = ensure_ray(self.cfg.engine)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our own bar below; Ray's bars fight with tqdm
         ctx.max_errored_blocks = -1  # a batch that keeps failing must not stop the others
         engine = self.cfg.engine
         _refuse_sqlite_across_hosts(ray, stages, engine)
-        ds = ray.data.read_datasource(spool_source(files, engine.ray_rows_per_block))
+        ds = ray.data.read_datasource(
+            spool_source(files, 1 if alone else engine.ray_rows_per_block)
+        )
         for stage, plan in zip(stages, self.plans(ray, stages), strict=True):
-            ds = _map_stage(ray, ds, stage, plan, engine)
-        got = 0
+            ds = _map_stage(ray, ds, stage, plan, engine, alone)
+        back: set[str] = set()
         total = sum(n for _, n in files)
         batches = ds.iter_batches(batch_size=None, batch_format="numpy")
         bar = tqdm(total=total, desc="ray", unit="video", disable=not self.progress)
@@ -292,8 +334,9 @@ class RayExecutor(Executor):
             for batch in batches:
                 for s in batch["row"]:
                     bar.update()
-                    got += 1
-                    on_row(VideoRow.from_json(json.loads(s)))
+                    row = VideoRow.from_json(json.loads(s))
+                    back.add(row.video_id)
+                    on_row(row)
                 if control.stop_reason() is not None:
                     break  # rows not back yet stay pending in the store
         finally:
@@ -302,4 +345,12 @@ class RayExecutor(Executor):
             # not whenever the iterator is collected.
             with contextlib.suppress(Exception):
                 batches.close()
-        return got
+        return back
+
+
+def _spooled(files: list[tuple[str, int]]) -> Iterable[VideoRow]:
+    """The rows written to spool files, read back one at a time."""
+    for path, _ in files:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                yield VideoRow.from_json(json.loads(line))

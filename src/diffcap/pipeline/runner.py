@@ -38,6 +38,7 @@ from diffcap.pipeline.report import RunReport
 from diffcap.pipeline.rows import VideoRow
 from diffcap.pipeline.rundir import NewRunDir, check_model_identity
 from diffcap.redact import install_log_filter, redact
+from diffcap.shutdown import EXIT_TERMINATED, graceful_sigterm
 from diffcap.store import RunStore, VideoEntry
 from diffcap.store.cache import adopt_run_cache, ensure_run_id
 from diffcap.store.db import STATUSES, damaged, damaged_store
@@ -58,6 +59,7 @@ EXIT_CODES: dict[str, int] = {
     "locked": 4,
     "bug": 70,  # an internal error; the traceback is in RUN_DIR/logs/errors.log
     "interrupted": 130,  # Ctrl-C
+    "terminated": EXIT_TERMINATED,  # SIGTERM: the answers in flight were awaited and kept
 }
 EXIT_BUDGET = EXIT_CODES["budget"]
 
@@ -68,7 +70,7 @@ _NOT_IN_RECORDS: dict[str, set[str] | None] = {
     "engine": None,  # None: the whole section
     "output": None,
     "input": None,
-    "model": {"concurrency", "timeout_s", "max_retries", "give_up_after_s"},
+    "model": {"concurrency", "timeout_s", "warn_after_s", "max_retries", "give_up_after_s"},
 }
 
 
@@ -240,7 +242,7 @@ def _run_locked(
     tally = _Tally(store, control, run_dir)
     before = (store.spend(), store.replays())
     # Log lines go above the progress bars instead of through them.
-    with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+    with logging_redirect_tqdm() if progress else contextlib.nullcontext(), graceful_sigterm():
         install_log_filter()  # tqdm's handlers replace the root's, and their filters
         pipeline.run(make_executor(cfg, progress=progress), store, control, tally)
     outputs = write_outputs(run_dir, store, cfg.output)

@@ -23,10 +23,11 @@ import math
 import time
 from typing import Any
 
-from diffcap.errors import BudgetExceeded, RequestFailed
+from diffcap.errors import BudgetExceeded, RequestFailed, RunStopped
 from diffcap.models.base import Backend, ModelRequest, ModelResponse
 from diffcap.models.identity import model_fingerprint
 from diffcap.redact import Redactor
+from diffcap.shutdown import stop_requested
 from diffcap.store.cache import RequestCacheStore
 from diffcap.store.requests import CachedResponse
 from diffcap.timeline import Usage
@@ -168,6 +169,10 @@ class CachedBackend(Backend):
             mine.set_result(None)
 
     async def _send(self, key: str, request: ModelRequest) -> ModelResponse:
+        if stop_requested():  # SIGTERM: answers in flight finish, nothing new is sent
+            raise RunStopped(
+                "terminated", "stopped by SIGTERM before this request was sent", hint="rerun"
+            )
         reserved = self._reserve(request)
         try:
             response = await self.inner.agenerate(request)
