@@ -37,6 +37,7 @@ from diffcap.eval.stages import (
     EvalJob,
     replace_model,
 )
+from diffcap.models.identity import model_fingerprint
 from diffcap.pipeline.rows import VideoRow
 from diffcap.store import RunStore, VideoEntry
 from diffcap.store.cache import adopt_run_cache
@@ -349,8 +350,12 @@ def _bind(store: RunStore, spec: EvalSpec, job: EvalJob) -> dict[str, Any]:
         "n_frames": job.n_frames if job.input_mode == "frames" else None,
         "seed": job.seed,
         "captions": str(spec.captions.resolve()) if spec.captions else None,
+        # a model retrained into the same folder is another model (its answers differ)
+        "model_identity": model_fingerprint(job.model.model) if job.model else None,
     }
     stored = store.get_meta("eval")
+    if stored is not None:  # an eval stored before identities existed is not refused
+        stored = {"model_identity": signature["model_identity"], **stored}
     if stored is not None and stored != signature:
         changed = sorted(k for k in signature if stored.get(k) != signature[k])
         raise ConfigError(
