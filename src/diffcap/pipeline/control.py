@@ -62,8 +62,8 @@ class RunControl:
             self._stop = self._stop or "budget"
 
     def stop_reason(self) -> str | None:
-        if self._stop is None and stop_requested():
-            self._stop = "terminated"
+        if self._stop in (None, "faults") and stop_requested():
+            self._stop = "terminated"  # the rows it deferred are not faults of the world
         if self._stop is None and self._budget_reached():
             self._stop = "budget"
         return self._stop
