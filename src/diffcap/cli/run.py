@@ -96,7 +96,9 @@ def run(
     calls replayed. Exit codes: 0 finished (failed videos are listed, not fatal),
     1 error, 2 bad usage or config, 3 no usable model, 4 stopped with nothing lost, rerun
     to resume (--max-cost-usd reached, endpoint down, disk full, run directory in use),
-    70 internal error (traceback in RUN_DIR/logs/errors.log), 130 interrupted.
+    70 internal error (traceback in RUN_DIR/logs/errors.log), 130 interrupted, 143 stopped by
+    SIGTERM (answers in flight kept). With no --preset or --config, a rerun starts from the
+    run's saved config.yaml.
     """
     cfg = config_from_params(params, saved=Path(out) / "config.yaml")
     report = execute(
