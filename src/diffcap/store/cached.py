@@ -26,7 +26,7 @@ from typing import Any
 from diffcap.errors import BudgetExceeded, RequestFailed, RunStopped
 from diffcap.models.base import Backend, ModelRequest, ModelResponse
 from diffcap.models.identity import model_fingerprint
-from diffcap.redact import Redactor
+from diffcap.redact import Redactor, register_secret, register_url_secrets
 from diffcap.shutdown import stop_requested
 from diffcap.store.cache import RequestCacheStore
 from diffcap.store.requests import CachedResponse
@@ -71,7 +71,7 @@ class CachedBackend(Backend):
         self._reserved = 0.0
         self._costliest = 0.0
         self._identities: dict[str, str | None] = {}
-        self._redactor = Redactor()
+        self._redactor = Redactor(_secrets_of(inner))
 
     def key(self, request: ModelRequest) -> str:
         """The request's cache key: backend, request and the model's identity."""
@@ -242,6 +242,17 @@ class CachedBackend(Backend):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _secrets_of(inner: Backend) -> list[str]:
+    """The inner backend's own credentials (its key, its URL's user info): in a Ray actor or
+    any process where the CLI did not register them, answers that echo them are still
+    redacted."""
+    cfg = getattr(inner, "cfg", None)
+    key, base = getattr(cfg, "api_key", None), getattr(cfg, "api_base", None)
+    register_secret(key)
+    register_url_secrets(base)
+    return [key] if key else []
 
 
 def _check_usage(prompt_tokens: int, completion_tokens: int, cost: float) -> None:
