@@ -265,7 +265,7 @@ def test_sqlite_request_cache_is_refused_across_hosts_not_across_local_nodes(tmp
     _refuse_sqlite_across_hosts(Nodes("10.0.0.1", "10.0.0.2"), [caption], pg.engine)
 
 
-@pytest.mark.timeout(240)  # a pool whose actors die for good would hang Ray Data here
+@pytest.mark.timeout(480)  # a pool whose actors die for good would hang Ray Data here
 def test_a_video_that_kills_its_ray_worker_every_time_does_not_stop_the_others(tmp_path):
     """The dying worker is restarted and its batch retried ``ray_max_retries`` times, then
     dropped; tried alone once more and lost again, the video is failed with its reason
@@ -287,7 +287,7 @@ def test_a_video_that_kills_its_ray_worker_every_time_does_not_stop_the_others(t
     assert "died 4 times" in (poison.error or "")
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_a_poison_video_in_a_batch_of_several_takes_no_other_video_with_it(tmp_path):
     """Rows batched together (a model stage's batch): the poison row's batch is lost whole;
     tried alone, its batch-mates come back and only it is failed."""
