@@ -74,6 +74,12 @@ _PARAM = re.compile(
     re.IGNORECASE,
 )
 
+# Cheap substring checks before each pattern (the patterns scan every position: a caption
+# without any of these words or prefixes skips them). Kept in step with the patterns above.
+_KEY_PREFIXES = ("sk-", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AKIA", "AIza", "eyJ")
+_AUTH_WORDS = ("bearer", "basic", "token", "authori")
+_PARAM_WORDS = ("key", "token", "secret", "passw")
+
 _registered: set[str] = set()
 _lock = threading.Lock()
 
@@ -139,9 +145,14 @@ def _redact(text: str, secrets: list[str]) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     text = scrub_url_userinfo(text)
-    text = _KEYS.sub(REDACTED, text)
-    text = _AUTH.sub(lambda m: m.group("lead") + REDACTED, text)
-    return _PARAM.sub(lambda m: m.group("lead") + REDACTED, text)
+    if any(p in text for p in _KEY_PREFIXES):
+        text = _KEYS.sub(REDACTED, text)
+    lower = text.lower()
+    if any(w in lower for w in _AUTH_WORDS):
+        text = _AUTH.sub(lambda m: m.group("lead") + REDACTED, text)
+    if any(w in lower for w in _PARAM_WORDS):
+        text = _PARAM.sub(lambda m: m.group("lead") + REDACTED, text)
+    return text
 
 
 def redact_optional(text: str | None, extra_secrets: Iterable[str | None] = ()) -> str | None:

@@ -36,13 +36,11 @@ class VideoOutcomes:
     ) -> None:
         """Store the record (dict or JSON text) and mark the video done, atomically (one
         transaction); ``duration``/``caption`` update those columns in the same write."""
-        # Redacted here, the one place records enter the store: captions that echo a key
-        # (a server that repeats its Authorization header) reach no output or export.
-        blob = (
-            redact(record)
-            if isinstance(record, str)
-            else json.dumps(redact_data(record), ensure_ascii=False)
-        )
+        # Captions were redacted as the answers arrived (CachedBackend); the provenance, which
+        # names endpoints and settings, is redacted here, where records enter the store.
+        if isinstance(record, dict) and record.get("provenance"):
+            record = {**record, "provenance": redact_data(record["provenance"])}
+        blob = redact(record) if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
         now = time.time()
         with self.transaction() as conn:
             conn.execute(
