@@ -18,10 +18,10 @@ flight (two batches per actor). Every actor calls ``stage.setup()`` once. Faults
 an actor that dies (its node lost, a decoder crash, the OOM killer) is restarted up to
 ``engine.ray_max_retries`` times and its batch retried as often; finished model calls
 replay from the request cache, so only calls in flight on the lost node are sent again.
-A batch that still fails is dropped; its videos are then tried once more each alone in its
-batch (so a video that crashes its worker takes no other video with it), and a video lost
-again that way has killed its worker ``2 * (1 + ray_max_retries)`` times: it is failed with
-reason ``worker_crashed`` (the poison-video limit), never left pending forever.
+A batch that still fails is dropped; its videos are then tried once more each alone (a
+dataset of one row: a video that crashes its worker takes no other video with it), and a
+video lost again that way has killed its worker ``2 * (1 + ray_max_retries)`` times: it is
+failed with reason ``worker_crashed`` (the poison-video limit), never left pending forever.
 
 ``engine.ray_address`` joins an existing cluster (the run dir must be on storage every node
 sees); otherwise a local Ray starts with ``max(2, engine.workers)`` CPUs, bound to loopback
@@ -39,7 +39,7 @@ import os
 import socket
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -199,17 +199,9 @@ def plan_pool(
     return PoolPlan(n, n, res.cpus, 0.0, res.concurrency, spread=n > 1)
 
 
-def _map_stage(
-    ray: Any, ds: Any, stage: Stage, plan: PoolPlan, engine: EngineConfig, alone: bool = False
-) -> Any:
-    """``alone``: one row per batch and one batch per actor at a time (a row that kills its
-    actor takes no other row with it)."""
-    if alone:
-        plan = replace(plan, batch_size=1)
+def _map_stage(ray: Any, ds: Any, stage: Stage, plan: PoolPlan, engine: EngineConfig) -> Any:
     compute = ray.data.ActorPoolStrategy(
-        min_size=plan.min_size,
-        max_size=plan.max_size,
-        max_tasks_in_flight_per_actor=1 if alone else 2,
+        min_size=plan.min_size, max_size=plan.max_size, max_tasks_in_flight_per_actor=2
     )
     remote: dict[str, Any] = {
         # Deliberate, not Ray Data's defaults (retry every batch forever): an actor lost
@@ -288,25 +280,25 @@ class RayExecutor(Executor):
         on_row: Callable[[VideoRow], Any],
         control: RunControl,
     ) -> None:
-        """Videos of dropped batches, each alone in its batch: the innocent ones come back;
-        one lost again killed its worker every time (the poison-video limit): failed."""
+        """Videos of dropped batches, each alone (a dataset of its own: no batch-mate, no other
+        task on its actor): the innocent ones come back; one lost again killed its worker
+        every time (the poison-video limit): failed."""
         tries = 2 * (1 + self.cfg.engine.ray_max_retries)
         logger.warning(
-            "%d video(s) did not come back from Ray (their workers kept dying); trying each "
-            "alone in its batch",
+            "%d video(s) did not come back from Ray (their workers kept dying); trying each alone",
             len(lost),
         )
-        with RowSpool(run_dir) as spool:
-            back = self._stream(spool.write(lost), stages, on_row, control, alone=True)
-        if control.stop_reason() is not None:
-            return
         for row in lost:
-            if row.video_id in back:
+            if control.stop_reason() is not None:
+                return
+            with RowSpool(run_dir) as spool:
+                back = self._stream(spool.write([row]), stages, on_row, control)
+            if row.video_id in back or control.stop_reason() is not None:
                 continue
             row.status, row.stage, row.reason = "failed", "ray", "worker_crashed"
             row.error = (
                 f"the Ray worker processing this video died {tries} times, {tries // 2} of "
-                "them with no other video in its batch (a decoder crash, the OOM killer); "
+                "them alone (a decoder crash, the OOM killer); "
                 "rerun with --retry-failed to try it again, or take it out of the inputs"
             )
             logger.warning("%s: %s", row.video_id, row.error)
@@ -325,22 +317,17 @@ class RayExecutor(Executor):
         stages: Sequence[Stage],
         on_row: Callable[[VideoRow], Any],
         control: RunControl,
-        *,
-        alone: bool = False,
     ) -> set[str]:
-        """Run the spooled rows; the ids of the rows that came back. ``alone``: one row per
-        block and per batch (so a row that kills its worker takes no other row with it)."""
+        """Run the spooled rows; the ids of the rows that came back."""
         ray = ensure_ray(self.cfg.engine)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our own bar below; Ray's bars fight with tqdm
         ctx.max_errored_blocks = -1  # a batch that keeps failing must not stop the others
         engine = self.cfg.engine
         _refuse_sqlite_across_hosts(ray, stages, engine)
-        ds = ray.data.read_datasource(
-            spool_source(files, 1 if alone else engine.ray_rows_per_block)
-        )
+        ds = ray.data.read_datasource(spool_source(files, engine.ray_rows_per_block))
         for stage, plan in zip(stages, self.plans(ray, stages), strict=True):
-            ds = _map_stage(ray, ds, stage, plan, engine, alone)
+            ds = _map_stage(ray, ds, stage, plan, engine)
         back: set[str] = set()
         total = sum(n for _, n in files)
         batches = ds.iter_batches(batch_size=None, batch_format="numpy")
