@@ -265,11 +265,10 @@ def test_sqlite_request_cache_is_refused_across_hosts_not_across_local_nodes(tmp
     _refuse_sqlite_across_hosts(Nodes("10.0.0.1", "10.0.0.2"), [caption], pg.engine)
 
 
-@pytest.mark.timeout(480)  # a pool whose actors die for good would hang Ray Data here
+@pytest.mark.timeout(240)  # a pool whose actors die for good would hang Ray Data here
 def test_a_video_that_kills_its_ray_worker_every_time_does_not_stop_the_others(tmp_path):
     """The dying worker is restarted and its batch retried ``ray_max_retries`` times, then
-    dropped; tried alone once more and lost again, the video is failed with its reason
-    (the poison-video limit: not pending forever); every other video is done."""
+    dropped: that video stays pending (a rerun retries it), every other video is done."""
     from diffcap.pipeline.ray_runner import RayExecutor
     from diffcap.pipeline.rows import VideoRow
     from support.stages import CrashOn, run_rows
@@ -279,31 +278,5 @@ def test_a_video_that_kills_its_ray_worker_every_time_does_not_stop_the_others(t
     rows[2].caption = "CRASH"
     with ray_cluster.local_ray():
         got = run_rows(RayExecutor, cfg, rows, [CrashOn(cfg, tmp_path)])
-    done = [r for r in got if r.status != "failed"]
-    assert sorted(r.video_id for r in done) == ["v0", "v1", "v3", "v4"]
-    assert all(r.caption == f"c{r.video_id[1:]}:ok" for r in done)
-    (poison,) = [r for r in got if r.status == "failed"]
-    assert (poison.video_id, poison.reason, poison.stage) == ("v2", "worker_crashed", "ray")
-    assert "died 4 times" in (poison.error or "")
-
-
-@pytest.mark.timeout(480)
-def test_a_poison_video_in_a_batch_of_several_takes_no_other_video_with_it(tmp_path):
-    """Rows batched together (a model stage's batch): the poison row's batch is lost whole;
-    tried alone, its batch-mates come back and only it is failed."""
-    from diffcap.pipeline.ray_runner import RayExecutor
-    from diffcap.pipeline.rows import VideoRow
-    from support.stages import CrashOnInBatches, run_rows
-
-    cfg = RunConfig.model_validate(
-        {"engine": {"engine": "ray", "ray_max_retries": 0, "ray_rows_per_block": 3}}
-    )
-    rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption=f"c{i}") for i in range(3)]
-    rows[1].caption = "CRASH"
-    with ray_cluster.local_ray():
-        got = run_rows(RayExecutor, cfg, rows, [CrashOnInBatches(cfg, tmp_path)])
-    assert sorted((r.video_id, r.status, r.caption) for r in got) == [
-        ("v0", "pending", "c0:ok"),
-        ("v1", "failed", "CRASH"),
-        ("v2", "pending", "c2:ok"),
-    ]
+    assert sorted(r.video_id for r in got) == ["v0", "v1", "v3", "v4"]  # v2: still pending
+    assert all(r.caption == f"c{r.video_id[1:]}:ok" for r in got)

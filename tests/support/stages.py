@@ -86,17 +86,6 @@ class CrashOn(Stage):
         return row
 
 
-class CrashOnInBatches(CrashOn):
-    """:class:`CrashOn` as an I/O-style stage: Ray hands it three rows per batch, so a
-    crash loses the whole batch."""
-
-    name = "crash_on_batches"
-
-    @property
-    def resources(self) -> Resources:
-        return Resources(cpus=0.5, concurrency=3)
-
-
 class NoSpend:
     """A store stand-in for ``RunControl`` when an executor runs rows without a run store."""
 

@@ -18,10 +18,7 @@ flight (two batches per actor). Every actor calls ``stage.setup()`` once. Faults
 an actor that dies (its node lost, a decoder crash, the OOM killer) is restarted up to
 ``engine.ray_max_retries`` times and its batch retried as often; finished model calls
 replay from the request cache, so only calls in flight on the lost node are sent again.
-A batch that still fails is dropped; its videos are then tried once more each alone (a
-dataset of one row: a video that crashes its worker takes no other video with it), and a
-video lost again that way has killed its worker ``2 * (1 + ray_max_retries)`` times: it is
-failed with reason ``worker_crashed`` (the poison-video limit), never left pending forever.
+A batch that still fails is dropped from this invocation: its videos stay pending.
 
 ``engine.ray_address`` joins an existing cluster (the run dir must be on storage every node
 sees); otherwise a local Ray starts with ``max(2, engine.workers)`` CPUs, bound to loopback
@@ -265,44 +262,19 @@ class RayExecutor(Executor):
         run_dir = Path(stages[0].run_dir).absolute()
         with RowSpool(run_dir) as spool:
             files = spool.write(rows)
-            if not sum(n for _, n in files):
+            sent = sum(n for _, n in files)
+            if not sent:
                 return
-            back = self._stream(files, stages, on_row, control)
-            lost = [r for r in _spooled(files) if r.video_id not in back]
-        if lost and control.stop_reason() is None:
-            self._retry_alone(lost, run_dir, stages, on_row, control)
-
-    def _retry_alone(
-        self,
-        lost: list[VideoRow],
-        run_dir: Path,
-        stages: Sequence[Stage],
-        on_row: Callable[[VideoRow], Any],
-        control: RunControl,
-    ) -> None:
-        """Videos of dropped batches, each alone (a dataset of its own: no batch-mate, no other
-        task on its actor): the innocent ones come back; one lost again killed its worker
-        every time (the poison-video limit): failed."""
-        tries = 2 * (1 + self.cfg.engine.ray_max_retries)
-        logger.warning(
-            "%d video(s) did not come back from Ray (their workers kept dying); trying each alone",
-            len(lost),
-        )
-        for row in lost:
-            if control.stop_reason() is not None:
-                return
-            with RowSpool(run_dir) as spool:
-                back = self._stream(spool.write([row]), stages, on_row, control)
-            if row.video_id in back or control.stop_reason() is not None:
-                continue
-            row.status, row.stage, row.reason = "failed", "ray", "worker_crashed"
-            row.error = (
-                f"the Ray worker processing this video died {tries} times, {tries // 2} of "
-                "them alone (a decoder crash, the OOM killer); "
-                "rerun with --retry-failed to try it again, or take it out of the inputs"
+            got = self._stream(files, stages, on_row, control)
+        if got < sent and control.stop_reason() is None:
+            logger.warning(
+                "%d of %d videos did not come back from Ray (their workers kept dying, "
+                "%d tries each); they stay pending: rerun to retry them, and take a video "
+                "that crashes its worker every time out of the inputs",
+                sent - got,
+                sent,
+                1 + self.cfg.engine.ray_max_retries,
             )
-            logger.warning("%s: %s", row.video_id, row.error)
-            on_row(row)
 
     def plans(self, ray: Any, stages: Sequence[Stage]) -> list[PoolPlan]:
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
@@ -317,8 +289,7 @@ class RayExecutor(Executor):
         stages: Sequence[Stage],
         on_row: Callable[[VideoRow], Any],
         control: RunControl,
-    ) -> set[str]:
-        """Run the spooled rows; the ids of the rows that came back."""
+    ) -> int:
         ray = ensure_ray(self.cfg.engine)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our own bar below; Ray's bars fight with tqdm
@@ -328,7 +299,7 @@ class RayExecutor(Executor):
         ds = ray.data.read_datasource(spool_source(files, engine.ray_rows_per_block))
         for stage, plan in zip(stages, self.plans(ray, stages), strict=True):
             ds = _map_stage(ray, ds, stage, plan, engine)
-        back: set[str] = set()
+        got = 0
         total = sum(n for _, n in files)
         batches = ds.iter_batches(batch_size=None, batch_format="numpy")
         bar = tqdm(total=total, desc="ray", unit="video", disable=not self.progress)
@@ -336,9 +307,8 @@ class RayExecutor(Executor):
             for batch in batches:
                 for s in batch["row"]:
                     bar.update()
-                    row = VideoRow.from_json(json.loads(s))
-                    back.add(row.video_id)
-                    on_row(row)
+                    got += 1
+                    on_row(VideoRow.from_json(json.loads(s)))
                 if control.stop_reason() is not None:
                     break  # rows not back yet stay pending in the store
         finally:
@@ -347,12 +317,4 @@ class RayExecutor(Executor):
             # not whenever the iterator is collected.
             with contextlib.suppress(Exception):
                 batches.close()
-        return back
-
-
-def _spooled(files: list[tuple[str, int]]) -> Iterable[VideoRow]:
-    """The rows written to spool files, read back one at a time."""
-    for path, _ in files:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                yield VideoRow.from_json(json.loads(line))
+        return got
