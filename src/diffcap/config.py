@@ -214,6 +214,13 @@ class ModelConfig(_Section):
         8, ge=1, le=MAX_CONCURRENCY, description="Model requests in flight overall."
     )
     timeout_s: float = Field(120.0, gt=0, le=86_400, description="Seconds per request.")
+    warn_after_s: float = Field(
+        30.0,
+        gt=0,
+        le=86_400,
+        description="Warn when a request has had no answer for this many seconds (a hung "
+        "server shows long before the timeout).",
+    )
     max_retries: int = Field(6, ge=0, le=100, description="Retries per request.")
     give_up_after_s: float = Field(
         5.0,

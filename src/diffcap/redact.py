@@ -14,14 +14,18 @@ Three kinds of secret are removed:
     redact_data({"api_key": "x", "model": "m"})       # {'api_key': '[redacted]', 'model': 'm'}
     Redactor().data(record)  # the same, secrets looked up once for many records
     install_log_filter()     # every record the CLI logs goes through redact()
+    register_url_secrets("http://u:pw123456@host/v1")   # 'pw123456' is redacted alone too
+    url_credentials("http://u:pw@host/v1")              # ('u', 'pw')
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import re
 import threading
+import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
@@ -70,6 +74,12 @@ _PARAM = re.compile(
     re.IGNORECASE,
 )
 
+# Cheap substring checks before each pattern (the patterns scan every position: a caption
+# without any of these words or prefixes skips them). Kept in step with the patterns above.
+_KEY_PREFIXES = ("sk-", "hf_", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "xox", "AKIA", "AIza", "eyJ")
+_AUTH_WORDS = ("bearer", "basic", "token", "authori")
+_PARAM_WORDS = ("key", "token", "secret", "passw")
+
 _registered: set[str] = set()
 _lock = threading.Lock()
 
@@ -80,6 +90,32 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= MIN_SECRET_LEN:
         with _lock:
             _registered.add(value)
+
+
+def url_credentials(url: str | None) -> tuple[str, str] | None:
+    """(user, password) of a URL with user info (``http://user:pw@host``), else None."""
+    if not url or "@" not in url:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return None
+    if parts.username is None and parts.password is None:
+        return None
+    return parts.username or "", parts.password or ""
+
+
+def register_url_secrets(url: str | None) -> None:
+    """Register the user info of ``url`` (both raw and percent-decoded) as secrets: a
+    server that echoes the password alone, or its Basic auth value, is redacted too."""
+    creds = url_credentials(url)
+    if creds is None:
+        return
+    raw = urllib.parse.urlsplit(url or "").netloc.rpartition("@")[0]
+    plain = urllib.parse.unquote(raw)
+    basic = base64.b64encode(plain.encode()).decode("ascii")  # what Basic auth sends
+    for value in (creds[1], urllib.parse.unquote(creds[1]), raw, plain, basic):
+        register_secret(value)
 
 
 def known_secrets(extra: Iterable[str | None] = ()) -> list[str]:
@@ -109,9 +145,14 @@ def _redact(text: str, secrets: list[str]) -> str:
         if secret in text:
             text = text.replace(secret, REDACTED)
     text = scrub_url_userinfo(text)
-    text = _KEYS.sub(REDACTED, text)
-    text = _AUTH.sub(lambda m: m.group("lead") + REDACTED, text)
-    return _PARAM.sub(lambda m: m.group("lead") + REDACTED, text)
+    if any(p in text for p in _KEY_PREFIXES):
+        text = _KEYS.sub(REDACTED, text)
+    lower = text.lower()
+    if any(w in lower for w in _AUTH_WORDS):
+        text = _AUTH.sub(lambda m: m.group("lead") + REDACTED, text)
+    if any(w in lower for w in _PARAM_WORDS):
+        text = _PARAM.sub(lambda m: m.group("lead") + REDACTED, text)
+    return text
 
 
 def redact_optional(text: str | None, extra_secrets: Iterable[str | None] = ()) -> str | None:

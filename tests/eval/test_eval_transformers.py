@@ -84,3 +84,37 @@ def test_against_a_real_transformers_serve(tiny_llava_server, eval_videos, tmp_p
     assert report.exit_code == 0 and report.counts["scored"] == 2 and report.requests == 2
     scores = json.loads((tmp_path / "out" / "scores.json").read_text())
     assert scores["overall"]["count"] == 2 and scores["model"] == tiny_llava_server.model
+
+
+def test_a_model_retrained_into_the_same_folder_is_another_eval(
+    tiny_llava_dir,  # noqa: F811
+    eval_videos,
+    tmp_path,
+):
+    """Done answers of the old weights must not stand for the new ones: the rerun is
+    refused with what changed (issue 22, item 2)."""
+    import shutil
+
+    from diffcap.errors import ConfigError
+    from support.tiny_llava import retrain_in_place
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llava_dir, model)
+    q = tmp_path / "yes_no.json"
+    q.write_text(json.dumps({"v1": {"speed": [{"question": "Slow?", "answer": "no"}]}}))
+    cfg = RunConfig.model_validate(
+        {
+            "model": {
+                "backend": "transformers",
+                "model": str(model),
+                "device": "cpu",
+                "max_tokens": 4,
+            }
+        }
+    )
+    spec = EvalSpec("tempcompass", q, tmp_path / "out", videos=eval_videos, input_mode="grid")
+    assert run_eval(spec, cfg, progress=False).requests == 1
+    assert run_eval(spec, cfg, progress=False).requests == 0  # same weights: nothing to do
+    retrain_in_place(model)
+    with pytest.raises(ConfigError, match="model_identity"):
+        run_eval(spec, cfg, progress=False)

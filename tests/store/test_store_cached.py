@@ -79,16 +79,20 @@ def test_failure_not_cached(store):
 
 
 def test_budget_stops_new_requests_but_replays(store):
+    """The cap is hard: a request is sent only if the spend so far plus its estimate (the
+    costliest answer yet) stays within the cap."""
     inner = CountingBackend(cost=0.4)
     backend = CachedBackend(inner, store, max_cost_usd=1.0)
     backend.generate(req("a"))
     backend.generate(req("b"))
-    backend.generate(req("c"))  # 0.8 < 1.0 before this one: sent, total 1.2
     with pytest.raises(BudgetExceeded) as exc:
-        backend.generate(req("d"))
+        backend.generate(req("c"))  # 0.8 spent + ~0.4 would pass 1.0: not sent
     assert "--max-cost-usd" in str(exc.value)
+    with pytest.raises(BudgetExceeded):
+        backend.generate(req("d"))
     assert backend.generate(req("a")).cached  # replays stay free and allowed
-    assert inner.calls == ["a", "b", "c"]
+    assert inner.calls == ["a", "b"]
+    assert store.spend()["cost_usd"] <= 1.0
     # A higher cap on a later run goes on.
     assert not CachedBackend(inner, store, max_cost_usd=5.0).generate(req("d")).cached
 

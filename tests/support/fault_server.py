@@ -14,7 +14,8 @@ with usage. Tests script faults::
 Fault kinds: ``rate_limit`` (429, ``retry_after`` seconds in the header), ``server_error``
 (500), ``stall`` (answers only after ``stall_s``, default 30 s: past any client timeout),
 ``drop`` (closes the connection without answering), ``malformed`` (200 with a non-JSON body),
-``status`` (``status`` code with an error body), ``empty`` (200, empty content), ``refusal``
+``status`` (``status`` code with an error body; ``message=`` sets its text, as a server that
+echoes what it got would), ``empty`` (200, empty content), ``refusal``
 (200, content null and a refusal). Several faults passed to one call are used in order, one
 per matching request.
 
@@ -28,7 +29,8 @@ Answers: ``reply=`` callable(body) -> str (default: ``"ok: <first 8 words of the
 ``routed_reply(rules)`` answers by what the prompt contains);
 ``latency=`` seconds added to every answer (a throughput benchmark sets it; 32+ concurrent
 requests cost little: all waiting is asyncio). Usage in answers: prompt_tokens = words in all
-text parts + 10 per image, completion_tokens = words of the answer.
+text parts + 10 per image, completion_tokens = words of the answer; ``usage=`` callable(usage
+dict) -> usage dict replaces it (a server that reports impossible numbers).
 
 Use it standalone (``with FaultServer(latency=0.05) as srv: ... srv.base_url``) or through the
 ``fault_server`` fixture of :mod:`support.servers` (one server per session, reset before and
@@ -58,6 +60,7 @@ class Fault:
     status: int = 500
     retry_after: float | None = None
     stall_s: float = 30.0
+    message: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -134,6 +137,7 @@ class FaultServer:
         #: List ``max_model_len`` (= context_limit) in ``GET /v1/models``, as vLLM does.
         self.advertise_context = False
         self.refused_context = 0
+        self.usage: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self.requests: list[Received] = []
         #: Prompts of the requests answered in full (200 written), in order: what was paid
         #: for. A request in flight when its client died arrived but may not be here.
@@ -203,6 +207,7 @@ class FaultServer:
         self.context_limit = None
         self.advertise_context = False
         self.refused_context = 0
+        self.usage = None
 
     def _pick_fault(self, prompt: str) -> tuple[int, Fault | None]:
         with self._lock:
@@ -343,7 +348,8 @@ class FaultServer:
             )
         elif kind in ("server_error", "status"):
             status = 500 if kind == "server_error" else fault.status
-            await _write(writer, status, {"error": {"message": f"scripted HTTP {status}"}})
+            message = fault.message or f"scripted HTTP {status}"
+            await _write(writer, status, {"error": {"message": message}})
         elif kind == "malformed":
             await _write_raw(writer, 200, b"<html>this is not json", "application/json")
         elif kind == "empty":
@@ -375,10 +381,14 @@ class FaultServer:
         await _write(writer, 400, {"error": {"message": message, "type": "BadRequestError"}})
         return True
 
-    @staticmethod
-    def _completion(body: Any, prompt: str, n_images: int, text: str) -> dict[str, Any]:
+    def _completion(self, body: Any, prompt: str, n_images: int, text: str) -> dict[str, Any]:
         prompt_tokens = len(prompt.split()) + 10 * n_images
         completion_tokens = len(text.split())
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
             "object": "chat.completion",
@@ -393,11 +403,7 @@ class FaultServer:
                     "message": {"role": "assistant", "content": text},
                 }
             ],
-            "usage": {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-            },
+            "usage": self.usage(usage) if self.usage is not None else usage,
         }
 
 

@@ -21,7 +21,14 @@ import pytest
 import diffcap.models.tiny as _tiny
 from diffcap.models.tiny import IMAGE_TOKENS, MODEL_NAME, build_tiny_llava
 
-__all__ = ["IMAGE_TOKENS", "MODEL_NAME", "build_tiny_llava", "cached_tiny_llava", "tiny_llava_dir"]
+__all__ = [
+    "IMAGE_TOKENS",
+    "MODEL_NAME",
+    "build_tiny_llava",
+    "cached_tiny_llava",
+    "retrain_in_place",
+    "tiny_llava_dir",
+]
 
 
 def cached_tiny_llava(cache_root: str | Path | None = None, positions: int = 8192) -> Path:
@@ -50,3 +57,18 @@ def cached_tiny_llava(cache_root: str | Path | None = None, positions: int = 819
 def tiny_llava_dir() -> Path:
     """The tiny LLaVA folder (built once, cached in the temp dir across sessions)."""
     return cached_tiny_llava()
+
+
+def retrain_in_place(folder: Path) -> None:
+    """Save different weights into a copy of the tiny LLaVA (same file names and sizes), as
+    training into the same output folder does."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = Path(folder) / "model.safetensors"
+    weights = load_file(str(path))
+    torch.manual_seed(1)
+    changed = {
+        k: v + 0.5 * torch.randn_like(v) if v.is_floating_point() else v for k, v in weights.items()
+    }
+    save_file(changed, str(path), metadata={"format": "pt"})

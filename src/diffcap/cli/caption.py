@@ -119,7 +119,7 @@ def caption(
     SOURCE, caption a live stream as it plays instead."""
     live = {k: params.pop(k) for k in list(params) if k.startswith("live_")}
     live_opts = {k: params.pop(k) for k in ("summary_every", "from_start", "rtsp_listen")}
-    cfg = config_from_params(params)
+    cfg = config_from_params(params, saved=run_dir_for(out) / "config.yaml")
     if live["live_source"]:
         if videos:
             raise click.UsageError("give either VIDEO... or --live SOURCE, not both")
@@ -133,6 +133,7 @@ def caption(
     if not videos:
         raise click.UsageError("give at least one VIDEO (or --live SOURCE)")
     run_dir = run_dir_for(out)
+    cfg = config_from_params(params, saved=run_dir / "config.yaml")
     written: list[int] = []
 
     def write_out(store: Any, ids: list[str]) -> None:

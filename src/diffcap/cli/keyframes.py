@@ -46,7 +46,7 @@ def keyframes(
     **params: Any,
 ) -> None:
     """Select semantic-aware keyframes of VIDEO... and write them under --out."""
-    cfg = config_from_params(params)
+    cfg = config_from_params(params, saved=out / "config.yaml")
     lines: list[str] = []
 
     def list_outcomes(store: Any, ids: list[str]) -> None:

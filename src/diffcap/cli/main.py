@@ -164,14 +164,15 @@ def main(argv: list[str] | None = None) -> None:
     except DiffcapError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(" ".join(f"error: {exc}".split()), err=True)
+        click.echo(redact(" ".join(f"error: {exc}".split())), err=True)
         sys.exit(exit_code_of(exc))
     except Exception as exc:  # a bug: say so, and where the traceback is
         if debug:
             traceback.print_exc()
         where = _crash_log(exc)
         click.echo(
-            f"internal error (a bug in diffcap): {type(exc).__name__}: {exc}; traceback in {where}",
+            redact(f"internal error (a bug in diffcap): {type(exc).__name__}: {exc}; ")
+            + f"traceback in {where}",
             err=True,
         )
         sys.exit(70)

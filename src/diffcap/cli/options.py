@@ -14,9 +14,11 @@ takes ``--preset``, ``--config`` and ``--set``. Precedence, lowest first:
 
 from __future__ import annotations
 
+import logging
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import click
@@ -180,6 +182,15 @@ _COMMON = (
 )
 
 
+_API_KEY_FILE = click.option(
+    "--api-key-file",
+    "api_key_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Read the API key from this file (first line). Safer than --api-key, which other "
+    "users see in the process list; $DIFFCAP_API_KEY works too.",
+)
+
+
 def config_options(include: Sequence[str] = ALL_FIELDS) -> Callable[[Any], Any]:
     """Decorate a command with ``--preset/--config/--set`` and one option per included
     config field (click parameter name ``section__key``)."""
@@ -198,6 +209,8 @@ def config_options(include: Sequence[str] = ALL_FIELDS) -> Callable[[Any], Any]:
                 metavar="NAME=PATH",
                 help="Replace one prompt template by a file (repeatable).",
             )(func)
+        if "model" in include or "model.api_key" in include:
+            func = _API_KEY_FILE(func)
         for common in reversed(_COMMON):
             func = common(func)
         return func
@@ -205,8 +218,10 @@ def config_options(include: Sequence[str] = ALL_FIELDS) -> Callable[[Any], Any]:
     return apply
 
 
-def config_from_params(params: dict[str, Any]) -> RunConfig:
-    """The RunConfig from a command's parameters; pops every config parameter it uses."""
+def config_from_params(params: dict[str, Any], *, saved: Path | None = None) -> RunConfig:
+    """The RunConfig from a command's parameters; pops every config parameter it uses.
+    ``saved``: the run directory's ``config.yaml``, the base when no --preset or --config
+    is given (a rerun keeps the run's settings; flags and --set still apply on top)."""
     from diffcap.pipeline.configure import parse_set, resolve_config
 
     overrides = parse_set(list(params.pop("assignments", ()) or ()))
@@ -218,15 +233,36 @@ def config_from_params(params: dict[str, Any]) -> RunConfig:
         section, key = name.split("__", 1)
         flags[f"{section}.{key}"] = list(value) if isinstance(value, tuple) else value
     overrides.update(flags)  # explicit flags win over --set
+    _api_key_sources(params, overrides)
     templates = _templates(params.pop("templates", ()) or ())
     if templates:
         overrides["caption.templates"] = {**overrides.get("caption.templates", {}), **templates}
-    cfg = resolve_config(params.pop("preset", None), params.pop("config_path", None), overrides)
-    if cfg.model.api_key:
-        from diffcap.redact import register_secret
+    cfg = resolve_config(
+        params.pop("preset", None), params.pop("config_path", None), overrides, saved=saved
+    )
+    from diffcap.redact import register_secret, register_url_secrets
 
-        register_secret(cfg.model.api_key)  # redacted from every log line and file
+    register_secret(cfg.model.api_key)  # redacted from every log line and file
+    register_url_secrets(cfg.model.api_base)  # user:pass@ too, wherever it is echoed
     return cfg
+
+
+def _api_key_sources(params: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """``--api-key-file``, and a warning for a key typed as ``--api-key`` (the process list
+    shows every argument to every user of the machine)."""
+    path = params.pop("api_key_file", None)
+    if path and "model.api_key" not in overrides:
+        lines = Path(path).read_text(encoding="utf-8").strip().splitlines()
+        if not lines or not lines[0].strip():
+            raise ConfigError(f"--api-key-file {path}: the file is empty")
+        overrides["model.api_key"] = lines[0].strip()
+    ctx = click.get_current_context(silent=True)
+    source = ctx.get_parameter_source("model__api_key") if ctx is not None else None
+    if source == click.core.ParameterSource.COMMANDLINE:
+        logging.getLogger("diffcap.cli").warning(
+            "--api-key shows the key to every user of this machine (process list, shell "
+            "history); prefer DIFFCAP_API_KEY or --api-key-file"
+        )
 
 
 def _templates(items: Sequence[str]) -> dict[str, str]:

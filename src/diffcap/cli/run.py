@@ -50,9 +50,12 @@ def execute(
 
 
 def finish(report: Any, *, as_json: bool = False) -> None:
-    """Print the report and exit with its code: 0 only when every video is done or
-    filtered (docs/runs.md, "Exit codes")."""
-    click.echo(json.dumps(report.to_json(), indent=2) if as_json else report.format())
+    """Print the report (redacted) and exit with its code: 0 only when every video is done
+    or filtered (docs/runs.md, "Exit codes")."""
+    from diffcap.redact import redact, redact_data
+
+    text = json.dumps(redact_data(report.to_json()), indent=2) if as_json else report.format()
+    click.echo(redact(text))
     code = report.exit_code
     if code:
         # SystemExit, not ctx.exit(): main() runs click with standalone_mode=False, which
@@ -93,9 +96,11 @@ def run(
     failed (or bad inputs, or no video found), 2 bad usage or config, 3 no usable model,
     4 stopped with nothing lost, rerun to resume (--max-cost-usd reached, endpoint down,
     disk full, run directory in use),
-    70 internal error (traceback in RUN_DIR/logs/errors.log), 130 interrupted.
+    70 internal error (traceback in RUN_DIR/logs/errors.log), 130 interrupted, 143 stopped by
+    SIGTERM (answers in flight kept). With no --preset or --config, a rerun starts from the
+    run's saved config.yaml.
     """
-    cfg = config_from_params(params)
+    cfg = config_from_params(params, saved=Path(out) / "config.yaml")
     report = execute(
         ctx,
         "run",
@@ -117,6 +122,7 @@ def run(
 def status(run_dir: str, as_json: bool, max_failures: int) -> None:
     """Show a run's counts per status, failures with reasons, tokens and estimated cost."""
     from diffcap.pipeline.report import format_status, run_status
+    from diffcap.redact import redact_data
 
-    st = run_status(run_dir, max_failures=max_failures or None)
+    st = redact_data(run_status(run_dir, max_failures=max_failures or None))
     click.echo(json.dumps(st, indent=2, default=str) if as_json else format_status(st))

@@ -37,6 +37,7 @@ from diffcap.eval.stages import (
     EvalJob,
     replace_model,
 )
+from diffcap.models.identity import model_fingerprint
 from diffcap.pipeline.rows import VideoRow
 from diffcap.store import RunStore, VideoEntry
 from diffcap.store.cache import adopt_run_cache
@@ -379,6 +380,8 @@ def _bind(store: RunStore, spec: EvalSpec, job: EvalJob) -> dict[str, Any]:
         "n_frames": job.n_frames if job.input_mode == "frames" else None,
         "seed": job.seed,
         "captions": str(spec.captions.resolve()) if spec.captions else None,
+        # a model retrained into the same folder is another model (its answers differ)
+        "model_identity": model_fingerprint(job.model.model) if job.model else None,
     }
     # Added only when set, so eval dirs made before these options still resume.
     extra = {
@@ -388,6 +391,8 @@ def _bind(store: RunStore, spec: EvalSpec, job: EvalJob) -> dict[str, Any]:
     }
     signature.update({k: v for k, v in extra.items() if v is not None})
     stored = store.get_meta("eval")
+    if stored is not None:  # an eval stored before identities existed is not refused
+        stored = {"model_identity": signature["model_identity"], **stored}
     if stored is not None and stored != signature:
         changed = [k for k in sorted({*stored, *signature}) if stored.get(k) != signature.get(k)]
         raise ConfigError(

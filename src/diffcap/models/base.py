@@ -68,9 +68,10 @@ class ModelRequest:
     def options_dict(self) -> dict[str, Any]:
         return dict(self.options)
 
-    def cache_key(self, backend: str = "") -> str:
-        """sha256 of canonical JSON of backend, model, options, prompts and image hashes."""
-        payload = {
+    def cache_key(self, backend: str = "", identity: str | None = None) -> str:
+        """sha256 of canonical JSON of backend, model, options, prompts and image hashes,
+        and the model's ``identity`` (a local model's fingerprint) when it has one."""
+        payload: dict[str, Any] = {
             "backend": backend,
             "model": self.model,
             "system": self.system,
@@ -78,6 +79,8 @@ class ModelRequest:
             "images": [img.sha256 for img in self.images],
             "options": self.options_dict,
         }
+        if identity:  # absent, not null: keys of models without one stay as they were
+            payload["identity"] = identity
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(blob.encode()).hexdigest()
 

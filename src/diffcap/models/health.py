@@ -2,9 +2,11 @@
 
 Retries make a single request patient (seconds to a minute of backoff); a run should not be:
 when the endpoint has kept failing for ``give_up_after_s`` seconds (connection errors,
-timeouts, 5xx) with no success in between, the breaker trips and every request, in flight
-or new, fails at once with :class:`~diffcap.errors.ModelUnavailable`. The run then stops
-with nothing marked failed, and a rerun resumes.
+timeouts, 5xx, and 429 "slow down" answers) with no success in between, the breaker trips
+and every request, in flight or new, fails at once with
+:class:`~diffcap.errors.ModelUnavailable`. The run then stops with nothing marked failed,
+and a rerun resumes. A 429 counts because a server that only ever asks to wait (a spent
+quota, a long Retry-After) serves nothing either; any success resets the count.
 
     health = EndpointHealth(give_up_after_s=5.0, where="http://127.0.0.1:8000/v1")
     health.raise_if_down()       # before each attempt
@@ -25,9 +27,9 @@ MIN_FAILURES = 3
 
 
 def is_outage(exc: RequestFailed) -> bool:
-    """Failures that say the endpoint is down, not that this request is bad (429 is a
-    server that works, asking us to slow down)."""
-    return exc.retryable and exc.status != 429
+    """Failures that say the endpoint serves nothing now, not that this request is bad
+    (429 included: see the module docstring)."""
+    return exc.retryable
 
 
 class EndpointHealth:

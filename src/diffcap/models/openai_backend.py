@@ -49,6 +49,7 @@ from diffcap.models.context import (
 )
 from diffcap.models.health import EndpointHealth
 from diffcap.models.openai_wire import (
+    check_url_credentials,
     content_text,
     decode_body,
     describe,
@@ -121,6 +122,7 @@ class OpenAIBackend(Backend):
         self.model = self.cfg.model or DEFAULT_MODEL
         self.api_base = self.cfg.api_base or os.environ.get("OPENAI_BASE_URL") or None
         key = self.cfg.api_key or os.environ.get("OPENAI_API_KEY") or None
+        check_url_credentials(self.api_base, self.cfg.api_key, os.environ.get("OPENAI_API_KEY"))
         if key is None and self.api_base is None:
             # Fail before any request: nothing could ever succeed.
             raise ModelUnavailable(
@@ -142,9 +144,7 @@ class OpenAIBackend(Backend):
         self._guards: set[asyncio.Task] = set()
         self._warned_beams = False
         self._reached = False  # becomes True after the first successful answer
-        self.health = EndpointHealth(
-            self.cfg.give_up_after_s, self.api_base or "https://api.openai.com/v1"
-        )
+        self.health = EndpointHealth(self.cfg.give_up_after_s, display_url(self.api_base))
 
     def preflight(self, timeout_s: float = 2.0) -> None:
         """Fail within ``timeout_s`` when nothing listens at the endpoint (a closed port, a
@@ -330,7 +330,7 @@ class OpenAIBackend(Backend):
                 if not self._reached and is_connect_error(exc):
                     # Never reached the server at all: a setup problem, not a bad request.
                     raise ModelUnavailable(
-                        f"cannot reach the model server at {self.api_base or 'api.openai.com'}"
+                        f"cannot reach the model server at {display_url(self.api_base)}"
                         f" ({exc.message})",
                         hint="start the server or fix --api-base; " + HOW_TO_POINT,
                     ) from exc
@@ -345,6 +345,7 @@ class OpenAIBackend(Backend):
         # connection/timeout errors) without its parameter transform and response model.
         sent = {"content": body} if isinstance(body, bytes) else {"body": body}
         self.health.raise_if_down()
+        slow = asyncio.get_running_loop().call_later(self.cfg.warn_after_s, self._warn_slow, model)
         try:
             # The SDK's timeout is per read; this bounds the whole request.
             raw = await _within(client.post(_PATH, cast_to=_RAW, **sent), self.cfg.timeout_s + 1.0)
@@ -355,8 +356,19 @@ class OpenAIBackend(Backend):
             if failed is exc:
                 raise
             raise failed from exc
+        finally:
+            slow.cancel()
         self.health.success()
         return parsed
+
+    def _warn_slow(self, model: str) -> None:
+        log.warning(
+            "%s: no answer for %s after %g s; still waiting (timeout %g s, model.warn_after_s)",
+            display_url(self.api_base),
+            model,
+            self.cfg.warn_after_s,
+            self.cfg.timeout_s,
+        )
 
     def _parse(self, data: dict[str, Any], model: str, allow_empty: bool = False) -> ModelResponse:
         choices = data.get("choices")

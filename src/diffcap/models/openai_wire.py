@@ -4,12 +4,14 @@ are named in messages (split out of :mod:`diffcap.models.openai_backend`)."""
 from __future__ import annotations
 
 import json
+import logging
+import math
 import urllib.parse
 from typing import Any
 
 import openai
 
-from diffcap.errors import RequestFailed
+from diffcap.errors import ConfigError, RequestFailed
 from diffcap.models.base import ModelRequest
 from diffcap.timeline import Usage
 
@@ -63,11 +65,54 @@ def usage_of(u: Any) -> Usage:
     )
 
 
+#: More tokens than any model answers in one request: a count above it is a server fault.
+MAX_TOKEN_COUNT = 10**9
+
+
 def _count(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
+    """A token count from the server. Missing or non-numeric counts are 0 (servers that do
+    not report usage); negative, infinite, NaN or absurd counts are a server fault: never a
+    negative cost that defeats the cost cap, never a bare OverflowError."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return 0
+    try:
+        number = float(value)
+    except ValueError:
+        return 0
+    if not math.isfinite(number) or number < 0 or number > MAX_TOKEN_COUNT:
+        raise RequestFailed(
+            f"the server reported an invalid token count ({value!r}) in its usage",
+            retryable=True,
+            hint="a server fault: check the server (its usage figures set the cost)",
+        )
+    return int(number)
+
+
+def check_url_credentials(
+    api_base: str | None, configured_key: str | None, env_key: str | None
+) -> None:
+    """The rule for ``user:pass@`` in ``--api-base``: the user info is sent as HTTP Basic
+    auth (for a proxy in front of the server), which takes the one Authorization header, so
+    no API key can go with it. A key configured for diffcap (--api-key, --api-key-file,
+    DIFFCAP_API_KEY, YAML) together with user info is a config error rather than a key
+    silently not sent; a key only in $OPENAI_API_KEY is not sent, with a warning."""
+    url = urllib.parse.urlsplit(api_base or "")
+    if url.username is None and url.password is None:
+        return
+    if configured_key:
+        raise ConfigError(
+            f"--api-base {display_url(api_base)} carries user:password, which is sent as HTTP "
+            "Basic auth in place of the API key: the key would never be sent",
+            hint="give one of them: the API key (DIFFCAP_API_KEY or --api-key-file) with "
+            "an --api-base without user info, or the user info for a proxy that needs "
+            "Basic auth, without a key",
+        )
+    if env_key:
+        logging.getLogger("diffcap.models").warning(
+            "--api-base carries user:password (sent as HTTP Basic auth); $OPENAI_API_KEY "
+            "is not sent to %s",
+            display_url(api_base),
+        )
 
 
 def is_connect_error(exc: BaseException) -> bool:

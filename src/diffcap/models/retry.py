@@ -28,6 +28,8 @@ from diffcap.models.context import is_context_error, parse_context_error
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: A wait at least this long is announced as a warning (shorter ones are logged at INFO).
+LONG_WAIT_S = 10.0
 #: Status codes that may succeed on a later try (the SDK's own list, plus 425).
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _GAVE_UP_HINT = "the server kept failing; retry later or raise --max-retries"
@@ -84,13 +86,16 @@ class RetryPolicy:
                         hint=exc.hint or _GAVE_UP_HINT,
                     ) from exc
                 wait = self.delay(attempt, exc.retry_after)
-                log.info(
-                    "%s: %s; retry %d/%d in %.1f s",
+                asked = ", as the server asked" if exc.retry_after is not None else ""
+                log.log(
+                    logging.WARNING if wait >= LONG_WAIT_S else logging.INFO,
+                    "%s: %s; retry %d/%d in %.1f s%s",
                     what,
                     exc.message,
                     attempt + 1,
                     self.max_retries,
                     wait,
+                    asked,
                 )
                 await _sleep(wait, gate)
         raise AssertionError("unreachable")  # pragma: no cover

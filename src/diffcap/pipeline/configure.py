@@ -1,7 +1,9 @@
 """Resolve a run's config: preset < YAML file < flags (``--set section.key=value`` included).
 
 Unknown keys are errors that name the dotted key; the resolved config is saved with the run
-(``RUN_DIR/config.yaml``) without the API key.
+(``RUN_DIR/config.yaml``) without the API key, once the run's pre-flight has passed. A rerun
+given neither a preset nor a YAML starts from that saved config (``saved=``), so
+``diffcap run --out R --retry-failed`` keeps the run's model and settings.
 
     cfg = resolve_config(preset="paper", yaml_path="run.yaml",
                          overrides={"keyframes.interval": 1.0})
@@ -22,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from diffcap.config import RunConfig
 from diffcap.errors import ConfigError
 from diffcap.fsutil import atomic_write_text
-from diffcap.redact import redact_data, register_secret
+from diffcap.redact import REDACTED, redact_data, register_secret, register_url_secrets
 from diffcap.store.cache import describe_cache_url
 
 
@@ -106,15 +108,35 @@ def resolve_config(
     preset: str | None = None,
     yaml_path: str | os.PathLike[str] | None = None,
     overrides: dict[str, Any] | None = None,
+    *,
+    saved: str | os.PathLike[str] | None = None,
 ) -> RunConfig:
-    """Build the RunConfig; a ``preset:`` key in the YAML names a preset too (flag wins)."""
-    file_data = load_yaml(yaml_path) if yaml_path else {}
+    """Build the RunConfig; a ``preset:`` key in the YAML names a preset too (flag wins).
+    ``saved`` (a run's ``config.yaml``) is the base instead when neither a preset nor a
+    YAML is given and the file exists."""
+    if saved is not None and preset is None and yaml_path is None and Path(saved).is_file():
+        file_data = _saved_config(Path(saved), overrides or {})
+    else:
+        file_data = load_yaml(yaml_path) if yaml_path else {}
     preset = preset or file_data.pop("preset", None)
     file_data.pop("preset", None)
     data = load_preset(preset) if preset else {}
     data = merge(data, file_data)
     data = merge(data, nest({k: v for k, v in (overrides or {}).items() if v is not None}))
     return validate(data)
+
+
+def _saved_config(path: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved config as a base. Credentials are never saved: an ``api_base`` whose
+    user info was redacted must be given again."""
+    data = load_yaml(path)
+    base = (data.get("model") or {}).get("api_base")
+    if isinstance(base, str) and REDACTED in base and not overrides.get("model.api_base"):
+        raise ConfigError(
+            f"{path}: the run's --api-base had user:password, which is never saved",
+            hint="pass --api-base with the credentials again",
+        )
+    return data
 
 
 def validate(data: dict[str, Any]) -> RunConfig:
@@ -158,6 +180,7 @@ def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
     # api_base user info and key-like values never reach config.yaml or run.sqlite; the key
     # itself is registered so later error texts and logs that echo it are redacted too.
     register_secret(cfg.model.api_key)
+    register_url_secrets(cfg.model.api_base)
     clean: dict[str, Any] = redact_data(data, [cfg.model.api_key])
     if cfg.engine.cache_url is not None:  # the cache's place, usable again: no password
         clean["engine"]["cache_url"] = describe_cache_url(cfg.engine.cache_url)

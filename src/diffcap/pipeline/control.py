@@ -9,7 +9,8 @@ The driver shows :class:`RunControl` every finished row (``observe``); executors
 - ``faults``: ``engine.max_consecutive_faults`` videos in a row hit a fault of the world
   (disk full, permission denied, 5xx after retries);
 - ``config``: a setting or install the whole run lacks (an unknown embedder, a missing
-  package) surfaced in a worker.
+  package) surfaced in a worker;
+- ``terminated``: a SIGTERM came (see :mod:`diffcap.shutdown`).
 
 None of these marks a video failed: the videos stay pending and a plain rerun resumes.
 
@@ -25,6 +26,7 @@ from typing import Any
 
 from diffcap.config import EngineConfig
 from diffcap.pipeline.rows import VideoRow
+from diffcap.shutdown import stop_requested
 
 #: Seconds between re-reads of the run's total spend.
 SPEND_REFRESH_S = 1.0
@@ -60,6 +62,8 @@ class RunControl:
             self._stop = self._stop or "budget"
 
     def stop_reason(self) -> str | None:
+        if self._stop in (None, "faults") and stop_requested():
+            self._stop = "terminated"  # the rows it deferred are not faults of the world
         if self._stop is None and self._budget_reached():
             self._stop = "budget"
         return self._stop

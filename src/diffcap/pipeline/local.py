@@ -45,6 +45,8 @@ def _watch_parent(parent_pid: int) -> None:
     their task queue forever otherwise). Ctrl-C is the runner's to handle: a worker that
     also got SIGINT would print its own traceback."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # SIGTERM to the whole group (systemd): the runner finishes gracefully and ends the pool
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def watch() -> None:
         while True:

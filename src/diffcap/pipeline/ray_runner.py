@@ -114,7 +114,22 @@ def ensure_ray(engine: EngineConfig) -> Any:
             # address="local": always a new instance of our own, never a cluster that
             # happens to run on this machine (joining one is explicit: engine.ray_address).
             ray.init(address="local", num_cpus=max(2, engine.workers), include_dashboard=False)
+            _reap_if_killed(ray)
     return ray
+
+
+def _reap_if_killed(ray: Any) -> None:
+    """The local Ray this driver started is stopped if the driver dies without shutting it
+    down (SIGKILL): see :mod:`diffcap.pipeline.ray_reaper`."""
+    from diffcap.pipeline.ray_reaper import start_reaper
+
+    try:  # Ray's own record of the processes it started for this driver (private API)
+        node = ray._private.worker._global_node
+        pids = [p.process.pid for procs in node.all_processes.values() for p in procs]
+    except Exception as exc:  # another Ray version: no watcher, only a debug line
+        logger.debug("no Ray process list (%s): Ray is not stopped after a killed driver", exc)
+        return
+    start_reaper(os.getpid(), pids)
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:

@@ -36,10 +36,12 @@ from diffcap.pipeline.pipeline import Pipeline, make_executor, stage_names
 from diffcap.pipeline.publish import check_uri
 from diffcap.pipeline.report import RunReport
 from diffcap.pipeline.rows import VideoRow
-from diffcap.redact import redact
+from diffcap.pipeline.rundir import NewRunDir, check_model_identity
+from diffcap.redact import install_log_filter, redact
+from diffcap.shutdown import EXIT_TERMINATED, graceful_sigterm
 from diffcap.store import RunStore, VideoEntry
 from diffcap.store.cache import adopt_run_cache, ensure_run_id
-from diffcap.store.db import STATUSES
+from diffcap.store.db import STATUSES, damaged, damaged_store
 from diffcap.store.lock import RunLock
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ EXIT_CODES: dict[str, int] = {
     "locked": 4,
     "bug": 70,  # an internal error; the traceback is in RUN_DIR/logs/errors.log
     "interrupted": 130,  # Ctrl-C
+    "terminated": EXIT_TERMINATED,  # SIGTERM: the answers in flight were awaited and kept
 }
 EXIT_BUDGET = EXIT_CODES["budget"]
 
@@ -67,7 +70,7 @@ _NOT_IN_RECORDS: dict[str, set[str] | None] = {
     "engine": None,  # None: the whole section
     "output": None,
     "input": None,
-    "model": {"concurrency", "timeout_s", "max_retries", "give_up_after_s"},
+    "model": {"concurrency", "timeout_s", "warn_after_s", "max_retries", "give_up_after_s"},
 }
 
 
@@ -161,8 +164,12 @@ def storage_errors(run_dir: Path) -> Iterator[None]:
     :class:`StorageError` s (nothing is marked failed; rerun once fixed)."""
     try:
         yield
-    except (OSError, sqlite3.OperationalError) as exc:
+    except (OSError, sqlite3.DatabaseError) as exc:
+        if damaged(exc):  # the run DB itself, found damaged mid-run: not a bug
+            raise damaged_store(run_dir / "run.sqlite", exc) from None
         if isinstance(exc, OSError) and exc.errno not in WORLD_ERRNOS:
+            raise
+        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
             raise
         what = world_fault_reason(exc).replace("_", " ")
         raise StorageError(
@@ -191,13 +198,14 @@ def run_dataset(
     names = stage_names(command, cfg)
     # Absolute: on a cluster, workers on other nodes resolve the run dir's paths themselves.
     pipeline = Pipeline(names, cfg, run_dir.absolute())
-    with storage_errors(run_dir):
+    new_dir = NewRunDir(run_dir)
+    with storage_errors(run_dir), new_dir:
         run_dir.mkdir(parents=True, exist_ok=True)
         with RunLock(run_dir, f"diffcap {command}"):
             store = RunStore.open(run_dir / "run.sqlite")
             try:
                 report, ids = _run_locked(
-                    store, pipeline, inputs, run_dir, cfg, retry_failed, progress, t0
+                    store, pipeline, inputs, run_dir, cfg, retry_failed, progress, t0, new_dir
                 )
                 if finish is not None:
                     finish(store, ids)
@@ -215,23 +223,27 @@ def _run_locked(
     retry_failed: bool,
     progress: bool,
     t0: float,
+    new_dir: NewRunDir,
 ) -> tuple[RunReport, Iterable[str]]:
     _bind_pipeline(store, pipeline.names)  # a refused command changes nothing
-    _remember_config(store, run_dir, cfg)
     reg = register_inputs(store, inputs, cfg) if inputs else None
     ids = reg.ids if reg else _StoredIds(store)
     bad_inputs = reg.bad if reg else 0
-    if retry_failed:
-        log.info("retrying %d failed videos", store.reset_failed())
     pipeline.check()  # before any video is touched: a closed port fails here
     if cfg.output.uri:  # an unknown protocol or another run's folder fails now, not later
         check_uri(cfg.output.uri, ensure_run_id(store))
+    # Only a run that passed its pre-flight saves its config (a failed rerun keeps the old)
+    new_dir.started = True
+    _remember_config(store, run_dir, cfg)
+    if retry_failed:
+        log.info("retrying %d failed videos", store.reset_failed())
     adopt_run_cache(store, cfg.engine)  # spend and replays from where workers write them
     control = RunControl(store, cfg.engine)
     tally = _Tally(store, control, run_dir)
     before = (store.spend(), store.replays())
     # Log lines go above the progress bars instead of through them.
-    with logging_redirect_tqdm() if progress else contextlib.nullcontext():
+    with logging_redirect_tqdm() if progress else contextlib.nullcontext(), graceful_sigterm():
+        install_log_filter()  # tqdm's handlers replace the root's, and their filters
         pipeline.run(make_executor(cfg, progress=progress), store, control, tally)
     outputs = write_outputs(run_dir, store, cfg.output)
     report = RunReport(
@@ -258,7 +270,9 @@ def _run_locked(
 
 
 def _fault_line(row: VideoRow | None) -> str | None:
-    return None if row is None else f"{row.video_id} [{row.stage}/{row.reason}]: {row.error}"
+    return (
+        None if row is None else redact(f"{row.video_id} [{row.stage}/{row.reason}]: {row.error}")
+    )
 
 
 def _bind_pipeline(store: RunStore, names: list[str]) -> None:
@@ -279,6 +293,7 @@ def _bind_pipeline(store: RunStore, names: list[str]) -> None:
 
 
 def _remember_config(store: RunStore, run_dir: Path, cfg: RunConfig) -> None:
+    check_model_identity(store, run_dir, cfg)
     previous = store.get_meta("config")
     current = config_to_dict(cfg)
     changed = config_changes(previous, current) if previous is not None else []

@@ -3,7 +3,12 @@
 Before calling the inner backend it looks the request up by
 ``request.cache_key(inner.name)`` in the run store; after each success it writes the response
 (text + usage + estimated cost) at once, so a rerun replays finished model calls instead of
-paying for them again. An optional cost cap stops *new* requests (replays stay free).
+paying for them again. An optional cost cap stops *new* requests (replays stay free); it
+is kept hard by reserving each request's estimated cost before it is sent (see
+:meth:`CachedBackend.estimate`). The key holds the model's identity (a local model folder's
+fingerprint, :mod:`diffcap.models.identity`): retrained weights never replay old answers.
+Answers are redacted (:mod:`diffcap.redact`) before they are stored or returned, and their
+usage figures checked (a negative or non-finite cost is a server fault, never spend).
 
     backend = CachedBackend(get_backend("openai", cfg.model), store, max_cost_usd=5.0)
     resp = await backend.agenerate(request)     # resp.cached is True on a replay
@@ -14,11 +19,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from typing import Any
 
-from diffcap.errors import BudgetExceeded
+from diffcap.errors import BudgetExceeded, RequestFailed, RunStopped
 from diffcap.models.base import Backend, ModelRequest, ModelResponse
+from diffcap.models.identity import model_fingerprint
+from diffcap.redact import Redactor, register_secret, register_url_secrets
+from diffcap.shutdown import stop_requested
 from diffcap.store.cache import RequestCacheStore
 from diffcap.store.requests import CachedResponse
 from diffcap.timeline import Usage
@@ -58,6 +67,18 @@ class CachedBackend(Backend):
         self._spent_since = 0.0
         #: event loop id -> {cache key: future done when its one request has finished}
         self._flights: dict[int, dict[str, asyncio.Future[None]]] = {}
+        #: Estimated cost of this process's requests in flight, and the costliest answer yet.
+        self._reserved = 0.0
+        self._costliest = 0.0
+        self._identities: dict[str, str | None] = {}
+        self._redactor = Redactor(_secrets_of(inner))
+
+    def key(self, request: ModelRequest) -> str:
+        """The request's cache key: backend, request and the model's identity."""
+        model = request.model or self.model
+        if model not in self._identities:
+            self._identities[model] = model_fingerprint(model)
+        return request.cache_key(self.inner.name, self._identities[model])
 
     @property
     def backend_name(self) -> str:
@@ -82,6 +103,42 @@ class CachedBackend(Backend):
             self._stopped = True
         return self._stopped
 
+    def estimate(self, request: ModelRequest) -> float:
+        """What ``request`` may cost, reserved against the cap while it is in flight: the
+        larger of the costliest answer so far and a price-table estimate (the prompt's text at
+        ~4 characters a token plus ``max_tokens`` of answer; images are not counted, the
+        costliest answer so far covers them after the first one)."""
+        prices = getattr(self.inner, "prices", None)
+        price = prices.lookup(request.model or self.model) if prices is not None else None
+        if price is None:
+            return self._costliest
+        opts = request.options_dict
+        max_tokens = opts.get("max_tokens") or getattr(
+            getattr(self.inner, "cfg", None), "max_tokens", 0
+        )
+        chars = len(request.prompt) + len(request.system or "")
+        return max(self._costliest, price.cost(chars // 4, int(max_tokens or 0)))
+
+    def _reserve(self, request: ModelRequest) -> float:
+        """Reserve ``request``'s estimate, or raise BudgetExceeded when the spend so far, the
+        requests in flight and this one together could pass the cap."""
+        if self.max_cost_usd is None:
+            return 0.0
+        estimate = self.estimate(request)
+        exhausted = self.budget_exhausted  # refreshes the spend figures
+        spent = (self._spent_base or 0.0) + self._spent_since
+        if exhausted or spent + self._reserved + estimate > self.max_cost_usd:
+            if not self._reserved:  # nothing in flight to come back under the cap
+                self._stopped = True
+            raise BudgetExceeded(
+                f"estimated cost would pass the cap of ${self.max_cost_usd:.4f} (spent "
+                f"${spent:.4f}, in flight ${self._reserved:.4f}, next ~${estimate:.4f}); "
+                "no new model requests are sent",
+                hint="rerun the same command with a higher --max-cost-usd to go on",
+            )
+        self._reserved += estimate
+        return estimate
+
     def __getattr__(self, item: str) -> Any:
         # Backend-specific helpers (e.g. a processor for token counting) pass through.
         if item in {"inner", "store"}:
@@ -98,7 +155,7 @@ class CachedBackend(Backend):
         return self.inner.image_token_cost()
 
     async def agenerate(self, request: ModelRequest) -> ModelResponse:
-        key = request.cache_key(self.inner.name)
+        key = self.key(request)
         hit = self.store.cached_response(key)
         if hit is not None:
             return self._replay(hit)
@@ -121,13 +178,15 @@ class CachedBackend(Backend):
             mine.set_result(None)
 
     async def _send(self, key: str, request: ModelRequest) -> ModelResponse:
-        if self.budget_exhausted:
-            raise BudgetExceeded(
-                f"estimated cost reached the cap of ${self.max_cost_usd:.4f}; "
-                "no new model requests are sent",
-                hint="rerun the same command with a higher --max-cost-usd to go on",
+        if stop_requested():  # SIGTERM: answers in flight finish, nothing new is sent
+            raise RunStopped(
+                "terminated", "stopped by SIGTERM before this request was sent", hint="rerun"
             )
-        response = await self.inner.agenerate(request)
+        reserved = self._reserve(request)
+        try:
+            response = await self.inner.agenerate(request)
+        finally:
+            self._reserved -= reserved
         return self._remember(key, response)
 
     def _replay(self, hit: CachedResponse) -> ModelResponse:
@@ -145,11 +204,14 @@ class CachedBackend(Backend):
     def _remember(self, key: str, response: ModelResponse) -> ModelResponse:
         u = response.usage
         cost = u.cost_usd  # the backend prices its own answers (the one place cost is set)
+        _check_usage(u.prompt_tokens, u.completion_tokens, cost)
+        text = self._redactor.text(response.text)  # an answer that echoes a key
+        self._costliest = max(self._costliest, cost)
         self.store.put_response(
             key,
             self.inner.name,
             CachedResponse(
-                text=response.text,
+                text=text,
                 model=response.model or self.model,
                 finish_reason=response.finish_reason,
                 prompt_tokens=u.prompt_tokens,
@@ -165,12 +227,12 @@ class CachedBackend(Backend):
         )
         self.stats.add(usage)
         self._spent_since += cost
-        return ModelResponse(response.text, response.model, usage, response.finish_reason)
+        return ModelResponse(text, response.model, usage, response.finish_reason)
 
     async def agenerate_batch(self, requests: Any) -> list[ModelResponse]:
         """Replays hits; sends only the misses to the inner backend (natively batched)."""
         reqs = list(requests)
-        keys = [r.cache_key(self.inner.name) for r in reqs]
+        keys = [self.key(r) for r in reqs]
         out: list[ModelResponse | None] = []
         for key in keys:
             hit = self.store.cached_response(key)
@@ -189,3 +251,26 @@ class CachedBackend(Backend):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def _secrets_of(inner: Backend) -> list[str]:
+    """The inner backend's own credentials (its key, its URL's user info): in a Ray actor or
+    any process where the CLI did not register them, answers that echo them are still
+    redacted."""
+    cfg = getattr(inner, "cfg", None)
+    key, base = getattr(cfg, "api_key", None), getattr(cfg, "api_base", None)
+    register_secret(key)
+    register_url_secrets(base)
+    return [key] if key else []
+
+
+def _check_usage(prompt_tokens: int, completion_tokens: int, cost: float) -> None:
+    """Usage that no real answer has (negative or non-finite) is a fault of the server
+    (retryable), never spend: a negative cost would lower the run's total under the cap."""
+    if not (prompt_tokens >= 0 and completion_tokens >= 0 and math.isfinite(cost) and cost >= 0):
+        raise RequestFailed(
+            f"the server reported impossible usage ({prompt_tokens} prompt tokens, "
+            f"{completion_tokens} completion tokens, ${cost})",
+            retryable=True,
+            hint="a server fault: check the server's usage figures",
+        )

@@ -95,25 +95,27 @@ class RunStore(VideoOutcomes, RequestCache):
 
     @classmethod
     def open(cls, path: str | Path) -> RunStore:
+        """Open (or create) a run database. A file that is not one, is damaged, or is empty
+        (0 bytes: truncated, not new) is a :class:`ConfigError` naming it, never a new run
+        over the old one's files nor an internal error."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        _refuse_empty(path)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves (explicit transactions).
         conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against process death (SIGKILL); only an OS crash can lose
+            # the last commits, and a lost cache entry only costs one repeated request.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            apply_migrations(conn)
+            conn.execute("SELECT COUNT(*) FROM videos").fetchone()
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if "not a database" not in str(exc):
-                raise
-            raise ConfigError(
-                f"{path}: not a diffcap run database ({exc})",
-                hint="pass another --out folder, or move the file away",
-            ) from None
-        # NORMAL is durable against process death (SIGKILL); only an OS crash can lose the
-        # last commits, and a lost cache entry only costs one repeated request.
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        apply_migrations(conn)
+            if isinstance(exc, sqlite3.OperationalError) and not damaged(exc):
+                raise  # disk full, read-only, locked: the caller's storage errors
+            raise damaged_store(path, exc) from None
         return cls(conn, path)
 
     @property
@@ -298,6 +300,40 @@ class RunStore(VideoOutcomes, RequestCache):
             conn.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
             )
+
+
+def damaged(exc: BaseException) -> bool:
+    """Whether an SQLite error says the database file itself is bad (not the disk)."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    if not isinstance(exc, sqlite3.OperationalError):
+        return True  # SQLITE_CORRUPT, SQLITE_NOTADB
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text or "corrupt" in text
+
+
+def damaged_store(path: Path, exc: BaseException) -> ConfigError:
+    return ConfigError(
+        f"{path}: not a usable diffcap run database ({exc})",
+        hint="restore it from a backup, or move it away to start a new run in this folder "
+        "(model calls it had cached would be paid again)",
+    )
+
+
+def _refuse_empty(path: Path) -> None:
+    """A 0-byte run database is a truncated one (SQLite writes its header when it creates
+    the file): refuse rather than silently start over and pay for every request again."""
+    try:
+        empty = path.stat().st_size == 0
+    except FileNotFoundError:
+        return
+    wal = path.with_name(path.name + "-wal")
+    if empty and not (wal.is_file() and wal.stat().st_size > 0):
+        raise ConfigError(
+            f"{path}: the run database is empty (0 bytes): it was truncated or replaced",
+            hint="restore it from a backup, or delete it to start this run over (every "
+            "model call is then paid again)",
+        )
 
 
 __all__ = ["STATUSES", "CachedResponse", "RunStore", "VideoEntry", "VideoIdConflict"]

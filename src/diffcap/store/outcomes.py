@@ -13,7 +13,7 @@ import time
 from contextlib import AbstractContextManager
 from typing import Any
 
-from diffcap.redact import redact, redact_optional
+from diffcap.redact import redact, redact_data, redact_optional
 
 
 class VideoOutcomes:
@@ -36,7 +36,11 @@ class VideoOutcomes:
     ) -> None:
         """Store the record (dict or JSON text) and mark the video done, atomically (one
         transaction); ``duration``/``caption`` update those columns in the same write."""
-        blob = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
+        # Captions were redacted as the answers arrived (CachedBackend); the provenance, which
+        # names endpoints and settings, is redacted here, where records enter the store.
+        if isinstance(record, dict) and record.get("provenance"):
+            record = {**record, "provenance": redact_data(record["provenance"])}
+        blob = redact(record) if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
         now = time.time()
         with self.transaction() as conn:
             conn.execute(

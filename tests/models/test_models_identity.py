@@ -1,0 +1,81 @@
+"""A local model's identity (issue 22, item 2): a model retrained into the same folder keeps
+its name but not its identity, so the request cache never replays the old weights' answers
+and the run says the model changed."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+
+from diffcap.config import RunConfig
+from diffcap.models import ModelRequest, get_backend
+from diffcap.models import identity as ident
+from diffcap.models.identity import model_fingerprint
+from diffcap.pipeline.rundir import check_model_identity
+from diffcap.store import CachedBackend, RunStore
+from support.tiny_llava import retrain_in_place
+
+
+@pytest.fixture
+def model_dir(tiny_llava_dir, tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(tiny_llava_dir, target)
+    return target
+
+
+def test_the_fingerprint_follows_the_files_not_the_name(model_dir):
+    first = model_fingerprint(str(model_dir))
+    assert first is not None and first == model_fingerprint(str(model_dir))  # stable
+    retrain_in_place(model_dir)
+    assert model_fingerprint(str(model_dir)) not in (None, first)
+    assert model_fingerprint("gpt-4o-mini") is None  # a served name: the name is all there is
+    assert model_fingerprint(str(model_dir / "missing")) is None
+
+
+def test_large_weight_files_count_by_size_and_mtime_unread(model_dir, monkeypatch):
+    monkeypatch.setattr(ident, "HASHED_MAX_BYTES", 1000)  # the weights are "large" now
+    weights = model_dir / "model.safetensors"
+    first = model_fingerprint(str(model_dir))
+    size = weights.stat().st_size
+    retrain_in_place(model_dir)  # same size, new content and time
+    assert weights.stat().st_size == size
+    assert model_fingerprint(str(model_dir)) != first
+
+
+def test_a_retrained_model_is_asked_again_not_replayed(model_dir, tmp_path):
+    store = RunStore.open(tmp_path / "run.sqlite")
+
+    def backend() -> CachedBackend:  # a new process: a new backend over the same cache
+        inner = get_backend("transformers", model=str(model_dir), max_tokens=4, device="cpu")
+        return CachedBackend(inner, store)
+
+    request = ModelRequest(model=str(model_dir), prompt="Describe the weather.")
+    old = backend()
+    assert not old.generate(request).cached
+    assert old.generate(request).cached  # the same weights: replayed
+    retrain_in_place(model_dir)
+    new = backend()
+    assert not new.generate(request).cached  # new weights: asked again
+    assert store.spend()["requests"] == 2
+    store.close()
+
+
+def test_the_run_records_its_models_identity_and_warns_when_it_changes(model_dir, tmp_path, caplog):
+    cfg = RunConfig.model_validate({"model": {"backend": "transformers", "model": str(model_dir)}})
+    store = RunStore.open(tmp_path / "run.sqlite")
+    first = check_model_identity(store, tmp_path, cfg)
+    assert first == {str(model_dir): model_fingerprint(str(model_dir))}
+    with caplog.at_level(logging.WARNING, logger="diffcap"):
+        check_model_identity(store, tmp_path, cfg)
+    assert "changed since the previous run" not in caplog.text
+    retrain_in_place(model_dir)
+    with caplog.at_level(logging.WARNING, logger="diffcap"):
+        second = check_model_identity(store, tmp_path, cfg)
+    assert second != first and store.get_meta("model_identity") == second
+    assert "changed since the previous run (retrained?)" in caplog.text
+    store.close()
