@@ -133,7 +133,6 @@ def caption(
     if not videos:
         raise click.UsageError("give at least one VIDEO (or --live SOURCE)")
     run_dir = run_dir_for(out)
-    cfg = config_from_params(params, saved=run_dir / "config.yaml")
     written: list[int] = []
 
     def write_out(store: Any, ids: list[str]) -> None:
