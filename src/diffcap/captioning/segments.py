@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from diffcap.captioning.calls import KeyframeImages
-from diffcap.captioning.slide import Chain
+from diffcap.captioning.slide import Chain, ChainHalted
 from diffcap.captioning.tree import SLACK, plan_groups
 from diffcap.config import CaptionConfig
 from diffcap.timeline import Caption
@@ -96,24 +96,34 @@ async def caption_segments(
 ) -> tuple[list[Caption], list[dict[str, Any]]]:
     """Every segment's chain at once, then a bridge at each boundary; -> (one caption per
     keyframe in order, the ``segments`` of the record)."""
-    runs = [asyncio.ensure_future(chain.run(a, b)) for a, b in ranges]
+    chain.halt = asyncio.Event()
+
+    async def run(a: int, b: int) -> list[Caption]:
+        try:
+            return await chain.run(a, b)
+        except BaseException:
+            chain.halt.set()  # type: ignore[union-attr]
+            raise
+
+    runs = [asyncio.ensure_future(run(a, b)) for a, b in ranges]
 
     async def bridge(i: int) -> Caption:
         before = await runs[i - 1]  # the bridge needs the earlier segment's last caption
         k = ranges[i][0]
+        chain.check_halt()
         text = await chain.differential(k, before[-1].content)
         chain.images.release(k - 1)  # (k belongs to the next segment's chain)
         return Caption(idx=str(k), content=text, time=chain.keyframes[k].time)
 
     bridges = [asyncio.ensure_future(bridge(i)) for i in range(1, len(ranges))]
-    try:
-        chains = await asyncio.gather(*runs)
-        joins = await asyncio.gather(*bridges)
-    except BaseException:
-        for task in (*runs, *bridges):
-            task.cancel()
-        await asyncio.gather(*runs, *bridges, return_exceptions=True)
-        raise
+    # A failure stops new requests but never cancels one in flight: its answer is paid for,
+    # so it must reach the request cache (a rerun replays it).
+    done = await asyncio.gather(*runs, *bridges, return_exceptions=True)
+    errors = [r for r in done if isinstance(r, BaseException)]
+    if errors:
+        raise next((e for e in errors if not isinstance(e, ChainHalted)), errors[0])
+    chains = [r for r in done[: len(runs)] if isinstance(r, list)]
+    joins = [r for r in done[len(runs) :] if isinstance(r, Caption)]
     captions: list[Caption] = list(chains[0])
     segments = [_segment(ranges[0], chains[0])]
     for (a, b), caps, join in zip(ranges[1:], chains[1:], joins, strict=True):

@@ -18,6 +18,7 @@ file, and ``start``/``end``/``duration``/``scope`` describe the captioned window
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,10 @@ async def pair_inputs(
     return [await images.composite([prev, cur])]
 
 
+class ChainHalted(Exception):
+    """A segment's chain stopped because another segment of the video failed."""
+
+
 @dataclass
 class Chain:
     """One video's slide-mode context: what every DiffSW step needs."""
@@ -68,6 +73,13 @@ class Chain:
     span: Span
     #: State each interval's measured camera motion in ``{camera}`` (caption.camera_facts).
     camera_facts: bool = False
+    #: Set when a sibling chain failed: no new request is started (those in flight finish
+    #: and their answers are kept in the request cache, so a rerun pays nothing twice).
+    halt: asyncio.Event | None = None
+
+    def check_halt(self) -> None:
+        if self.halt is not None and self.halt.is_set():
+            raise ChainHalted("a sibling segment failed")
 
     def common(self) -> dict[str, Any]:
         return {"num_frames": len(self.keyframes), **self.span.variables()}
@@ -122,8 +134,10 @@ class Chain:
     async def run(self, start: int, end: int) -> list[Caption]:
         """Captions of keyframes ``start .. end-1``: the first in detail, then each change."""
         kfs = self.keyframes
+        self.check_halt()
         captions = [Caption(idx=str(start), content=await self.first(start), time=kfs[start].time)]
         for k in range(start + 1, end):
+            self.check_halt()
             text = await self.differential(k, captions[-1].content)
             captions.append(Caption(idx=str(k), content=text, time=kfs[k].time))
             self.images.release(k - 1)  # the window has moved on: keep memory bounded

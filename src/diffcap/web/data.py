@@ -196,6 +196,11 @@ def _check_records_file(path: Path) -> None:
         d = json.loads(first) if first else None
     except (OSError, json.JSONDecodeError, RecursionError):
         d = None
+    if isinstance(d, dict) and "video_id" not in d:
+        from diffcap.live.state import is_live_file
+
+        if is_live_file(path):  # a `caption --live` file: events, read as one record
+            return
     if not (isinstance(d, dict) and "video_id" in d):
         raise ConfigError(
             f"{path}: not a diffcap records file (its first line is not a JSON record)",
