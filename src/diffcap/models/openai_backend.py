@@ -28,11 +28,10 @@ import os
 import re
 import secrets
 import socket
-import sys
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import openai
 
@@ -55,9 +54,11 @@ from diffcap.models.openai_wire import (
     describe,
     display_url,
     dumps_body,
+    http_response_type,
     is_connect_error,
     is_loopback,
     usage_of,
+    within,
 )
 from diffcap.models.pricing import PricesArg, PriceTable
 from diffcap.models.retry import RetryPolicy, classify_exception
@@ -80,17 +81,8 @@ _SLOT = f"diffcap-image-{secrets.token_hex(8)}-"
 _SLOT_RE = re.compile(rb'"' + _SLOT.encode() + rb'(\d+)"')
 
 
-def _http_response_type() -> type:
-    """The HTTP client's Response class (``httpx2`` for openai 3, ``httpx`` before)."""
-    for cls in openai.DefaultAsyncHttpxClient.__mro__:
-        root = cls.__module__.split(".")[0]
-        if cls.__name__ == "AsyncClient" and root in sys.modules:
-            return sys.modules[root].Response
-    raise ImportError("cannot find the HTTP client of the openai SDK")  # pragma: no cover
-
-
 #: ``cast_to`` for ``post``: the raw response, without the SDK's response model.
-_RAW = _http_response_type()
+_RAW = http_response_type()
 #: Whether ``post`` takes ``content=`` (serialised bytes); old SDKs serialise ``body`` dicts.
 _POST_TAKES_BYTES = "content" in inspect.signature(openai.AsyncOpenAI.post).parameters
 
@@ -348,7 +340,7 @@ class OpenAIBackend(Backend):
         slow = asyncio.get_running_loop().call_later(self.cfg.warn_after_s, self._warn_slow, model)
         try:
             # The SDK's timeout is per read; this bounds the whole request.
-            raw = await _within(client.post(_PATH, cast_to=_RAW, **sent), self.cfg.timeout_s + 1.0)
+            raw = await within(client.post(_PATH, cast_to=_RAW, **sent), self.cfg.timeout_s + 1.0)
             parsed = self._parse(decode_body(raw.content), model, allow_empty)
         except Exception as exc:
             failed = classify_exception(exc)
@@ -408,18 +400,3 @@ class OpenAIBackend(Backend):
         for task in [t for t in self._guards if t.get_loop() is loop]:
             task.cancel()
             self._guards.discard(task)
-
-
-T = TypeVar("T")
-
-if sys.version_info >= (3, 11):
-
-    async def _within(aw: Awaitable[T], seconds: float) -> T:
-        """``await aw``, cancelled after ``seconds`` (TimeoutError); no extra task."""
-        async with asyncio.timeout(seconds):
-            return await aw
-
-else:  # pragma: no cover - Python 3.10
-
-    async def _within(aw: Awaitable[T], seconds: float) -> T:
-        return await asyncio.wait_for(aw, seconds)

@@ -3,11 +3,14 @@ are named in messages (split out of :mod:`diffcap.models.openai_backend`)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
+import sys
 import urllib.parse
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import openai
 
@@ -151,3 +154,27 @@ def is_loopback(api_base: str | None) -> bool:
         return False
     host = (urllib.parse.urlsplit(api_base).hostname or "").lower()
     return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
+def http_response_type() -> type:
+    """The HTTP client's Response class (``httpx2`` for openai 3, ``httpx`` before)."""
+    for cls in openai.DefaultAsyncHttpxClient.__mro__:
+        root = cls.__module__.split(".")[0]
+        if cls.__name__ == "AsyncClient" and root in sys.modules:
+            return sys.modules[root].Response
+    raise ImportError("cannot find the HTTP client of the openai SDK")  # pragma: no cover
+
+
+T = TypeVar("T")
+
+if sys.version_info >= (3, 11):
+
+    async def within(aw: Awaitable[T], seconds: float) -> T:
+        """``await aw``, cancelled after ``seconds`` (TimeoutError); no extra task."""
+        async with asyncio.timeout(seconds):
+            return await aw
+
+else:  # pragma: no cover - Python 3.10
+
+    async def within(aw: Awaitable[T], seconds: float) -> T:
+        return await asyncio.wait_for(aw, seconds)
