@@ -17,12 +17,11 @@ a store may only point at video files inside its own folder or a ``media_roots``
 
 from __future__ import annotations
 
-import json
 import logging
 import mimetypes
 import posixpath
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from diffcap.errors import ConfigError
 from diffcap.fsutil import is_keyframe_path
 from diffcap.redact import Redactor
+from diffcap.web.records_file import check_records_file, read_jsonl, read_records
 from diffcap.web.tree import read_tree
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def load_run(
             hint="pass a `diffcap run` output directory or a captions .jsonl",
         )
     if path.is_file():
-        _check_records_file(path)
+        check_records_file(path)
     records, side, root, base = _layout(path)
     if not records and not side:
         raise ConfigError(
@@ -141,12 +141,12 @@ def load_run(
     redactor = Redactor()  # provenance and notes reach pages: no keys, no URL user info
     for rec_file in records:
         rel_base = _rel(base, root)
-        for d in _records(rec_file):
+        for d in read_records(rec_file):
             entry = _entry_from_record(d, name, rel_base, redactor)
             if entry is not None:
                 by_id[entry.video_id] = entry  # a later shard line wins (resumed runs)
     for status, side_file in side:
-        for d in _read_jsonl(side_file):
+        for d in read_jsonl(side_file):
             _add_note(by_id, d, name, status, redactor)
     _attach_media(path, root, list(by_id.values()), media_roots)
     logger.info("loaded run %s: %d videos", name, len(by_id))
@@ -187,54 +187,9 @@ def _layout(path: Path) -> tuple[list[Path], list[tuple[str, Path]], Path, Path]
     return records, side, path, path
 
 
-def _check_records_file(path: Path) -> None:
-    """One clear error, not a warning per line, when ``path`` is not a records JSONL (a
-    README, a video, a config): its first non-blank line must be a JSON record."""
-    try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            first = next((line for line in fh if line.strip()), "")
-        d = json.loads(first) if first else None
-    except (OSError, json.JSONDecodeError, RecursionError):
-        d = None
-    if isinstance(d, dict) and "video_id" not in d:
-        from diffcap.live.state import is_live_file
-
-        if is_live_file(path):  # a `caption --live` file: events, read as one record
-            return
-    if not (isinstance(d, dict) and "video_id" in d):
-        raise ConfigError(
-            f"{path}: not a diffcap records file (its first line is not a JSON record)",
-            hint="pass a `diffcap run` output directory or the .jsonl of `diffcap caption`",
-        )
-
-
 def _rel(base: Path, root: Path) -> str:
     rel = base.resolve().relative_to(root.resolve()).as_posix()
     return "" if rel == "." else rel
-
-
-def _records(path: Path) -> Iterator[dict[str, Any]]:
-    """A records file's records; a live records file (``caption --live``) is one record."""
-    from diffcap.live.state import is_live_file, read_record
-
-    if is_live_file(path):
-        yield read_record(path)
-        return
-    yield from _read_jsonl(path)
-
-
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as exc:
-                logger.warning("%s:%d: skipped a line that is not JSON (%s)", path, n, exc)
-                continue
-            if isinstance(d, dict):
-                yield d
 
 
 def _entry_from_record(
