@@ -110,8 +110,8 @@ class Caller:
         before sending when the budget says the request cannot fit, and after the server
         said so (the budget then learns the server's limit)."""
         units = len(images) if image_units is None else image_units
-        await self.ensure_fits(prompt, units)
-        self.check_fits(prompt, units, step)
+        if not await self.ensure_fits(prompt, units):
+            self._refuse(prompt, units, step)
         request = ModelRequest(
             model=model or self.model_name,
             prompt=prompt,
@@ -134,19 +134,19 @@ class Caller:
         self._account(response.usage, request.model, response.cached)
         return response.text.strip()
 
-    def check_fits(self, prompt: str, image_units: int, step: str) -> None:
-        """Raise ContextExceeded when the budget says this request cannot fit."""
+    def _refuse(self, prompt: str, image_units: int, step: str) -> None:
+        """Raise ContextExceeded for a request the budget says cannot fit (never sent)."""
         b = self.budget
-        if b is None:
-            return
-        full = f"{self.system}\n{prompt}" if self.system else prompt
-        if not b.fits(full, image_units):
-            raise ContextExceeded(
-                f"{step}: the request needs {b.need(full, image_units):,} tokens, over the "
-                f"context of {b.context:,}",
-                limit=b.context,
-                tokens=b.need(full, image_units),
-            )
+        need = b.need(self._full(prompt), image_units)
+        raise ContextExceeded(
+            f"{step}: the request needs {need:,} tokens, over the context of {b.context:,}",
+            limit=b.context,
+            tokens=need,
+        )
+
+    def _full(self, prompt: str) -> str:
+        """The text counted for a request: the system prompt, then the prompt."""
+        return f"{self.system}\n{prompt}" if self.system else prompt
 
     async def ensure_fits(self, prompt: str, image_units: int = 0) -> bool:
         """:meth:`fits`, after measuring the real counts (once) when the estimate says no."""
@@ -162,9 +162,8 @@ class Caller:
         return b is None or self.prompt_tokens(prompt) <= b.room(image_units)
 
     def prompt_tokens(self, prompt: str) -> int:
-        """Tokens of ``prompt`` with the system prompt, as :meth:`check_fits` counts them."""
-        full = f"{self.system}\n{prompt}" if self.system else prompt
-        return int(self.budget.tokens(full)) if self.budget is not None else 0
+        """Tokens of ``prompt`` with the system prompt (what the budget counts)."""
+        return int(self.budget.tokens(self._full(prompt))) if self.budget is not None else 0
 
     def _account(self, used: Usage, model: str, cached: bool) -> None:
         cost = used.cost_usd  # priced by the backend: the one place cost is set
