@@ -23,10 +23,12 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from diffcap.errors import EXIT_CODES
+
 log = logging.getLogger(__name__)
 
 #: The exit status after a SIGTERM (128 + 15, what a shell reports for it).
-EXIT_TERMINATED = 143
+EXIT_TERMINATED = EXIT_CODES["terminated"]
 
 _stop = threading.Event()
 

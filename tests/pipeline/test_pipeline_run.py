@@ -9,7 +9,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from diffcap.pipeline.configure import resolve_config
+from diffcap.config.resolve import resolve_config
 from diffcap.pipeline.runner import run_dataset
 from diffcap.video.synth import Scene, write_video
 from support.servers import FaultServer, tiny_llava_server  # noqa: F401
@@ -170,8 +170,8 @@ def test_stages_process_batches_like_ray(videos, server, tmp_path):
     batch, several batches on one set-up model stage, then commit_row in the driver."""
     import pickle
 
+    from diffcap.io.inputs import collect_inputs
     from diffcap.pipeline import VideoRow, build_stages, stage_names
-    from diffcap.pipeline.inputs import collect_inputs
     from diffcap.store import RunStore, VideoEntry
 
     root, long = videos
@@ -222,7 +222,7 @@ def test_short_caption_stage_from_frames(videos, server, tmp_path):
 
 
 def test_dedup_filters_duplicates(videos, server, tmp_path):
-    pytest.importorskip("diffcap.pipeline.dedup")
+    pytest.importorskip("diffcap.stages.dedup")
     root, _ = videos
     manifest = tmp_path / "m.jsonl"
     caps = [

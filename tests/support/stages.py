@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from diffcap.engine.rows import VideoRow
+from diffcap.engine.stage import Resources, Stage
 from diffcap.errors import NotAVideo
-from diffcap.pipeline.rows import VideoRow
-from diffcap.pipeline.stage import Resources, Stage
 
 
 class AsyncUpper(Stage):
@@ -97,7 +97,7 @@ def run_rows(
     executor_cls: type, cfg: Any, rows: list[VideoRow], stages: list[Stage]
 ) -> list[VideoRow]:
     """Run ``rows`` through ``stages`` with an executor class; the rows that came back."""
-    from diffcap.pipeline.control import RunControl
+    from diffcap.engine.control import RunControl
 
     got: list[VideoRow] = []
     executor_cls(cfg, progress=False).run(

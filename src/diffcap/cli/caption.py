@@ -26,7 +26,13 @@ from typing import Any
 
 import click
 
-from diffcap.cli.options import ALL_FIELDS, config_from_params, config_options, model_options
+from diffcap.cli.options import (
+    ALL_FIELDS,
+    checked_backend,
+    config_from_params,
+    config_options,
+    model_options,
+)
 from diffcap.cli.run import execute, finish
 from diffcap.config import RunConfig
 from diffcap.errors import ModelUnavailable
@@ -37,16 +43,6 @@ def _templates(cfg: RunConfig) -> Any:
     from diffcap.prompts import load_templates
 
     return load_templates(cfg.caption.prompt_preset, cfg.caption.templates or None)
-
-
-def _backend(cfg: RunConfig) -> Any:
-    """The backend, checked before any request (an endpoint that does not answer, a model
-    neither cached nor downloadable now), or raise ModelUnavailable."""
-    from diffcap.models import get_backend
-
-    backend = get_backend(cfg.model.backend, cfg.model)
-    backend.preflight()
-    return backend
 
 
 def _one_line(text: str) -> str:
@@ -172,7 +168,7 @@ def summarize(
     record = load_record(records, video_id)
     inside = captions_in_range(record, start, end)  # fail before reaching for a model
     templates = _templates(cfg)
-    backend = _backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
+    backend = checked_backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
     usage = Usage()
 
     async def go() -> Any:
@@ -237,7 +233,7 @@ def recaption(prompts: tuple[str, ...], prompt_file: Path | None, **options: Any
         raise click.UsageError("give at least one PROMPT or --file")
     cfg = config_from_params(options)
     templates = _templates(cfg)
-    backend = _backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
+    backend = checked_backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
     rows = asyncio.run(_recaption_all(texts, backend, templates, cfg))
     for row in rows:
         click.echo(json.dumps(row, ensure_ascii=False))

@@ -121,7 +121,7 @@ def run(
 )
 def status(run_dir: str, as_json: bool, max_failures: int) -> None:
     """Show a run's counts per status, failures with reasons, tokens and estimated cost."""
-    from diffcap.pipeline.report import format_status, run_status
+    from diffcap.pipeline.status import format_status, run_status
     from diffcap.redact import redact_data
 
     st = redact_data(run_status(run_dir, max_failures=max_failures or None))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.config import ModelConfig, RunConfig
+from diffcap.engine.rows import VideoRow
 from diffcap.errors import ConfigError
 from diffcap.eval.base import Benchmark, BenchmarkFileError, BenchSettings, EvalItem
 from diffcap.eval.captions import CaptionTable, caption_videos
@@ -38,7 +39,6 @@ from diffcap.eval.stages import (
     replace_model,
 )
 from diffcap.models.identity import model_fingerprint
-from diffcap.pipeline.rows import VideoRow
 from diffcap.store import RunStore, VideoEntry
 from diffcap.store.cache import adopt_run_cache
 
@@ -97,7 +97,7 @@ class EvalReport:
 
     @property
     def exit_code(self) -> int:
-        from diffcap.pipeline.runner import EXIT_CODES
+        from diffcap.errors import EXIT_CODES
 
         if self.bugs:
             return EXIT_CODES["bug"]
@@ -195,9 +195,9 @@ def _run_locked(
     progress: bool,
     t0: float,
 ) -> EvalReport:
+    from diffcap.engine.control import RunControl
+    from diffcap.engine.pipeline import make_executor
     from diffcap.eval.outputs import write_outputs
-    from diffcap.pipeline.control import RunControl
-    from diffcap.pipeline.pipeline import make_executor
 
     job, missing = _job(bench, spec, cfg, items, mode, progress)
     signature = _bind(store, spec, job)

@@ -1,4 +1,4 @@
-"""The stages of an eval, under the engine's stage contract (``diffcap.pipeline.stage``):
+"""The stages of an eval, under the engine's stage contract (``diffcap.engine.stage``):
 
     eval_inputs   decode the item's video into the input mode's images   Resources(cpus=0, io)
     eval_answer   model and judge calls, then the item's score            model
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.config import ModelConfig, RunConfig
+from diffcap.engine.rows import VideoRow
+from diffcap.engine.stage import Resources, Stage
 from diffcap.eval.base import BenchSettings, EvalContext, EvalItem
-from diffcap.pipeline.rows import VideoRow
-from diffcap.pipeline.stage import Resources, Stage
 
 __all__ = ["EvalAnswerStage", "EvalInputStage", "EvalJob", "replace_model"]
 
@@ -115,7 +115,7 @@ class EvalAnswerStage(_EvalStage):
 
     @property
     def resources(self) -> Resources:
-        from diffcap.pipeline.stages import _gpus
+        from diffcap.stages.builtin import _gpus
 
         # An in-process model on CUDA takes a GPU (on "auto" wants one), as the caption
         # stage's does.
@@ -134,7 +134,7 @@ class EvalAnswerStage(_EvalStage):
         return True
 
     def check(self) -> None:
-        from diffcap.pipeline.stages import preflight_model
+        from diffcap.stages.builtin import preflight_model
         from diffcap.store.cache import check_request_cache
 
         for mcfg in self._configs():
@@ -149,7 +149,7 @@ class EvalAnswerStage(_EvalStage):
             return
         from diffcap.eval.registry import get_benchmark
         from diffcap.models import get_backend
-        from diffcap.store import CachedBackend
+        from diffcap.models.cached import CachedBackend
         from diffcap.store.cache import open_request_cache
 
         self.store = open_request_cache(

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.config import CaptionConfig, EngineConfig, ModelConfig, RunConfig
+from diffcap.engine.control import RunControl
+from diffcap.engine.pipeline import make_executor
+from diffcap.engine.rows import VideoRow
 from diffcap.errors import ConfigError, RunStopped
 from diffcap.export.base import ExportOptions, ExportResult
 from diffcap.export.records import RecordSource
 from diffcap.fsutil import atomic_open
-from diffcap.pipeline.control import RunControl
-from diffcap.pipeline.pipeline import make_executor
-from diffcap.pipeline.rows import VideoRow
-from diffcap.pipeline.stages import ModelStage
+from diffcap.stages.builtin import ModelStage
 from diffcap.timeline import Usage, VideoRecord
 
 logger = logging.getLogger(__name__)

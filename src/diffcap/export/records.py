@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -214,3 +214,19 @@ def failure_reason(exc: DiffcapError) -> str:
     if isinstance(exc, VideoError):
         return f"unreadable video ({exc.reason})"
     return f"failed ({exc.reason})"
+
+
+def system_names(paths: Sequence[Path]) -> list[str]:
+    """``run dir`` or ``file stem`` names; parents are prepended until the names differ."""
+    resolved = [p.resolve() for p in paths]
+
+    def name(p: Path, depth: int) -> str:
+        base = p.stem if p.suffix == ".jsonl" else p.name
+        parents = [q.name for q in list(p.parents)[:depth] if q.name]
+        return "/".join([*reversed(parents), base])
+
+    for depth in range(0, 8):
+        names = [name(p, depth) for p in resolved]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{name(p, 0)}#{i + 1}" for i, p in enumerate(resolved)]

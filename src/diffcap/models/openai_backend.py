@@ -38,11 +38,11 @@ import openai
 from diffcap.config import ModelConfig
 from diffcap.errors import ModelUnavailable, RequestFailed
 from diffcap.models.base import Backend, ImageInput, ModelRequest, ModelResponse
+from diffcap.models.chat import folder_image_cost
 from diffcap.models.context import (
     ContextWindow,
     TokenCounter,
     context_of_folder,
-    folder_image_cost,
     load_tokenizer_counter,
     server_context,
 )

@@ -29,13 +29,12 @@ from diffcap._deps import require
 from diffcap.config import ModelConfig
 from diffcap.errors import ModelUnavailable, RequestFailed
 from diffcap.models.base import Backend, ModelRequest, ModelResponse
-from diffcap.models.chat import encode_prompts, render_requests, tokenizer_of
+from diffcap.models.chat import encode_prompts, processor_image_cost, render_requests, tokenizer_of
 from diffcap.models.context import (
     ContextWindow,
     TokenCounter,
     TokenizerCounter,
     context_from_config,
-    processor_image_cost,
 )
 from diffcap.models.hub import offline_routes
 from diffcap.timeline import Usage

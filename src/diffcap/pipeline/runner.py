@@ -26,42 +26,33 @@ from typing import Any, NamedTuple
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from diffcap.config import RunConfig
-from diffcap.errors import WORLD_ERRNOS, ConfigError, StorageError, world_fault_reason
-from diffcap.pipeline.configure import config_to_dict, save_config
-from diffcap.pipeline.control import RunControl
-from diffcap.pipeline.ids import InputScan, conflict_recorder, new_assigner
-from diffcap.pipeline.inputs import iter_raw_inputs
-from diffcap.pipeline.outputs import write_outputs
-from diffcap.pipeline.pipeline import Pipeline, make_executor, stage_names
-from diffcap.pipeline.publish import check_uri
-from diffcap.pipeline.report import RunReport
-from diffcap.pipeline.rows import VideoRow
-from diffcap.pipeline.rundir import NewRunDir, check_model_identity
+from diffcap.config.resolve import config_to_dict, save_config
+from diffcap.engine.control import RunControl
+from diffcap.engine.pipeline import Pipeline, make_executor
+from diffcap.engine.report import RunReport
+from diffcap.engine.rows import VideoRow
+from diffcap.engine.rundir import NewRunDir, check_model_identity
+from diffcap.errors import (
+    EXIT_BUDGET,
+    EXIT_CODES,
+    WORLD_ERRNOS,
+    ConfigError,
+    StorageError,
+    world_fault_reason,
+)
+from diffcap.io.ids import InputScan, conflict_recorder, new_assigner
+from diffcap.io.inputs import iter_raw_inputs
+from diffcap.io.outputs import write_outputs
+from diffcap.io.publish import check_uri
 from diffcap.redact import install_log_filter, redact
-from diffcap.shutdown import EXIT_TERMINATED, graceful_sigterm
+from diffcap.shutdown import graceful_sigterm
+from diffcap.stages.registry import build_stages, stage_names
 from diffcap.store import RunStore, VideoEntry
 from diffcap.store.cache import adopt_run_cache, ensure_run_id
 from diffcap.store.db import STATUSES, damaged, damaged_store
 from diffcap.store.lock import RunLock
 
 log = logging.getLogger(__name__)
-
-#: Exit codes shared by every command that runs the pipeline (documented in README).
-EXIT_CODES: dict[str, int] = {
-    "ok": 0,
-    "error": 1,  # a diffcap error; or videos failed, inputs were bad, or none was found
-    "usage": 2,  # bad usage or config values
-    "no_model": 3,  # no usable model: not configured, unreachable, not found
-    # Stopped, nothing lost, a rerun resumes: the cost cap (rerun with a higher cap), a fault
-    # of the world (endpoint down, disk full), the run directory in use by another process.
-    "budget": 4,
-    "stopped": 4,
-    "locked": 4,
-    "bug": 70,  # an internal error; the traceback is in RUN_DIR/logs/errors.log
-    "interrupted": 130,  # Ctrl-C
-    "terminated": EXIT_TERMINATED,  # SIGTERM: the answers in flight were awaited and kept
-}
-EXIT_BUDGET = EXIT_CODES["budget"]
 
 #: Settings that cannot change a record's content: how the run is executed, what it may
 #: spend, how its outputs are laid out (rewritten from the DB on every run) and which inputs
@@ -197,7 +188,7 @@ def run_dataset(
     t0 = time.perf_counter()
     names = stage_names(command, cfg)
     # Absolute: on a cluster, workers on other nodes resolve the run dir's paths themselves.
-    pipeline = Pipeline(names, cfg, run_dir.absolute())
+    pipeline = Pipeline(build_stages(names, cfg, run_dir.absolute()))
     new_dir = NewRunDir(run_dir)
     with storage_errors(run_dir), new_dir:
         run_dir.mkdir(parents=True, exist_ok=True)

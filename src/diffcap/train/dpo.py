@@ -78,8 +78,7 @@ class DPOOptions:
 
 def _summaries(runs: list[str]) -> dict[str, dict[str, str]]:
     """system name (as ``review`` names it) -> video id -> summary caption."""
-    from diffcap.export.records import open_records
-    from diffcap.web.data import system_names
+    from diffcap.export.records import open_records, system_names
 
     names = system_names([Path(r) for r in runs])
     out: dict[str, dict[str, str]] = {}
@@ -97,7 +96,7 @@ def preference_pairs(
 ) -> tuple[list[dict[str, Any]], PairReport]:
     """Rows for :class:`~diffcap.train.collate.DPOCollator`: the prompt example's row plus
     ``chosen`` and ``rejected`` (one per non-tie vote)."""
-    from diffcap.web.votes import VoteStore
+    from diffcap.store.votes import VoteStore
 
     if task not in ("fast", "summary"):
         raise ConfigError(f"--task {task}: choose fast or summary")

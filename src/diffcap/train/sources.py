@@ -38,7 +38,7 @@ class RunSettings:
     def from_config(cls, path: Path | None) -> RunSettings:
         if path is None or not path.is_file():
             return cls()
-        from diffcap.pipeline.configure import resolve_config
+        from diffcap.config.resolve import resolve_config
 
         cfg = resolve_config(None, str(path), {})
         cap = cfg.caption

@@ -1,0 +1,113 @@
+"""Streaming rows into Ray Data: a spool of JSONL files read lazily by a Ray datasource.
+
+The driver never holds a run's rows whole: it writes the pending rows, streamed from the
+run store, into ``RUN_DIR/spool/<invocation>/part-NNNNN.jsonl`` files of
+:data:`SPOOL_ROWS` rows, and Ray Data reads them on the workers, one read task per file,
+each yielding blocks of ``rows_per_block`` rows (one video per block by default, so CPU
+actors share the work from the first video on). On a cluster the run directory is on
+storage every node sees, as the keyframes already require.
+
+    with RowSpool(run_dir) as spool:
+        files = spool.write(rows)                 # [(path, n_rows), ...]
+        ds = ray.data.read_datasource(SpoolSource(files, rows_per_block=1))
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from diffcap.engine.rows import VideoRow
+
+#: Rows per spool file (one Ray read task each).
+SPOOL_ROWS = 10_000
+
+
+class RowSpool:
+    """A folder of JSONL row files for one executor run; removed when the run ends."""
+
+    def __init__(self, run_dir: str | Path, rows_per_file: int = SPOOL_ROWS) -> None:
+        self.folder = Path(run_dir) / "spool" / uuid.uuid4().hex[:12]
+        self.rows_per_file = rows_per_file
+
+    def write(self, rows: Iterable[VideoRow]) -> list[tuple[str, int]]:
+        """Write ``rows`` in files of ``rows_per_file``; returns ``[(path, rows), ...]``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        files: list[tuple[str, int]] = []
+        out, n = None, 0
+        try:
+            for row in rows:
+                if out is None:
+                    path = self.folder / f"part-{len(files):05d}.jsonl"
+                    out, n = path.open("w", encoding="utf-8"), 0
+                out.write(json.dumps(row.to_json()) + "\n")
+                n += 1
+                if n == self.rows_per_file:
+                    out.close()
+                    files.append((str(path), n))
+                    out = None
+        finally:
+            if out is not None:
+                out.close()
+                files.append((str(path), n))
+        return files
+
+    def __enter__(self) -> RowSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        parent = self.folder.parent
+        if parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+
+
+def read_spool(path: str, rows_per_block: int) -> Iterator[Any]:
+    """The blocks of one spool file: Arrow tables with one ``row`` column (JSON text)."""
+    import pyarrow as pa
+
+    batch: list[str] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            batch.append(line.rstrip("\n"))
+            if len(batch) == rows_per_block:
+                yield pa.table({"row": batch})
+                batch = []
+    if batch:
+        yield pa.table({"row": batch})
+
+
+def spool_source(files: list[tuple[str, int]], rows_per_block: int) -> Any:
+    """A Ray Data datasource over spool files (built here so ray is imported lazily)."""
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    class SpoolSource(Datasource):
+        def estimate_inmemory_data_size(self) -> int | None:
+            return None
+
+        def get_read_tasks(
+            self,
+            parallelism: int,
+            per_task_row_limit: int | None = None,
+            data_context: Any = None,
+        ) -> list[ReadTask]:
+            return [
+                ReadTask(
+                    functools.partial(read_spool, path, rows_per_block),
+                    BlockMetadata(
+                        num_rows=n, size_bytes=None, input_files=(path,), exec_stats=None
+                    ),
+                )
+                for path, n in files
+            ]
+
+    return SpoolSource()
+
+
+__all__ = ["SPOOL_ROWS", "RowSpool", "read_spool", "spool_source"]
