@@ -24,6 +24,8 @@ Modules: :mod:`~diffcap.config.bounds` (the base section and typo bounds),
 from __future__ import annotations
 
 from diffcap.config.bounds import MAX_CONCURRENCY, MAX_WORKERS, MIN_INTERVAL, Section
+from diffcap.config.eval import EvalConfig
+from diffcap.config.export import ALL_TASKS, LLAVA_TASKS, ExportConfig
 from diffcap.config.inputs import FilterConfig, InputConfig
 from diffcap.config.keyframes import KeyframeConfig
 from diffcap.config.model import ModelConfig
@@ -34,22 +36,31 @@ from diffcap.config.run import (
     RunConfig,
     SummaryConfig,
 )
+from diffcap.config.train import DPOConfig, LoraConfig, TrainConfig, TrainingConfig
 
 #: The former private base name, kept for code that subclassed it.
 _Section = Section
 
 __all__ = [
+    "ALL_TASKS",
+    "LLAVA_TASKS",
     "MAX_CONCURRENCY",
     "MAX_WORKERS",
     "MIN_INTERVAL",
     "CaptionConfig",
+    "DPOConfig",
     "EngineConfig",
+    "EvalConfig",
+    "ExportConfig",
     "FilterConfig",
     "InputConfig",
     "KeyframeConfig",
+    "LoraConfig",
     "ModelConfig",
     "OutputConfig",
     "RunConfig",
     "Section",
     "SummaryConfig",
+    "TrainConfig",
+    "TrainingConfig",
 ]
