@@ -33,7 +33,6 @@ from diffcap.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 _EXPLICIT = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
-_PATHS = {"file": {"dir_okay": False}, "dir": {"file_okay": False}, "any": {}}
 
 
 def section_fields(model: type[BaseModel]) -> Iterator[tuple[tuple[str, ...], FieldInfo]]:
@@ -95,8 +94,11 @@ def _range(kind: type, field: FieldInfo) -> Any:
 def _click_type(field: FieldInfo) -> Any:
     ann = _plain(field.annotation)
     extra = _extra(field)
-    if "path" in extra:
-        return click.Path(exists=bool(extra.get("exists")), **_PATHS[extra["path"]])
+    if "path" in extra:  # file, dir or any
+        kind = extra["path"]
+        return click.Path(
+            exists=bool(extra.get("exists")), file_okay=kind != "dir", dir_okay=kind != "file"
+        )
     if typing.get_origin(ann) is Literal:
         return click.Choice([str(a) for a in typing.get_args(ann)])
     if ann in (int, float):
