@@ -19,7 +19,6 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import annotated_types as at
@@ -156,8 +155,10 @@ def section_options(
     return apply
 
 
-#: ``--config`` / ``--set`` for commands whose YAML holds only their own sections (train).
 def file_options(sections: str) -> Callable[[Any], Any]:
+    """``--config`` / ``--set`` for a command whose YAML holds only its own sections (train,
+    train-dpo); eval and export share those of their run config (:mod:`diffcap.cli.options`)."""
+
     def apply(func: Any) -> Any:
         func = click.option(
             "--set",
@@ -194,13 +195,16 @@ def section_from_params(
     own = [a for a in assignments if a.partition("=")[0].strip().startswith(prefix)]
     params["assignments"] = tuple(a for a in assignments if a not in own)
     overrides = parse_set(own)
-    for path, _field in section_fields(model):
+    for path, field in section_fields(model):
         name = param_name(section, path)
         if name not in params:
             continue
         value = params.pop(name)
-        source = ctx.get_parameter_source(name) if ctx is not None else None
-        if source in _EXPLICIT or (ctx is None and value is not None):
+        if ctx is not None:
+            explicit = ctx.get_parameter_source(name) in _EXPLICIT
+        else:  # called outside click: a value other than the default was given
+            explicit = value is not None and value != field_default(field)
+        if explicit:
             overrides[".".join((section, *path))] = value
     return resolve_section(model, section, params.get("config_path"), overrides, others=others)
 
@@ -232,7 +236,3 @@ def _names(field: FieldInfo) -> Callable[..., tuple[str, ...]]:
         return names
 
     return parse
-
-
-def path_or_none(value: str | Path | None) -> Path | None:
-    return Path(value) if value else None
