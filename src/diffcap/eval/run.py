@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from diffcap.config import ModelConfig, RunConfig
+from diffcap.config.eval import EvalConfig
 from diffcap.engine.job import Job, locked_store, storage_errors
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import Stage
@@ -50,33 +51,23 @@ __all__ = ["PREFILL_MODES", "EvalReport", "EvalSpec", "run_eval"]
 PREFILL_MODES = ("auto", "assistant", "user")
 
 
-@dataclass
-class EvalSpec:
-    """What ``diffcap eval`` was asked (besides the RunConfig of the model under test)."""
+class EvalSpec(EvalConfig):
+    """What ``diffcap eval`` was asked (besides the RunConfig of the model under test): the
+    benchmark, its data and the eval directory, plus the ``eval`` config section (one
+    definition of every setting and default: :class:`~diffcap.config.eval.EvalConfig`).
+
+        EvalSpec("mvbench", Path("MVBench/json"), Path("evals/mv"), input_mode="grid")
+    """
 
     bench: str
     data: Path
     out: Path
-    input_mode: str | None = None  # None: caption for the caption benchmarks, else grid
-    videos: Path | None = None
-    captions: Path | None = None
-    limit: int | None = None
-    n_frames: int = 16
-    seed: int = 0
-    judge_model: str | None = None
-    judge_api_base: str | None = None
-    judge_api_key: str | None = None
-    answer_model: str | None = None
-    answer_api_base: str | None = None
-    #: Score with the official code's plainly broken quirks too (diffcap's deviations off).
-    official_quirks: bool = False
-    #: Video-MME's subtitle folder (``subtitle/<videoID>.srt``): the "w/ subs" setting.
-    subtitles: Path | None = None
-    #: A benchmark's own prompt file diffcap does not ship (TempCompass's prompt_templates.py).
-    prompts: Path | None = None
-    #: Where an official answer prefill goes: auto (assistant for in-process models, else
-    #: user), assistant (a trailing assistant turn), user (the end of the question).
-    prefill: str = "auto"
+
+    def __init__(
+        self, bench: str | None = None, data: Any = None, out: Any = None, /, **values: Any
+    ) -> None:
+        given = {"bench": bench, "data": data, "out": out}
+        super().__init__(**{k: v for k, v in given.items() if v is not None}, **values)
 
 
 @dataclass
@@ -131,10 +122,11 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
     options), ModelUnavailable (before any item is sent), RunDirLocked, StorageError."""
     t0 = time.perf_counter()
     # Absolute: on Ray, workers on other nodes resolve the eval dir and videos themselves.
-    spec = replace(
-        spec,
-        out=spec.out.absolute(),
-        videos=spec.videos.absolute() if spec.videos else None,
+    spec = spec.model_copy(
+        update={
+            "out": spec.out.absolute(),
+            "videos": spec.videos.absolute() if spec.videos else None,
+        }
     )
     bench = get_benchmark(spec.bench, _settings(spec))
     if (spec.judge_api_base or spec.judge_api_key) and not spec.judge_model:
@@ -143,7 +135,7 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
     if mode not in INPUT_MODES:
         raise ConfigError(f"unknown --input {mode!r}", hint=f"one of {', '.join(INPUT_MODES)}")
     if is_hub_data(spec.data):
-        spec = replace(spec, data=hub_data(str(spec.data)))
+        spec = spec.model_copy(update={"data": hub_data(str(spec.data))})
     items = bench.load(spec.data)
     _unique(items)
     items = bench.prepare(spec.data, items, bool(spec.judge_model))
