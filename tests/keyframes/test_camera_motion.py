@@ -8,9 +8,11 @@ every second (``threshold=1.0``), so every interval lies inside one move.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 
+import av
 import numpy as np
 import pytest
 
@@ -19,7 +21,8 @@ from diffcap.keyframes import KeyframeSet, extract_keyframes
 from diffcap.keyframes.camera import describe, label_samples
 from diffcap.timeline import CameraMotion, Keyframe, VideoRecord
 from diffcap.video.camsynth import Move, write_camera_clip
-from diffcap.video.motion import MotionSample, fit_similarity
+from diffcap.video.motion import MotionProbe, MotionSample, fit_similarity
+from diffcap.video.pyav import PyAVSource
 
 MOVES = [
     Move("static"),
@@ -145,6 +148,26 @@ def test_short_gops_leave_gaps_but_no_wrong_labels(tmp_path) -> None:
     ]
     assert len(told) >= 2
     assert all(want == got for want, got in told), told
+
+
+def test_reading_vectors_leaves_no_frame_to_the_garbage_collector(tmp_path) -> None:
+    """The probe reads a frame's side data without PyAV's frame <-> container cycle: with the
+    collector off, the frames it read are freed as the reader drops them."""
+    path = tmp_path / "pan.mp4"
+    write_camera_clip(path, [Move("pan_right", 3.0, 0.3)], codec="mpeg4", options={"g": "250"})
+    gc.collect()
+    gc.disable()
+    try:
+        with PyAVSource(path, export_mvs=True) as src:
+            probe = MotionProbe(src.time_of)
+            src.tap(probe)
+            for _ in src.frames(0.0):
+                pass
+            alive = sum(isinstance(o, av.VideoFrame) for o in gc.get_objects())
+    finally:
+        gc.enable()
+    assert probe.mode == "mvs" and len(probe.samples) >= 10  # read: 5 a second
+    assert alive <= 6  # (the reader's frames in flight; 90 were decoded)
 
 
 # --- the parts, on numbers ------------------------------------------------------------------
