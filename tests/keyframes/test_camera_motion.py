@@ -23,6 +23,7 @@ from diffcap.timeline import CameraMotion, Keyframe, VideoRecord
 from diffcap.video.camsynth import Move, write_camera_clip
 from diffcap.video.motion import MotionProbe, MotionSample, fit_similarity
 from diffcap.video.pyav import PyAVSource
+from diffcap.video.simfit import median
 
 MOVES = [
     Move("static"),
@@ -221,3 +222,13 @@ def test_keyframe_json_round_trip() -> None:
     kf = Keyframe(1, 2.0, 60, "a.jpg", CameraMotion("zoom_in", "slow", zoom=0.1, samples=5))
     assert Keyframe.from_json(kf.to_json()) == kf
     assert "camera" not in Keyframe(0, 0.0, 0).to_json()
+
+
+def test_median_is_numpys() -> None:
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 8):
+        rates = rng.normal(size=(n, 4))
+        assert np.allclose(median(rates, axis=0), np.median(rates, axis=0))
+        assert median(rates[:, 1]) == pytest.approx(float(np.median(rates[:, 1])))
+    with pytest.raises(ValueError):
+        median(np.array([]))
