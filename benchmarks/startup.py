@@ -6,7 +6,9 @@ of each part, measured inside the process (a small harness runs the real CLI ent
 timers around the parts; the timers are exclusive: time in a nested part counts once, for
 the inner one):
 
-* interpreter: the CPU the process had used when the harness began (Python's own start-up);
+* interpreter: the CPU the process had used when the harness began: Python's own start-up
+  and the harness's few stdlib imports (argparse, json, subprocess, threading...: most of
+  which diffcap imports too, so they are not counted twice under imports);
 * imports: every module import (also those made lazily during the run: pyarrow for the
   Parquet output, PIL's plugins, the openai SDK...), timed around the import system's loaders;
 * config: parsing the options into a RunConfig (``config_from_params``);
