@@ -194,8 +194,9 @@ def child(argv: list[str]) -> None:
     _instrument(clock)
     if "caption" in argv:
         _instrument_models(clock)  # (its import is then counted by the finder too)
+    sys.argv = ["diffcap", *argv]
     try:
-        main(argv)
+        main()  # as the console script calls it (argv from sys.argv)
     except SystemExit as exc:
         if exc.code:
             raise
