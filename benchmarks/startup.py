@@ -11,6 +11,7 @@ the inner one):
   which diffcap imports too, so they are not counted twice under imports);
 * imports: every module import (also those made lazily during the run: pyarrow for the
   Parquet output, PIL's plugins, the openai SDK...), timed around the import system's loaders;
+  the dozen largest top-level packages are listed below it (diffcap by subpackage);
 * config: parsing the options into a RunConfig (``config_from_params``);
 * open+probe: opening the video and reading its facts (``PyAVSource()``, ``info()``);
 * decode: the sampling pass's decoding (``PyAVSource._next_frame``); camera motion and the cut
@@ -114,21 +115,24 @@ class Clock:
 
 
 class _TimedLoader:
-    def __init__(self, loader: Any, clock: Clock) -> None:
+    def __init__(self, loader: Any, clock: Clock, name: str) -> None:
         self._loader, self._clock = loader, clock
+        parts = name.split(".")
+        top = ".".join(parts[:2]) if parts[0] == "diffcap" else parts[0]
+        self._part = f"import {top}"  # summed into "imports", and listed by package
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loader, name)
 
     def create_module(self, spec: Any) -> Any:
-        self._clock.enter("imports")
+        self._clock.enter(self._part)
         try:
             return self._loader.create_module(spec)
         finally:
             self._clock.leave()
 
     def exec_module(self, module: Any) -> None:
-        self._clock.enter("imports")
+        self._clock.enter(self._part)
         try:
             self._loader.exec_module(module)
         finally:
@@ -148,7 +152,7 @@ class _TimedFinder:
             spec = finder.find_spec(name, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _TimedLoader(spec.loader, self.clock)
+                    spec.loader = _TimedLoader(spec.loader, self.clock, name)
                 return spec
         return None
 
@@ -201,6 +205,7 @@ def child(argv: list[str]) -> None:
         if exc.code:
             raise
     spent = dict(clock.spent)
+    spent["imports"] = sum(v for k, v in spent.items() if k.startswith("import "))
     spent["interpreter"] = interpreter
     spent["seen"] = _cpu()
     print("\n" + json.dumps(spent))
@@ -224,7 +229,7 @@ def run_child(argv: list[str], pycache: Path) -> dict[str, float]:
     total = _cpu(resource.RUSAGE_CHILDREN) - before
     parts = json.loads(done.stdout.strip().splitlines()[-1])
     seen = parts.pop("seen")
-    named = sum(v for k, v in parts.items() if k != "interpreter")
+    named = sum(v for k, v in parts.items() if k in PARTS and k != "interpreter")
     parts["other"] = seen - parts["interpreter"] - named
     parts["exit"] = total - seen
     parts["total"], parts["wall"] = total, wall
@@ -250,6 +255,10 @@ def report(name: str, runs: list[dict[str, float]]) -> None:
     for part in PARTS:
         if med[part] >= 0.0005 or part in ("decode", "embed"):
             print(f"  {part:14s} {med[part]:6.3f}")
+    packages = {k for r in runs for k in r if k.startswith("import ")}
+    by_package = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in packages}
+    top = sorted(by_package.items(), key=lambda kv: -kv[1])[:12]
+    print("    " + ", ".join(f"{k[7:]} {v:.3f}" for k, v in top))
     totals = [r["total"] for r in runs]
     outside = [r["total"] - r.get("decode", 0.0) - r.get("embed", 0.0) for r in runs]
     fixed = [r["total"] - sum(r.get(p, 0.0) for p in PER_FRAME) for r in runs]
