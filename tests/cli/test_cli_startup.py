@@ -21,8 +21,17 @@ from diffcap.stages.registry import build_stages
 from diffcap.video.synth import Scene, write_video
 
 #: Modules a one-video keyframes command has no use for (pandas came in through pyarrow;
-#: popen_spawn_posix is imported when a spawned worker process starts).
-HEAVY = ("pandas", "torch", "transformers", "ray", "multiprocessing.popen_spawn_posix")
+#: popen_spawn_posix is imported when a spawned worker process starts; numpy.ma through
+#: np.median; diffcap.models.hub, with urllib.request, through the embedder's check).
+HEAVY = (
+    "pandas",
+    "torch",
+    "transformers",
+    "ray",
+    "multiprocessing.popen_spawn_posix",
+    "numpy.ma",
+    "diffcap.models.hub",
+)
 
 _RUN = """
 import json, sys

@@ -8,9 +8,11 @@ every second (``threshold=1.0``), so every interval lies inside one move.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 
+import av
 import numpy as np
 import pytest
 
@@ -19,7 +21,9 @@ from diffcap.keyframes import KeyframeSet, extract_keyframes
 from diffcap.keyframes.camera import describe, label_samples
 from diffcap.timeline import CameraMotion, Keyframe, VideoRecord
 from diffcap.video.camsynth import Move, write_camera_clip
-from diffcap.video.motion import MotionSample, fit_similarity
+from diffcap.video.motion import MotionProbe, MotionSample, fit_similarity
+from diffcap.video.pyav import PyAVSource
+from diffcap.video.simfit import median
 
 MOVES = [
     Move("static"),
@@ -147,6 +151,26 @@ def test_short_gops_leave_gaps_but_no_wrong_labels(tmp_path) -> None:
     assert all(want == got for want, got in told), told
 
 
+def test_reading_vectors_leaves_no_frame_to_the_garbage_collector(tmp_path) -> None:
+    """The probe reads a frame's side data without PyAV's frame <-> container cycle: with the
+    collector off, the frames it read are freed as the reader drops them."""
+    path = tmp_path / "pan.mp4"
+    write_camera_clip(path, [Move("pan_right", 3.0, 0.3)], codec="mpeg4", options={"g": "250"})
+    gc.collect()
+    gc.disable()
+    try:
+        with PyAVSource(path, export_mvs=True) as src:
+            probe = MotionProbe(src.time_of)
+            src.tap(probe)
+            for _ in src.frames(0.0):
+                pass
+            alive = sum(isinstance(o, av.VideoFrame) for o in gc.get_objects())
+    finally:
+        gc.enable()
+    assert probe.mode == "mvs" and len(probe.samples) >= 10  # read: 5 a second
+    assert alive <= 6  # (the reader's frames in flight; 90 were decoded)
+
+
 # --- the parts, on numbers ------------------------------------------------------------------
 
 
@@ -198,3 +222,13 @@ def test_keyframe_json_round_trip() -> None:
     kf = Keyframe(1, 2.0, 60, "a.jpg", CameraMotion("zoom_in", "slow", zoom=0.1, samples=5))
     assert Keyframe.from_json(kf.to_json()) == kf
     assert "camera" not in Keyframe(0, 0.0, 0).to_json()
+
+
+def test_median_is_numpys() -> None:
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 5, 8):
+        rates = rng.normal(size=(n, 4))
+        assert np.allclose(median(rates, axis=0), np.median(rates, axis=0))
+        assert median(rates[:, 1]) == pytest.approx(float(np.median(rates[:, 1])))
+    with pytest.raises(ValueError):
+        median(np.array([]))

@@ -58,6 +58,8 @@ def check_image_embedder(spec: str) -> None:
     if name.strip().lower() not in _FACTORIES:
         get_image_embedder(spec)  # raises the ConfigError listing the choices
     arg = arg.strip()
+    if not arg and name.strip().lower() != "clip":
+        return  # no model to look for (and no urllib to import: a command's start-up)
     from diffcap.models.hub import looks_like_local_path
 
     local = arg.startswith(("/", ".", "~")) or looks_like_local_path(arg)

@@ -26,6 +26,7 @@ import numpy as np
 
 from diffcap.timeline import CameraMotion, Keyframe
 from diffcap.video.motion import MotionSample
+from diffcap.video.simfit import median
 
 #: Edge speed (frame sizes per second) under which the camera counts as static.
 STATIC = 0.02
@@ -64,12 +65,12 @@ def label_samples(samples: Sequence[MotionSample]) -> CameraMotion | None:
     rates = np.array([[s.vx, s.vy, s.zoom, s.roll] for s in samples])
     # medians: a sample straddling the start of a move (or a jolt) is neither a move of the
     # interval nor shake
-    centre = np.median(rates, axis=0)
+    centre = median(rates, axis=0)
     # shake: how much the pan/tilt rate changes from one sample to the next (a pan, even
     # an accelerating one, changes little; a handheld camera swings back and forth)
     jitter = 0.0
     if len(samples) >= SHAKE_SAMPLES:
-        jitter = float(np.median(np.hypot(*np.diff(rates[:, :2], axis=0).T)))
+        jitter = float(median(np.hypot(*np.diff(rates[:, :2], axis=0).T)))
     edge = {"pan": abs(centre[0]), "tilt": abs(centre[1]), "zoom": abs(centre[2]) / 2}
     edge["roll"] = abs(centre[3]) / 2
     kind = max(edge, key=lambda k: edge[k])

@@ -24,6 +24,12 @@ skipped: their reference distance is not exported). Where a codec exports none (
 AV1, intra-only codecs), the probe falls back to phase correlation of 32x32 patches of two
 decoded frames about :data:`FLOW_SPAN` apart, scaled to 96 pixels high. At most
 :data:`RATE` samples a second are kept, which bounds the cost on long videos.
+
+Cost: the probe only reads the side data of the P-frames it samples, copies the vectors out
+as a numpy array at once, and never lets PyAV cache its side-data container on the frame
+(``frame.side_data`` would: the container and the frame then refer to each other, and every
+frame read that way waits for the garbage collector, 1.4 MB apiece at 720p). So the frames
+are freed by reference counting as soon as the reader drops them.
 """
 
 from __future__ import annotations
@@ -37,6 +43,12 @@ import numpy as np
 
 from diffcap.video.simfit import fit_similarity, nearest_reference
 
+_SideData: Any
+try:  # the container class itself: built here, it is not cached on the frame (no cycle)
+    from av.sidedata.sidedata import SideDataContainer as _SideData
+except ImportError:  # pragma: no cover - a PyAV without it: frame.side_data + collections
+    _SideData = None
+
 #: Samples kept per second of video (the rest of the decoded frames are only looked at).
 RATE = 5.0
 #: Pairs further apart than this (seconds) are not compared (a seek, a long skipped stretch).
@@ -49,8 +61,9 @@ PATCH = 32
 #: The flow compares frames at least this far apart (seconds): a slow pan moves a few pixels
 #: (phase correlation's sub-pixel estimate is biased towards whole pixels).
 FLOW_SPAN = 0.1
-#: A full garbage collection per this many bytes of frames whose vectors were read (see
-#: :meth:`MotionProbe.__call__`): at most this much is held for that reason.
+#: Only where PyAV's side-data container cannot be built apart from the frame (see
+#: :func:`side_data`): a full garbage collection per this many bytes of frames whose side
+#: data was read, so at most this much is held by the frame/container cycle.
 COLLECT_BYTES = 64 * 2**20
 #: I/P frames remembered as the references a P-frame may have used.
 REFS = 4
@@ -58,6 +71,26 @@ REFS = 4
 INTRA_ONLY = 30
 #: A fit whose inliers (by weight) are fewer than this is no sample (a cut, a flash).
 MIN_INLIERS = 0.35
+
+
+#: FFmpeg's AVMotionVector, as PyAV's ``MotionVectors.to_ndarray()`` reads it (built once
+#: here: that method builds the dtype anew on every call).
+MV_RECORD = np.dtype(
+    [
+        ("source", "int32"),
+        ("w", "uint8"),
+        ("h", "uint8"),
+        ("src_x", "int16"),
+        ("src_y", "int16"),
+        ("dst_x", "int16"),
+        ("dst_y", "int16"),
+        ("flags", "uint64"),
+        ("motion_x", "int32"),
+        ("motion_y", "int32"),
+        ("motion_scale", "uint16"),
+    ],
+    align=True,
+)
 
 
 @dataclass(frozen=True)
@@ -74,15 +107,35 @@ class MotionSample:
     source: str  # "mvs" or "flow"
 
 
+def side_data(frame: Any, kind: str) -> Any:
+    """The frame's side data of ``kind`` (e.g. ``"MOTION_VECTORS"``) or None, read without
+    tying the frame into a reference cycle (see module): the container is built apart and
+    dropped here; what is returned refers to the frame, so drop it (or copy out) soon."""
+    if _SideData is None:  # pragma: no cover - see the import
+        return frame.side_data.get(kind)
+    return _SideData(frame).get(kind)
+
+
+def vector_records(frame: Any) -> np.ndarray | None:
+    """The frame's motion vectors as a structured array of its own (PyAV's record fields,
+    see FACTS), at most about :data:`MAX_VECTORS` of them (a regular subsample); None when
+    the frame carries none. The array owns its memory: nothing keeps the frame alive."""
+    side = side_data(frame, "MOTION_VECTORS")
+    if side is None:
+        return None
+    view = np.frombuffer(side, dtype=MV_RECORD)  # a view of the frame's buffer
+    step = max(1, math.ceil(len(view) / MAX_VECTORS))
+    mvs = view[::step].copy()
+    del view, side
+    return mvs
+
+
 def motion_vectors(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(dst, src, weight) of a frame's forward motion vectors, in pixels from the frame's
     centre; None when the frame carries none."""
-    side = frame.side_data.get("MOTION_VECTORS")
-    if side is None:
+    mvs = vector_records(frame)
+    if mvs is None:
         return None
-    mvs = side.to_ndarray()
-    if len(mvs) > MAX_VECTORS:  # a regular subsample first: the filter then copies less
-        mvs = mvs[:: math.ceil(len(mvs) / MAX_VECTORS)]
     mvs = mvs[mvs["source"] < 0]
     if len(mvs) < 8:
         return None
@@ -221,12 +274,9 @@ class MotionProbe:
         self._anchor: tuple[float, np.ndarray] | None = None
 
     def __call__(self, frame: Any) -> None:
-        if self._touched >= COLLECT_BYTES:
-            # PyAV's side-data container and its frame refer to each other: a frame whose
-            # vectors were read is freed only by the garbage collector, and the reader keeps
-            # it long enough for it to reach the oldest generation. Left alone, such frames
-            # pile up (1.4 MB each at 720p); a full collection costs milliseconds in a big
-            # process, so it runs once per COLLECT_BYTES of such frames.
+        if _SideData is None and self._touched >= COLLECT_BYTES:  # pragma: no cover
+            # (only with frame.side_data, see side_data(): a frame whose side data was read
+            # is then freed by the garbage collector alone, and such frames would pile up)
             gc.collect()
             self._touched = 0
         t = float(self.clock(frame))
@@ -252,7 +302,7 @@ class MotionProbe:
     def _decide(self, frame: Any) -> None:
         """Motion vectors when the codec exports them; the flow once three inter frames came
         without (or :data:`INTRA_ONLY` keyframes in a row: an intra-only codec)."""
-        if frame.side_data.get("MOTION_VECTORS") is not None:
+        if side_data(frame, "MOTION_VECTORS") is not None:
             self.mode = "mvs"
             return
         if frame.key_frame:

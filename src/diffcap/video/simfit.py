@@ -13,6 +13,8 @@ iteratively reweighted least squares (Tukey's biweight).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 #: Two-point similarity candidates RANSAC tries.
@@ -24,6 +26,17 @@ MIN_CLUSTER = 0.12
 EASY, CLEAN = 0.8, 0.97
 
 Params = np.ndarray  # (a, b, tx, ty)
+
+
+def median(values: np.ndarray, axis: int | None = None) -> Any:
+    """The median of data without NaNs (over all values, or along axis 0), as ``np.median``
+    gives it, without what that costs on first use: importing ``numpy.ma`` (tens of
+    milliseconds of a command's start-up)."""
+    a = np.sort(np.asarray(values, dtype=np.float64), axis=axis)
+    if a.shape[0] == 0:
+        raise ValueError("the median of no values")
+    mid = a.shape[0] // 2
+    return a[mid] if a.shape[0] % 2 else (a[mid - 1] + a[mid]) / 2
 
 
 def _solve(zp: np.ndarray, zq: np.ndarray, w: np.ndarray) -> tuple[complex, complex]:
@@ -54,7 +67,7 @@ def _consensus(
     m[ok] = (zq[pick[ok, 0]] - zq[pick[ok, 1]]) / dp[ok]
     t = zq[pick[:, 0]] - m * zp[pick[:, 0]]
     d = zq - zp
-    shift = complex(np.median(d.real), np.median(d.imag))  # a plain shift is always tried
+    shift = complex(median(d.real), median(d.imag))  # a plain shift is always tried
     m, t = np.append(m, 1.0), np.append(t, shift)
     near = np.abs(m[:, None] * zp[None] + t[:, None] - zq[None]) < tol
     best = int(np.argmax((near * w0).sum(1)))  # (no BLAS: its threads spin)
@@ -70,7 +83,7 @@ def _irls(
     for _ in range(iters):
         r = np.abs(m * zp + t - zq)
         near = r[r < 4 * tol]
-        scale = max(1.4826 * float(np.median(near)) if len(near) else tol, 0.5)
+        scale = max(1.4826 * float(median(near)) if len(near) else tol, 0.5)
         c = 4.685 * scale
         w = w0 * np.where(r < c, (1 - (r / c) ** 2) ** 2, 0.0)
         if w.sum() < 6 * w0.mean():
@@ -141,7 +154,7 @@ def nearest_reference(
         left[np.flatnonzero(left)[near]] = False
     if not clusters:
         return _params(1.0 + 0j, 0j), 0.0
-    radius = float(np.median(np.abs(zp))) or 1.0
+    radius = float(median(np.abs(zp))) or 1.0
     m, t, share = clusters[0]  # the most blocks
     fb = _field(m, t, radius)
     if np.abs(fb).sum() >= 4 * tol:  # a still cluster has no multiples
