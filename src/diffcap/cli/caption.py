@@ -37,6 +37,7 @@ from diffcap.cli.run import execute, finish
 from diffcap.config import RunConfig
 from diffcap.errors import ModelUnavailable
 from diffcap.hints import command
+from diffcap.store.rundir import RunDir
 
 
 def _templates(cfg: RunConfig) -> Any:
@@ -51,8 +52,7 @@ def _one_line(text: str) -> str:
 
 def run_dir_for(out: Path) -> Path:
     """``captions.jsonl`` -> ``captions.run/`` beside it (the run directory of ``caption``)."""
-    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
-    return out.parent / f"{stem}.run"
+    return RunDir.beside(out).root
 
 
 def write_records(store: Any, ids: list[str], run_dir: Path, out: Path) -> int:
@@ -68,7 +68,7 @@ def write_records(store: Any, ids: list[str], run_dir: Path, out: Path) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(out) as fh:
         for vid in (i for i in ids if i in by_id):
-            rec = absolute_keyframes(VideoRecord.from_json(by_id[vid]), run_dir / "records")
+            rec = absolute_keyframes(VideoRecord.from_json(by_id[vid]), RunDir(run_dir).records)
             row = record_for_output(rec, out.parent, False)
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return sum(1 for i in ids if i in by_id)
@@ -115,7 +115,7 @@ def caption(
     SOURCE, caption a live stream as it plays instead."""
     live = {k: params.pop(k) for k in list(params) if k.startswith("live_")}
     live_opts = {k: params.pop(k) for k in ("summary_every", "from_start", "rtsp_listen")}
-    cfg = config_from_params(params, saved=run_dir_for(out) / "config.yaml")
+    cfg = config_from_params(params, saved=RunDir.beside(out).config)
     if live["live_source"]:
         if videos:
             raise click.UsageError("give either VIDEO... or --live SOURCE, not both")

@@ -19,6 +19,7 @@ import click
 
 from diffcap.cli.options import config_from_params, model_options
 from diffcap.export.base import ALL_TASKS, FORMATS, LLAVA_TASKS
+from diffcap.store.rundir import RunDir
 
 
 def _tasks(value: str) -> tuple[str, ...]:
@@ -105,9 +106,9 @@ def export(ctx: click.Context, source: Path, fmt: str, out: Path, **options: Any
         raise click.BadParameter(
             f"{out} is a folder; --format {fmt} writes a file", param_hint="--out"
         )
-    if options.get("config_path") is None and (source / "config.yaml").is_file():
+    if options.get("config_path") is None and RunDir(source).config.is_file():
         # The run's own model settings, so clip requests hit its request cache.
-        options["config_path"] = str(source / "config.yaml")
+        options["config_path"] = str(RunDir(source).config)
     cfg = config_from_params(options)
     opts = ExportOptions(
         absolute_paths=options["absolute_paths"],

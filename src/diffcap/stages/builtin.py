@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import Resources, Stage
 from diffcap.stages.filters import duration_verdict, span_duration
+from diffcap.store.rundir import RunDir
 from diffcap.timeline import Usage
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class PrepareStage(Stage):
 
 def download_dir(cfg: Any, run_dir: str | Path) -> Path:
     """Where URL inputs are cached (``input.download_dir``, else ``RUN_DIR/downloads``)."""
-    return Path(cfg.input.download_dir or Path(run_dir) / "downloads")
+    return Path(cfg.input.download_dir or RunDir(run_dir).downloads)
 
 
 def forget_bad_download(row: VideoRow, exc: Exception, cfg: Any, run_dir: str | Path) -> None:
@@ -105,8 +106,8 @@ class KeyframeStage(Stage):
     def process_row(self, row: VideoRow) -> VideoRow:
         from diffcap.keyframes import KeyframesSkipped, extract_keyframes
 
-        out_dir = Path(self.run_dir) / "keyframes"
-        done = out_dir / row.video_id / "keyframes.json"
+        out_dir = RunDir(self.run_dir).keyframes
+        done = RunDir(self.run_dir).keyframes_for(row.video_id) / "keyframes.json"
         try:
             # A keyframes.json from an earlier (killed) run is reused, so the images, and
             # with them the request cache keys, stay byte-identical across resumes.
@@ -131,7 +132,7 @@ class KeyframeStage(Stage):
         row.damaged = kset.damaged.to_json() if kset.damaged is not None else None
         if kset.damaged is not None:
             log.warning("%s: %s", row.video_id, kset.damaged.message)
-        row.record = keyframes_record(kset, row, Path(self.run_dir) / "records")
+        row.record = keyframes_record(kset, row, RunDir(self.run_dir).records)
         return row
 
 
@@ -197,7 +198,7 @@ class ModelStage(Stage):
         :func:`diffcap.store.cache.check_request_cache`)."""
         from diffcap.store.cache import check_request_cache
 
-        self._cache_run_id = check_request_cache(self.cfg.engine, Path(self.run_dir) / "run.sqlite")
+        self._cache_run_id = check_request_cache(self.cfg.engine, RunDir(self.run_dir).db)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -359,7 +360,7 @@ class CaptionStage(ModelStage):
                 self.templates,
                 c.summary,
                 limiter=self.limiter,
-                records_dir=Path(self.run_dir) / "records",
+                records_dir=RunDir(self.run_dir).records,
                 span=_covered(row, kset),
                 budget=await self.budget(),
             )
