@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from diffcap.errors import ConfigError
+
 #: File names of the layout (``RUN_DIR/<name>``).
 DB_NAME = "run.sqlite"
 EVAL_DB_NAME = "eval.sqlite"
@@ -140,6 +142,15 @@ class RunDir:
     def has_store(self) -> bool:
         """Whether the run database exists (a run, not just a folder)."""
         return self.db.is_file()
+
+    def require_store(self) -> Path:
+        """The run database, or a :class:`ConfigError` saying this is no run directory."""
+        if not self.has_store():
+            raise ConfigError(
+                f"{self.root}: not a diffcap run directory (no {DB_NAME})",
+                hint="pass the --out folder of a `diffcap run`",
+            )
+        return self.db
 
     def __fspath__(self) -> str:
         return str(self.root)
