@@ -119,9 +119,9 @@ def _memory_child(rows: int, cache: Path) -> None:
 
 
 def _pass_stage():
-    from diffcap.engine.stage import Resources, Stage
+    from diffcap.engine.stage import CpuStage, Resources
 
-    class Pass(Stage):
+    class Pass(CpuStage):
         name = "pass"
 
         @property

@@ -185,7 +185,7 @@ class Boom(Exception):
 def test_a_bug_exits_70_with_the_traceback_logged_and_the_video_pending(
     videos, fault_server, tmp_path, monkeypatch, capsys
 ):
-    from diffcap.stages import builtin as stages
+    from diffcap.stages import keyframes as stages
 
     def broken(*args, **kwargs):
         raise Boom("a bug in a stage")

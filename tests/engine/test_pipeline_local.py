@@ -8,10 +8,10 @@ from diffcap.config import RunConfig
 from diffcap.engine.control import RunControl
 from diffcap.engine.local import LocalExecutor
 from diffcap.engine.rows import VideoRow
-from diffcap.engine.stage import Stage
+from diffcap.engine.stage import CpuStage
 
 
-class CrashOnOne(Stage):
+class CrashOnOne(CpuStage):
     """A CPU stage whose worker process dies (os._exit) on the video named "crash"."""
 
     name = "crash_test"

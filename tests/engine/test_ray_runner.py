@@ -191,7 +191,7 @@ def test_a_node_local_endpoint_is_not_probed_from_the_driver(tmp_path):
     vLLM per node); the driver may serve nothing there, so only the workers reach it. The
     same closed port is refused at once without a cluster."""
     from diffcap.errors import ModelUnavailable
-    from diffcap.stages.builtin import CaptionStage
+    from diffcap.stages.caption import CaptionStage
     from support.servers import free_port
 
     model = {"api_base": f"http://127.0.0.1:{free_port()}/v1", "model": "m", "api_key": "k"}
@@ -244,7 +244,8 @@ def test_sqlite_request_cache_is_refused_across_hosts_not_across_local_nodes(tmp
     nodes of one host share its disk (how the simulated-cluster tests run)."""
     from diffcap.engine.ray_executor import _refuse_sqlite_across_hosts
     from diffcap.errors import ConfigError
-    from diffcap.stages.builtin import CaptionStage, KeyframeStage
+    from diffcap.stages.caption import CaptionStage
+    from diffcap.stages.keyframes import KeyframeStage
 
     class Nodes:  # what ray.nodes() reports: a real multi-host cluster cannot run here
         def __init__(self, *hosts: str) -> None:

@@ -55,25 +55,6 @@ def run_dir_for(out: Path) -> Path:
     return RunDir.beside(out).root
 
 
-def write_records(store: Any, ids: list[str], run_dir: Path, out: Path) -> int:
-    """Rewrite ``out`` with the done records of ``ids`` (this invocation's inputs), in
-    input order, keyframe paths relative to ``out``'s folder; returns how many."""
-    from diffcap.export.jsonl import record_for_output
-    from diffcap.export.records import absolute_keyframes
-    from diffcap.fsutil import atomic_open
-    from diffcap.timeline import VideoRecord
-
-    wanted = set(ids)
-    by_id = {r["video_id"]: r for r in store.iter_records() if r["video_id"] in wanted}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out) as fh:
-        for vid in (i for i in ids if i in by_id):
-            rec = absolute_keyframes(VideoRecord.from_json(by_id[vid]), RunDir(run_dir).records)
-            row = record_for_output(rec, out.parent, False)
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return sum(1 for i in ids if i in by_id)
-
-
 @click.command()
 @click.argument("videos", nargs=-1)
 @click.option(
@@ -129,16 +110,11 @@ def caption(
     if not videos:
         raise click.UsageError("give at least one VIDEO (or --live SOURCE)")
     run_dir = run_dir_for(out)
-    written: list[int] = []
-
-    def write_out(store: Any, ids: list[str]) -> None:
-        written.append(write_records(store, ids, run_dir, out))
-
     report = execute(
-        ctx, "caption", list(videos), run_dir, cfg, no_progress=no_progress, finish=write_out
+        ctx, "caption", list(videos), run_dir, cfg, no_progress=no_progress, records_file=out
     )
-    click.echo(f"records: {written[0]} in {out} (run directory {run_dir})")
-    if written[0]:
+    click.echo(f"records: {report.records_written} in {out} (run directory {run_dir})")
+    if report.records_written:
         click.echo(f"look at them: {command('diffcap')} view {out} --open")
     if report.failed_now or report.bad_inputs_now:
         click.echo(

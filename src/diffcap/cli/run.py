@@ -30,10 +30,10 @@ def execute(
     *,
     retry_failed: bool = False,
     no_progress: bool = False,
-    finish: Any = None,
+    records_file: Path | None = None,
 ) -> Any:
-    """Run ``command``'s pipeline; returns the report (the caller prints and exits).
-    ``finish(store, ids)`` runs under the run lock at the end (see ``run_dataset``)."""
+    """Run ``command``'s pipeline; returns the report (the caller prints and exits);
+    ``records_file``: see ``run_dataset``."""
     from diffcap.pipeline.runner import run_dataset
 
     if not inputs and not RunDir(run_dir).has_store():
@@ -46,7 +46,7 @@ def execute(
         command=command,
         retry_failed=retry_failed,
         progress=not (no_progress or quiet),
-        finish=finish,
+        records_file=records_file,
     )
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Collection
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -31,6 +32,8 @@ from diffcap.redact import (
     register_url_secrets,
     url_without_password,
 )
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def list_presets() -> list[str]:
@@ -115,14 +118,18 @@ def resolve_config(
     overrides: dict[str, Any] | None = None,
     *,
     saved: str | os.PathLike[str] | None = None,
+    sections: Collection[str] = (),
 ) -> RunConfig:
     """Build the RunConfig; a ``preset:`` key in the YAML names a preset too (flag wins).
     ``saved`` (a run's ``config.yaml``) is the base instead when neither a preset nor a
-    YAML is given and the file exists."""
+    YAML is given and the file exists. ``sections``: top-level YAML keys that belong to a
+    command's own section (``eval``, ``export``; see :func:`resolve_section`), skipped here."""
     if saved is not None and preset is None and yaml_path is None and Path(saved).is_file():
         file_data = _saved_config(Path(saved), overrides or {})
     else:
         file_data = load_yaml(yaml_path) if yaml_path else {}
+    for section in sections:
+        file_data.pop(section, None)
     preset = preset or file_data.pop("preset", None)
     file_data.pop("preset", None)
     data = load_preset(preset) if preset else {}
@@ -151,20 +158,54 @@ def validate(data: dict[str, Any]) -> RunConfig:
         raise _config_error(exc) from None
 
 
-def _config_error(exc: ValidationError) -> ConfigError:
+def resolve_section(
+    model: type[M],
+    section: str,
+    yaml_path: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    others: Collection[str] | None = None,
+) -> M:
+    """A command's own section (``export``, ``eval``, ``train``, ``dpo``): its defaults <
+    the YAML file's ``section:`` mapping < ``overrides`` (dotted keys under the section,
+    ``{"export.window": 8}``; explicit flags are among them). ``others``: the other
+    top-level YAML keys allowed beside it; ``None`` when a RunConfig reads the same file and
+    checks them (:func:`resolve_config` with ``sections=``)."""
+    data = load_yaml(yaml_path) if yaml_path else {}
+    if others is not None:
+        for key in data:
+            if key != section and key not in others:
+                raise ConfigError(
+                    f"{yaml_path}: unknown config key '{key}'",
+                    hint=f"valid keys at the top level: {', '.join([section, *others])}",
+                )
+    own = data.get(section) or {}
+    if not isinstance(own, dict):
+        raise ConfigError(f"{yaml_path}: '{section}' must be a mapping of settings")
+    over = nest({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return model.model_validate(merge(own, over.get(section, {})))
+    except ValidationError as exc:
+        raise _config_error(exc, model, (section,)) from None
+
+
+def _config_error(
+    exc: ValidationError, model: type[BaseModel] = RunConfig, prefix: tuple[str, ...] = ()
+) -> ConfigError:
     problems, hint = [], None
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
+        key = ".".join(str(p) for p in (*prefix, *err["loc"]))
         if err["type"] == "extra_forbidden":
             problems.append(f"unknown config key '{key}'")
-            hint = hint or _suggest(err["loc"])
+            hint = hint or _suggest(err["loc"], model, prefix)
         else:
             problems.append(f"config key '{key}': {err['msg']}")
     return ConfigError("; ".join(problems), hint=hint)
 
 
-def _suggest(loc: tuple[Any, ...]) -> str:
-    model: type[BaseModel] = RunConfig
+def _suggest(
+    loc: tuple[Any, ...], model: type[BaseModel] = RunConfig, prefix: tuple[str, ...] = ()
+) -> str:
     for part in loc[:-1]:
         field = model.model_fields.get(str(part))
         ann = getattr(field, "annotation", None) if field else None
@@ -173,7 +214,7 @@ def _suggest(loc: tuple[Any, ...]) -> str:
         model = ann
     names = sorted(model.model_fields)
     close = difflib.get_close_matches(str(loc[-1]), names, n=1)
-    where = ".".join(str(p) for p in loc[:-1]) or "top level"
+    where = ".".join(str(p) for p in (*prefix, *loc[:-1])) or "top level"
     did = f"did you mean '{close[0]}'? " if close else ""
     return f"{did}valid keys in {where}: {', '.join(names)}"
 

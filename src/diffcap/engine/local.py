@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from diffcap.engine.control import RunControl
 from diffcap.engine.executor import Executor
 from diffcap.engine.rows import VideoRow
-from diffcap.engine.stage import Stage
+from diffcap.engine.stage import Stage, StageWorker
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Stages set up once per worker process (keyed by stage name, run dir and config).
-_WORKER_STAGES: dict[str, Stage] = {}
+_WORKER_STAGES: dict[str, StageWorker] = {}
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -60,11 +60,12 @@ def _watch_parent(parent_pid: int) -> None:
 def _worker_process(stage: Stage, row: VideoRow) -> VideoRow:
     """Runs in a pool worker: set the stage up once per process, then one row."""
     token = f"{stage.name}|{stage.run_dir}|{stage.cfg.model_dump_json()}"
-    ready = _WORKER_STAGES.get(token)
-    if ready is None:
-        stage.setup()
-        ready = _WORKER_STAGES[token] = stage
-    return ready.process([row])[0]
+    worker = _WORKER_STAGES.get(token)
+    if worker is None:
+        worker = StageWorker(stage)
+        worker.setup()
+        _WORKER_STAGES[token] = worker
+    return worker.process([row])[0]
 
 
 def _spawn_pool(workers: int) -> ProcessPoolExecutor:
@@ -123,8 +124,9 @@ class _Run:
     ) -> None:
         self.ex, self.stages, self.on_row, self.control = ex, stages, on_row, control
         self.pools: dict[str, cf.Executor] = {}
+        self.workers: dict[str, StageWorker] = {}  # stages on this loop (not in a pool)
         self.total: int | None = None
-        self.bars: dict[str, tqdm] = {}
+        self.bars: dict[str, tqdm[Any]] = {}
 
     async def go(self, rows: Iterable[VideoRow], total: int | None) -> None:
         try:
@@ -162,7 +164,8 @@ class _Run:
             if stage.resources.cpu_bound:
                 self.pools[stage.name] = self.ex.pool(stage, total)
             else:
-                await asyncio.to_thread(stage.setup)
+                worker = self.workers[stage.name] = StageWorker(stage)
+                await asyncio.to_thread(worker.setup)
             self.bars[stage.name] = tqdm(
                 total=total,
                 desc=stage.name,
@@ -178,9 +181,8 @@ class _Run:
             bar.close()
         for pool in self.pools.values():
             pool.shutdown(wait=True, cancel_futures=True)
-        for stage in self.stages:
-            if stage.name not in self.pools:
-                await stage.aclose()
+        for worker in self.workers.values():
+            await worker.aclose()
 
     async def _chain(self, row: VideoRow, slots: asyncio.Semaphore) -> None:
         try:
@@ -191,7 +193,7 @@ class _Run:
                     if stage.name in self.pools:
                         row = await self._in_pool(stage, row)
                     else:
-                        row = (await stage.aprocess([row]))[0]
+                        row = (await self.workers[stage.name].aprocess([row]))[0]
                 except Exception as exc:  # stages record video errors; this is a bug
                     row = row.fail(stage.name, exc)
                 self.bars[stage.name].update(1)

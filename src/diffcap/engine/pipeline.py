@@ -12,6 +12,8 @@ stage is done.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -24,14 +26,19 @@ from diffcap.engine.stage import BarrierStage, Stage
 
 log = logging.getLogger(__name__)
 
+#: ``engine.engine`` -> the executor class, as ``module:Class`` (imported on first use: the
+#: Ray executor needs the ``ray`` extra). A new executor is one module and one line here.
+EXECUTORS: dict[str, str] = {
+    "local": "diffcap.engine.local:LocalExecutor",
+    "ray": "diffcap.engine.ray_executor:RayExecutor",
+}
+
+
 def make_executor(cfg: RunConfig, *, progress: bool = True) -> Executor:
-    if cfg.engine.engine == "ray":
-        from diffcap.engine.ray_executor import RayExecutor
-
-        return RayExecutor(cfg, progress=progress)
-    from diffcap.engine.local import LocalExecutor
-
-    return LocalExecutor(cfg, progress=progress)
+    """The executor of ``engine.engine``."""
+    module, _, cls = EXECUTORS[cfg.engine.engine].partition(":")
+    executor: type[Executor] = getattr(importlib.import_module(module), cls)
+    return executor(cfg, progress=progress)
 
 
 class Pipeline:
@@ -44,7 +51,7 @@ class Pipeline:
     def check(self) -> None:
         """Fail fast, before any video is touched (a model that cannot be reached)."""
         for stage in self.stages:
-            stage.check()
+            stage.preflight()
 
     def segments(self) -> list[tuple[list[Stage], BarrierStage | None]]:
         """The stage list cut at barriers: [(stages before, barrier or None), ...]."""
@@ -65,16 +72,23 @@ class Pipeline:
         store: Any,
         control: RunControl,
         on_row: Callable[[VideoRow], Any],
+        *,
+        rows: Iterable[VideoRow] | None = None,
     ) -> None:
-        """Run every pending video of ``store``; ``on_row`` gets each row whose chain ended
-        (done, failed, filtered, deferred) and each row between segments (still pending).
+        """Run every pending video of ``store`` (or the given ``rows``); ``on_row`` gets each
+        row whose chain ended (done, failed, filtered, deferred) and each row between
+        segments (still pending).
 
         Without a barrier the pending videos stream from the store (never held whole); a
         barrier (de-dup) needs every candidate, so its segment's survivors are kept."""
-        total = store.count(["pending"])
+        if rows is None:
+            total = store.count(["pending"])
+            rows = (VideoRow.new(v) for v in store.iter_videos(["pending"]))
+        else:
+            rows = list(rows)
+            total = len(rows)
         if not total:
             return
-        rows: Iterable[VideoRow] = (VideoRow.new(v) for v in store.iter_videos(["pending"]))
         order: dict[str, int] = {}
         for stages, barrier in self.segments():
             if barrier is not None and not order:
@@ -100,11 +114,11 @@ class Pipeline:
         store: Any,
         on_row: Callable[[VideoRow], Any],
     ) -> list[VideoRow]:
-        barrier.setup()
+        barrier.setup(barrier.checked)
         try:
             out = barrier.process_all(rows, store)
         finally:
-            barrier.teardown()
+            asyncio.run(barrier.aclose())
         for row in out:
             if not row.active:
                 on_row(row)

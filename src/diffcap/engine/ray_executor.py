@@ -49,7 +49,7 @@ from diffcap.engine.control import RunControl
 from diffcap.engine.executor import Executor
 from diffcap.engine.ray_io import RowSpool, spool_source
 from diffcap.engine.rows import VideoRow
-from diffcap.engine.stage import Resources, Stage
+from diffcap.engine.stage import Resources, Stage, StageWorker
 from diffcap.errors import ConfigError, RunStopped
 
 logger = logging.getLogger(__name__)
@@ -65,12 +65,13 @@ class StageActor:
 
     def __init__(self, stage: Stage) -> None:
         self.stage = stage
-        stage.setup()
+        self.worker = StageWorker(stage)
+        self.worker.setup()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = [VideoRow.from_json(json.loads(s)) for s in batch["row"]]
         try:
-            out = self.stage.process(rows)
+            out = self.worker.process(rows)
         except Exception as exc:  # as the local executor: the batch's rows carry the error
             out = [r.fail(self.stage.name, exc) if r.active else r for r in rows]
         return {"row": np.array([self._encode(r) for r in out], dtype=object)}
@@ -88,7 +89,7 @@ class StageActor:
         # Actors end with the dataset; close clients and the run database cleanly.
         # At interpreter shutdown there is nothing left to report a failure to.
         with contextlib.suppress(Exception):
-            self.stage.teardown()
+            self.worker.close()
 
 
 def ensure_ray(engine: EngineConfig) -> Any:

@@ -6,7 +6,7 @@ status = run_status(run_dir); print(format_status(status))
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from diffcap.hints import command, printable
@@ -36,6 +36,12 @@ class RunReport:
     last_fault: str | None = None
     damaged: list[tuple[str, str]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # Not part of the stored report (``to_json``): for the command that ran it.
+    #: Records written to the invocation's records file (``caption --out``), if any.
+    records_written: int | None = field(default=None, metadata={"json": False})
+    #: This invocation's failed/filtered videos and the run's bad inputs (dicts with
+    #: video_id, source, status, reason, error).
+    problems: list[dict[str, Any]] = field(default_factory=list, metadata={"json": False})
 
     @property
     def stopped_by_budget(self) -> bool:
@@ -75,6 +81,9 @@ class RunReport:
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
+        for f in fields(self):
+            if f.metadata.get("json") is False:
+                del d[f.name]
         d["videos_per_s"] = round(self.videos_per_s, 4)
         d["stopped_by_budget"] = self.stopped_by_budget
         d["exit_code"] = self.exit_code

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from diffcap.errors import DiffcapError, fault_kind, world_fault_reason
@@ -47,6 +47,10 @@ class VideoRow:
     damaged: dict[str, Any] | None = None  # what was lost reading the file (see Damage)
     record: dict[str, Any] | None = None  # VideoRecord JSON once a stage produced it
     traceback: str | None = None  # set for bugs only: logged by the driver
+    #: Hand-offs between stages (JSON-able: rows travel between Ray actors as JSON), for
+    #: example the image files an eval item's input stage made for its answer stage. Never
+    #: committed to the store.
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def new(cls, item: Any) -> VideoRow:

@@ -15,7 +15,7 @@ def export_parquet(source: Any, out: Path, opts: Any) -> Any:
     """``diffcap export --format parquet``: every record, keyframe paths relative to ``out``
     (or absolute with ``--absolute-paths``)."""
     from diffcap.export.base import ExportResult, progress_bar
-    from diffcap.export.jsonl import record_for_output
+    from diffcap.io.records import record_for_output
 
     result = ExportResult("parquet", out)
     with progress_bar(opts, "parquet") as bar:

@@ -16,11 +16,12 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from diffcap.errors import ConfigError, DiffcapError, VideoError, VideoNotFound
 from diffcap.fsutil import is_keyframe_path
+from diffcap.io.records import absolute_keyframes, relative_to_output
 from diffcap.store.rundir import RunDir
 from diffcap.timeline import VideoRecord
 
@@ -112,21 +113,6 @@ def _read_jsonl(path: Path) -> Iterator[VideoRecord]:
                     f"{path}:{n}: not a diffcap record ({exc})",
                     hint="pass records written by `diffcap caption` or `diffcap run`",
                 ) from exc
-
-
-def absolute_keyframes(rec: VideoRecord, base_dir: Path) -> VideoRecord:
-    kfs = [
-        replace(k, file=str((base_dir / k.file).resolve())) if k.file else k for k in rec.keyframes
-    ]
-    return replace(rec, keyframes=kfs)
-
-
-def relative_to_output(path: str | os.PathLike[str], out_dir: Path, absolute: bool) -> str:
-    """``path`` written for an export in ``out_dir``: relative (portable folder) or absolute."""
-    p = Path(path).resolve()
-    if absolute:
-        return str(p)
-    return os.path.relpath(p, out_dir.resolve()).replace(os.sep, "/")
 
 
 def keyframe_files(rec: VideoRecord) -> list[Path]:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from diffcap.config import OutputConfig
 from diffcap.errors import ConfigError
 from diffcap.fsutil import atomic_open
+from diffcap.io.sinks import ParquetSink, ShardSink, Sink, feed
 from diffcap.redact import redact_data
 from diffcap.store.db import RunStore
 from diffcap.timeline import VideoRecord
@@ -53,15 +54,27 @@ def iter_records(run_dir: str | Path, *, as_dict: bool = False) -> Iterator[Any]
         store.close()
 
 
-def write_outputs(run_dir: str | Path, store: RunStore, cfg: OutputConfig) -> dict[str, Any]:
-    """Rewrite every output file from the database; returns what was written."""
-    run_dir = Path(run_dir)
-    shards = _write_shards(run_dir / "records", store, cfg.shard_size)
-    written: dict[str, Any] = {"shards": shards}
+def run_sinks(run_dir: Path, cfg: OutputConfig) -> dict[str, Sink]:
+    """The record sinks of a run directory (``output.*``): shards, and Parquet when set."""
+    sinks: dict[str, Sink] = {"shards": ShardSink(run_dir / "records", cfg.shard_size)}
     if cfg.parquet:
-        from diffcap.io.parquet import write_parquet  # pyarrow: only when writing
+        sinks["parquet"] = ParquetSink(run_dir / "records.parquet")
+    return sinks
 
-        written["parquet"] = write_parquet(store.iter_records(), run_dir / "records.parquet")
+
+def write_outputs(
+    run_dir: str | Path,
+    store: RunStore,
+    cfg: OutputConfig,
+    also: Mapping[str, Sink] | None = None,
+) -> dict[str, Any]:
+    """Rewrite every output file from the database, the records read once for every sink
+    (the run's and ``also``'s, e.g. ``caption``'s records file); returns what was written
+    (``also``'s results under their names too)."""
+    run_dir = Path(run_dir)
+    extra = dict(also or {})
+    fed = feed(store.iter_records(), {**run_sinks(run_dir, cfg), **extra})
+    written = {k: v for k, v in fed.items() if k not in extra}
     written["failures"] = _write_jsonl(run_dir / "failures.jsonl", _failures(store))
     written["filtered"] = _write_jsonl(run_dir / "filtered.jsonl", _filtered(store))
     if cfg.uri:
@@ -70,45 +83,18 @@ def write_outputs(run_dir: str | Path, store: RunStore, cfg: OutputConfig) -> di
 
         run_id = ensure_run_id(store)
         written["published"] = publish_outputs(run_dir, written, cfg.uri, run_id=run_id)
-    return written
-
-
-def _atomic_lines(path: Path, lines: Iterator[str]) -> int:
-    n = 0
-    with atomic_open(path) as f:
-        for line in lines:
-            f.write(line + "\n")
-            n += 1
-    return n
+    return {**written, **{k: fed[k] for k in extra}}
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     # redacted here too: a store written before redaction existed may hold key text
-    return _atomic_lines(path, (json.dumps(redact_data(r), ensure_ascii=False) for r in rows))
-
-
-def _write_shards(folder: Path, store: RunStore, shard_size: int) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    names: list[str] = []
-    batch: list[str] = []
-
-    def flush() -> None:
-        name = f"records-{len(names):05d}.jsonl"
-        _atomic_lines(folder / name, iter(batch))
-        names.append(name)
-        batch.clear()
-
-    for rec in store.iter_records():
-        batch.append(json.dumps(rec, ensure_ascii=False))
-        if len(batch) >= shard_size:
-            flush()
-    if batch or not names:
-        flush()
-    # Shards left from an earlier, larger write would duplicate records: remove them.
-    for old in folder.glob("records-*.jsonl"):
-        if old.name not in names:
-            old.unlink()
-    return names
+    lines = (json.dumps(redact_data(r), ensure_ascii=False) for r in rows)
+    with atomic_open(path) as f:
+        n = 0
+        for line in lines:
+            f.write(line + "\n")
+            n += 1
+    return n
 
 
 def _failures(store: RunStore) -> Iterator[dict[str, Any]]:

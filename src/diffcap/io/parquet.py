@@ -157,6 +157,45 @@ def _camera(keyframe: dict[str, Any]) -> dict[str, Any] | None:
     return {k: cam.get(k) for k in ("label", "magnitude", "pan", "tilt", "zoom", "roll", "shake")}
 
 
+class ParquetRecords:
+    """Records (dicts) into ``path`` a batch at a time: a temporary file, renamed into place
+    on ``close`` (an empty dataset still gets a file with the schema); memory holds one
+    batch of rows, not the dataset."""
+
+    def __init__(self, path: str | os.PathLike[str], *, batch_size: int = 1000) -> None:
+        self.path, self.batch_size = Path(path), batch_size
+        self.tmp = temp_path(self.path)
+        self.count = 0
+        self._rows: list[dict[str, Any]] = []
+        self._writer = pq.ParquetWriter(self.tmp, RECORD_SCHEMA)
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._rows.append(parquet_row(record))
+        if len(self._rows) >= self.batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._writer.write_table(_table(self._rows))
+        self.count += len(self._rows)
+        self._rows.clear()
+
+    def close(self) -> int:
+        try:
+            if self._rows or self.count == 0:
+                self._flush()
+            self._writer.close()
+            os.replace(self.tmp, self.path)
+        finally:
+            self.tmp.unlink(missing_ok=True)
+        return self.count
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
 def write_parquet(
     records: Iterable[dict[str, Any]],
     path: str | os.PathLike[str],
@@ -169,24 +208,13 @@ def write_parquet(
     Memory holds one batch of rows, not the whole dataset. ``on_row`` is called per record
     (a progress bar's update).
     """
-    path = Path(path)
-    tmp = temp_path(path)
-    n = 0
-    rows: list[dict[str, Any]] = []
+    out = ParquetRecords(path, batch_size=batch_size)
     try:
-        with pq.ParquetWriter(tmp, RECORD_SCHEMA) as writer:
-            for rec in records:
-                rows.append(parquet_row(rec))
-                if on_row:
-                    on_row()
-                if len(rows) >= batch_size:
-                    writer.write_table(_table(rows))
-                    n += len(rows)
-                    rows.clear()
-            if rows or n == 0:  # an empty dataset still gets a file with the schema
-                writer.write_table(_table(rows))
-                n += len(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return n
+        for rec in records:
+            out.add(rec)
+            if on_row:
+                on_row()
+    except BaseException:
+        out.abort()
+        raise
+    return out.close()

@@ -117,7 +117,8 @@ class CachedBackend(Backend):
             getattr(self.inner, "cfg", None), "max_tokens", 0
         )
         chars = len(request.prompt) + len(request.system or "")
-        return max(self._costliest, price.cost(chars // 4, int(max_tokens or 0)))
+        cost: float = price.cost(chars // 4, int(max_tokens or 0))
+        return max(self._costliest, cost)
 
     def _reserve(self, request: ModelRequest) -> float:
         """Reserve ``request``'s estimate, or raise BudgetExceeded when the spend so far, the

@@ -17,7 +17,7 @@ from diffcap.engine.executor import Executor
 from diffcap.engine.pipeline import Pipeline, make_executor
 from diffcap.engine.report import RunReport
 from diffcap.engine.rows import VideoRow
-from diffcap.engine.stage import BarrierStage, Resources, Stage
+from diffcap.engine.stage import BarrierStage, CpuStage, IoStage, Resources, Stage, StageWorker
 from diffcap.errors import EXIT_BUDGET, EXIT_CODES
 from diffcap.io.inputs import VideoItem, collect_inputs
 from diffcap.io.outputs import iter_records, write_outputs
@@ -33,12 +33,15 @@ __all__ = [
     "EXIT_CODES",
     "RECORD_SCHEMA",
     "BarrierStage",
+    "CpuStage",
     "Executor",
+    "IoStage",
     "Pipeline",
     "Resources",
     "RunControl",
     "RunReport",
     "Stage",
+    "StageWorker",
     "VideoItem",
     "VideoRow",
     "build_stages",

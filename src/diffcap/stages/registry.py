@@ -18,8 +18,10 @@ from typing import Any
 from diffcap.config import RunConfig
 from diffcap.engine.stage import Stage
 from diffcap.errors import ConfigError
-from diffcap.stages.builtin import CaptionStage, KeyframeStage, PrepareStage, ShortCaptionStage
+from diffcap.stages.caption import CaptionStage, ShortCaptionStage
 from diffcap.stages.dedup_stage import DedupStage
+from diffcap.stages.keyframes import KeyframeStage
+from diffcap.stages.prepare import PrepareStage
 
 COMMANDS = ("keyframes", "caption", "run")
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffcap.captioning.calls import Caller
 from diffcap.captioning.images import encode_jpeg, vertical_composite
 from diffcap.config import ModelConfig
 from diffcap.models.base import Backend, ImageInput
+
+if TYPE_CHECKING:
+    from diffcap.prompts.presets import TemplateSet
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ def sample_images(
 async def short_caption(
     path: str | Path,
     backend: Backend,
-    templates: Any,
+    templates: TemplateSet,
     model_cfg: ModelConfig,
     *,
     duration: float,

@@ -18,14 +18,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict
+
 from diffcap._deps import require
+from diffcap.config import DPOConfig
 from diffcap.errors import ConfigError
 from diffcap.train.examples import DataOptions, TrainExample, load_examples
-from diffcap.train.model import LoraSettings
 from diffcap.train.sft import checkpointing_kwargs, trainer_args
 
 log = logging.getLogger(__name__)
@@ -48,31 +50,24 @@ class PairReport:
         )
 
 
-@dataclass(frozen=True)
-class DPOOptions:
+class DPOOptions(DPOConfig):
+    """What ``diffcap train-dpo`` was asked: the ``dpo`` config section
+    (:class:`~diffcap.config.DPOConfig`, every setting and default) plus the votes, the runs,
+    the model and the output folder."""
+
+    model_config = ConfigDict(frozen=True)
+
     votes: Path
     runs: tuple[str, ...]
     model: str
     out: Path
-    task: str = "fast"  # fast | summary
-    prompt_run: str | None = None
-    method: str = "lora"
-    epochs: float = 1.0
-    max_steps: int = -1
-    lr: float = 5e-6
-    beta: float = 0.1
-    batch_size: int = 1
-    grad_accum: int = 1
-    seed: int = 0
-    save_steps: int = 50
-    logging_steps: int = 10
-    merge: bool = False
-    lora: LoraSettings = field(default_factory=LoraSettings)
     progress: bool = True
 
     def settings(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The settings as train_metrics.json and the model card record them."""
+        d = self.model_dump()
         d.update(out=str(self.out), votes=str(self.votes), data=[str(self.votes), *self.runs])
+        d["max_steps"] = self.max_steps or -1  # -1: by epochs (as recorded before)
         return d
 
 
