@@ -37,6 +37,7 @@ from diffcap.cli.run import execute, finish
 from diffcap.config import RunConfig
 from diffcap.errors import ModelUnavailable
 from diffcap.hints import command
+from diffcap.store.rundir import RunDir
 
 
 def _templates(cfg: RunConfig) -> Any:
@@ -51,8 +52,7 @@ def _one_line(text: str) -> str:
 
 def run_dir_for(out: Path) -> Path:
     """``captions.jsonl`` -> ``captions.run/`` beside it (the run directory of ``caption``)."""
-    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
-    return out.parent / f"{stem}.run"
+    return RunDir.beside(out).root
 
 
 @click.command()
@@ -96,7 +96,7 @@ def caption(
     SOURCE, caption a live stream as it plays instead."""
     live = {k: params.pop(k) for k in list(params) if k.startswith("live_")}
     live_opts = {k: params.pop(k) for k in ("summary_every", "from_start", "rtsp_listen")}
-    cfg = config_from_params(params, saved=run_dir_for(out) / "config.yaml")
+    cfg = config_from_params(params, saved=RunDir.beside(out).config)
     if live["live_source"]:
         if videos:
             raise click.UsageError("give either VIDEO... or --live SOURCE, not both")

@@ -25,6 +25,7 @@ from diffcap.cli.options import config_from_params, model_options
 from diffcap.cli.sections import section_from_params, section_options
 from diffcap.config import ExportConfig
 from diffcap.export.base import FORMATS
+from diffcap.store.rundir import RunDir
 
 
 @click.command()
@@ -51,9 +52,9 @@ def export(ctx: click.Context, source: Path, fmt: str, out: Path, **options: Any
         raise click.BadParameter(
             f"{out} is a folder; --format {fmt} writes a file", param_hint="--out"
         )
-    if options.get("config_path") is None and (source / "config.yaml").is_file():
+    if options.get("config_path") is None and RunDir(source).config.is_file():
         # The run's own model settings, so clip requests hit its request cache.
-        options["config_path"] = str(source / "config.yaml")
+        options["config_path"] = str(RunDir(source).config)
     ecfg = section_from_params(ExportConfig, "export", options)
     cfg = config_from_params(options, sections=("export",))
     opts = ExportOptions(

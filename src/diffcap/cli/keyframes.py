@@ -21,6 +21,7 @@ import click
 
 from diffcap.cli.options import KEYFRAMES_FIELDS, config_from_params, config_options
 from diffcap.cli.run import execute, finish
+from diffcap.store.rundir import RunDir
 
 
 @click.command("keyframes")
@@ -46,7 +47,7 @@ def keyframes(
     **params: Any,
 ) -> None:
     """Select semantic-aware keyframes of VIDEO... and write them under --out."""
-    cfg = config_from_params(params, saved=out / "config.yaml")
+    cfg = config_from_params(params, saved=RunDir(out).config)
     report = execute(ctx, "keyframes", list(videos), out, cfg, no_progress=no_progress)
     if report.failed_now or report.filtered_now or report.bad_inputs_now:
         for line in _outcome_lines(report.problems):

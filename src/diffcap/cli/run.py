@@ -18,6 +18,7 @@ import click
 
 from diffcap.cli.options import ALL_FIELDS, config_from_params, config_options
 from diffcap.config import RunConfig
+from diffcap.store.rundir import RunDir
 
 
 def execute(
@@ -35,7 +36,7 @@ def execute(
     ``records_file``: see ``run_dataset``."""
     from diffcap.pipeline.runner import run_dataset
 
-    if not inputs and not (run_dir / "run.sqlite").is_file():
+    if not inputs and not RunDir(run_dir).has_store():
         raise click.UsageError("give at least one INPUT (or --out of an existing run to resume)")
     quiet = bool((ctx.obj or {}).get("quiet"))
     return run_dataset(
@@ -100,7 +101,7 @@ def run(
     SIGTERM (answers in flight kept). With no --preset or --config, a rerun starts from the
     run's saved config.yaml.
     """
-    cfg = config_from_params(params, saved=Path(out) / "config.yaml")
+    cfg = config_from_params(params, saved=RunDir(out).config)
     report = execute(
         ctx,
         "run",

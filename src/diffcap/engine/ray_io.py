@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.engine.rows import VideoRow
+from diffcap.store.rundir import RunDir
 
 #: Rows per spool file (one Ray read task each).
 SPOOL_ROWS = 10_000
@@ -32,7 +33,7 @@ class RowSpool:
     """A folder of JSONL row files for one executor run; removed when the run ends."""
 
     def __init__(self, run_dir: str | Path, rows_per_file: int = SPOOL_ROWS) -> None:
-        self.folder = Path(run_dir) / "spool" / uuid.uuid4().hex[:12]
+        self.folder = RunDir(run_dir).spool_for(uuid.uuid4().hex[:12])
         self.rows_per_file = rows_per_file
 
     def write(self, rows: Iterable[VideoRow]) -> list[tuple[str, int]]:

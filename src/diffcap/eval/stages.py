@@ -19,12 +19,13 @@ from diffcap.config import ModelConfig, RunConfig
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import CpuStage, IoStage, Resources, Stage
 from diffcap.eval.base import BenchSettings, EvalContext, EvalItem
+from diffcap.store.rundir import EVAL_DB_NAME, RunDir
 
 __all__ = ["EvalAnswerStage", "EvalInputStage", "EvalJob", "replace_model"]
 
 
 #: The eval directory's run store (results, and the request cache unless engine.cache_url).
-EVAL_DB = "eval.sqlite"
+EVAL_DB = EVAL_DB_NAME
 
 
 @dataclass
@@ -134,7 +135,7 @@ class EvalAnswerStage(_EvalStage, IoStage):
 
         for mcfg in self._configs():
             preflight_model(mcfg, self.cfg.engine, self.name)
-        return check_request_cache(self.cfg.engine, Path(self.run_dir) / EVAL_DB)
+        return check_request_cache(self.cfg.engine, RunDir(self.run_dir).eval_db)
 
     def setup(self, checked: Any = None) -> None:
         from diffcap.eval.registry import get_benchmark

@@ -22,6 +22,7 @@ from pathlib import Path
 from diffcap.errors import ConfigError, DiffcapError, VideoError, VideoNotFound
 from diffcap.fsutil import is_keyframe_path
 from diffcap.io.records import absolute_keyframes, relative_to_output
+from diffcap.store.rundir import RunDir
 from diffcap.timeline import VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -73,12 +74,13 @@ def open_records(path: str | os.PathLike[str]) -> RecordSource:
     records JSONL file (``diffcap caption`` output)."""
     p = Path(path).expanduser()
     if p.is_dir():
-        if not (p / "run.sqlite").is_file() and not any((p / "records").glob("records-*.jsonl")):
+        run = RunDir(p)
+        if not run.has_store() and not run.shards():
             raise ConfigError(
                 f"{p}: not a diffcap run directory (no run.sqlite or records/records-*.jsonl)",
                 hint="pass the --out folder of `diffcap run` or a records .jsonl file",
             )
-        return RecordSource(p, p, p / "records")
+        return RecordSource(p, p, run.records)
     if p.is_file():
         return RecordSource(p, None, p.parent)
     raise ConfigError(
@@ -90,12 +92,12 @@ def open_records(path: str | os.PathLike[str]) -> RecordSource:
 def _run_records(run_dir: Path) -> Iterator[VideoRecord]:
     """The run's records: from its database through the pipeline's reader when there is
     one, else from the record shards (a copied run directory without run.sqlite)."""
-    if (run_dir / "run.sqlite").is_file():
+    if RunDir(run_dir).has_store():
         from diffcap.pipeline import iter_records
 
         yield from iter_records(run_dir)
         return
-    for shard in sorted((run_dir / "records").glob("records-*.jsonl")):
+    for shard in RunDir(run_dir).shards():
         yield from _read_jsonl(shard)
 
 

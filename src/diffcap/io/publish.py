@@ -30,10 +30,19 @@ from typing import Any
 from diffcap._deps import require
 from diffcap.errors import ConfigError, StorageError
 from diffcap.redact import redact
+from diffcap.store.rundir import (
+    FAILURES_NAME,
+    FILTERED_NAME,
+    PARQUET_NAME,
+    PUBLISH_MANIFEST,
+    RECORDS_DIR,
+    SHARD_GLOB,
+    RunDir,
+)
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "_manifest.json"
+MANIFEST = PUBLISH_MANIFEST
 
 
 def publish_outputs(
@@ -44,16 +53,12 @@ def publish_outputs(
     say a config.yaml reused with ``--config``) is refused, never overwritten."""
     fs, root = _filesystem(uri)
     _refuse_another_run(fs, root, uri, run_id)
-    names = [f"records/{s}" for s in written["shards"]]
-    names += [
-        n
-        for n in ("records.parquet", "failures.jsonl", "filtered.jsonl")
-        if (run_dir / n).is_file()
-    ]
+    names = [f"{RECORDS_DIR}/{s}" for s in written["shards"]]
+    names += [n for n in (PARQUET_NAME, FAILURES_NAME, FILTERED_NAME) if (run_dir / n).is_file()]
     try:
-        fs.makedirs(posixpath.join(root, "records"), exist_ok=True)
+        fs.makedirs(posixpath.join(root, RECORDS_DIR), exist_ok=True)
         files = [_put(fs, run_dir / n, posixpath.join(root, n), n) for n in names]
-        manifest = run_dir / MANIFEST
+        manifest = RunDir(run_dir).publish_manifest
         body = {"run_id": run_id, "created": time.time(), "files": files}
         manifest.write_text(json.dumps(body, indent=1))
         _put(fs, manifest, posixpath.join(root, MANIFEST), MANIFEST)
@@ -123,7 +128,7 @@ def _put(fs: Any, local: Path, remote: str, name: str) -> dict[str, Any]:
 
 def _remove_stale(fs: Any, root: str, shards: set[str]) -> None:
     """Shards an earlier, larger publish left would duplicate records: remove them."""
-    for path in fs.glob(posixpath.join(root, "records", "records-*.jsonl")):
+    for path in fs.glob(posixpath.join(root, RECORDS_DIR, SHARD_GLOB)):
         if posixpath.basename(path) not in shards:
             fs.rm(path)
 

@@ -50,7 +50,7 @@ async def acaption_live(
     from diffcap.captioning.calls import generation_options
     from diffcap.models import get_backend
     from diffcap.models.cached import CachedBackend
-    from diffcap.store import RunStore
+    from diffcap.store import RunDir, RunStore
     from diffcap.store.lock import RunLock
 
     cfg = cfg or RunConfig()
@@ -59,9 +59,9 @@ async def acaption_live(
     run_dir = run_dir_for(out)
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir, "diffcap caption --live"):
-        store = RunStore.open(run_dir / "run.sqlite")
+        store = RunStore.open(RunDir(run_dir))
         inner = backend or get_backend(cfg.model.backend, cfg.model)
-        cached = CachedBackend(inner, store, max_cost_usd=cfg.engine.max_cost_usd)
+        cached = CachedBackend(inner, store.cache, max_cost_usd=cfg.engine.max_cost_usd)
         try:
             run = LiveRun(source, out, cfg, opts, cached, on_line)
             opts_ = generation_options(cfg.model, run.templates)

@@ -37,6 +37,7 @@ from diffcap.live.queue import DropQueue
 from diffcap.live.select import LiveKeyframe, LiveSelector
 from diffcap.live.source import LiveSource, source_kind
 from diffcap.live.summaries import Summaries
+from diffcap.store.rundir import RunDir
 from diffcap.timeline import Caption, Keyframe
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,7 @@ MODEL_BACKOFF_S = (1.0, 2.0, 4.0, 8.0)
 
 
 def run_dir_for(out: Path) -> Path:
-    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
-    return out.parent / f"{stem}.run"
+    return RunDir.beside(out).root
 
 
 @dataclass
@@ -287,7 +287,7 @@ class LiveRun:
 
         from diffcap.keyframes.writer import cap_size, keyframe_name
 
-        folder = self.run_dir / "keyframes"
+        folder = RunDir(self.run_dir).keyframes
         folder.mkdir(parents=True, exist_ok=True)
         name = keyframe_name(idx, kf.time, "jpg", width=6)
         image = cap_size(kf.candidate.image, self.cfg.keyframes.max_side)

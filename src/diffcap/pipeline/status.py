@@ -12,14 +12,15 @@ from typing import Any
 
 from diffcap.errors import CacheUnavailable
 from diffcap.hints import printable
-from diffcap.io.outputs import open_run
-from diffcap.store.cache import run_request_cache
+from diffcap.store import RunDir, RunStore
+from diffcap.store.requests import RequestCacheStore
 
 
 def run_status(run_dir: str | Path, *, max_failures: int | None = None) -> dict[str, Any]:
     """Counts per status, failures with reasons, filtered reasons, tokens and cost."""
 
-    store = open_run(run_dir)
+    run = RunDir(run_dir)
+    store = RunStore.open_readonly(run.require_store(), bound=True)
     try:
         failures = [
             {k: v[k] for k in ("video_id", "source", "stage", "reason", "error", "attempts")}
@@ -56,21 +57,17 @@ def run_status(run_dir: str | Path, *, max_failures: int | None = None) -> dict[
         store.close()
 
 
-def _spend(store: Any) -> dict[str, Any]:
-    """The run's spend from its request cache (PostgreSQL when the run is bound to one);
-    an unreachable cache leaves ``spend`` None and says why in ``spend_error``."""
-
-    cache = run_request_cache(store)
+def _spend(store: RunStore) -> dict[str, Any]:
+    """The run's spend from the request cache it is bound to (PostgreSQL when it is bound to
+    one); an unreachable cache leaves ``spend`` None and says why in ``spend_error``."""
+    cache = store.cache
     try:
-        return {"spend": cache.spend(), "request_cache": cache_where(cache)}
+        return {"spend": dict(cache.spend()), "request_cache": cache_where(cache)}
     except CacheUnavailable as exc:
         return {"spend": None, "spend_error": str(exc), "request_cache": cache_where(cache)}
-    finally:
-        if cache is not store:
-            cache.close()
 
 
-def cache_where(cache: Any) -> str:
+def cache_where(cache: RequestCacheStore) -> str:
     return str(getattr(cache, "where", "sqlite"))
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from diffcap.engine.rows import VideoRow
 from diffcap.stages.keyframes import finish_record
 from diffcap.stages.model import ModelStage
+from diffcap.store.rundir import RunDir
 
 if TYPE_CHECKING:
     from diffcap.keyframes.kset import KeyframeSet
@@ -63,7 +64,7 @@ class CaptionStage(ModelStage):
                 self.templates,
                 c.summary,
                 limiter=self.limiter,
-                records_dir=Path(self.run_dir) / "records",
+                records_dir=RunDir(self.run_dir).records,
                 span=covered(row, kset),
                 budget=await self.budget(),
             )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import CpuStage
 from diffcap.stages.prepare import forget_bad_download
+from diffcap.store.rundir import RunDir
 from diffcap.timeline import Usage
 
 if TYPE_CHECKING:
@@ -44,8 +45,8 @@ class KeyframeStage(CpuStage):
     def process_row(self, row: VideoRow) -> VideoRow:
         from diffcap.keyframes import KeyframesSkipped, extract_keyframes
 
-        out_dir = Path(self.run_dir) / "keyframes"
-        done = out_dir / row.video_id / "keyframes.json"
+        out_dir = RunDir(self.run_dir).keyframes
+        done = RunDir(self.run_dir).keyframes_for(row.video_id) / "keyframes.json"
         try:
             # A keyframes.json from an earlier (killed) run is reused, so the images, and
             # with them the request cache keys, stay byte-identical across resumes.
@@ -70,7 +71,7 @@ class KeyframeStage(CpuStage):
         row.damaged = kset.damaged.to_json() if kset.damaged is not None else None
         if kset.damaged is not None:
             log.warning("%s: %s", row.video_id, kset.damaged.message)
-        row.record = keyframes_record(kset, row, Path(self.run_dir) / "records")
+        row.record = keyframes_record(kset, row, RunDir(self.run_dir).records)
         return row
 
 

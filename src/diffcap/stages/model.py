@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from diffcap.config import EngineConfig, ModelConfig
 from diffcap.engine.stage import IoStage, Resources
+from diffcap.store.rundir import RunDir
 
 if TYPE_CHECKING:
     from diffcap.models.base import Backend
@@ -42,7 +42,7 @@ class ModelStage(IoStage):
         preflight_model(self.cfg.model, self.cfg.engine, self.name)
         if not self.uses_cache:
             return None
-        return check_request_cache(self.cfg.engine, Path(self.run_dir) / "run.sqlite")
+        return check_request_cache(self.cfg.engine, RunDir(self.run_dir).db)
 
     def setup(self, checked: Any = None) -> None:
         """``checked``: the run's id in the request cache (what ``check()`` returned)."""

@@ -8,6 +8,7 @@ from typing import Any
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import CpuStage, Resources
 from diffcap.stages.filters import duration_verdict, span_duration
+from diffcap.store.rundir import RunDir
 
 __all__ = ["PrepareStage", "download_dir", "forget_bad_download"]
 
@@ -54,7 +55,7 @@ class PrepareStage(CpuStage):
 
 def download_dir(cfg: Any, run_dir: str | Path) -> Path:
     """Where URL inputs are cached (``input.download_dir``, else ``RUN_DIR/downloads``)."""
-    return Path(cfg.input.download_dir or Path(run_dir) / "downloads")
+    return Path(cfg.input.download_dir or RunDir(run_dir).downloads)
 
 
 def forget_bad_download(row: VideoRow, exc: Exception, cfg: Any, run_dir: str | Path) -> None:

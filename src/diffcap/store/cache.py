@@ -1,11 +1,12 @@
-"""The request cache behind one interface, wherever it lives.
+"""Which request cache a run uses, bound once for the life of its run dir.
 
 Every paid model answer is written the moment it arrives, keyed by
 ``ModelRequest.cache_key(backend)``, so a rerun (or a node that took over a lost node's
-videos) replays it instead of paying again. Two stores implement :class:`RequestCacheStore`:
+videos) replays it instead of paying again. Two stores implement
+:class:`~diffcap.store.requests.RequestCacheStore`:
 
-- the run's SQLite file (:class:`~diffcap.store.db.RunStore`, the default): right on one
-  machine, where every writer sees the same local disk;
+- the run's SQLite file (:class:`~diffcap.store.sqlite_cache.SqliteRequestCache`, the
+  default): right on one machine, where every writer sees the same local disk;
 - PostgreSQL (:class:`~diffcap.store.postgres.PostgresRequestCache`, ``engine.cache_url``):
   for a cluster, where workers on several nodes write at once. SQLite's locking is
   unreliable on network filesystems, so no SQLite file is ever written from several nodes:
@@ -16,78 +17,41 @@ A run dir is bound to one cache for its life (``run.sqlite`` meta ``request_cach
 location without password; ``run_id`` names the run's rows in a shared database), so a
 rerun pointed at another cache is refused instead of silently paying again.
 
-    cache = open_request_cache(cfg.engine, run_dir)          # the run's SQLite, or PostgreSQL
-    cache.put_response(key, "openai", CachedResponse(...))   # first writer wins
+    run_id = check_request_cache(cfg.engine, run.db)           # the driver, before any video
+    cache = open_request_cache(cfg.engine, run, run_id=run_id)   # a worker: SQLite or PostgreSQL
+    cache.put_response(key, "openai", CachedResponse(...))       # first writer wins
     cache.cached_response(key), cache.spend(), cache.replays()
 """
 
 from __future__ import annotations
 
-import urllib.parse
-import uuid
+import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING
 
 from diffcap.errors import ConfigError
-from diffcap.redact import url_without_password
-from diffcap.store.requests import CachedResponse, check_entry
+from diffcap.store.db import RunStore
+from diffcap.store.postgres import PostgresRequestCache
+from diffcap.store.requests import (
+    SQLITE,
+    RequestCacheStore,
+    cache_address,
+    check_entry,
+    describe_cache_url,
+)
+from diffcap.store.rundir import DB_NAME, RunDir
+from diffcap.store.sqlite import Database
+from diffcap.store.sqlite_cache import SqliteRequestCache
 
 if TYPE_CHECKING:
     from diffcap.config import EngineConfig
-    from diffcap.store.db import RunStore
-
-#: ``run.sqlite`` meta value of a run whose cache is its own SQLite file.
-SQLITE = "sqlite"
-
-
-@runtime_checkable
-class RequestCacheStore(Protocol):
-    """What the request cache offers, whichever store holds it (see the module docstring)."""
-
-    def cached_response(self, cache_key: str) -> CachedResponse | None:
-        """The stored answer of ``cache_key``, or None."""
-
-    def put_response(self, cache_key: str, backend: str, response: CachedResponse) -> None:
-        """Store one answer, durably before returning; a key already stored keeps its first
-        answer (never an error)."""
-
-    def count_replay(self) -> None:
-        """Count one answer replayed from the cache (shared by every process of the run)."""
-
-    def replays(self) -> int:
-        """Answers replayed so far, over every invocation of the run."""
-
-    def spend(self) -> dict[str, Any]:
-        """``{"requests", "prompt_tokens", "completion_tokens", "cost_usd"}`` paid so far."""
-
-    def close(self) -> None:
-        """Release connections (idempotent)."""
-
-
-def describe_cache_url(url: str | None) -> str:
-    """Where a cache lives, safe to log and store: the URL without its password
-    (``postgresql://u:pw@h:5432/db?password=x`` -> ``postgresql://u@h:5432/db``)."""
-    return url_without_password(url) if url else SQLITE
-
-
-def cache_address(url: str) -> str:
-    """``host:port`` of a cache URL, for one-line errors."""
-    parts = urllib.parse.urlsplit(url)
-    hosts = parts.netloc.rsplit("@", 1)[-1] or "localhost"
-    return hosts if ":" in hosts else f"{hosts}:5432"
 
 
 def ensure_run_id(store: RunStore) -> str:
     """The run's id (``run.sqlite`` meta ``run_id``), created once: it names the run's rows
     in a database several runs share."""
-    with store.transaction() as conn:
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('run_id', ?)",
-            (f'"{uuid.uuid4().hex}"',),
-        )
-    run_id: str = store.get_meta("run_id")
-    return run_id
+    return store.meta.run_id()
 
 
 def bind_request_cache(
@@ -101,8 +65,9 @@ def bind_request_cache(
     ``preflight(run_id)`` runs before a first binding is recorded, so a mistyped URL that
     cannot connect binds nothing."""
     current = describe_cache_url(engine.cache_url)
-    previous = store.get_meta("request_cache")
-    if previous is None and current != SQLITE and store.spend()["requests"]:
+    previous = store.meta.get("request_cache")
+    own = SqliteRequestCache(store.database)
+    if previous is None and current != SQLITE and own.spend()["requests"]:
         previous = SQLITE  # a run from before the binding, with answers in run.sqlite
     if previous is not None and previous != current:
         flag = "no --engine-cache-url" if previous == SQLITE else f"--engine-cache-url {previous}"
@@ -110,25 +75,22 @@ def bind_request_cache(
             f"{store.path.parent}: its request cache is {previous}, not {current}",
             hint=f"rerun with {flag} (its answers are there), or use another --out",
         )
-    run_id = None if engine.cache_url is None else ensure_run_id(store)
+    run_id = None if engine.cache_url is None else store.meta.run_id()
     if preflight is not None:
         preflight(run_id)
     if previous is None:
-        store.set_meta("request_cache", current)
+        store.meta.set("request_cache", current)
     return run_id
 
 
-def check_request_cache(engine: EngineConfig, db_path: str | Path) -> str | None:
+def check_request_cache(engine: EngineConfig, db_path: str | os.PathLike[str]) -> str | None:
     """On the driver, before any video: bind the run store at ``db_path`` to its cache and,
     for PostgreSQL, connect once (a server that is down fails here, in one line naming
     host:port). Returns the run id workers need (they never open the driver's file)."""
-    from diffcap.store.db import RunStore
 
     def connect(run_id: str | None) -> None:
         if run_id is None:
             return  # the run's own SQLite file
-        from diffcap.store.postgres import PostgresRequestCache
-
         cache = PostgresRequestCache(str(engine.cache_url), run_id)
         try:
             cache.check()
@@ -144,22 +106,19 @@ def check_request_cache(engine: EngineConfig, db_path: str | Path) -> str | None
 
 def open_request_cache(
     engine: EngineConfig,
-    run_dir: str | Path,
+    run_dir: str | os.PathLike[str],
     *,
     run_id: str | None = None,
-    db_name: str = "run.sqlite",
+    db_name: str = DB_NAME,
 ) -> RequestCacheStore:
     """The request cache of the run in ``run_dir`` as ``engine`` configures it: its SQLite
     file (``db_name``), or PostgreSQL (lazily connected; ``run_id`` read from the run's
     file when not given, which only the driver's machine should do)."""
-    from diffcap.store.db import RunStore
-
+    path = Path(RunDir.of(run_dir).root) / db_name
     if engine.cache_url is None:
-        return RunStore.open(Path(run_dir) / db_name)
-    from diffcap.store.postgres import PostgresRequestCache
-
+        return SqliteRequestCache(Database.open(path), owner=True)
     if run_id is None:
-        store = RunStore.open(Path(run_dir) / db_name)
+        store = RunStore.open(path)
         try:
             run_id = bind_request_cache(store, engine)
         finally:
@@ -168,27 +127,26 @@ def open_request_cache(
 
 
 def run_request_cache(store: RunStore, engine: EngineConfig | None = None) -> RequestCacheStore:
-    """The cache a run dir is bound to, for reading its spend (``status``, the driver):
-    ``store`` itself, or its PostgreSQL (the URL from ``engine`` when it names the same
-    place, else the stored one, with the password from ``PGPASSWORD``/``~/.pgpass``)."""
-    bound = store.get_meta("request_cache")
+    """The cache a run dir is bound to, for reading its spend: the store's own SQLite, or
+    its PostgreSQL (the URL from ``engine`` when it names the same place, else the stored
+    one, with the password from ``PGPASSWORD``/``~/.pgpass``). New code reads
+    ``store.cache`` of a store opened with ``engine=``."""
+    bound = store.meta.get("request_cache")
     if bound in (None, SQLITE):
-        return store
-    from diffcap.store.postgres import PostgresRequestCache
-
+        return SqliteRequestCache(store.database)  # closed with the store
     url = engine.cache_url if engine and describe_cache_url(engine.cache_url) == bound else bound
-    return PostgresRequestCache(str(url), str(store.get_meta("run_id")))
+    return PostgresRequestCache(str(url), str(store.meta.get("run_id")))
 
 
 def adopt_run_cache(store: RunStore, engine: EngineConfig) -> None:
-    """Make ``store.spend()`` / ``replays()`` read the run's bound cache. The run's spend
-    lives where its workers write answers (PostgreSQL on a cluster); the driver calls this
-    once the run is bound (after the stages' checks) and before it reads any spend, for the
-    cost cap and for the run's report."""
+    """For a driver that opened its store before the run was bound (without ``engine=``):
+    make the store's cache the one the run is bound to. The run's spend lives where its
+    workers write answers (PostgreSQL on a cluster). New code opens the store with
+    ``RunStore.open(run, engine=cfg.engine)`` after binding instead."""
     if engine.cache_url is None:
         return
     cache = run_request_cache(store, engine)
-    if cache is not store:
+    if not isinstance(cache, SqliteRequestCache):
         store.use_request_cache(cache)
 
 

@@ -1,339 +1,269 @@
-"""The run store: per-video status, records and the request cache in one SQLite file.
+"""The run store: one run database seen through typed parts.
 
 ``RUN_DIR/run.sqlite`` (WAL mode, no server) is the source of truth of a run. A record is
 committed in the same transaction that marks its video done, so a run killed at any moment
 (SIGKILL included) never holds a done video without its record, nor a record twice.
 
-    store = RunStore.open("runs/demo/run.sqlite")
-    store.add_videos([VideoEntry("a", "a.mp4")])
-    store.complete("a", record.to_json())
-    store.counts()                  # {"pending": 0, "done": 1, "failed": 0, "filtered": 0}
+    store = RunStore.open(RunDir("runs/demo"), engine=cfg.engine)
+    store.videos.add([VideoEntry("a", "a.mp4")])      # registration, reads, counts
+    store.outcomes.complete("a", record.to_json())    # done / failed / filtered / deferred
+    store.records.iter()                              # records of done videos, input order
+    store.meta.get("last_run")                        # run metadata
+    store.cache.spend()                               # the run's request cache, chosen at open
 
-An id is bound to its source (path/URL + span) for the life of the run: ``add_videos`` never
-re-binds a known id to another source (``strict=True`` raises :class:`VideoIdConflict`).
+The parts share the process's one connection to the file (:mod:`diffcap.store.sqlite`). The
+request cache is chosen once, at open: with ``engine``, the run's SQLite unless
+``engine.cache_url`` names PostgreSQL; with ``bound=True`` (readers such as ``status``), the
+cache the run is bound to (meta ``request_cache``); with neither, the run's SQLite. The
+methods of the store itself (``store.commit_row``, ``store.spend()``, ``store.get_meta`` ...)
+are the parts' methods under their historical names.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import sqlite3
-import threading
-import time
-import urllib.parse
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from diffcap.errors import ConfigError, DiffcapError
-from diffcap.redact import redact
-from diffcap.store.migrations import apply_migrations, schema_version
-from diffcap.store.outcomes import VideoOutcomes
-from diffcap.store.readonly import mount_writable, snapshot
-from diffcap.store.requests import CachedResponse, RequestCache
+from diffcap.store.meta import Meta
+from diffcap.store.outcomes import Outcomes, RowOutcome
+from diffcap.store.postgres import PostgresRequestCache
+from diffcap.store.records import Records
+from diffcap.store.requests import (
+    SQLITE,
+    CachedResponse,
+    RequestCacheStore,
+)
+from diffcap.store.rundir import RunDir
+from diffcap.store.sqlite import Database, Row, damaged, damaged_store
+from diffcap.store.sqlite_cache import SqliteRequestCache
+from diffcap.store.videos import STATUSES, VideoEntry, VideoIdConflict, Videos
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from diffcap.config import EngineConfig
 
-STATUSES = ("pending", "done", "failed", "filtered")
-
-
-class VideoIdConflict(DiffcapError):
-    """A video id the run already uses was offered for a different source or span."""
-
-    reason = "id_conflict"
-
-
-@dataclass(frozen=True)
-class VideoEntry:
-    """One input video as registered in the store."""
-
-    video_id: str
-    source: str
-    start: float | None = None
-    end: float | None = None
-    caption: str | None = None
+#: What ``RunStore.open`` takes: a run directory, or the database file's path.
+Target = RunDir | str | os.PathLike[str]
 
 
-class RunStore(VideoOutcomes, RequestCache):
-    """Thread-safe access to one run database (one connection, serialised by a lock).
+class RunStore:
+    """Thread-safe access to one run database (see the module docstring).
 
-    Each process (runner, Ray actor) opens its own ``RunStore``; SQLite's WAL lets one writer
-    and many readers share the file.
-    """
+    Each process (runner, Ray actor) has one connection per database file; every store
+    opened on the file in that process shares it (and its lock)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn = conn
-        self.path = path
-        self._lock = threading.RLock()
+    def __init__(
+        self, db: Database, engine: EngineConfig | None = None, *, bound: bool = False
+    ) -> None:
+        self._db = db
+        self.path = db.path
+        self.videos = Videos(db)
+        self.outcomes = Outcomes(db, self.videos)
+        self.records = Records(db)
+        self.meta = Meta(db)
+        self.cache: RequestCacheStore = _choose_cache(db, self.meta, engine, bound)
+        self._closed = False
 
     @classmethod
-    def open_readonly(cls, path: str | Path) -> RunStore:
+    def open(
+        cls, target: Target, *, engine: EngineConfig | None = None, bound: bool = False
+    ) -> RunStore:
+        """Open (or create) a run database: ``target`` is a :class:`RunDir` (its ``db``) or
+        the file's path. A file that is not one, is damaged, or is empty (0 bytes: truncated,
+        not new) is a :class:`ConfigError` naming it, never a new run over the old one's
+        files nor an internal error. ``engine``/``bound`` choose the request cache (see
+        above)."""
+        db = Database.open(_db_path(target))
+        return _opened(cls, db, engine, bound)
+
+    @classmethod
+    def open_readonly(
+        cls, target: Target, *, engine: EngineConfig | None = None, bound: bool = False
+    ) -> RunStore:
         """Open for reading only (``status``, ``export``, ``view``): works on a read-only
         run directory, where SQLite cannot create its WAL index files."""
-        path = Path(path)
-        writable = os.access(path.parent, os.W_OK) and mount_writable(path.parent)
-        target, mode = path, "mode=ro" if writable else "immutable=1"
-        wal = path.with_name(path.name + "-wal")
-        if not writable and wal.is_file() and wal.stat().st_size > 0:
-            # A run killed before its last checkpoint left commits in the WAL, which an
-            # immutable open would not see: read a private copy of the database and its WAL.
-            target, mode = snapshot(path), "mode=ro"
-        uri = f"file:{urllib.parse.quote(str(target.resolve()))}?{mode}"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        try:
-            conn.execute("SELECT COUNT(*) FROM videos").fetchone()
-        except sqlite3.DatabaseError as exc:  # not SQLite, or not a run database
-            conn.close()
-            raise ConfigError(
-                f"{path}: not a diffcap run database ({exc})",
-                hint="pass the --out folder of a diffcap run",
-            ) from None
-        return cls(conn, path)
+        db = Database.open_readonly(_db_path(target))
+        return _opened(cls, db, engine, bound)
 
-    @classmethod
-    def open(cls, path: str | Path) -> RunStore:
-        """Open (or create) a run database. A file that is not one, is damaged, or is empty
-        (0 bytes: truncated, not new) is a :class:`ConfigError` naming it, never a new run
-        over the old one's files nor an internal error."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _refuse_empty(path)
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves (explicit transactions).
-        conn = sqlite3.connect(path, isolation_level=None, timeout=60, check_same_thread=False)
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable against process death (SIGKILL); only an OS crash can lose
-            # the last commits, and a lost cache entry only costs one repeated request.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            apply_migrations(conn)
-            conn.execute("SELECT COUNT(*) FROM videos").fetchone()
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            if isinstance(exc, sqlite3.OperationalError) and not damaged(exc):
-                raise  # disk full, read-only, locked: the caller's storage errors
-            raise damaged_store(path, exc) from None
-        return cls(conn, path)
+    @property
+    def database(self) -> Database:
+        """The process's shared connection to the file the parts read and write."""
+        return self._db
+
+    @property
+    def rundir(self) -> RunDir:
+        return RunDir(self.path.parent)
 
     @property
     def version(self) -> int:
-        with self._lock:
-            return schema_version(self._conn)
+        return self._db.version
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-            if self._remote is not None:
-                self._remote.close()
+        """Release the connection (closed with its last user) and a PostgreSQL cache."""
+        if self._closed:
+            return
+        self._closed = True
+        if not isinstance(self.cache, SqliteRequestCache):
+            self.cache.close()
+        self._db.release()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def use_request_cache(self, cache: RequestCacheStore) -> None:
+        """Replace the cache chosen at open (for drivers that open the store before the run
+        is bound to its cache; open with ``engine=`` instead). The store closes it."""
+        if not isinstance(self.cache, SqliteRequestCache):
+            self.cache.close()
+        self.cache = cache
 
-    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
-            cur = self._conn.execute(sql, tuple(params))
-            cols = [d[0] for d in cur.description or ()]
-            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+    # --- the connection (migrations, id assignment and tests use it directly) ------------
 
-    # --- videos --------------------------------------------------------------------------
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        return self._db.conn
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._db.transaction()
+
+    def _query(self, sql: str, params: Iterable[object] = ()) -> list[Row]:
+        return self._db.query(sql, params)
+
+    # --- the parts under their historical names -----------------------------------------
 
     def add_videos(self, entries: Iterable[VideoEntry], *, strict: bool = False) -> int:
-        """Register videos as pending; ones already known keep their state. Returns new count.
-
-        A known id offered again for the same source and span is skipped. Offered for a
-        different source or span, it is never re-bound: with ``strict`` the whole batch is
-        rolled back and :class:`VideoIdConflict` raised, else the entry is skipped with a
-        warning (the pipeline registers with ``strict=True``).
-        """
-        now = time.time()
-        with self.transaction() as conn:
-            seq = conn.execute("SELECT COALESCE(MAX(seq), -1) FROM videos").fetchone()[0]
-            added = 0
-            for e in entries:
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO videos (video_id, seq, source, start, end, caption,"
-                    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (e.video_id, seq + 1, e.source, e.start, e.end, e.caption, now),
-                )
-                if cur.rowcount:
-                    seq += 1
-                    added += 1
-                    continue
-                stored = conn.execute(
-                    "SELECT source, start, end FROM videos WHERE video_id = ?", (e.video_id,)
-                ).fetchone()
-                if tuple(stored) != (e.source, e.start, e.end):
-                    self._conflict(e, stored, strict)
-        return added
-
-    @staticmethod
-    def _conflict(entry: VideoEntry, stored: tuple[Any, ...], strict: bool) -> None:
-        def where(source: str, start: float | None, end: float | None) -> str:
-            return source if start is None and end is None else f"{source} [{start}, {end}]"
-
-        message = (
-            f"video id {entry.video_id!r} already names {where(*stored)}, not "
-            f"{where(entry.source, entry.start, entry.end)}"
-        )
-        if strict:
-            raise VideoIdConflict(
-                message,
-                hint="give the new video another id (ids are bound to their source for the "
-                "life of a run dir), or run it in a new --out directory",
-            )
-        log.warning("%s; kept the registered video, skipped the new one", message)
+        return self.videos.add(entries, strict=strict)
 
     def registered(self) -> list[VideoEntry]:
-        """Every registered video's id, source and span, in input order (no caption)."""
-        return [
-            VideoEntry(r["video_id"], r["source"], r["start"], r["end"])
-            for r in self._query("SELECT video_id, source, start, end FROM videos ORDER BY seq")
-        ]
+        return self.videos.registered()
 
-    def video(self, video_id: str) -> dict[str, Any] | None:
-        rows = self._query("SELECT * FROM videos WHERE video_id = ?", (video_id,))
-        return rows[0] if rows else None
+    def video(self, video_id: str) -> Row | None:
+        return self.videos.get(video_id)
 
-    def videos(self, statuses: Iterable[str] | None = None) -> list[dict[str, Any]]:
-        """Videos in input order, optionally only those with the given statuses."""
-        if statuses is None:
-            return self._query("SELECT * FROM videos ORDER BY seq")
-        st = list(statuses)
-        marks = ",".join("?" * len(st))
-        return self._query(f"SELECT * FROM videos WHERE status IN ({marks}) ORDER BY seq", st)
-
-    def iter_videos(self, statuses: Iterable[str], chunk: int = 1000) -> Iterator[dict[str, Any]]:
-        """Videos with the given statuses in input order, read ``chunk`` at a time (the
-        run is never held whole). Safe to interleave with writes: each chunk is a fresh
-        query after the last ``seq`` seen, so a video whose status changes meanwhile is
-        neither repeated nor skipped-and-later-repeated."""
-        st = list(statuses)
-        marks = ",".join("?" * len(st))
-        last = -1
-        while True:
-            rows = self._query(
-                f"SELECT * FROM videos WHERE status IN ({marks}) AND seq > ? ORDER BY seq LIMIT ?",
-                [*st, last, chunk],
-            )
-            yield from rows
-            if len(rows) < chunk:
-                return
-            last = rows[-1]["seq"]
+    def iter_videos(self, statuses: Iterable[str], chunk: int = 1000) -> Iterator[Row]:
+        return self.videos.scan(statuses, chunk)
 
     def count(self, statuses: Iterable[str]) -> int:
-        st = list(statuses)
-        marks = ",".join("?" * len(st))
-        sql = f"SELECT COUNT(*) AS n FROM videos WHERE status IN ({marks})"
-        return int(self._query(sql, st)[0]["n"])
-
-    def update(self, video_id: str, **fields: Any) -> None:
-        """Set informational columns (duration, caption) without changing status. The source
-        is not among them: an id stays bound to the source it was registered with."""
-        allowed = {"duration", "caption", "damaged"}
-        bad = set(fields) - allowed
-        if bad:
-            raise ValueError(f"cannot update {sorted(bad)} with update(); use the status methods")
-        if not fields:
-            return
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        with self.transaction() as conn:
-            conn.execute(
-                f"UPDATE videos SET {sets}, updated_at = ? WHERE video_id = ?",
-                (*fields.values(), time.time(), video_id),
-            )
+        return self.videos.count(statuses)
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
-        for row in self._query("SELECT status, COUNT(*) AS n FROM videos GROUP BY status"):
-            out[row["status"]] = row["n"]
-        return out
+        return self.videos.counts()
 
-    # --- records -------------------------------------------------------------------------
-
-    def iter_records(self, batch: int = 500) -> Iterator[dict[str, Any]]:
-        """Records of done videos in input order, read in pages (bounded memory)."""
-        last = -1
-        while True:
-            rows = self._query(
-                "SELECT v.seq AS seq, r.record AS record FROM records r"
-                " JOIN videos v ON v.video_id = r.video_id"
-                " WHERE v.status = 'done' AND v.seq > ? ORDER BY v.seq LIMIT ?",
-                (last, batch),
-            )
-            if not rows:
-                return
-            for row in rows:
-                yield json.loads(row["record"])
-            last = rows[-1]["seq"]
-
-    # --- bad input rows ------------------------------------------------------------------
+    def update(self, video_id: str, **fields: object) -> None:
+        self.videos.update(video_id, **fields)
 
     def add_bad_input(self, source: str, row: int, reason: str, error: str) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO bad_inputs (source, row, reason, error) VALUES (?,?,?,?)",
-                (redact(source), row, reason, redact(error)),
-            )
+        self.videos.add_bad_input(source, row, reason, error)
 
-    def bad_inputs(self) -> list[dict[str, Any]]:
-        return self._query("SELECT * FROM bad_inputs ORDER BY source, row")
+    def bad_inputs(self) -> list[Row]:
+        return self.videos.bad_inputs()
 
-    # --- metadata ------------------------------------------------------------------------
-
-    def get_meta(self, key: str) -> Any:
-        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
-        return json.loads(rows[0]["value"]) if rows else None
-
-    def set_meta(self, key: str, value: Any) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value))
-            )
-
-
-def damaged(exc: BaseException) -> bool:
-    """Whether an SQLite error says the database file itself is bad (not the disk)."""
-    if not isinstance(exc, sqlite3.DatabaseError):
-        return False
-    if not isinstance(exc, sqlite3.OperationalError):
-        return True  # SQLITE_CORRUPT, SQLITE_NOTADB
-    text = str(exc).lower()
-    return "malformed" in text or "not a database" in text or "corrupt" in text
-
-
-def damaged_store(path: Path, exc: BaseException) -> ConfigError:
-    return ConfigError(
-        f"{path}: not a usable diffcap run database ({exc})",
-        hint="restore it from a backup, or move it away to start a new run in this folder "
-        "(model calls it had cached would be paid again)",
-    )
-
-
-def _refuse_empty(path: Path) -> None:
-    """A 0-byte run database is a truncated one (SQLite writes its header when it creates
-    the file): refuse rather than silently start over and pay for every request again."""
-    try:
-        empty = path.stat().st_size == 0
-    except FileNotFoundError:
-        return
-    wal = path.with_name(path.name + "-wal")
-    if empty and not (wal.is_file() and wal.stat().st_size > 0):
-        raise ConfigError(
-            f"{path}: the run database is empty (0 bytes): it was truncated or replaced",
-            hint="restore it from a backup, or delete it to start this run over (every "
-            "model call is then paid again)",
+    def complete(
+        self,
+        video_id: str,
+        record: dict[str, Any] | str,
+        *,
+        duration: float | None = None,
+        caption: str | None = None,
+        damaged: str | None = None,
+    ) -> None:
+        self.outcomes.complete(
+            video_id, record, duration=duration, caption=caption, damaged=damaged
         )
 
+    def fail(self, video_id: str, stage: str, reason: str, error: str) -> None:
+        self.outcomes.fail(video_id, stage, reason, error)
 
-__all__ = ["STATUSES", "CachedResponse", "RunStore", "VideoEntry", "VideoIdConflict"]
+    def filter(
+        self,
+        video_id: str,
+        stage: str,
+        reason: str,
+        *,
+        duplicate_of: str | None = None,
+        similarity: float | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.outcomes.filter(
+            video_id, stage, reason, duplicate_of=duplicate_of, similarity=similarity, error=error
+        )
+
+    def defer(self, video_id: str, stage: str, reason: str, error: str) -> None:
+        self.outcomes.defer(video_id, stage, reason, error)
+
+    def reset_done(self) -> int:
+        return self.outcomes.reset_done()
+
+    def reset_failed(self) -> int:
+        return self.outcomes.reset_failed()
+
+    def commit_row(self, row: RowOutcome) -> str:
+        return self.outcomes.commit_row(row)
+
+    def iter_records(self, batch: int = 500) -> Iterator[dict[str, Any]]:
+        return self.records.iter(batch)
+
+    def get_meta(self, key: str) -> Any:
+        return self.meta.get(key)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.meta.set(key, value)
+
+    def cached_response(self, cache_key: str) -> CachedResponse | None:
+        return self.cache.cached_response(cache_key)
+
+    def put_response(self, cache_key: str, backend: str, response: CachedResponse) -> None:
+        self.cache.put_response(cache_key, backend, response)
+
+    def count_replay(self) -> None:
+        self.cache.count_replay()
+
+    def replays(self) -> int:
+        return self.cache.replays()
+
+    def spend(self) -> dict[str, Any]:
+        """``store.cache.spend()`` as a plain dict (what callers of this name expect)."""
+        return dict(self.cache.spend())
+
+
+def _db_path(target: Target) -> Path:
+    return target.db if isinstance(target, RunDir) else Path(target)
+
+
+def _opened(
+    cls: type[RunStore], db: Database, engine: EngineConfig | None, bound: bool
+) -> RunStore:
+    try:
+        return cls(db, engine, bound=bound)
+    except BaseException:
+        db.release()
+        raise
+
+
+def _choose_cache(
+    db: Database, meta: Meta, engine: EngineConfig | None, bound: bool
+) -> RequestCacheStore:
+    """The run's request cache: ``engine``'s when given; with ``bound``, the one the run is
+    bound to (a PostgreSQL URL stored without password: libpq reads it from
+    ``PGPASSWORD`` or ``~/.pgpass``); else the run's SQLite."""
+    if engine is not None:
+        if engine.cache_url is None:
+            return SqliteRequestCache(db)
+        known = meta.get("run_id")
+        run_id = str(known) if known is not None or db.readonly else meta.run_id()
+        return PostgresRequestCache(engine.cache_url, run_id)
+    where = meta.get("request_cache") if bound else None
+    if where in (None, SQLITE):
+        return SqliteRequestCache(db)
+    return PostgresRequestCache(str(where), str(meta.get("run_id")))
+
+
+__all__ = [
+    "STATUSES",
+    "CachedResponse",
+    "RunStore",
+    "VideoEntry",
+    "VideoIdConflict",
+    "damaged",
+    "damaged_store",
+]

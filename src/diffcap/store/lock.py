@@ -20,13 +20,12 @@ from pathlib import Path
 from types import TracebackType
 
 from diffcap.errors import RunDirLocked
-
-LOCK_NAME = ".lock"
+from diffcap.store.rundir import RunDir
 
 
 class RunLock:
-    def __init__(self, run_dir: str | Path, command: str = "diffcap") -> None:
-        self.path = Path(run_dir) / LOCK_NAME
+    def __init__(self, run_dir: str | Path | RunDir, command: str = "diffcap") -> None:
+        self.path = RunDir.of(run_dir).lock
         self.command = command
         self._fd: int | None = None
 

@@ -1,29 +1,56 @@
 """The outcome writes of a run store: a video done (with its record, atomically), failed,
-filtered, deferred or reset, and :meth:`VideoOutcomes.commit_row` for a pipeline row.
+filtered, deferred or reset, and :meth:`Outcomes.commit_row` for a pipeline row.
 
-A mixin of :class:`~diffcap.store.db.RunStore` (which provides the transactions and
-``update``); split out, as the request cache is, to keep each module readable in one sitting.
+A part of :class:`~diffcap.store.db.RunStore` (``store.outcomes``).
+
+    store.outcomes.complete("a", record.to_json())   # record and status in one transaction
+    store.outcomes.commit_row(row)                   # whatever the row's status says
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Protocol
 
 from diffcap.redact import redact, redact_data, redact_optional
+from diffcap.store.sqlite import Database
+from diffcap.store.videos import Videos
 
 
-class VideoOutcomes:
-    """Status transitions; the class using it provides ``transaction`` and ``update``."""
+class RowOutcome(Protocol):
+    """What :meth:`Outcomes.commit_row` reads of a row (an engine ``VideoRow``)."""
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
+    @property
+    def video_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def stage(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def duration(self) -> float | None: ...
+    @property
+    def caption(self) -> str | None: ...
+    @property
+    def duplicate_of(self) -> str | None: ...
+    @property
+    def similarity(self) -> float | None: ...
+    @property
+    def damaged(self) -> dict[str, Any] | None: ...
+    @property
+    def record(self) -> dict[str, Any] | None: ...
 
-    def update(self, video_id: str, **fields: Any) -> None:
-        raise NotImplementedError
+
+class Outcomes:
+    """Status transitions of the videos of one run database."""
+
+    def __init__(self, db: Database, videos: Videos) -> None:
+        self._db = db
+        self._videos = videos
 
     def complete(
         self,
@@ -42,7 +69,7 @@ class VideoOutcomes:
             record = {**record, "provenance": redact_data(record["provenance"])}
         blob = redact(record) if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
         now = time.time()
-        with self.transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO records (video_id, record, created_at) VALUES (?, ?, ?)",
                 (video_id, blob, now),
@@ -55,7 +82,7 @@ class VideoOutcomes:
             )
 
     def fail(self, video_id: str, stage: str, reason: str, error: str) -> None:
-        with self.transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "UPDATE videos SET status = 'failed', stage = ?, reason = ?, error = ?,"
                 " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
@@ -73,7 +100,7 @@ class VideoOutcomes:
         error: str | None = None,
     ) -> None:
         error = redact_optional(error)
-        with self.transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "UPDATE videos SET status = 'filtered', stage = ?, reason = ?, error = ?,"
                 " duplicate_of = ?, similarity = ?, updated_at = ? WHERE video_id = ?",
@@ -83,7 +110,7 @@ class VideoOutcomes:
     def defer(self, video_id: str, stage: str, reason: str, error: str) -> None:
         """Leave the video pending, noting why this attempt stopped (a transient fault, the
         cost cap, a bug): a rerun retries it."""
-        with self.transaction() as conn:
+        with self._db.transaction() as conn:
             conn.execute(
                 "UPDATE videos SET status = 'pending', stage = ?, reason = ?, error = ?,"
                 " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
@@ -93,23 +120,21 @@ class VideoOutcomes:
     def reset_done(self) -> int:
         """Move done videos back to pending (their stage list grew); records stay until
         replaced, keyframes and cached responses are reused."""
-        with self.transaction() as conn:
-            cur = conn.execute(
-                "UPDATE videos SET status = 'pending', updated_at = ? WHERE status = 'done'",
-                (time.time(),),
-            )
-            return cur.rowcount
+        return self._reset("done")
 
     def reset_failed(self) -> int:
         """Move failed videos back to pending (``--retry-failed``); attempts are kept."""
-        with self.transaction() as conn:
+        return self._reset("failed")
+
+    def _reset(self, status: str) -> int:
+        with self._db.transaction() as conn:
             cur = conn.execute(
-                "UPDATE videos SET status = 'pending', updated_at = ? WHERE status = 'failed'",
-                (time.time(),),
+                "UPDATE videos SET status = 'pending', updated_at = ? WHERE status = ?",
+                (time.time(), status),
             )
             return cur.rowcount
 
-    def commit_row(self, row: Any) -> str:
+    def commit_row(self, row: RowOutcome) -> str:
         """Write a :class:`~diffcap.engine.rows.VideoRow`'s outcome; returns the status
         stored (a deferred row stays ``pending``).
 
@@ -118,15 +143,13 @@ class VideoOutcomes:
         duration, short caption and damage.
         """
         vid = row.video_id
-        info = {
-            k: v for k, v in (("duration", row.duration), ("caption", row.caption)) if v is not None
-        }
-        if row.damaged is not None:
-            info["damaged"] = json.dumps(row.damaged)
+        damaged = json.dumps(row.damaged) if row.damaged is not None else None
         if row.status == "done":
-            self.complete(vid, row.record, **info)
+            record = row.record if row.record is not None else "null"  # as json.dumps(None)
+            self.complete(vid, record, duration=row.duration, caption=row.caption, damaged=damaged)
             return "done"
-        self.update(vid, **info)
+        info = {"duration": row.duration, "caption": row.caption, "damaged": damaged}
+        self._videos.update(vid, **{k: v for k, v in info.items() if v is not None})
         if row.status == "failed":
             self.fail(vid, row.stage or "", row.reason or "error", row.error or "")
             return "failed"
@@ -143,3 +166,6 @@ class VideoOutcomes:
         if row.status == "deferred":
             self.defer(vid, row.stage or "", row.reason or "deferred", row.error or "")
         return "pending"
+
+
+__all__ = ["Outcomes", "RowOutcome"]

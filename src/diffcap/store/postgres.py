@@ -37,8 +37,13 @@ from typing import Any, TypeVar
 from diffcap._deps import require
 from diffcap.errors import CacheUnavailable, ConfigError, DiffcapError
 from diffcap.redact import register_secret
-from diffcap.store.cache import cache_address, check_entry, describe_cache_url
-from diffcap.store.requests import CachedResponse
+from diffcap.store.requests import (
+    CachedResponse,
+    Spend,
+    cache_address,
+    check_entry,
+    describe_cache_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +124,10 @@ class PostgresRequestCache:
         """The cache's location without password, for messages."""
         return describe_cache_url(self.url)
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, str]:
         return {"url": self.url, "run_id": self.run_id}
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, str]) -> None:
         self.url, self.run_id = state["url"], state["run_id"]
         self._conn, self._lock = None, threading.RLock()
 
@@ -254,11 +259,16 @@ class PostgresRequestCache:
     def replays(self) -> int:
         return int(self._totals()["replays"])
 
-    def spend(self) -> dict[str, Any]:
+    def spend(self) -> Spend:
         t = self._totals()
-        return {k: t[k] for k in ("requests", "prompt_tokens", "completion_tokens", "cost_usd")}
+        return Spend(
+            requests=int(t["requests"]),
+            prompt_tokens=int(t["prompt_tokens"]),
+            completion_tokens=int(t["completion_tokens"]),
+            cost_usd=float(t["cost_usd"]),
+        )
 
-    def _totals(self) -> dict[str, Any]:
+    def _totals(self) -> dict[str, int | float]:
         row = self._run(
             lambda cur: cur.execute(
                 "SELECT requests, prompt_tokens, completion_tokens, cost_usd, replays"

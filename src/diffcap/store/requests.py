@@ -1,22 +1,25 @@
-"""The request cache and spend of a run store: every paid model response, keyed by
-``ModelRequest.cache_key(backend)``, so a rerun replays it instead of paying again.
+"""The request cache's contract: what every store of paid model answers offers, the value
+it holds, and how a cache's location is named (no implementation here).
 
-A mixin of :class:`~diffcap.store.db.RunStore` (which provides the connection, the lock and
-transactions); split out to keep each module readable in one sitting. It is the SQLite
-implementation of :class:`~diffcap.store.cache.RequestCacheStore`. On the driver of a run
-whose cache is elsewhere (PostgreSQL), :meth:`RequestCache.use_request_cache` makes these
-methods read and write that cache instead, so every spend and replay figure of the run
-comes from where the workers write.
+Two stores implement :class:`RequestCacheStore`: the run's SQLite file
+(:class:`~diffcap.store.sqlite_cache.SqliteRequestCache`) and PostgreSQL
+(:class:`~diffcap.store.postgres.PostgresRequestCache`); see :mod:`diffcap.store.cache` for
+which one a run uses.
+
+    cache.put_response(key, "openai", CachedResponse(...))   # first writer wins
+    cache.cached_response(key), cache.spend(), cache.replays()
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
-from collections.abc import Iterable
-from contextlib import AbstractContextManager
+import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol, TypedDict, runtime_checkable
+
+from diffcap.redact import url_without_password
+
+#: ``run.sqlite`` meta value of a run whose cache is its own SQLite file.
+SQLITE = "sqlite"
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,39 @@ class CachedResponse:
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float
+
+
+class Spend(TypedDict):
+    """What a run paid for so far (every invocation)."""
+
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+@runtime_checkable
+class RequestCacheStore(Protocol):
+    """What the request cache offers, whichever store holds it."""
+
+    def cached_response(self, cache_key: str) -> CachedResponse | None:
+        """The stored answer of ``cache_key``, or None."""
+
+    def put_response(self, cache_key: str, backend: str, response: CachedResponse) -> None:
+        """Store one answer, durably before returning; a key already stored keeps its first
+        answer (never an error)."""
+
+    def count_replay(self) -> None:
+        """Count one answer replayed from the cache (shared by every process of the run)."""
+
+    def replays(self) -> int:
+        """Answers replayed so far, over every invocation of the run."""
+
+    def spend(self) -> Spend:
+        """``{"requests", "prompt_tokens", "completion_tokens", "cost_usd"}`` paid so far."""
+
+    def close(self) -> None:
+        """Release connections (idempotent)."""
 
 
 def check_entry(cache_key: str, backend: str, response: CachedResponse) -> None:
@@ -42,85 +78,25 @@ def check_entry(cache_key: str, backend: str, response: CachedResponse) -> None:
             raise ValueError(f"request cache: the {field} {value!r} holds a NUL byte")
 
 
-class RequestCache:
-    """Request-cache methods; the class using it provides ``_query`` and ``transaction``."""
+def describe_cache_url(url: str | None) -> str:
+    """Where a cache lives, safe to log and store: the URL without its password
+    (``postgresql://u:pw@h:5432/db?password=x`` -> ``postgresql://u@h:5432/db``)."""
+    return url_without_password(url) if url else SQLITE
 
-    #: The run's cache when it is not this file (see :meth:`use_request_cache`).
-    _remote: Any = None
 
-    def use_request_cache(self, cache: Any) -> None:
-        """Serve the request-cache methods from ``cache`` (a PostgreSQL cache the run is
-        bound to) instead of this file's ``requests`` table; the store closes it on
-        ``close()``."""
-        self._remote = cache
+def cache_address(url: str) -> str:
+    """``host:port`` of a cache URL, for one-line errors."""
+    parts = urllib.parse.urlsplit(url)
+    hosts = parts.netloc.rsplit("@", 1)[-1] or "localhost"
+    return hosts if ":" in hosts else f"{hosts}:5432"
 
-    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        raise NotImplementedError
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        raise NotImplementedError
-
-    def get_meta(self, key: str) -> Any:
-        raise NotImplementedError
-
-    def cached_response(self, cache_key: str) -> CachedResponse | None:
-        if self._remote is not None:
-            return self._remote.cached_response(cache_key)
-        rows = self._query(
-            "SELECT text, model, finish_reason, prompt_tokens, completion_tokens, cost_usd"
-            " FROM requests WHERE cache_key = ?",
-            (cache_key,),
-        )
-        return CachedResponse(**rows[0]) if rows else None
-
-    def put_response(self, cache_key: str, backend: str, response: CachedResponse) -> None:
-        """Store one successful response (committed before returning); a key already
-        stored keeps its first response."""
-        if self._remote is not None:
-            self._remote.put_response(cache_key, backend, response)
-            return
-        check_entry(cache_key, backend, response)
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO requests (cache_key, backend, model, text, finish_reason,"
-                " prompt_tokens, completion_tokens, cost_usd, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    cache_key,
-                    backend,
-                    response.model,
-                    response.text,
-                    response.finish_reason,
-                    response.prompt_tokens,
-                    response.completion_tokens,
-                    response.cost_usd,
-                    time.time(),
-                ),
-            )
-
-    def count_replay(self) -> None:
-        """Count one response replayed from the cache (all processes share the counter)."""
-        if self._remote is not None:
-            self._remote.count_replay()
-            return
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('replays', '1') ON CONFLICT(key)"
-                " DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-            )
-
-    def replays(self) -> int:
-        if self._remote is not None:
-            return int(self._remote.replays())
-        return int(self.get_meta("replays") or 0)
-
-    def spend(self) -> dict[str, Any]:
-        """Everything paid for in this run dir (all invocations): requests, tokens, cost."""
-        if self._remote is not None:
-            return dict(self._remote.spend())
-        row = self._query(
-            "SELECT COUNT(*) AS requests, COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,"
-            " COALESCE(SUM(completion_tokens), 0) AS completion_tokens,"
-            " COALESCE(SUM(cost_usd), 0.0) AS cost_usd FROM requests"
-        )[0]
-        return dict(row)
+__all__ = [
+    "SQLITE",
+    "CachedResponse",
+    "RequestCacheStore",
+    "Spend",
+    "cache_address",
+    "check_entry",
+    "describe_cache_url",
+]

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 
 from diffcap.config import CaptionConfig, ModelConfig
 from diffcap.errors import ConfigError
+from diffcap.store.rundir import RunDir
 from diffcap.timeline import Caption, Keyframe, VideoRecord
 
 __all__ = ["RunSettings", "detect", "read_items", "records_and_settings"]
@@ -147,7 +148,7 @@ def records_and_settings(path: Path, kind: str) -> tuple[Any, RunSettings]:
     from diffcap.export.records import open_records
 
     source = open_records(path)
-    config = path / "config.yaml" if kind == "run" else path.with_suffix(".run") / "config.yaml"
+    config = (RunDir(path) if kind == "run" else RunDir.beside(path)).config
     if not config.is_file():
         log.warning(
             "%s: no %s: the training prompts use diffcap's defaults (pass --prompt-preset /"

@@ -30,6 +30,7 @@ from diffcap.errors import ConfigError
 from diffcap.export.records import system_names
 from diffcap.fsutil import is_keyframe_path
 from diffcap.redact import Redactor
+from diffcap.store import RunDir, RunStore
 from diffcap.web.records_file import check_records_file, read_jsonl, read_records
 from diffcap.web.tree import read_tree
 
@@ -142,25 +143,24 @@ def _layout(path: Path) -> tuple[list[Path], list[tuple[str, Path]], Path, Path]
     """(record files, [(status, side file)], served root, dir record paths are relative to)."""
     if path.is_file():
         stem = path.name[: -len(".jsonl")] if path.name.endswith(".jsonl") else path.stem
-        run = path.with_name(f"{stem}.run")  # `diffcap caption`'s run directory
+        run = RunDir.beside(path)  # `diffcap caption`'s run directory
         side = [
-            ("failed", run / "failures.jsonl"),
-            ("filtered", run / "filtered.jsonl"),
+            ("failed", run.failures),
+            ("filtered", run.filtered),
             ("failed", path.with_name(f"{stem}.failures.jsonl")),  # diffcap 0.1
             ("filtered", path.with_name(f"{stem}.filtered.jsonl")),
         ]
         return [path], [(s, p) for s, p in side if p.is_file()], path.parent, path.parent
-    side = [
-        (s, path / f) for s, f in (("failed", "failures.jsonl"), ("filtered", "filtered.jsonl"))
-    ]
+    layout = RunDir(path)
+    side = [(s, p) for s, p in (("failed", layout.failures), ("filtered", layout.filtered))]
     side = [(s, p) for s, p in side if p.is_file()]
-    if (path / "records").is_dir():
-        return sorted((path / "records").glob("*.jsonl")), side, path, path / "records"
+    if layout.records.is_dir():
+        return sorted(layout.records.glob("*.jsonl")), side, path, layout.records
     records = sorted(
         p
         for p in path.glob("*.jsonl")
         if not p.name.endswith(_SIDE_SUFFIXES)
-        and p.name not in ("failures.jsonl", "filtered.jsonl")
+        and p.name not in (layout.failures.name, layout.filtered.name)
     )
     for rec in records:
         stem = rec.name[: -len(".jsonl")]
@@ -278,18 +278,18 @@ def _clips(d: dict[str, Any], captions: list[dict[str, Any]]) -> list[dict[str, 
 
 
 def registered_sources(run_dir: Path) -> dict[str, str] | None:
-    """``{video_id: source}`` from ``RUN_DIR/run.sqlite`` (read-only); None without a store."""
-    db = run_dir / "run.sqlite"
-    if not db.is_file():
+    """``{video_id: source}`` from the run's store (read-only); None without a store."""
+    run = RunDir(run_dir)
+    if not run.has_store():
         return None
     try:
-        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        store = RunStore.open_readonly(run)
         try:
-            return dict(conn.execute("SELECT video_id, source FROM videos").fetchall())
+            return store.videos.sources()
         finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        logger.warning("%s: cannot read the registered videos (%s); none will play", db, exc)
+            store.close()
+    except (sqlite3.Error, ConfigError) as exc:  # not a run database, or a damaged one
+        logger.warning("%s: cannot read the registered videos (%s); none will play", run.db, exc)
         return {}
 
 
