@@ -34,7 +34,7 @@ SPEND_REFRESH_S = 1.0
 
 class RunControl:
     def __init__(self, store: Any, engine: EngineConfig) -> None:
-        self.store = store  # its spend(): see diffcap.store.cache.adopt_run_cache
+        self.store = store  # its spend(): the request cache the store was opened with
         self.engine = engine
         self.streak = 0
         self.last_fault: VideoRow | None = None

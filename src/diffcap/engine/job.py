@@ -8,7 +8,7 @@ the run control (cost cap, endpoint breaker, SIGTERM), commits every row as it e
 returns what happened. Commands differ only in how they build the job and what they write
 from the store afterwards.
 
-    with storage_errors(run_dir), locked_store(run_dir, "run.sqlite", "diffcap run") as store:
+    with storage_errors(run_dir), locked_store(run_dir, "run.sqlite", "my tool", engine) as store:
         job = Job(stages, cfg, store=store, run_dir=run_dir)
         job.check()                       # pre-flight: a closed port fails here
         result = job.run(progress=True)
@@ -28,7 +28,7 @@ from typing import Any
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from diffcap.config import RunConfig
+from diffcap.config import EngineConfig, RunConfig
 from diffcap.engine.control import RunControl
 from diffcap.engine.pipeline import Pipeline, make_executor
 from diffcap.engine.rows import VideoRow
@@ -37,7 +37,6 @@ from diffcap.errors import WORLD_ERRNOS, StorageError, world_fault_reason
 from diffcap.redact import install_log_filter, redact
 from diffcap.shutdown import graceful_sigterm
 from diffcap.store import RunStore
-from diffcap.store.cache import adopt_run_cache
 from diffcap.store.db import damaged, damaged_store
 from diffcap.store.lock import RunLock
 
@@ -68,12 +67,15 @@ def storage_errors(run_dir: Path, db_name: str = "run.sqlite") -> Iterator[None]
 
 
 @contextlib.contextmanager
-def locked_store(run_dir: Path, db_name: str, owner: str) -> Iterator[RunStore]:
+def locked_store(
+    run_dir: Path, db_name: str, owner: str, engine: EngineConfig | None = None
+) -> Iterator[RunStore]:
     """``run_dir`` created and locked (one writer per run directory) and its store open,
-    for the whole block."""
+    for the whole block, with the request cache of ``engine`` (the run's SQLite, or the
+    PostgreSQL of ``engine.cache_url``: where workers write answers, spend and replays)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir, owner):
-        store = RunStore.open(run_dir / db_name)
+        store = RunStore.open(run_dir / db_name, engine=engine)
         try:
             yield store
         finally:
@@ -161,8 +163,6 @@ class Job:
             stage.preflight()
 
     def run(self, *, progress: bool = True) -> JobResult:
-        if self.store is not None:
-            adopt_run_cache(self.store, self.cfg.engine)  # spend/replays where workers write
         control = RunControl(self.store, self.cfg.engine)
         result = JobResult(Tally(self.store, control, self.run_dir), control)
         on_row = self._on_row(result)

@@ -143,7 +143,7 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
         items = items[: spec.limit]
     with (
         storage_errors(spec.out, EVAL_DB),
-        locked_store(spec.out, EVAL_DB, "diffcap eval") as store,
+        locked_store(spec.out, EVAL_DB, "diffcap eval", cfg.engine) as store,
     ):
         return _run_locked(store, bench, spec, cfg, items, mode, progress, t0)
 

@@ -128,7 +128,7 @@ def run_dataset(
     with (
         storage_errors(run_dir),
         new_dir,
-        locked_store(run_dir, "run.sqlite", f"diffcap {command}") as store,
+        locked_store(run_dir, "run.sqlite", f"diffcap {command}", cfg.engine) as store,
     ):
         job = Job(stages, cfg, store=store, run_dir=run_dir)
         return _run_locked(job, inputs, retry_failed, progress, t0, new_dir, records_file)

@@ -138,22 +138,9 @@ def run_request_cache(store: RunStore, engine: EngineConfig | None = None) -> Re
     return PostgresRequestCache(str(url), str(store.meta.get("run_id")))
 
 
-def adopt_run_cache(store: RunStore, engine: EngineConfig) -> None:
-    """For a driver that opened its store before the run was bound (without ``engine=``):
-    make the store's cache the one the run is bound to. The run's spend lives where its
-    workers write answers (PostgreSQL on a cluster). New code opens the store with
-    ``RunStore.open(run, engine=cfg.engine)`` after binding instead."""
-    if engine.cache_url is None:
-        return
-    cache = run_request_cache(store, engine)
-    if not isinstance(cache, SqliteRequestCache):
-        store.use_request_cache(cache)
-
-
 __all__ = [
     "SQLITE",
     "RequestCacheStore",
-    "adopt_run_cache",
     "bind_request_cache",
     "cache_address",
     "check_entry",
