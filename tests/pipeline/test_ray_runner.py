@@ -268,15 +268,22 @@ def test_sqlite_request_cache_is_refused_across_hosts_not_across_local_nodes(tmp
 @pytest.mark.timeout(240)  # a pool whose actors die for good would hang Ray Data here
 def test_a_video_that_kills_its_ray_worker_every_time_does_not_stop_the_others(tmp_path):
     """The dying worker is restarted and its batch retried ``ray_max_retries`` times, then
-    dropped: that video stays pending (a rerun retries it), every other video is done."""
+    dropped; the video then runs alone until it has killed ``max_worker_deaths`` workers and
+    comes back failed (the poison-video limit); every other video is done."""
     from diffcap.pipeline.ray_runner import RayExecutor
     from diffcap.pipeline.rows import VideoRow
     from support.stages import CrashOn, run_rows
 
-    cfg = RunConfig.model_validate({"engine": {"engine": "ray", "ray_max_retries": 1}})
+    cfg = RunConfig.model_validate(
+        {"engine": {"engine": "ray", "ray_max_retries": 1, "max_worker_deaths": 3}}
+    )
     rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption=f"c{i}") for i in range(5)]
     rows[2].caption = "CRASH"
     with ray_cluster.local_ray():
         got = run_rows(RayExecutor, cfg, rows, [CrashOn(cfg, tmp_path)])
-    assert sorted(r.video_id for r in got) == ["v0", "v1", "v3", "v4"]  # v2: still pending
-    assert all(r.caption == f"c{r.video_id[1:]}:ok" for r in got)
+    by_id = {r.video_id: r for r in got}
+    assert sorted(by_id) == ["v0", "v1", "v2", "v3", "v4"]  # each exactly once
+    poison = by_id.pop("v2")
+    assert (poison.status, poison.stage, poison.reason) == ("failed", "ray", "worker_crashed")
+    assert poison.error.startswith("killed 3 workers (WorkerCrashedError")
+    assert all(r.caption == f"c{r.video_id[1:]}:ok" for r in by_id.values())
