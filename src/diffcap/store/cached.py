@@ -6,7 +6,8 @@ Before calling the inner backend it looks the request up by
 paying for them again. An optional cost cap stops *new* requests (replays stay free); it
 is kept hard by reserving each request's estimated cost before it is sent (see
 :meth:`CachedBackend.estimate`). The key holds the model's identity (a local model folder's
-fingerprint, :mod:`diffcap.models.identity`): retrained weights never replay old answers.
+fingerprint; the identity a server lists for the model it serves, :mod:`diffcap.models.identity`):
+retrained or swapped weights never replay old answers.
 Answers are redacted (:mod:`diffcap.redact`) before they are stored or returned, and their
 usage figures checked (a negative or non-finite cost is a server fault, never spend).
 
@@ -77,7 +78,9 @@ class CachedBackend(Backend):
         """The request's cache key: backend, request and the model's identity."""
         model = request.model or self.model
         if model not in self._identities:
-            self._identities[model] = model_fingerprint(model)
+            served = getattr(self.inner, "served_identity", None)
+            parts = [model_fingerprint(model), served(model) if served else None]
+            self._identities[model] = "+".join(p for p in parts if p) or None
         return request.cache_key(self.inner.name, self._identities[model])
 
     @property
