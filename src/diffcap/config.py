@@ -365,7 +365,7 @@ class EngineConfig(_Section):
         ge=0,
         le=100,
         description="Ray: retries of a batch whose worker died (a lost node, a crash) "
-        "before its videos are left pending for the next run.",
+        "before its videos are tried alone (see engine.max_worker_deaths).",
     )
     max_worker_deaths: int = Field(
         2,
