@@ -287,3 +287,28 @@ def test_a_video_that_kills_its_ray_worker_every_time_does_not_stop_the_others(t
     assert (poison.status, poison.stage, poison.reason) == ("failed", "ray", "worker_crashed")
     assert poison.error.startswith("killed 3 workers (WorkerCrashedError")
     assert all(r.caption == f"c{r.video_id[1:]}:ok" for r in by_id.values())
+
+
+@pytest.mark.timeout(240)
+def test_a_stalled_dataset_is_left_by_the_watchdog_not_waited_on_forever(tmp_path, caplog):
+    """A video whose worker hangs: after ``engine.ray_stall_s`` without a row back the driver
+    leaves the dataset with a warning, the video runs alone for at most that long, then stays
+    pending; the others are done and the executor returns."""
+    import time
+
+    from diffcap.pipeline.ray_runner import RayExecutor
+    from diffcap.pipeline.rows import VideoRow
+    from support.stages import HangOn, run_rows
+
+    cfg = RunConfig.model_validate({"engine": {"engine": "ray", "ray_stall_s": 8}})
+    rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption=f"c{i}") for i in range(4)]
+    rows[1].caption = "HANG"
+    with ray_cluster.local_ray():
+        t0 = time.monotonic()
+        got = run_rows(RayExecutor, cfg, rows, [HangOn(cfg, tmp_path)])
+        took = time.monotonic() - t0
+    assert sorted(r.video_id for r in got) == ["v0", "v2", "v3"]  # v1: still pending
+    assert all(r.caption == f"c{r.video_id[1:]}:ok" for r in got)
+    assert "Ray returned no video for 8 s (engine.ray_stall_s)" in caplog.text
+    assert "v1 did not finish alone on Ray in 8 s" in caplog.text
+    assert took < 120

@@ -132,6 +132,7 @@ class BatchFeed:
         self.batches = batches
         self.queue: queue.Queue[Any] = queue.Queue(maxsize=4)  # bounded: backpressure
         self.stopped = threading.Event()
+        self.stalled = False
         self.thread = threading.Thread(target=self._pump, name="ray-feed", daemon=True)
         self.thread.start()
 
@@ -144,6 +145,11 @@ class BatchFeed:
             self._put(exc)
         else:
             self._put(self._END)
+        finally:
+            # Closed by this thread, between batches (a generator cannot be closed while
+            # another thread runs it): the dataset's execution stops now, not when collected.
+            with contextlib.suppress(Exception):
+                self.batches.close()
 
     def _put(self, item: Any) -> bool:
         while not self.stopped.is_set():
@@ -168,6 +174,7 @@ class BatchFeed:
                         "dataset; the videos not back are tried alone",
                         stall_s,
                     )
+                    self.stalled = True
                     return
                 continue
             if item is self._END:
@@ -176,16 +183,27 @@ class BatchFeed:
                 raise item
             last = time.monotonic()
             yield from item
-            # rows not back yet on a stop stay pending in the store
+        yield from self._drain()  # rows already back on a stop are committed; the others
+        # stay pending in the store
 
-    def close(self) -> None:
-        """Stop the dataset's execution now (on a stop, before the spool is removed), not
-        whenever the iterator is collected; a stalled one is left to ``ray.shutdown``."""
+    def _drain(self) -> Iterator[str]:
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is self._END or isinstance(item, BaseException):
+                return
+            yield from item
+
+    def close(self, wait_s: float = 30.0) -> None:
+        """Stop reading; the reading thread closes the dataset after the batch it waits for
+        (awaited up to ``wait_s``, as the spool is removed next). A stalled dataset is left
+        to ``ray.shutdown``."""
         self.stopped.set()
-        self.thread.join(timeout=5.0)
-        if not self.thread.is_alive():
-            with contextlib.suppress(Exception):
-                self.batches.close()
+        self.thread.join(timeout=0.0 if self.stalled else wait_s)
+        if self.thread.is_alive():
+            logger.info("Ray Data did not stop in %g s; it ends with Ray", wait_s)
 
 
 def spooled_rows(files: list[tuple[str, int]]) -> Iterator[VideoRow]:
