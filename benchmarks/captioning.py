@@ -4,7 +4,7 @@ A loopback OpenAI-compatible server (its own process, a minimal asyncio HTTP/1.1
 answers every chat completion after a fixed latency L. N videos with K pre-extracted keyframes
 each are captioned in slide mode (K + 1 sequential requests per video: first frame, K - 1
 differentials, summary) through the real openai backend and the engine's caption stage
-(:class:`diffcap.pipeline.stages.CaptionStage` under the local executor, over a run store
+(:class:`diffcap.stages.caption.CaptionStage` under the local executor, over a run store
 with its request cache; one shared in-flight limit C). With C
 requests always in flight the ideal is C / (L * (K + 1)) videos/s; the script prints the
 achieved rate divided by that ideal.
@@ -28,10 +28,10 @@ import numpy as np
 from PIL import Image
 
 from diffcap.config import RunConfig
+from diffcap.engine.local import LocalExecutor
 from diffcap.keyframes import KeyframeSet
 from diffcap.pipeline import RunControl, VideoRow
-from diffcap.pipeline.local import LocalExecutor
-from diffcap.pipeline.stages import CaptionStage
+from diffcap.stages.caption import CaptionStage
 from diffcap.store import RunStore
 from diffcap.timeline import Keyframe, VideoInfo
 

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from diffcap.pipeline.dedup import AnnOptions, greedy_dedup
+from diffcap.stages.dedup import AnnOptions, greedy_dedup
 
 
 def synthetic_embeddings(

@@ -99,7 +99,7 @@ def timed_run(
     args: argparse.Namespace, folder: Path, run_dir: Path, *, engine: str = "local"
 ) -> tuple[object, float]:
     """Start the server process, run the pipeline, stop the server: (report, wall seconds)."""
-    from diffcap.pipeline.configure import resolve_config
+    from diffcap.config.resolve import resolve_config
     from diffcap.pipeline.runner import run_dataset
 
     parent, child = multiprocessing.Pipe()

@@ -73,9 +73,9 @@ def driver_memory(rows: int, cache: Path) -> dict[str, float]:
 
 def _memory_child(rows: int, cache: Path) -> None:
     from diffcap.config import RunConfig
-    from diffcap.pipeline.control import RunControl
-    from diffcap.pipeline.pipeline import Pipeline
-    from diffcap.pipeline.ray_runner import RayExecutor
+    from diffcap.engine.control import RunControl
+    from diffcap.engine.pipeline import Pipeline
+    from diffcap.engine.ray_executor import RayExecutor
     from diffcap.pipeline.runner import register_inputs
     from diffcap.store import RunStore
 
@@ -93,8 +93,7 @@ def _memory_child(rows: int, cache: Path) -> None:
     register_inputs(store, [str(manifest)], cfg)
     t_reg = time.perf_counter() - t0
     reg_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before ray is imported
-    pipe = Pipeline([], cfg, work)
-    pipe.stages = [_pass_stage()(cfg, work)]
+    pipe = Pipeline([_pass_stage()(cfg, work)])
     seen = [0]
 
     def commit(row) -> None:
@@ -120,9 +119,9 @@ def _memory_child(rows: int, cache: Path) -> None:
 
 
 def _pass_stage():
-    from diffcap.pipeline.stage import Resources, Stage
+    from diffcap.engine.stage import CpuStage, Resources
 
-    class Pass(Stage):
+    class Pass(CpuStage):
         name = "pass"
 
         @property

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from diffcap.pipeline.rows import VideoRow
+from diffcap.engine.rows import VideoRow
 from diffcap.redact import (
     REDACTED,
     RedactingFilter,
@@ -201,7 +201,7 @@ def test_installed_filter_reaches_child_loggers_once(tmp_path):
 
 def test_saved_config_and_store_meta_hold_no_userinfo_or_key(tmp_path):
     from diffcap.config import RunConfig
-    from diffcap.pipeline.configure import config_to_dict, save_config
+    from diffcap.config.resolve import config_to_dict, save_config
 
     cfg = RunConfig.model_validate(
         {"model": {"api_base": "http://user:pw-secret@host:8000/v1", "api_key": "cfgkey-12345"}}
@@ -220,7 +220,7 @@ def test_store_error_texts_and_failures_file_are_redacted(tmp_path):
     import json
 
     from diffcap.config import OutputConfig
-    from diffcap.pipeline.outputs import write_outputs
+    from diffcap.io.outputs import write_outputs
     from diffcap.store.db import RunStore, VideoEntry
 
     store = RunStore.open(tmp_path / "run.sqlite")

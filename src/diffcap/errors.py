@@ -327,3 +327,21 @@ def exception_text(exc: BaseException) -> str:
         inner = exception_text(cause)
         return f"{type(exc).__name__} ({inner})"
     return type(exc).__name__
+
+
+#: Exit codes shared by every command that runs the pipeline (documented in README).
+EXIT_CODES: dict[str, int] = {
+    "ok": 0,
+    "error": 1,  # a diffcap error; or videos failed, inputs were bad, or none was found
+    "usage": 2,  # bad usage or config values
+    "no_model": 3,  # no usable model: not configured, unreachable, not found
+    # Stopped, nothing lost, a rerun resumes: the cost cap (rerun with a higher cap), a fault
+    # of the world (endpoint down, disk full), the run directory in use by another process.
+    "budget": 4,
+    "stopped": 4,
+    "locked": 4,
+    "bug": 70,  # an internal error; the traceback is in RUN_DIR/logs/errors.log
+    "interrupted": 130,  # Ctrl-C
+    "terminated": 143,  # SIGTERM: the answers in flight were awaited and kept
+}
+EXIT_BUDGET = EXIT_CODES["budget"]

@@ -135,6 +135,27 @@ def scrub_url_userinfo(text: str) -> str:
     return _USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
 
 
+def url_without_password(url: str) -> str:
+    """A URL safe to log and store: no password in its user info or query
+    (``postgresql://u:pw@h:5432/db?password=x`` -> ``postgresql://u@h:5432/db``)."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        info, hosts = netloc.rsplit("@", 1)
+        user = info.split(":", 1)[0]
+        netloc = f"{user}@{hosts}" if user else hosts
+    query = urllib.parse.urlencode(
+        [
+            (k, v)
+            for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+            if k.lower() not in ("password", "passfile")
+        ]
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+
+
 def redact(text: str, extra_secrets: Iterable[str | None] = ()) -> str:
     """``text`` with URL user info, key-like tokens and known secret values replaced."""
     return _redact(text, known_secrets(extra_secrets)) if text else text

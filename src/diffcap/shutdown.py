@@ -26,12 +26,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from diffcap.errors import EXIT_CODES
+
 log = logging.getLogger(__name__)
 
 #: The exit status after a SIGTERM (128 + 15, what a shell reports for it).
-EXIT_TERMINATED = 143
+EXIT_TERMINATED = EXIT_CODES["terminated"]
 #: The exit status after Ctrl-C (128 + 2).
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = EXIT_CODES["interrupted"]
 
 _stop = threading.Event()
 _cause: list[str] = []  # the first signal's stop reason

@@ -381,7 +381,7 @@ def test_caption_model_that_fails_to_load_on_first_request_stops_with_5(video, t
     """A model folder that passes the preflight (it has a config.json) but cannot be loaded:
     the first request finds out, the video is deferred (not failed), the run stops."""
     pytest.importorskip("transformers")
-    from diffcap.pipeline.report import run_status
+    from diffcap.pipeline.status import run_status
 
     model = tmp_path / "model"
     model.mkdir()

@@ -11,7 +11,7 @@ import pytest
 
 from diffcap.cli.options import ALIASES, KEYFRAMES_FIELDS
 from diffcap.config import RunConfig
-from diffcap.pipeline.inputs import video_ids
+from diffcap.io.inputs import video_ids
 from diffcap.video.synth import Scene, write_video
 from support.cli import run_cli
 

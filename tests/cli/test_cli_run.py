@@ -155,7 +155,7 @@ def test_sigkill_and_resume_exactly_once(videos, tmp_path):
 
 
 def test_status_command(videos, tmp_path):
-    from diffcap.pipeline.configure import resolve_config
+    from diffcap.config.resolve import resolve_config
     from diffcap.pipeline.runner import run_dataset
 
     run_dir = tmp_path / "run"

@@ -52,7 +52,7 @@ def report(capsys) -> dict:
 
 
 def status(run_dir: Path) -> dict:
-    from diffcap.pipeline.report import run_status
+    from diffcap.pipeline.status import run_status
 
     return run_status(run_dir)
 

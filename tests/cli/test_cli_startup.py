@@ -16,8 +16,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from diffcap.config import RunConfig
-from diffcap.pipeline.local import LocalExecutor
-from diffcap.pipeline.stages import build_stages
+from diffcap.engine.local import LocalExecutor
+from diffcap.stages.registry import build_stages
 from diffcap.video.synth import Scene, write_video
 
 #: Modules a one-video keyframes command has no use for (pandas came in through pyarrow;

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from diffcap.cli.main import cli
-from diffcap.web.votes import VoteStore
+from diffcap.store.votes import VoteStore
 from support.web_runs import raw_http, video, write_run_dir
 
 

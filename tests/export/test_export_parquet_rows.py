@@ -9,7 +9,7 @@ import sys
 
 import pyarrow as pa
 
-from diffcap.export.parquet import RECORD_SCHEMA, _table, parquet_row
+from diffcap.io.parquet import RECORD_SCHEMA, _table, parquet_row
 
 RECORDS = [
     {
@@ -43,7 +43,7 @@ def test_rows_make_the_same_table_as_from_pylist() -> None:
 def test_the_reader_path_is_taken_and_imports_no_pandas() -> None:
     code = (
         "import sys\n"
-        "from diffcap.export.parquet import _table, parquet_row\n"
+        "from diffcap.io.parquet import _table, parquet_row\n"
         f"t = _table([parquet_row(r) for r in {RECORDS!r}])\n"
         "print(t.num_rows, 'pandas' in sys.modules)\n"
     )

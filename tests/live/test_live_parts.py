@@ -9,9 +9,9 @@ import click
 import pytest
 
 from diffcap.cli.live import human, parse_duration
+from diffcap.io.livefile import EventLog, LiveState, read_lines
 from diffcap.live.hls import WallClock, parse_playlist, parse_time
 from diffcap.live.queue import DropQueue
-from diffcap.live.state import EventLog, LiveState, read_lines
 
 PLAYLIST = """#EXTM3U
 #EXT-X-VERSION:3

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from diffcap import redact
 from diffcap.models import ModelRequest, get_backend
-from diffcap.store import CachedBackend, RunStore
+from diffcap.models.cached import CachedBackend
+from diffcap.store import RunStore
 
 KEY = "actorkey-Z8x6C4v2B0nm"
 

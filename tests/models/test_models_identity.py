@@ -13,11 +13,12 @@ pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 from diffcap.config import RunConfig
+from diffcap.engine.rundir import check_model_identity
 from diffcap.models import ModelRequest, get_backend
 from diffcap.models import identity as ident
+from diffcap.models.cached import CachedBackend
 from diffcap.models.identity import model_fingerprint
-from diffcap.pipeline.rundir import check_model_identity
-from diffcap.store import CachedBackend, RunStore
+from diffcap.store import RunStore
 from support.tiny_llava import retrain_in_place
 
 

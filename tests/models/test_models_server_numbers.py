@@ -10,8 +10,9 @@ import pytest
 
 from diffcap.errors import BudgetExceeded, RequestFailed
 from diffcap.models import ModelRequest, get_backend
+from diffcap.models.cached import CachedBackend
 from diffcap.models.retry import RetryPolicy
-from diffcap.store import CachedBackend, RunStore
+from diffcap.store import RunStore
 
 FAST = RetryPolicy(max_retries=1, base_s=0.01, max_backoff_s=0.02)
 #: USD per million tokens: one prompt word costs $0.01, so every answer costs cents.

@@ -9,7 +9,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from diffcap.pipeline.configure import resolve_config
+from diffcap.config.resolve import resolve_config
+from diffcap.engine.stage import StageWorker
 from diffcap.pipeline.runner import run_dataset
 from diffcap.video.synth import Scene, write_video
 from support.servers import FaultServer, tiny_llava_server  # noqa: F401
@@ -170,8 +171,8 @@ def test_stages_process_batches_like_ray(videos, server, tmp_path):
     batch, several batches on one set-up model stage, then commit_row in the driver."""
     import pickle
 
+    from diffcap.io.inputs import collect_inputs
     from diffcap.pipeline import VideoRow, build_stages, stage_names
-    from diffcap.pipeline.inputs import collect_inputs
     from diffcap.store import RunStore, VideoEntry
 
     root, long = videos
@@ -184,11 +185,12 @@ def test_stages_process_batches_like_ray(videos, server, tmp_path):
     names = stage_names("run", cfg)
     stages = [pickle.loads(pickle.dumps(s)) for s in build_stages(names, cfg, run_dir)]
     assert [s.name for s in stages] == ["prepare", "keyframes", "caption"]
-    for stage in stages:
-        stage.setup()
-        rows = stage.process(rows[:2]) + stage.process(rows[2:])  # two batches
-    for stage in stages:
-        stage.teardown()
+    workers = [StageWorker(stage) for stage in stages]
+    for worker in workers:
+        worker.setup()
+        rows = worker.process(rows[:2]) + worker.process(rows[2:])  # two batches
+    for worker in workers:
+        worker.close()
     assert [r.status for r in rows].count("pending") == 4  # passed every stage
     assert all(r.record and r.record["captions"] for r in rows if r.status == "pending")
     assert next(r for r in rows if r.video_id == "long").reason == "too_long"
@@ -206,13 +208,13 @@ def test_short_caption_stage_from_frames(videos, server, tmp_path):
 
     root, _ = videos
     cfg = config(server, **{"filter.dedup": True})
-    prepare, short = build_stages(["prepare", "short_caption"], cfg, tmp_path)
+    prepare, short = map(StageWorker, build_stages(["prepare", "short_caption"], cfg, tmp_path))
     rows = [
         VideoRow(video_id="a", source=str(root / "v0.mp4")),
         VideoRow(video_id="b", source=str(root / "v1.mp4"), caption="given"),
     ]
     rows = short.process(prepare.process(rows))
-    short.teardown()
+    short.close()
     assert rows[0].caption.startswith("caption ") and rows[1].caption == "given"
     assert len(server.requests) == 1
     sent = server.requests[0]
@@ -222,7 +224,7 @@ def test_short_caption_stage_from_frames(videos, server, tmp_path):
 
 
 def test_dedup_filters_duplicates(videos, server, tmp_path):
-    pytest.importorskip("diffcap.pipeline.dedup")
+    pytest.importorskip("diffcap.stages.dedup")
     root, _ = videos
     manifest = tmp_path / "m.jsonl"
     caps = [

@@ -144,7 +144,7 @@ def test_request_cache_hit_miss_and_spend(store):
 
 
 def test_commit_row(store):
-    from diffcap.pipeline.rows import VideoRow
+    from diffcap.engine.rows import VideoRow
 
     store.add_videos([VideoEntry(v, f"{v}.mp4") for v in "abcde"])
 

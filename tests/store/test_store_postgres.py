@@ -14,8 +14,9 @@ import pytest
 import support.postgres as postgres
 import support.servers as servers
 from diffcap.config import EngineConfig, RunConfig
+from diffcap.config.resolve import validate
+from diffcap.engine.stage import StageWorker
 from diffcap.errors import CacheUnavailable, ConfigError, fault_kind
-from diffcap.pipeline.configure import validate
 from diffcap.store import RunStore
 from diffcap.store.cache import (
     bind_request_cache,
@@ -180,7 +181,7 @@ def test_without_psycopg_the_error_names_the_extra(monkeypatch):
 
 
 def test_status_of_a_run_whose_cache_is_down_says_so_and_shows_the_rest(tmp_path):
-    from diffcap.pipeline.report import format_status, run_status
+    from diffcap.pipeline.status import format_status, run_status
 
     store = RunStore.open(tmp_path / "run.sqlite")
     port = free_port()
@@ -194,7 +195,7 @@ def test_status_of_a_run_whose_cache_is_down_says_so_and_shows_the_rest(tmp_path
 
 
 def test_status_reads_the_spend_from_postgresql(tmp_path, pg_url):
-    from diffcap.pipeline.report import format_status, run_status
+    from diffcap.pipeline.status import format_status, run_status
 
     cache = open_request_cache(EngineConfig(cache_url=pg_url), tmp_path)
     cache.put_response("k", "openai", resp(pt=12))
@@ -234,33 +235,34 @@ def test_a_wrong_user_or_database_is_a_setting_not_a_fault_of_the_world(pg_serve
 def test_a_checked_model_stage_takes_the_run_id_to_workers_without_run_sqlite(
     fault_server, pg_url, tmp_path
 ):
-    from diffcap.pipeline.stages import CaptionStage
+    from diffcap.stages.caption import CaptionStage
 
     model = {"api_base": fault_server.base_url, "model": "loopback", "api_key": "k"}
     cfg = RunConfig.model_validate({"model": model, "engine": {"cache_url": pg_url}})
     stage = CaptionStage(cfg, tmp_path)
-    stage.check()  # on the driver: binds the run dir, connects once
+    stage.preflight()  # on the driver: binds the run dir, connects once
     store = RunStore.open(tmp_path / "run.sqlite")
     run_id = store.get_meta("run_id")
     store.close()
-    worker = pickle.loads(pickle.dumps(stage))  # what a Ray actor or pool worker gets
+    worker = StageWorker(pickle.loads(pickle.dumps(stage)))  # a Ray actor's or pool worker's
     (tmp_path / "run.sqlite").rename(tmp_path / "elsewhere.sqlite")  # another node's view
     worker.setup()
+    cache = worker.stage.cache
     try:
-        assert isinstance(worker.store, PostgresRequestCache) and worker.store.run_id == run_id
+        assert isinstance(cache, PostgresRequestCache) and cache.run_id == run_id
         assert not (tmp_path / "run.sqlite").exists()  # the worker never opened run.sqlite
     finally:
-        worker.close_loop()
+        worker.close()
 
 
 def test_the_cache_is_checked_even_when_the_endpoint_is_each_nodes_own(pg_url, tmp_path):
-    from diffcap.pipeline.stages import CaptionStage
+    from diffcap.stages.caption import CaptionStage
 
     model = {"api_base": f"http://127.0.0.1:{free_port()}/v1", "model": "m", "api_key": "k"}
     engine = {"engine": "ray", "ray_address": "ray://head:10001", "cache_url": pg_url}
     stage = CaptionStage(RunConfig.model_validate({"model": model, "engine": engine}), tmp_path)
-    stage.check()  # the loopback server is the workers' to check; the cache is the driver's
-    assert stage._cache_run_id is not None
+    # the loopback server is the workers' to check; the cache is the driver's
+    assert stage.check() is not None  # the run's id in the cache, for the workers
     bad = engine | {"cache_url": f"postgresql://u@127.0.0.1:{free_port()}/db"}
     other = CaptionStage(RunConfig.model_validate({"model": model, "engine": bad}), tmp_path)
     with pytest.raises(ConfigError, match="its request cache is"):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from diffcap.engine.rows import VideoRow
+from diffcap.engine.stage import CpuStage, IoStage, Resources, Stage
 from diffcap.errors import NotAVideo
-from diffcap.pipeline.rows import VideoRow
-from diffcap.pipeline.stage import Resources, Stage
 
 
-class AsyncUpper(Stage):
+class AsyncUpper(IoStage):
     """An I/O-style stage: async, several rows at once; "FAIL" is a permanent failure."""
 
     name = "upper"
@@ -27,7 +27,7 @@ class AsyncUpper(Stage):
         return row
 
 
-class CpuLength(Stage):
+class CpuLength(CpuStage):
     """A CPU stage (process pool locally, one-CPU actors on Ray)."""
 
     name = "length"
@@ -37,7 +37,7 @@ class CpuLength(Stage):
         return row
 
 
-class GpuTag(Stage):
+class GpuTag(CpuStage):
     """Declares one GPU per worker (a fake GPU on a simulated Ray cluster) and tags each row
     with the Ray node, the process and the GPU ids that ran it."""
 
@@ -57,7 +57,7 @@ class GpuTag(Stage):
         return row
 
 
-class BytesRecord(Stage):
+class BytesRecord(CpuStage):
     """Leaves a value JSON cannot hold in the record of rows captioned "BYTES" (a bug)."""
 
     name = "bytes_record"
@@ -71,7 +71,7 @@ class BytesRecord(Stage):
         return row
 
 
-class CrashOn(Stage):
+class CrashOn(CpuStage):
     """A CPU stage whose worker process dies (as a decoder crash kills it) on rows captioned
     "CRASH"; other rows get ":ok" appended."""
 
@@ -86,7 +86,7 @@ class CrashOn(Stage):
         return row
 
 
-class HangOn(Stage):
+class HangOn(CpuStage):
     """A CPU stage that never finishes rows captioned "HANG" (a stuck decoder); other rows
     get ":ok" appended."""
 
@@ -112,7 +112,7 @@ def run_rows(
     executor_cls: type, cfg: Any, rows: list[VideoRow], stages: list[Stage]
 ) -> list[VideoRow]:
     """Run ``rows`` through ``stages`` with an executor class; the rows that came back."""
-    from diffcap.pipeline.control import RunControl
+    from diffcap.engine.control import RunControl
 
     got: list[VideoRow] = []
     executor_cls(cfg, progress=False).run(

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from diffcap.errors import ConfigError
+from diffcap.store.votes import VoteStore
 from diffcap.train.dpo import preference_margin, preference_pairs
-from diffcap.web.votes import VoteStore
 from support.cli import diffcap
 from support.fault_server import FaultServer
 from support.teacher import teacher_run

@@ -12,11 +12,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from diffcap.store.votes import VoteStore
 from diffcap.web.data import load_runs
 from diffcap.web.guard import DEFAULT_MAX_BODY, allowed_hosts, host_name
 from diffcap.web.review import ReviewApp
 from diffcap.web.viewer import ViewerApp
-from diffcap.web.votes import VoteStore
 from support.web_runs import raw_http, video, write_run_dir
 
 

@@ -12,10 +12,10 @@ import urllib.request
 
 import pytest
 
+from diffcap.store.votes import VoteStore
 from diffcap.web.data import load_runs
 from diffcap.web.review import ReviewApp
 from diffcap.web.viewer import ViewerApp
-from diffcap.web.votes import VoteStore
 from support.web_runs import video, write_captions_jsonl, write_run_dir
 
 

@@ -11,9 +11,9 @@ from collections import Counter
 import pytest
 
 from diffcap.errors import ConfigError
+from diffcap.store.votes import VoteStore
 from diffcap.web.data import load_runs
 from diffcap.web.review import ReviewApp, build_items, left_system
-from diffcap.web.votes import VoteStore
 from support.web_runs import video, write_captions_jsonl, write_run_dir
 
 VIDEOS = ["v1", "v2", "v3"]

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from diffcap.store.votes import VoteStore
 from diffcap.web.stats import PairStats, format_table, pair_stats, wilson_interval, write_chart
-from diffcap.web.votes import VoteStore
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
@@ -25,13 +25,18 @@ from diffcap.models.base import Backend, ImageInput, ModelRequest
 from diffcap.prompts.render import span_defaults
 from diffcap.timeline import Keyframe, Usage
 
+if TYPE_CHECKING:
+    from diffcap.prompts.presets import TemplateSet
+
 log = logging.getLogger(__name__)
 
 #: ModelConfig fields that become request options.
 OPTION_FIELDS = ("max_tokens", "temperature", "num_beams", "detail")
 
 
-def generation_options(model_cfg: ModelConfig, templates: Any = None) -> dict[str, Any]:
+def generation_options(
+    model_cfg: ModelConfig, templates: TemplateSet | None = None
+) -> dict[str, Any]:
     """Request options: what the user set in ``model_cfg`` wins, then the template preset's
     generation defaults (e.g. ShareCaptioner: 3 beams, 2048 tokens), then ModelConfig defaults.
     """

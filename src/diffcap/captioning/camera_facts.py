@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffcap.errors import DiffcapError
 from diffcap.keyframes.camera import describe
 from diffcap.timeline import Keyframe
+
+if TYPE_CHECKING:
+    from diffcap.prompts.presets import TemplateSet
 
 
 def camera_fact(prev: Keyframe, cur: Keyframe) -> str:
@@ -51,7 +54,7 @@ def camera_summary(keyframes: Sequence[Keyframe]) -> str:
     return f"\n{head}\n{lines}"
 
 
-def facts_used(keyframes: Sequence[Keyframe], templates: Any) -> bool:
+def facts_used(keyframes: Sequence[Keyframe], templates: TemplateSet) -> bool:
     """Whether camera facts reach a prompt: a keyframe carries camera motion and the
     differential or summary template places ``{camera}``."""
     if not any(k.camera is not None for k in keyframes):
@@ -60,7 +63,7 @@ def facts_used(keyframes: Sequence[Keyframe], templates: Any) -> bool:
     return any("camera" in getattr(_get(templates, n), "variables", ()) for n in names)
 
 
-def _get(templates: Any, name: str) -> Any:
+def _get(templates: TemplateSet, name: str) -> Any:
     try:
         return templates[name]
     except (KeyError, TypeError, DiffcapError):  # a template set without it

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffcap import __version__
 from diffcap.captioning.calls import Caller, KeyframeImages, Span, generation_options
@@ -37,6 +37,10 @@ from diffcap.errors import DiffcapError
 from diffcap.models.base import Backend
 from diffcap.timeline import Caption, Keyframe, Usage, VideoRecord
 
+if TYPE_CHECKING:
+    from diffcap.keyframes.kset import KeyframeSet
+    from diffcap.prompts.presets import TemplateSet
+
 log = logging.getLogger(__name__)
 
 
@@ -45,7 +49,7 @@ class NoKeyframes(DiffcapError):
 
 
 def provenance(
-    backend: Backend, templates: Any, model: str, extra: dict[str, Any] | None = None
+    backend: Backend, templates: TemplateSet, model: str, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """What made a record: backend, model, template ids@versions, diffcap version, time."""
     prov: dict[str, Any] = {
@@ -62,9 +66,9 @@ def provenance(
     return prov
 
 
-def record_keyframes(kset: Any, records_dir: Path | None) -> list[Keyframe]:
+def record_keyframes(kset: KeyframeSet, records_dir: Path | None) -> list[Keyframe]:
     """Keyframes with ``file`` relative to ``records_dir`` (absolute when it is None)."""
-    base = Path(kset.json_path).parent if getattr(kset, "json_path", None) else None
+    base = kset.json_path.parent if kset.json_path is not None else None
     out = []
     for kf in kset.keyframes:
         file = kf.file
@@ -82,7 +86,7 @@ def record_keyframes(kset: Any, records_dir: Path | None) -> list[Keyframe]:
 def _caller(
     backend: Backend,
     model_cfg: ModelConfig,
-    templates: Any,
+    templates: TemplateSet,
     limiter: asyncio.Semaphore | None,
     video_id: str,
     usage: Usage | None,
@@ -98,11 +102,11 @@ def _caller(
 
 
 async def caption_keyframes(
-    kset: Any,
+    kset: KeyframeSet,
     backend: Backend,
     cfg: CaptionConfig,
     model_cfg: ModelConfig,
-    templates: Any,
+    templates: TemplateSet,
     summary: SummaryConfig,
     *,
     limiter: asyncio.Semaphore | None = None,
@@ -144,7 +148,7 @@ async def caption_keyframes(
     return build_record(kset, captions, cfg.mode, caller.usage, prov, records_dir, extra)
 
 
-def _covered(kset: Any, span: tuple[float, float] | None) -> Span:
+def _covered(kset: KeyframeSet, span: tuple[float, float] | None) -> Span:
     """What the summary covers: ``span``, else the extraction window, else the whole video.
     Prompts are told the window's length, not the file's; times stay seconds from the start
     of the file (keyframe times use that clock)."""
@@ -153,7 +157,7 @@ def _covered(kset: Any, span: tuple[float, float] | None) -> Span:
     return Span(float(window[0]), float(window[1]), duration)
 
 
-def _images(kset: Any, keyframes: list[Keyframe], max_side: int) -> KeyframeImages:
+def _images(kset: KeyframeSet, keyframes: list[Keyframe], max_side: int) -> KeyframeImages:
     """The keyframe images: files beside keyframes.json, else arrays held in memory."""
     json_path = getattr(kset, "json_path", None)
     return KeyframeImages(
@@ -171,7 +175,7 @@ class _Video:
     keyframes: list[Keyframe]
     images: KeyframeImages
     caller: Caller
-    templates: Any
+    templates: TemplateSet
     span: Span
 
 
@@ -180,7 +184,7 @@ async def _slide_with_summary(
     backend: Backend,
     cfg: CaptionConfig,
     summary: SummaryConfig,
-    prov: dict,
+    prov: dict[str, Any],
     extra: dict[str, Any],
 ) -> list[Caption]:
     layout = resolve_pair_layout(cfg, backend, v.templates)
@@ -224,7 +228,7 @@ async def _slide_with_summary(
 
 
 def build_record(
-    kset: Any,
+    kset: KeyframeSet,
     captions: list[Caption],
     mode: str,
     usage: Usage,

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from diffcap.captioning.calls import Caller, KeyframeImages, Span
 from diffcap.captioning.images import encode_jpeg, subsample_even, tile_grid, vertical_strip
 from diffcap.config import CaptionConfig
 from diffcap.models.base import ImageInput
 from diffcap.timeline import Caption, Keyframe, format_time
+
+if TYPE_CHECKING:
+    from diffcap.prompts.presets import TemplateSet
 
 
 def frame_label(number: int, time: float) -> str:
@@ -53,7 +56,7 @@ async def caption_fast(
     keyframes: Sequence[Keyframe],
     images: KeyframeImages,
     caller: Caller,
-    templates: Any,
+    templates: TemplateSet,
     cfg: CaptionConfig,
     *,
     span: Span,

@@ -22,7 +22,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from diffcap.captioning.calls import Caller, KeyframeImages, Span
 from diffcap.captioning.camera_facts import camera_fact
@@ -32,12 +32,17 @@ from diffcap.errors import ContextExceeded
 from diffcap.models.base import Backend, ImageInput
 from diffcap.timeline import Caption, Keyframe
 
+if TYPE_CHECKING:
+    from diffcap.prompts.presets import TemplateSet
+
 log = logging.getLogger(__name__)
 
 PairLayout = Literal["two_images", "composite"]
 
 
-def resolve_pair_layout(cfg: CaptionConfig, backend: Backend, templates: Any = None) -> PairLayout:
+def resolve_pair_layout(
+    cfg: CaptionConfig, backend: Backend, templates: TemplateSet | None = None
+) -> PairLayout:
     """An explicit ``cfg.pair_layout`` wins. ``auto`` -> the template preset's layout
     (``TemplateSet.pair_layout``, e.g. sharecaptioner: composite) if it has one, else two
     images; a backend that takes one image per request always gets a composite."""
@@ -68,7 +73,7 @@ class Chain:
     keyframes: Sequence[Keyframe]
     images: KeyframeImages
     caller: Caller
-    templates: Any
+    templates: TemplateSet
     layout: PairLayout
     span: Span
     #: State each interval's measured camera motion in ``{camera}`` (caption.camera_facts).
@@ -149,7 +154,7 @@ async def caption_slide(
     keyframes: Sequence[Keyframe],
     images: KeyframeImages,
     caller: Caller,
-    templates: Any,
+    templates: TemplateSet,
     *,
     layout: PairLayout,
     span: Span,

@@ -18,7 +18,7 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffcap import __version__
 from diffcap.captioning.calls import Caller, Span, generation_options
@@ -27,6 +27,9 @@ from diffcap.config import ModelConfig
 from diffcap.errors import ConfigError, DiffcapError
 from diffcap.models.base import Backend
 from diffcap.timeline import Caption, Usage, VideoRecord
+
+if TYPE_CHECKING:
+    from diffcap.prompts.presets import TemplateSet
 
 
 class NoCaptionsInRange(DiffcapError):
@@ -37,7 +40,7 @@ class NoCaptionsInRange(DiffcapError):
 
 def _caller(
     backend: Backend,
-    templates: Any,
+    templates: TemplateSet,
     model_cfg: ModelConfig | None,
     limiter: asyncio.Semaphore | None,
     usage: Usage | None,
@@ -54,7 +57,7 @@ def _caller(
 def load_record(records: str | os.PathLike[str], video_id: str | None = None) -> VideoRecord:
     """The record of ``video_id`` from a records JSONL file (the only one when None); a live
     records file (``caption --live``) is one record."""
-    from diffcap.live.state import is_live_file, read_record
+    from diffcap.io.livefile import is_live_file, read_record
 
     if is_live_file(Path(records)):
         return VideoRecord.from_json(read_record(Path(records)))
@@ -101,7 +104,12 @@ def captions_in_range(record: VideoRecord, start: float, end: float) -> list[Cap
 
 
 async def summarize_clip(
-    record: VideoRecord, start: float, end: float, backend: Backend, templates: Any, **options: Any
+    record: VideoRecord,
+    start: float,
+    end: float,
+    backend: Backend,
+    templates: TemplateSet,
+    **options: Any,
 ) -> Caption:
     """Summarise the stored captions in ``[start, end]`` into one clip caption (idx "-1").
 
@@ -118,7 +126,7 @@ async def summarize_clip_tree(
     start: float,
     end: float,
     backend: Backend,
-    templates: Any,
+    templates: TemplateSet,
     *,
     model_cfg: ModelConfig | None = None,
     limiter: asyncio.Semaphore | None = None,
@@ -141,7 +149,7 @@ async def summarize_clip_tree(
 async def recaption(
     text: str,
     backend: Backend,
-    templates: Any,
+    templates: TemplateSet,
     *,
     model_cfg: ModelConfig | None = None,
     limiter: asyncio.Semaphore | None = None,
@@ -155,7 +163,7 @@ async def recaption(
 
 
 def recaption_provenance(
-    backend: Backend, templates: Any, model: str | None = None
+    backend: Backend, templates: TemplateSet, model: str | None = None
 ) -> dict[str, Any]:
     """What produced a re-caption: the ``recaption`` template's id@version, the preset, the
     backend and the model (``model`` or the backend's), and the diffcap version."""

@@ -26,13 +26,16 @@ import itertools
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from diffcap.captioning.calls import Caller, Span
 from diffcap.captioning.citations import check_citations
 from diffcap.errors import ContextExceeded
 from diffcap.prompts.render import clock
 from diffcap.timeline import Caption
+
+if TYPE_CHECKING:
+    from diffcap.prompts.presets import TemplateSet
 
 #: Times one level is planned again after the server refused a part as over the context.
 MAX_REPLANS = 4
@@ -142,7 +145,7 @@ def plan_groups(
 @dataclass
 class _Tree:
     caller: Caller
-    templates: Any
+    templates: TemplateSet
     span: Span
     breaks: Sequence[float]
     model: str | None
@@ -244,13 +247,14 @@ class _Tree:
         b = self.caller.budget
         what = f"the {name} request (two items of {largest:,} tokens, room {max(room, 0):,})"
         fixed = max(0, (b.room(0) if b else 0) - room)
-        return b.too_small(what, fixed + 2 * largest, 0, self.caller.model_name)
+        err: Exception = b.too_small(what, fixed + 2 * largest, 0, self.caller.model_name)
+        return err
 
 
 async def summarize_tree(
     captions: Sequence[Caption],
     caller: Caller,
-    templates: Any,
+    templates: TemplateSet,
     *,
     span: Span,
     model: str | None = None,

@@ -26,7 +26,13 @@ from typing import Any
 
 import click
 
-from diffcap.cli.options import ALL_FIELDS, config_from_params, config_options, model_options
+from diffcap.cli.options import (
+    ALL_FIELDS,
+    checked_backend,
+    config_from_params,
+    config_options,
+    model_options,
+)
 from diffcap.cli.run import execute, finish
 from diffcap.config import RunConfig
 from diffcap.errors import ModelUnavailable
@@ -39,16 +45,6 @@ def _templates(cfg: RunConfig) -> Any:
     return load_templates(cfg.caption.prompt_preset, cfg.caption.templates or None)
 
 
-def _backend(cfg: RunConfig) -> Any:
-    """The backend, checked before any request (an endpoint that does not answer, a model
-    neither cached nor downloadable now), or raise ModelUnavailable."""
-    from diffcap.models import get_backend
-
-    backend = get_backend(cfg.model.backend, cfg.model)
-    backend.preflight()
-    return backend
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -57,25 +53,6 @@ def run_dir_for(out: Path) -> Path:
     """``captions.jsonl`` -> ``captions.run/`` beside it (the run directory of ``caption``)."""
     stem = out.name[: -len(out.suffix)] if out.suffix else out.name
     return out.parent / f"{stem}.run"
-
-
-def write_records(store: Any, ids: list[str], run_dir: Path, out: Path) -> int:
-    """Rewrite ``out`` with the done records of ``ids`` (this invocation's inputs), in
-    input order, keyframe paths relative to ``out``'s folder; returns how many."""
-    from diffcap.export.jsonl import record_for_output
-    from diffcap.export.records import absolute_keyframes
-    from diffcap.fsutil import atomic_open
-    from diffcap.timeline import VideoRecord
-
-    wanted = set(ids)
-    by_id = {r["video_id"]: r for r in store.iter_records() if r["video_id"] in wanted}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out) as fh:
-        for vid in (i for i in ids if i in by_id):
-            rec = absolute_keyframes(VideoRecord.from_json(by_id[vid]), run_dir / "records")
-            row = record_for_output(rec, out.parent, False)
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return sum(1 for i in ids if i in by_id)
 
 
 @click.command()
@@ -133,16 +110,11 @@ def caption(
     if not videos:
         raise click.UsageError("give at least one VIDEO (or --live SOURCE)")
     run_dir = run_dir_for(out)
-    written: list[int] = []
-
-    def write_out(store: Any, ids: list[str]) -> None:
-        written.append(write_records(store, ids, run_dir, out))
-
     report = execute(
-        ctx, "caption", list(videos), run_dir, cfg, no_progress=no_progress, finish=write_out
+        ctx, "caption", list(videos), run_dir, cfg, no_progress=no_progress, records_file=out
     )
-    click.echo(f"records: {written[0]} in {out} (run directory {run_dir})")
-    if written[0]:
+    click.echo(f"records: {report.records_written} in {out} (run directory {run_dir})")
+    if report.records_written:
         click.echo(f"look at them: {command('diffcap')} view {out} --open")
     if report.failed_now or report.bad_inputs_now:
         click.echo(
@@ -172,7 +144,7 @@ def summarize(
     record = load_record(records, video_id)
     inside = captions_in_range(record, start, end)  # fail before reaching for a model
     templates = _templates(cfg)
-    backend = _backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
+    backend = checked_backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
     usage = Usage()
 
     async def go() -> Any:
@@ -237,7 +209,7 @@ def recaption(prompts: tuple[str, ...], prompt_file: Path | None, **options: Any
         raise click.UsageError("give at least one PROMPT or --file")
     cfg = config_from_params(options)
     templates = _templates(cfg)
-    backend = _backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
+    backend = checked_backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
     rows = asyncio.run(_recaption_all(texts, backend, templates, cfg))
     for row in rows:
         click.echo(json.dumps(row, ensure_ascii=False))

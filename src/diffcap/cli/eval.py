@@ -9,6 +9,10 @@ caption input needs a diffcap run first.
     diffcap eval dream1k --data DREAM-1k.jsonl --captions runs/dream --judge-model gpt-4o \\
         --out evals/dream
     diffcap eval-compare evals/a evals/b
+
+The eval's own settings are the ``eval`` config section (:class:`diffcap.config.EvalConfig`):
+their flags are generated from it, and a ``--config`` YAML's ``eval:`` mapping or ``--set
+eval.KEY=VALUE`` sets them too (typed flags win).
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from typing import Any
 import click
 
 from diffcap.cli.options import ALL_FIELDS, config_from_params, config_options
-from diffcap.eval.inputs import INPUT_MODES
+from diffcap.cli.sections import section_from_params, section_options
+from diffcap.config import EvalConfig
 from diffcap.eval.registry import BENCHMARKS
 
 
@@ -33,71 +38,7 @@ from diffcap.eval.registry import BENCHMARKS
     help="The benchmark's official file or folder, or hf:ORG/NAME[/PATH] of a Hugging Face "
     "dataset (see docs/eval.md).",
 )
-@click.option("--videos", type=click.Path(file_okay=False), help="Folder of the videos.")
-@click.option(
-    "--captions",
-    type=click.Path(),
-    help="Captions to use: a diffcap run dir or records .jsonl (caption input).",
-)
-@click.option(
-    "--input",
-    "input_mode",
-    type=click.Choice(list(INPUT_MODES)),
-    help="What the model sees: grid (16 frames 4x4, the paper's 8B model), frames (N "
-    "uniform), keyframes (diffcap's), caption (a text model answers from the caption) "
-    "[caption for dream1k/vdc, else grid].",
-)
-@click.option(
-    "--num-frames",
-    type=click.IntRange(1, 256),
-    default=16,
-    show_default=True,
-    help="Frames for --input frames.",
-)
-@click.option(
-    "--judge-model",
-    help="Judge model, any OpenAI-compatible one (dream1k, vdc; tempcompass: the answers no "
-    "rule reads).",
-)
-@click.option("--judge-api-base", help="Judge base URL [the --api-base].")
-@click.option(
-    "--judge-api-key",
-    envvar="DIFFCAP_JUDGE_API_KEY",
-    help="Judge API key [env DIFFCAP_JUDGE_API_KEY, else OPENAI_API_KEY].",
-)
-@click.option("--answer-model", help="Text model answering from captions [--model].")
-@click.option("--answer-api-base", help="Its base URL [--api-base].")
-@click.option(
-    "--subtitles",
-    type=click.Path(file_okay=False),
-    help="videomme: the folder of <videoID>.srt subtitles (the 'w/ subs' setting).",
-)
-@click.option(
-    "--prompts",
-    type=click.Path(),
-    help="The benchmark's own prompt file diffcap does not ship (tempcompass: "
-    "prompt_templates.py) [found beside --data].",
-)
-@click.option(
-    "--prefill",
-    type=click.Choice(["auto", "assistant", "user"]),
-    default="auto",
-    show_default=True,
-    help="Where an official answer prefill goes (mvbench's 'Best option:('): the start of the "
-    "model's reply (assistant; OpenAI-compatible servers that continue a final assistant "
-    "message, e.g. vLLM), or the end of the question (user); auto: assistant for "
-    "--backend transformers, else user.",
-)
-@click.option(
-    "--official-quirks",
-    is_flag=True,
-    help="Score exactly as the official code, quirks diffcap corrects included (see "
-    "docs/eval.md).",
-)
-@click.option("--limit", type=click.IntRange(min=1), help="Only the first N items.")
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of VDC's caption prompt choice."
-)
+@section_options(EvalConfig, "eval")
 @click.option(
     "--out",
     "-o",
@@ -122,31 +63,18 @@ def eval_cmd(
     """
     from diffcap.eval.run import EvalSpec, run_eval
 
+    ecfg = section_from_params(EvalConfig, "eval", params)
     spec = EvalSpec(
         bench=bench,
         data=Path(params.pop("data")),
         out=Path(out),
-        input_mode=params.pop("input_mode"),
-        videos=_path(params.pop("videos")),
-        captions=_path(params.pop("captions")),
-        limit=params.pop("limit"),
-        n_frames=params.pop("num_frames"),
-        seed=params.pop("seed"),
-        judge_model=params.pop("judge_model"),
-        judge_api_base=params.pop("judge_api_base"),
-        judge_api_key=params.pop("judge_api_key"),
-        answer_model=params.pop("answer_model"),
-        answer_api_base=params.pop("answer_api_base"),
-        subtitles=_path(params.pop("subtitles")),
-        prompts=_path(params.pop("prompts")),
-        prefill=params.pop("prefill"),
-        official_quirks=params.pop("official_quirks"),
+        **{name: getattr(ecfg, name) for name in EvalConfig.model_fields},
     )
     if spec.judge_api_key:
         from diffcap.redact import register_secret
 
         register_secret(spec.judge_api_key)
-    cfg = config_from_params(params)
+    cfg = config_from_params(params, sections=("eval",))
     quiet = bool((ctx.obj or {}).get("quiet"))
     report = run_eval(spec, cfg, progress=not (no_progress or quiet))
     if as_json:
@@ -156,10 +84,6 @@ def eval_cmd(
         click.echo(report.format())
     if report.exit_code:
         raise SystemExit(report.exit_code)
-
-
-def _path(value: str | None) -> Path | None:
-    return Path(value) if value else None
 
 
 @click.command("eval-compare")

@@ -47,27 +47,17 @@ def keyframes(
 ) -> None:
     """Select semantic-aware keyframes of VIDEO... and write them under --out."""
     cfg = config_from_params(params, saved=out / "config.yaml")
-    lines: list[str] = []
-
-    def list_outcomes(store: Any, ids: list[str]) -> None:
-        lines.extend(_outcomes(store, ids))
-
-    report = execute(
-        ctx, "keyframes", list(videos), out, cfg, no_progress=no_progress, finish=list_outcomes
-    )
-    for line in lines if report.failed_now or report.filtered_now or report.bad_inputs_now else ():
-        click.echo(line, err=True)
+    report = execute(ctx, "keyframes", list(videos), out, cfg, no_progress=no_progress)
+    if report.failed_now or report.filtered_now or report.bad_inputs_now:
+        for line in _outcome_lines(report.problems):
+            click.echo(line, err=True)
     finish(report, as_json=as_json)
 
 
-def _outcomes(store: Any, ids: list[str]) -> list[str]:
+def _outcome_lines(problems: list[dict[str, Any]]) -> list[str]:
     """One line per failed or filtered video among this invocation's inputs, and per bad
     input of the run."""
-    wanted = set(ids)
-    out = []
-    for v in store.videos(["failed", "filtered"]):
-        if v["video_id"] in wanted:
-            word = "failed  " if v["status"] == "failed" else "filtered"
-            out.append(f"{word} {v['source']} [{v['reason']}]: {v['error']}")
-    out += [f"bad input {b['source']} [{b['reason']}]: {b['error']}" for b in store.bad_inputs()]
-    return out
+    words = {"failed": "failed  ", "filtered": "filtered", "bad_input": "bad input"}
+    return [
+        f"{words[p['status']]} {p['source']} [{p['reason']}]: {p['error']}" for p in problems
+    ]

@@ -66,7 +66,7 @@ def run_live(
     from_start: bool,
     rtsp_listen: bool,
 ) -> None:
-    from diffcap.cli.caption import _backend
+    from diffcap.cli.options import checked_backend
     from diffcap.live import LiveOptions, caption_live
 
     opts = LiveOptions(
@@ -79,7 +79,7 @@ def run_live(
     )
     if summary_every is not None:
         opts.summary_every_s = parse_duration(summary_every)
-    backend = _backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
+    backend = checked_backend(cfg)  # ModelUnavailable: one line, exit 3 (cli.main)
 
     def show(line: dict[str, Any]) -> None:
         click.echo(json.dumps(line, ensure_ascii=False) if as_json else human(line))

@@ -88,7 +88,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 def exit_code_of(exc: DiffcapError) -> int:
     """The documented exit code of a diffcap error (README, "Exit codes")."""
-    from diffcap.pipeline.runner import EXIT_CODES
+    from diffcap.errors import EXIT_CODES
 
     if isinstance(exc, (ConfigError, TemplateError)):
         return EXIT_CODES["usage"]

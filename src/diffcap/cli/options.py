@@ -220,11 +220,15 @@ def config_options(include: Sequence[str] = ALL_FIELDS) -> Callable[[Any], Any]:
     return apply
 
 
-def config_from_params(params: dict[str, Any], *, saved: Path | None = None) -> RunConfig:
+def config_from_params(
+    params: dict[str, Any], *, saved: Path | None = None, sections: Sequence[str] = ()
+) -> RunConfig:
     """The RunConfig from a command's parameters; pops every config parameter it uses.
     ``saved``: the run directory's ``config.yaml``, the base when no --preset or --config
-    is given (a rerun keeps the run's settings; flags and --set still apply on top)."""
-    from diffcap.pipeline.configure import parse_set, resolve_config
+    is given (a rerun keeps the run's settings; flags and --set still apply on top).
+    ``sections``: the command's own sections in the same YAML (read by
+    :func:`diffcap.cli.sections.section_from_params` first)."""
+    from diffcap.config.resolve import parse_set, resolve_config
 
     overrides = parse_set(list(params.pop("assignments", ()) or ()))
     flags = {}
@@ -240,7 +244,11 @@ def config_from_params(params: dict[str, Any], *, saved: Path | None = None) -> 
     if templates:
         overrides["caption.templates"] = {**overrides.get("caption.templates", {}), **templates}
     cfg = resolve_config(
-        params.pop("preset", None), params.pop("config_path", None), overrides, saved=saved
+        params.pop("preset", None),
+        params.pop("config_path", None),
+        overrides,
+        saved=saved,
+        sections=sections,
     )
     from diffcap.redact import register_secret, register_url_secrets
 
@@ -294,3 +302,13 @@ def stack_options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
 #: The model options of commands that call a model without running the pipeline
 #: (summarize, recaption, export).
 model_options = config_options(MODEL_FIELDS)
+
+
+def checked_backend(cfg: RunConfig) -> Any:
+    """The backend, checked before any request (an endpoint that does not answer, a model
+    neither cached nor downloadable now), or raise ModelUnavailable."""
+    from diffcap.models import get_backend
+
+    backend = get_backend(cfg.model.backend, cfg.model)
+    backend.preflight()
+    return backend

@@ -29,10 +29,10 @@ def execute(
     *,
     retry_failed: bool = False,
     no_progress: bool = False,
-    finish: Any = None,
+    records_file: Path | None = None,
 ) -> Any:
-    """Run ``command``'s pipeline; returns the report (the caller prints and exits).
-    ``finish(store, ids)`` runs under the run lock at the end (see ``run_dataset``)."""
+    """Run ``command``'s pipeline; returns the report (the caller prints and exits);
+    ``records_file``: see ``run_dataset``."""
     from diffcap.pipeline.runner import run_dataset
 
     if not inputs and not (run_dir / "run.sqlite").is_file():
@@ -45,7 +45,7 @@ def execute(
         command=command,
         retry_failed=retry_failed,
         progress=not (no_progress or quiet),
-        finish=finish,
+        records_file=records_file,
     )
 
 
@@ -121,7 +121,7 @@ def run(
 )
 def status(run_dir: str, as_json: bool, max_failures: int) -> None:
     """Show a run's counts per status, failures with reasons, tokens and estimated cost."""
-    from diffcap.pipeline.report import format_status, run_status
+    from diffcap.pipeline.status import format_status, run_status
     from diffcap.redact import redact_data
 
     st = redact_data(run_status(run_dir, max_failures=max_failures or None))

@@ -5,6 +5,11 @@
     diffcap train-dpo runs/gpt4v runs/local --db votes.sqlite --model models/cap \\
         --out models/cap-dpo
 
+The training settings are the ``train`` and ``dpo`` config sections
+(:class:`diffcap.config.TrainConfig`, :class:`diffcap.config.DPOConfig`): the flags are
+generated from them, and ``--config train.yaml`` (``train:`` / ``dpo:`` mappings) or ``--set
+train.KEY=VALUE`` set them too (typed flags win).
+
 Needs the ``train`` extra (``pip install 'diffcap[train]'``).
 """
 
@@ -15,43 +20,19 @@ from typing import Any
 
 import click
 
-from diffcap.cli.export import _tasks
 from diffcap.cli.options import stack_options
-from diffcap.export.base import ALL_TASKS
+from diffcap.cli.sections import file_options, section_from_params, section_options
+from diffcap.config import DPOConfig, TrainConfig
 
-_common = stack_options(
+_invocation = stack_options(
     click.option("--model", required=True, help="Base model: hub id, model folder or adapter."),
     click.option(
         "--out", required=True, type=click.Path(file_okay=False, path_type=Path),
         help="Output folder (checkpoints, metrics, model card, the trained model).",
     ),
-    click.option(
-        "--method", type=click.Choice(["lora", "full"]), default="lora", show_default=True,
-        help="LoRA adapter (PEFT) or full fine-tuning.",
-    ),
-    click.option("--epochs", type=click.FloatRange(0, min_open=True), default=1.0,
-                 show_default=True, help="Passes over the data."),
-    click.option("--max-steps", type=click.IntRange(1),
-                 help="Optimizer steps (wins over --epochs)."),
-    click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
-                 help="Examples per device step."),
-    click.option("--grad-accum", type=click.IntRange(1), default=1, show_default=True,
-                 help="Steps accumulated per optimizer step."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed (data order, init)."),
-    click.option("--save-steps", type=click.IntRange(1), default=50, show_default=True,
-                 help="Write a checkpoint every N steps."),
-    click.option("--logging-steps", type=click.IntRange(1), default=10, show_default=True,
-                 help="Log the loss every N steps."),
-    click.option("--merge", is_flag=True, help="LoRA: also write the merged model to OUT/merged."),
-    click.option("--lora-r", type=click.IntRange(1), default=16, show_default=True,
-                 help="LoRA rank."),
-    click.option("--lora-alpha", type=click.IntRange(1), default=32, show_default=True,
-                 help="LoRA alpha."),
-    click.option("--lora-dropout", type=click.FloatRange(0, 1), default=0.05, show_default=True,
-                 help="LoRA dropout."),
-    click.option("--lora-targets", default="all-linear", show_default=True,
-                 help="LoRA target modules: all-linear or comma-separated names."),
 )  # fmt: skip
+#: A --config file for either command may hold both sections.
+_SECTIONS = ("train", "dpo")
 
 
 def _quiet_libraries(quiet: bool) -> None:
@@ -69,67 +50,27 @@ def _quiet_libraries(quiet: bool) -> None:
     datasets.disable_progress_bars()
 
 
-def _lora(o: dict[str, Any]) -> Any:
-    from diffcap.train.model import LoraSettings
-
-    return LoraSettings(
-        r=o.pop("lora_r"),
-        alpha=o.pop("lora_alpha"),
-        dropout=o.pop("lora_dropout"),
-        target_modules=o.pop("lora_targets"),
-    )
-
-
 @click.command()
 @click.argument("data", nargs=-1, required=True, type=click.Path(path_type=Path))
-@_common
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True,
-              help="Peak learning rate.")  # fmt: skip
-@click.option(
-    "--eval-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
-    show_default=True, help="Videos held out for the eval loss (0: none).",
-)  # fmt: skip
-@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in OUT.")
-@click.option(
-    "--tasks", default=",".join(ALL_TASKS), show_default=True,
-    help="Tasks to train on (comma-separated).",
-)  # fmt: skip
-@click.option(
-    "--pair-layout", type=click.Choice(["auto", "two_images", "composite"]), default="auto",
-    show_default=True, help="slide: how a frame pair is shown (auto: as inference does).",
-)  # fmt: skip
-@click.option(
-    "--prompt-preset",
-    help="Prompt preset (default: a run's own; diffcap for data without one).",
-)
-@click.option(
-    "--template", "templates", multiple=True, metavar="NAME=PATH",
-    help="Replace one prompt template by a file (repeatable; as in `caption`).",
-)  # fmt: skip
-@click.option(
-    "--clip-captions", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="clip task: a `diffcap export --format clips` output (clip captions).",
-)  # fmt: skip
-@click.option("--quantize", type=click.Choice(["4bit"]), help="QLoRA (CUDA + bitsandbytes).")
-@click.option("--bf16", is_flag=True, help="bf16 weights and compute (GPU).")
-@click.option("--gradient-checkpointing", is_flag=True, help="Trade compute for memory.")
+@_invocation
+@section_options(TrainConfig, "train")
+@file_options("train")
 @click.pass_context
 def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
     """Fine-tune a vision-language model on diffcap captions (DATA: run directories,
     exports, or ShareGPT4Video-style JSONL)."""
-    from diffcap.cli.options import _templates as parse_templates
     from diffcap.train.sft import TrainOptions, train_sft
 
     quiet = bool((ctx.obj or {}).get("quiet"))
     _quiet_libraries(quiet)
+    tcfg = section_from_params(TrainConfig, "train", o, others=_SECTIONS)
+    _no_other_sets(o, "train")
     opts = TrainOptions(
+        **tcfg.model_dump(),
         data=tuple(str(d) for d in data),
-        lora=_lora(o),
-        tasks=_tasks(o.pop("tasks")),
-        templates=parse_templates(o.pop("templates")),
-        max_steps=o.pop("max_steps") or -1,
+        model=o["model"],
+        out=o["out"],
         progress=not quiet,
-        **o,
     )
     result = train_sft(opts)
     m = result.metrics
@@ -151,19 +92,9 @@ def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
     "--db", "votes", type=click.Path(dir_okay=False, path_type=Path), default="votes.sqlite",
     show_default=True, help="The vote database of `diffcap review`.",
 )  # fmt: skip
-@_common
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=5e-6, show_default=True,
-              help="Peak learning rate.")  # fmt: skip
-@click.option("--beta", type=click.FloatRange(0, min_open=True), default=0.1, show_default=True,
-              help="DPO beta (strength of the pull towards the SFT model).")  # fmt: skip
-@click.option(
-    "--task", type=click.Choice(["fast", "summary"]), default="fast", show_default=True,
-    help="The prompt the summaries answer: the keyframe grid or slide mode's timeline.",
-)  # fmt: skip
-@click.option(
-    "--prompt-run", type=click.Path(exists=True, path_type=Path),
-    help="Run whose keyframes/timeline build the prompts [the first RUN].",
-)  # fmt: skip
+@_invocation
+@section_options(DPOConfig, "dpo")
+@file_options("dpo")
 @click.pass_context
 def train_dpo(ctx: click.Context, runs: tuple[Path, ...], **o: Any) -> None:
     """Preference-tune a captioner (DPO) on `diffcap review` votes between RUNS."""
@@ -171,14 +102,15 @@ def train_dpo(ctx: click.Context, runs: tuple[Path, ...], **o: Any) -> None:
 
     quiet = bool((ctx.obj or {}).get("quiet"))
     _quiet_libraries(quiet)
-    prompt_run = o.pop("prompt_run")
+    dcfg = section_from_params(DPOConfig, "dpo", o, others=_SECTIONS)
+    _no_other_sets(o, "dpo")
     opts = DPOOptions(
+        **dcfg.model_dump(),
+        votes=o["votes"],
         runs=tuple(str(r) for r in runs),
-        prompt_run=str(prompt_run) if prompt_run else None,
-        lora=_lora(o),
-        max_steps=o.pop("max_steps") or -1,
+        model=o["model"],
+        out=o["out"],
         progress=not quiet,
-        **o,
     )
     result = train_dpo(opts)
     m = result.metrics
@@ -188,6 +120,18 @@ def train_dpo(ctx: click.Context, runs: tuple[Path, ...], **o: Any) -> None:
         f"{m['final_margin']:.3f} ({m['pairs']['ties']} ties dropped)"
     )
     click.echo(_saved_line(result.saved, result.out))
+
+
+def _no_other_sets(o: dict[str, Any], section: str) -> None:
+    """``--set`` keys outside the command's section are errors that name the key."""
+    from diffcap.errors import ConfigError
+
+    for item in o.get("assignments") or ():
+        key = item.partition("=")[0].strip()
+        raise ConfigError(
+            f"--set {item!r}: unknown config key '{key}'",
+            hint=f"this command's settings are {section}.KEY (see --help)",
+        )
 
 
 def _saved_line(saved: dict[str, str], out: Path) -> str:

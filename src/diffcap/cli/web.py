@@ -17,7 +17,7 @@ import click
 
 from diffcap.cli.options import stack_options
 from diffcap.errors import ConfigError
-from diffcap.web.votes import DEFAULT_DB
+from diffcap.store.votes import DEFAULT_DB
 
 if TYPE_CHECKING:
     from diffcap.web.server import App, WebServer
@@ -141,10 +141,10 @@ def review(
     db: Path,
 ) -> None:
     """Blind side-by-side review of the summaries of two or more runs (pairwise)."""
+    from diffcap.store.votes import VoteStore
     from diffcap.web.data import load_runs
     from diffcap.web.review import ReviewApp
     from diffcap.web.server import serve, server_url
-    from diffcap.web.votes import VoteStore
 
     if len(runs) < 2:
         raise click.UsageError("give at least two runs to compare")
@@ -178,8 +178,8 @@ def _login_name() -> str:
 )
 def review_stats(db: Path, chart: Path | None) -> None:
     """Win / tie / loss rates per pair of systems, with 95% Wilson score intervals."""
+    from diffcap.store.votes import VoteStore
     from diffcap.web.stats import format_table, pair_stats, write_chart
-    from diffcap.web.votes import VoteStore
 
     if not db.is_file():
         raise ConfigError(

@@ -16,19 +16,23 @@ from the store at the end of every run. Caption input (and the caption benchmark
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from diffcap.config import ModelConfig, RunConfig
+from diffcap.config.eval import EvalConfig
+from diffcap.engine.job import Job, locked_store, storage_errors
+from diffcap.engine.rows import VideoRow
+from diffcap.engine.stage import Stage
 from diffcap.errors import ConfigError
 from diffcap.eval.base import Benchmark, BenchmarkFileError, BenchSettings, EvalItem
 from diffcap.eval.captions import CaptionTable, caption_videos
 from diffcap.eval.hubdata import hub_data, is_hub_data
 from diffcap.eval.inputs import INPUT_MODES, VideoIndex
+from diffcap.eval.outputs import write_outputs
 from diffcap.eval.registry import get_benchmark
 from diffcap.eval.stages import (
     EVAL_DB,
@@ -38,9 +42,7 @@ from diffcap.eval.stages import (
     replace_model,
 )
 from diffcap.models.identity import model_fingerprint
-from diffcap.pipeline.rows import VideoRow
 from diffcap.store import RunStore, VideoEntry
-from diffcap.store.cache import adopt_run_cache
 
 log = logging.getLogger(__name__)
 
@@ -49,33 +51,23 @@ __all__ = ["PREFILL_MODES", "EvalReport", "EvalSpec", "run_eval"]
 PREFILL_MODES = ("auto", "assistant", "user")
 
 
-@dataclass
-class EvalSpec:
-    """What ``diffcap eval`` was asked (besides the RunConfig of the model under test)."""
+class EvalSpec(EvalConfig):
+    """What ``diffcap eval`` was asked (besides the RunConfig of the model under test): the
+    benchmark, its data and the eval directory, plus the ``eval`` config section (one
+    definition of every setting and default: :class:`~diffcap.config.eval.EvalConfig`).
+
+        EvalSpec("mvbench", Path("MVBench/json"), Path("evals/mv"), input_mode="grid")
+    """
 
     bench: str
     data: Path
     out: Path
-    input_mode: str | None = None  # None: caption for the caption benchmarks, else grid
-    videos: Path | None = None
-    captions: Path | None = None
-    limit: int | None = None
-    n_frames: int = 16
-    seed: int = 0
-    judge_model: str | None = None
-    judge_api_base: str | None = None
-    judge_api_key: str | None = None
-    answer_model: str | None = None
-    answer_api_base: str | None = None
-    #: Score with the official code's plainly broken quirks too (diffcap's deviations off).
-    official_quirks: bool = False
-    #: Video-MME's subtitle folder (``subtitle/<videoID>.srt``): the "w/ subs" setting.
-    subtitles: Path | None = None
-    #: A benchmark's own prompt file diffcap does not ship (TempCompass's prompt_templates.py).
-    prompts: Path | None = None
-    #: Where an official answer prefill goes: auto (assistant for in-process models, else
-    #: user), assistant (a trailing assistant turn), user (the end of the question).
-    prefill: str = "auto"
+
+    def __init__(
+        self, bench: str | None = None, data: Any = None, out: Any = None, /, **values: Any
+    ) -> None:
+        given = {"bench": bench, "data": data, "out": out}
+        super().__init__(**{k: v for k, v in given.items() if v is not None}, **values)
 
 
 @dataclass
@@ -97,7 +89,7 @@ class EvalReport:
 
     @property
     def exit_code(self) -> int:
-        from diffcap.pipeline.runner import EXIT_CODES
+        from diffcap.errors import EXIT_CODES
 
         if self.bugs:
             return EXIT_CODES["bug"]
@@ -128,15 +120,13 @@ class EvalReport:
 def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalReport:
     """Run (or resume) one benchmark eval in ``spec.out``. Raises ConfigError (bad files or
     options), ModelUnavailable (before any item is sent), RunDirLocked, StorageError."""
-    from diffcap.pipeline.runner import storage_errors
-    from diffcap.store.lock import RunLock
-
     t0 = time.perf_counter()
     # Absolute: on Ray, workers on other nodes resolve the eval dir and videos themselves.
-    spec = replace(
-        spec,
-        out=spec.out.absolute(),
-        videos=spec.videos.absolute() if spec.videos else None,
+    spec = spec.model_copy(
+        update={
+            "out": spec.out.absolute(),
+            "videos": spec.videos.absolute() if spec.videos else None,
+        }
     )
     bench = get_benchmark(spec.bench, _settings(spec))
     if (spec.judge_api_base or spec.judge_api_key) and not spec.judge_model:
@@ -145,20 +135,17 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
     if mode not in INPUT_MODES:
         raise ConfigError(f"unknown --input {mode!r}", hint=f"one of {', '.join(INPUT_MODES)}")
     if is_hub_data(spec.data):
-        spec = replace(spec, data=hub_data(str(spec.data)))
+        spec = spec.model_copy(update={"data": hub_data(str(spec.data))})
     items = bench.load(spec.data)
     _unique(items)
     items = bench.prepare(spec.data, items, bool(spec.judge_model))
     if spec.limit is not None:
         items = items[: spec.limit]
-    with storage_errors(spec.out):
-        spec.out.mkdir(parents=True, exist_ok=True)
-        with RunLock(spec.out, "diffcap eval"):
-            store = RunStore.open(spec.out / EVAL_DB)
-            try:
-                return _run_locked(store, bench, spec, cfg, items, mode, progress, t0)
-            finally:
-                store.close()
+    with (
+        storage_errors(spec.out, EVAL_DB),
+        locked_store(spec.out, EVAL_DB, "diffcap eval") as store,
+    ):
+        return _run_locked(store, bench, spec, cfg, items, mode, progress, t0)
 
 
 def _settings(spec: EvalSpec) -> BenchSettings:
@@ -195,27 +182,19 @@ def _run_locked(
     progress: bool,
     t0: float,
 ) -> EvalReport:
-    from diffcap.eval.outputs import write_outputs
-    from diffcap.pipeline.control import RunControl
-    from diffcap.pipeline.pipeline import make_executor
-
     job, missing = _job(bench, spec, cfg, items, mode, progress)
     signature = _bind(store, spec, job)
     store.add_videos([VideoEntry(i, f"{spec.data.resolve()}#{i}") for i in job.items], strict=False)
     rows = [VideoRow.new(v) for v in store.videos(["pending"]) if v["video_id"] in job.items]
-    stages: list[Any] = [EvalAnswerStage(cfg, spec.out, job)]
+    stages: list[Stage] = [EvalAnswerStage(cfg, spec.out, job)]
     if mode != "caption":
         stages.insert(0, EvalInputStage(cfg, spec.out, job))
-    for stage in stages:
-        stage.check()  # a closed port fails here, before any item
-    adopt_run_cache(store, cfg.engine)  # spend and replays from where workers write them
-    control = RunControl(store, cfg.engine)
+    # The executor of engine.engine, as for diffcap run: local, or Ray (a cluster's model
+    # pools answer the items; the eval dir must be on storage every node sees).
+    runner = Job(stages, cfg, store=store, run_dir=spec.out, rows=rows)
+    runner.check()  # a closed port fails here, before any item
     before = (store.spend()["requests"], store.replays())
-    commit = _Commit(store, control, spec.out)
-    with _log_redirect(progress):
-        # The executor of engine.engine, as for diffcap run: local, or Ray (a cluster's
-        # model pools answer the items; the eval dir must be on storage every node sees).
-        make_executor(cfg, progress=progress).run(rows, stages, commit, control)
+    result = runner.run(progress=progress)
     extra = {"caption_provenance": job.caption_provenance} if job.caption_provenance else {}
     counts, overall, files = write_outputs(
         store, bench, items, missing, {**signature, **extra}, spec.out
@@ -226,38 +205,13 @@ def _run_locked(
         counts=counts,
         overall=overall,
         files=files,
-        stop_reason=control.stop_reason(),
-        deferred=commit.tally.counts["deferred"],
-        bugs=control.bugs,
+        stop_reason=result.control.stop_reason(),
+        deferred=result.counts["deferred"],
+        bugs=result.bugs,
         requests=store.spend()["requests"] - before[0],
         replayed=store.replays() - before[1],
         wall_s=time.perf_counter() - t0,
     )
-
-
-class _Commit:
-    """The driver's ``on_row``: a row that passed the last stage is done; each row is
-    committed (the prediction with it) and shown to the run control."""
-
-    def __init__(self, store: RunStore, control: Any, out: Path) -> None:
-        from diffcap.pipeline.runner import _Tally
-
-        self.tally = _Tally(store, control, out)
-
-    def __call__(self, row: VideoRow) -> None:
-        if row.active:
-            row.status = "done"
-        if row.record is not None:
-            row.record.pop("_images", None)
-        self.tally(row)
-
-
-def _log_redirect(progress: bool) -> Any:
-    if not progress:
-        return contextlib.nullcontext()
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
-    return logging_redirect_tqdm()
 
 
 def _job(

@@ -1,4 +1,4 @@
-"""The stages of an eval, under the engine's stage contract (``diffcap.pipeline.stage``):
+"""The stages of an eval, under the engine's stage contract (``diffcap.engine.stage``):
 
     eval_inputs   decode the item's video into the input mode's images   Resources(cpus=0, io)
     eval_answer   model and judge calls, then the item's score            model
@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.config import ModelConfig, RunConfig
+from diffcap.engine.rows import VideoRow
+from diffcap.engine.stage import CpuStage, IoStage, Resources, Stage
 from diffcap.eval.base import BenchSettings, EvalContext, EvalItem
-from diffcap.pipeline.rows import VideoRow
-from diffcap.pipeline.stage import Resources, Stage
 
 __all__ = ["EvalAnswerStage", "EvalInputStage", "EvalJob", "replace_model"]
 
@@ -60,7 +60,7 @@ class _EvalStage(Stage):
         return {**super().__getstate__(), "job": self.job}
 
 
-class EvalInputStage(_EvalStage):
+class EvalInputStage(_EvalStage, CpuStage):
     """The input mode's images of the item's video, saved under ``OUT/inputs/``."""
 
     name = "eval_inputs"
@@ -75,16 +75,13 @@ class EvalInputStage(_EvalStage):
 
             check_image_embedder(self.cfg.keyframes.embedder)
 
-    def setup(self) -> None:
-        if self._ready:
-            return
+    def setup(self, checked: Any = None) -> None:
         self.embedder = None
         if self.job.input_mode == "keyframes":  # loaded once, not per video
             from diffcap.embed import get_image_embedder
 
             kcfg = self.cfg.keyframes
             self.embedder = get_image_embedder(kcfg.embedder, batch_size=kcfg.batch_size)
-        self._ready = True
 
     def process_row(self, row: VideoRow) -> VideoRow:
         from diffcap.eval.inputs import video_image_files
@@ -104,74 +101,63 @@ class EvalInputStage(_EvalStage):
             )
         except Exception as exc:
             return row.fail(self.name, exc)
-        row.record = {"_images": images}
+        row.artifacts["images"] = images
         return row
 
 
-class EvalAnswerStage(_EvalStage):
+class EvalAnswerStage(_EvalStage, IoStage):
     """Model and judge calls for one item, then its prediction (the row's record)."""
 
     name = "eval_answer"
 
     @property
     def resources(self) -> Resources:
-        from diffcap.pipeline.stages import _gpus
+        from diffcap.stages.model import gpus_of
 
         # An in-process model on CUDA takes a GPU (on "auto" wants one), as the caption
         # stage's does.
-        gpus, wants = _gpus(self.cfg) if self.job.model is not None else (0.0, False)
+        gpus, wants = gpus_of(self.cfg) if self.job.model is not None else (0.0, False)
         return Resources(cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency, wants_gpu=wants)
 
     def _configs(self) -> list[ModelConfig]:
         return [m for m in (self.job.model, self.job.judge) if m is not None]
 
-    #: The eval's id in a shared PostgreSQL cache (``engine.cache_url``), found on the
-    #: driver by ``check()`` and carried to workers, as the caption stage does.
-    _cache_run_id: str | None = None
-
     @property
     def uses_cache(self) -> bool:
         return True
 
-    def check(self) -> None:
-        from diffcap.pipeline.stages import preflight_model
+    def check(self) -> str | None:
+        """Pre-flight of the model and judge; returns the eval's id in a shared request
+        cache (``engine.cache_url``), which workers need, as the caption stage's does."""
+        from diffcap.stages.model import preflight_model
         from diffcap.store.cache import check_request_cache
 
         for mcfg in self._configs():
             preflight_model(mcfg, self.cfg.engine, self.name)
-        self._cache_run_id = check_request_cache(self.cfg.engine, Path(self.run_dir) / EVAL_DB)
+        return check_request_cache(self.cfg.engine, Path(self.run_dir) / EVAL_DB)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**super().__getstate__(), "_cache_run_id": self._cache_run_id}
-
-    def setup(self) -> None:
-        if self._ready:
-            return
+    def setup(self, checked: Any = None) -> None:
         from diffcap.eval.registry import get_benchmark
-        from diffcap.models import get_backend
-        from diffcap.store import CachedBackend
+        from diffcap.stages.model import cached_backend
         from diffcap.store.cache import open_request_cache
 
-        self.store = open_request_cache(
-            self.cfg.engine, self.run_dir, run_id=self._cache_run_id, db_name=EVAL_DB
+        self.cache = open_request_cache(
+            self.cfg.engine, self.run_dir, run_id=checked, db_name=EVAL_DB
         )
-        cap = self.cfg.engine.max_cost_usd
+        engine = self.cfg.engine
 
         def cached(mcfg: ModelConfig | None) -> Any:
-            if mcfg is None:
-                return None
-            return CachedBackend(get_backend(mcfg.backend, mcfg), self.store, max_cost_usd=cap)
+            return None if mcfg is None else cached_backend(mcfg, engine, self.cache)
 
         self.model, self.judge = cached(self.job.model), cached(self.job.judge)
         self.bench = get_benchmark(self.job.bench, self.job.settings)
-        self._ready = True
 
     async def aprocess_row(self, row: VideoRow) -> VideoRow:
         from diffcap.eval.inputs import input_times, load_images, preamble
 
         job = self.job
         item = job.items[row.video_id]
-        files = (row.record or {}).get("_images", ())
+        files = row.artifacts.get("images", ())
         images = load_images(files)
         ctx = EvalContext(
             model=self.model,
@@ -200,15 +186,10 @@ class EvalAnswerStage(_EvalStage):
         return out
 
     async def aclose(self) -> None:
-        if self._ready:
-            self._ready = False
-            for backend in (self.model, self.judge):
-                if backend is not None:
-                    await backend.aclose()
-            self.store.close()
-
-    def teardown(self) -> None:
-        self.close_loop()
+        for backend in (self.model, self.judge):
+            if backend is not None:
+                await backend.aclose()
+        self.cache.close()
 
 
 _KEEP: Any = object()

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict, Field
 from tqdm.auto import tqdm
 
-from diffcap.config import ModelConfig
+from diffcap.config import CaptionConfig, ExportConfig, KeyframeConfig, ModelConfig
+from diffcap.config.export import ALL_TASKS, LLAVA_TASKS  # noqa: F401 (re-exported here)
 from diffcap.errors import ConfigError, DiffcapError
 
 logger = logging.getLogger(__name__)
@@ -40,34 +42,26 @@ FORMATS: dict[str, str] = {
     "qwenvl": "sft:write_qwenvl",
     "chapters": "chapters:write_chapters",
 }
-LLAVA_TASKS = ("fast", "slide", "clip", "recaption")
-#: Every task the builder knows: the four above (the default) plus slide mode's summary step.
-ALL_TASKS = (*LLAVA_TASKS, "summary")
+_CAPTION = CaptionConfig.model_fields
+_MODEL = ModelConfig.model_fields
 
 
-@dataclass(frozen=True)
-class ExportOptions:
-    """Settings for every format (each format reads the ones it needs)."""
+class ExportOptions(ExportConfig):
+    """Settings for every format (each format reads the ones it needs): the ``export`` config
+    section (:class:`~diffcap.config.ExportConfig`, the flags of ``diffcap export``) plus what
+    an export takes from the run or the caller, with the run config's defaults."""
 
-    absolute_paths: bool = False  # image/video paths absolute instead of relative to --out
+    model_config = ConfigDict(frozen=True)
+
     progress: bool = True
-    # llava
-    tasks: tuple[str, ...] = LLAVA_TASKS
-    prompt_preset: str = "diffcap"
-    templates: dict[str, str] = field(default_factory=dict)
-    pair_layout: str = "composite"  # composite (one image) or two_images
-    fast_layout: str = "grid"  # grid or strip
-    fast_max_frames: int = 30
-    fast_max_side: int = 2048
-    image_max_side: int = 1024
-    jpeg_quality: int = 90
-    clip_captions: Path | None = None  # a `--format clips` output to train clip summary on
-    # grid
+    prompt_preset: str = _CAPTION["prompt_preset"].default
+    templates: dict[str, str] = Field(default_factory=dict)
+    fast_max_side: int = _CAPTION["fast_max_side"].default
+    image_max_side: int = _MODEL["image_max_side"].default
+    jpeg_quality: int = KeyframeConfig.model_fields["jpeg_quality"].default
+    # grid: the paper's 16 frames, 4x4
     grid_frames: int = 16
-    grid_question: str = "Describe this video in detail."
-    # clips
-    window: int = 4
-    stride: int = 2
+    # clips: the model that summarises each clip
     model: ModelConfig | None = None
 
 

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.config import CaptionConfig, EngineConfig, ModelConfig, RunConfig
+from diffcap.engine.control import RunControl
+from diffcap.engine.job import Job
+from diffcap.engine.rows import VideoRow
 from diffcap.errors import ConfigError, RunStopped
 from diffcap.export.base import ExportOptions, ExportResult
 from diffcap.export.records import RecordSource
 from diffcap.fsutil import atomic_open
-from diffcap.pipeline.control import RunControl
-from diffcap.pipeline.pipeline import make_executor
-from diffcap.pipeline.rows import VideoRow
-from diffcap.pipeline.stages import ModelStage
+from diffcap.stages.model import ModelStage
 from diffcap.timeline import Usage, VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -77,9 +77,9 @@ class ClipStage(ModelStage):
     def uses_cache(self) -> bool:
         return self.cached
 
-    def setup(self) -> None:
-        if self._ready or self.cached:
-            super().setup()
+    def setup(self, checked: Any = None) -> None:
+        if self.cached:
+            super().setup(checked)
             return
         from diffcap.models import get_backend
         from diffcap.prompts import load_templates
@@ -88,11 +88,9 @@ class ClipStage(ModelStage):
         c = self.cfg.caption
         self.templates = load_templates(c.prompt_preset, overrides=c.templates or None)
         self._limiters = {}
-        self._ready = True
 
     async def aclose(self) -> None:
-        if self._ready and not self.cached:
-            self._ready = False
+        if not self.cached:
             await self.backend.aclose()
             return
         await super().aclose()
@@ -158,18 +156,16 @@ def write_clips(source: RecordSource, out: Path, opts: ExportOptions) -> ExportR
         caption=CaptionConfig(prompt_preset=opts.prompt_preset, templates=dict(opts.templates)),
         engine=EngineConfig(cache_url=_bound_cache(source.run_dir) if cached else None),
     )
-    stage = ClipStage(cfg, source.run_dir or out.parent, opts.window, opts.stride, cached)
-    stage.check()
-    rows = _rows(source, result)
-    done: dict[str, VideoRow] = {}
-    control = RunControl(None, cfg.engine)
-
-    def keep(row: VideoRow) -> None:
-        done[row.video_id] = row
-        control.observe(row)
-
-    make_executor(cfg, progress=opts.progress).run(rows, [stage], keep, control)
-    _stop_if_deferred(control, [done[r.video_id] for r in rows if r.video_id in done], rows)
+    work_dir = source.run_dir or out.parent
+    stage = ClipStage(cfg, work_dir, opts.window, opts.stride, cached)
+    # No store: the rows come from the records, the clips are written from the rows (a
+    # run's request cache, when there is one, is the stage's own).
+    job = Job([stage], cfg, run_dir=work_dir, keep_rows=True)
+    job.check()  # a closed port fails here, before the records are read
+    job.rows = rows = _rows(source, result)
+    ended = job.run(progress=opts.progress)
+    done = {row.video_id: row for row in ended.ended}
+    _stop_if_deferred(ended.control, [done[r.video_id] for r in rows if r.video_id in done], rows)
     with atomic_open(out) as fh:
         for row in (done[r.video_id] for r in rows):
             if row.status == "failed":

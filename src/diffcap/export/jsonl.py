@@ -15,25 +15,16 @@ summary are skipped (the 40K file always ends with idx "-1").
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from diffcap.export.base import ExportOptions, ExportResult, progress_bar
-from diffcap.export.records import RecordSource, relative_to_output
+from diffcap.export.records import RecordSource
 from diffcap.fsutil import atomic_open
+from diffcap.io.records import record_for_output, relative_to_output
 from diffcap.timeline import VideoRecord
 
 __all__ = ["record_for_output", "sharegpt4video_row", "write_jsonl", "write_sharegpt4video"]
-
-
-def record_for_output(rec: VideoRecord, out_dir: Path, absolute: bool) -> dict[str, Any]:
-    """``rec.to_json()`` with keyframe files written for an export in ``out_dir``."""
-    kfs = [
-        replace(k, file=relative_to_output(k.file, out_dir, absolute)) if k.file else k
-        for k in rec.keyframes
-    ]
-    return replace(rec, keyframes=kfs).to_json()
 
 
 def write_jsonl(source: RecordSource, out: Path, opts: ExportOptions) -> ExportResult:

@@ -1,202 +1,21 @@
-"""The one Parquet schema of records, and its writer (used by exports and by runs).
-
-Nested keyframes and captions are typed lists of structs; free-form parts (provenance, any
-other record keys) are JSON strings, so every file has the same declared schema whatever the
-records hold, and Hugging Face ``datasets`` loads it directly.
-
-    from diffcap.export.parquet import RECORD_SCHEMA, write_parquet
-    write_parquet((rec.to_json() for rec in records), "records.parquet")
-    datasets.load_dataset("parquet", data_files="records.parquet")["train"][0]["summary"]
-"""
+"""``diffcap export --format parquet``; the records' Parquet schema and writer are
+:mod:`diffcap.io.parquet` (re-exported here for code written against this module)."""
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.json as pj
-import pyarrow.parquet as pq
+from diffcap.io.parquet import RECORD_SCHEMA, parquet_row, write_parquet
 
-from diffcap.fsutil import temp_path
-
-__all__ = ["RECORD_SCHEMA", "parquet_row", "write_parquet"]
-
-#: A keyframe's measured camera motion (null where not measured; see docs/camera.md).
-_CAMERA = pa.struct(
-    [("label", pa.string()), ("magnitude", pa.string())]
-    + [(k, pa.float64()) for k in ("pan", "tilt", "zoom", "roll", "shake")]
-)
-_KEYFRAME = pa.struct(
-    [("idx", pa.int32()), ("time", pa.float64()), ("file", pa.string()), ("camera", _CAMERA)]
-)
-_CAPTION = pa.struct(
-    [
-        ("idx", pa.string()),
-        ("content", pa.string()),
-        ("time", pa.float64()),
-        ("start", pa.float64()),
-        ("end", pa.float64()),
-    ]
-)
-_USAGE = pa.struct(
-    [
-        ("requests", pa.int64()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("cost_usd", pa.float64()),
-    ]
-)
-#: The declared Parquet schema of records (nested JSON kept as strings where free-form).
-RECORD_SCHEMA = pa.schema(
-    [
-        ("video_id", pa.string()),
-        ("video_path", pa.string()),
-        ("duration", pa.float64()),
-        ("mode", pa.string()),
-        ("keyframes", pa.list_(_KEYFRAME)),
-        ("captions", pa.list_(_CAPTION)),
-        ("summary", pa.string()),
-        ("span_start", pa.float64()),
-        ("span_end", pa.float64()),
-        ("short_caption", pa.string()),
-        ("usage", _USAGE),
-        ("provenance", pa.string()),  # JSON
-        ("extra", pa.string()),  # JSON of any other record keys
-    ]
-)
-_BASE_KEYS = frozenset(
-    {
-        "video_id",
-        "video_path",
-        "duration",
-        "mode",
-        "keyframes",
-        "captions",
-        "usage",
-        "provenance",
-        "span",
-        "short_caption",
-    }
-)
-
-
-def parquet_row(rec: dict[str, Any]) -> dict[str, Any]:
-    """One record (``VideoRecord.to_json()`` shape) -> one row of :data:`RECORD_SCHEMA`."""
-    span = rec.get("span") or {}
-    captions = rec.get("captions") or []
-    summary = next((c["content"] for c in reversed(captions) if str(c.get("idx")) == "-1"), None)
-    usage = rec.get("usage") or {}
-    return {
-        "video_id": rec["video_id"],
-        "video_path": rec.get("video_path"),
-        "duration": rec.get("duration"),
-        "mode": rec.get("mode"),
-        "keyframes": [
-            {
-                "idx": k.get("idx"),
-                "time": k.get("time"),
-                "file": k.get("file"),
-                "camera": _camera(k),
-            }
-            for k in rec.get("keyframes") or []
-        ],
-        "captions": [
-            {
-                "idx": str(c.get("idx")),
-                "content": c.get("content"),
-                "time": c.get("time"),
-                "start": c.get("start"),
-                "end": c.get("end"),
-            }
-            for c in captions
-        ],
-        "summary": summary,
-        "span_start": span.get("start"),
-        "span_end": span.get("end"),
-        "short_caption": rec.get("short_caption"),
-        "usage": {
-            k: usage.get(k, 0)
-            for k in ("requests", "prompt_tokens", "completion_tokens", "cost_usd")
-        },
-        "provenance": json.dumps(rec.get("provenance") or {}, ensure_ascii=False),
-        "extra": json.dumps(
-            {k: v for k, v in rec.items() if k not in _BASE_KEYS}, ensure_ascii=False
-        ),
-    }
-
-
-def _table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows of :data:`RECORD_SCHEMA` as a table. Parsed as JSON lines by Arrow's reader:
-    ``pa.Table.from_pylist`` gives the same table but imports pandas (any ``pa.array`` call
-    does), which is most of the fixed cost of a one-video run. Rows JSON cannot carry (NaN,
-    a float in an integer column) take ``from_pylist``."""
-    if not rows:
-        return pa.Table.from_batches([], schema=RECORD_SCHEMA)  # empty_table() imports pandas
-    try:
-        data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in rows)
-        raw = data.encode()
-        return pj.read_json(
-            pa.BufferReader(raw),
-            read_options=pj.ReadOptions(use_threads=False, block_size=len(raw) + 1),
-            parse_options=pj.ParseOptions(
-                explicit_schema=RECORD_SCHEMA, unexpected_field_behavior="error"
-            ),
-        ).select(RECORD_SCHEMA.names)
-    except (ValueError, pa.ArrowInvalid):
-        return pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
-
-
-def _camera(keyframe: dict[str, Any]) -> dict[str, Any] | None:
-    cam = keyframe.get("camera")
-    if not cam:
-        return None
-    return {k: cam.get(k) for k in ("label", "magnitude", "pan", "tilt", "zoom", "roll", "shake")}
-
-
-def write_parquet(
-    records: Iterable[dict[str, Any]],
-    path: str | os.PathLike[str],
-    *,
-    batch_size: int = 1000,
-    on_row: Callable[[], None] | None = None,
-) -> int:
-    """Write records (dicts) to ``path`` atomically (temp file + rename); returns the count.
-
-    Memory holds one batch of rows, not the whole dataset. ``on_row`` is called per record
-    (a progress bar's update).
-    """
-    path = Path(path)
-    tmp = temp_path(path)
-    n = 0
-    rows: list[dict[str, Any]] = []
-    try:
-        with pq.ParquetWriter(tmp, RECORD_SCHEMA) as writer:
-            for rec in records:
-                rows.append(parquet_row(rec))
-                if on_row:
-                    on_row()
-                if len(rows) >= batch_size:
-                    writer.write_table(_table(rows))
-                    n += len(rows)
-                    rows.clear()
-            if rows or n == 0:  # an empty dataset still gets a file with the schema
-                writer.write_table(_table(rows))
-                n += len(rows)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return n
+__all__ = ["RECORD_SCHEMA", "export_parquet", "parquet_row", "write_parquet"]
 
 
 def export_parquet(source: Any, out: Path, opts: Any) -> Any:
     """``diffcap export --format parquet``: every record, keyframe paths relative to ``out``
     (or absolute with ``--absolute-paths``)."""
     from diffcap.export.base import ExportResult, progress_bar
-    from diffcap.export.jsonl import record_for_output
+    from diffcap.io.records import record_for_output
 
     result = ExportResult("parquet", out)
     with progress_bar(opts, "parquet") as bar:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from diffcap.errors import ConfigError, DiffcapError, VideoError, VideoNotFound
 from diffcap.fsutil import is_keyframe_path
+from diffcap.io.records import absolute_keyframes, relative_to_output
 from diffcap.timeline import VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -112,21 +113,6 @@ def _read_jsonl(path: Path) -> Iterator[VideoRecord]:
                 ) from exc
 
 
-def absolute_keyframes(rec: VideoRecord, base_dir: Path) -> VideoRecord:
-    kfs = [
-        replace(k, file=str((base_dir / k.file).resolve())) if k.file else k for k in rec.keyframes
-    ]
-    return replace(rec, keyframes=kfs)
-
-
-def relative_to_output(path: str | os.PathLike[str], out_dir: Path, absolute: bool) -> str:
-    """``path`` written for an export in ``out_dir``: relative (portable folder) or absolute."""
-    p = Path(path).resolve()
-    if absolute:
-        return str(p)
-    return os.path.relpath(p, out_dir.resolve()).replace(os.sep, "/")
-
-
 def keyframe_files(rec: VideoRecord) -> list[Path]:
     """Absolute keyframe image paths; a clear error when one is missing or is not a keyframe
     image of this record's video (:func:`~diffcap.fsutil.is_keyframe_path`)."""
@@ -214,3 +200,19 @@ def failure_reason(exc: DiffcapError) -> str:
     if isinstance(exc, VideoError):
         return f"unreadable video ({exc.reason})"
     return f"failed ({exc.reason})"
+
+
+def system_names(paths: Sequence[Path]) -> list[str]:
+    """``run dir`` or ``file stem`` names; parents are prepended until the names differ."""
+    resolved = [p.resolve() for p in paths]
+
+    def name(p: Path, depth: int) -> str:
+        base = p.stem if p.suffix == ".jsonl" else p.name
+        parents = [q.name for q in list(p.parents)[:depth] if q.name]
+        return "/".join([*reversed(parents), base])
+
+    for depth in range(0, 8):
+        names = [name(p, depth) for p in resolved]
+        if len(set(names)) == len(names):
+            return names
+    return [f"{name(p, 0)}#{i + 1}" for i, p in enumerate(resolved)]

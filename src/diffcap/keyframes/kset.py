@@ -216,10 +216,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def make_video_ids(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """One id per path, by the run's one id policy (:func:`diffcap.pipeline.inputs.video_ids`):
+    """One id per path, by the run's one id policy (:func:`diffcap.io.inputs.video_ids`):
     the file-name stem made filesystem-safe, unique without regard to case; stems that
     collide get ``-<8 hex>`` of their source, so an id does not depend on the order of the
     inputs. The same path given twice gets the same id (it is the same video)."""
-    from diffcap.pipeline.inputs import video_ids
+    from diffcap.io.inputs import video_ids
 
     return video_ids([str(p) for p in paths])

@@ -16,11 +16,11 @@ from typing import Any
 _NAMES = {
     "LiveOptions": "diffcap.live.options",
     "LiveReport": "diffcap.live.runner",
-    "LiveState": "diffcap.live.state",
+    "LiveState": "diffcap.io.livefile",
     "acaption_live": "diffcap.live.api",
     "caption_live": "diffcap.live.api",
-    "read_lines": "diffcap.live.state",
-    "record_from_lines": "diffcap.live.state",
+    "read_lines": "diffcap.io.livefile",
+    "record_from_lines": "diffcap.io.livefile",
 }
 
 __all__ = sorted(_NAMES)

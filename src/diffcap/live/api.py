@@ -49,7 +49,8 @@ async def acaption_live(
     from diffcap.captioning.budget import build_budget
     from diffcap.captioning.calls import generation_options
     from diffcap.models import get_backend
-    from diffcap.store import CachedBackend, RunStore
+    from diffcap.models.cached import CachedBackend
+    from diffcap.store import RunStore
     from diffcap.store.lock import RunLock
 
     cfg = cfg or RunConfig()

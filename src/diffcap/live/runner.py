@@ -31,11 +31,11 @@ from diffcap.captioning.calls import Caller, KeyframeImages, Span, generation_op
 from diffcap.captioning.slide import Chain, resolve_pair_layout
 from diffcap.config import RunConfig
 from diffcap.errors import BudgetExceeded, ContextExceeded, DiffcapError, ModelUnavailable
+from diffcap.io.livefile import EventLog, LiveState, iso
 from diffcap.live.options import Ended, Gap, LiveOptions
 from diffcap.live.queue import DropQueue
 from diffcap.live.select import LiveKeyframe, LiveSelector
 from diffcap.live.source import LiveSource, source_kind
-from diffcap.live.state import EventLog, LiveState, iso
 from diffcap.live.summaries import Summaries
 from diffcap.timeline import Caption, Keyframe
 

@@ -141,7 +141,7 @@ async def summarize_window(
     out: Path, start: float, end: float, caller: Any, templates: Any, model: str | None = None
 ) -> Caption:
     """The summary of stream seconds ``[start, end]`` of a live records file, on demand."""
-    from diffcap.live.state import LiveState
+    from diffcap.io.livefile import LiveState
 
     caps = [
         c for c in LiveState.read(out).captions if c.time is not None and start <= c.time <= end

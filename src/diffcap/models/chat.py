@@ -14,10 +14,14 @@ sends them in); the system prompt of the template preset, when it has one, is it
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from diffcap.models.base import ModelRequest
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "chat_messages",
@@ -89,3 +93,35 @@ def encode_prompts(
 def tokenizer_of(processor: Any) -> Any:
     """The tokenizer inside a processor (or the processor itself when it is one)."""
     return getattr(processor, "tokenizer", processor)
+
+
+def folder_image_cost(folder: str | Path, max_side: int) -> int | None:
+    """Prompt tokens of one ``max_side`` x ``max_side`` image for the processor saved in a
+    model folder (the processor's own expansion of the image placeholder); None when no
+    processor can be loaded here."""
+    try:
+        from transformers import AutoProcessor
+    except ImportError:
+        return None
+    try:
+        processor = AutoProcessor.from_pretrained(str(Path(folder).expanduser()))
+    except Exception as exc:
+        log.info("no processor in %s (%s)", folder, exc)
+        return None
+    return processor_image_cost(processor, max_side)
+
+
+def processor_image_cost(processor: Any, max_side: int) -> int | None:
+    """Tokens one image adds to a prompt, measured with the processor itself."""
+    from PIL import Image
+
+    image = Image.new("RGB", (max_side, max_side), (128, 128, 128))
+    try:
+        with_image = encode_prompts(
+            processor, [render_prompt(processor, chat_messages("x", 1))], [[image]]
+        )
+        without = encode_prompts(processor, [render_prompt(processor, chat_messages("x", 0))], [[]])
+    except Exception as exc:  # a processor that needs more than we give it
+        log.info("cannot measure an image's token cost with %s (%s)", type(processor), exc)
+        return None
+    return int(with_image["input_ids"].shape[1] - without["input_ids"].shape[1])

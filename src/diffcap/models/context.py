@@ -286,35 +286,3 @@ def server_context(
     return None
 
 
-def folder_image_cost(folder: str | Path, max_side: int) -> int | None:
-    """Prompt tokens of one ``max_side`` x ``max_side`` image for the processor saved in a
-    model folder (the processor's own expansion of the image placeholder); None when no
-    processor can be loaded here."""
-    try:
-        from transformers import AutoProcessor
-    except ImportError:
-        return None
-    try:
-        processor = AutoProcessor.from_pretrained(str(Path(folder).expanduser()))
-    except Exception as exc:
-        log.info("no processor in %s (%s)", folder, exc)
-        return None
-    return processor_image_cost(processor, max_side)
-
-
-def processor_image_cost(processor: Any, max_side: int) -> int | None:
-    """Tokens one image adds to a prompt, measured with the processor itself."""
-    from PIL import Image
-
-    from diffcap.models.chat import chat_messages, encode_prompts, render_prompt
-
-    image = Image.new("RGB", (max_side, max_side), (128, 128, 128))
-    try:
-        with_image = encode_prompts(
-            processor, [render_prompt(processor, chat_messages("x", 1))], [[image]]
-        )
-        without = encode_prompts(processor, [render_prompt(processor, chat_messages("x", 0))], [[]])
-    except Exception as exc:  # a processor that needs more than we give it
-        log.info("cannot measure an image's token cost with %s (%s)", type(processor), exc)
-        return None
-    return int(with_image["input_ids"].shape[1] - without["input_ids"].shape[1])

@@ -38,11 +38,11 @@ import openai
 from diffcap.config import ModelConfig
 from diffcap.errors import ModelUnavailable, RequestFailed
 from diffcap.models.base import Backend, ImageInput, ModelRequest, ModelResponse
+from diffcap.models.chat import folder_image_cost
 from diffcap.models.context import (
     ContextWindow,
     TokenCounter,
     context_of_folder,
-    folder_image_cost,
     load_tokenizer_counter,
     server_context,
 )
@@ -134,7 +134,7 @@ class OpenAIBackend(Backend):
         # Clients and semaphores belong to one event loop; generate() runs a new loop per
         # call, so they are made per loop.
         self._loops: dict[int, tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore]] = {}
-        self._guards: set[asyncio.Task] = set()
+        self._guards: set[asyncio.Task[Any]] = set()
         self._warned_beams = False
         self._reached = False  # becomes True after the first successful answer
         self.health = EndpointHealth(self.cfg.give_up_after_s, display_url(self.api_base))

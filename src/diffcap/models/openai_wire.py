@@ -161,7 +161,8 @@ def http_response_type() -> type:
     for cls in openai.DefaultAsyncHttpxClient.__mro__:
         root = cls.__module__.split(".")[0]
         if cls.__name__ == "AsyncClient" and root in sys.modules:
-            return sys.modules[root].Response
+            response: type = sys.modules[root].Response
+            return response
     raise ImportError("cannot find the HTTP client of the openai SDK")  # pragma: no cover
 
 

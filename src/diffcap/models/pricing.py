@@ -35,7 +35,7 @@ ENV_VAR = "DIFFCAP_PRICES"
 _DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 _warned: set[str] = set()
 
-PricesArg = Mapping[str, Any] | str | os.PathLike | None
+PricesArg = Mapping[str, Any] | str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True)

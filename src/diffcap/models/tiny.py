@@ -52,7 +52,7 @@ _CORPUS = [
 _SPECIALS = ["<unk>", "<s>", "</s>", "<pad>", "<image>"]
 
 
-def _build_tokenizer(out: Path):
+def _build_tokenizer(out: Path) -> Any:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -29,13 +29,12 @@ from diffcap._deps import require
 from diffcap.config import ModelConfig
 from diffcap.errors import ModelUnavailable, RequestFailed
 from diffcap.models.base import Backend, ModelRequest, ModelResponse
-from diffcap.models.chat import encode_prompts, render_requests, tokenizer_of
+from diffcap.models.chat import encode_prompts, processor_image_cost, render_requests, tokenizer_of
 from diffcap.models.context import (
     ContextWindow,
     TokenCounter,
     TokenizerCounter,
     context_from_config,
-    processor_image_cost,
 )
 from diffcap.models.hub import offline_routes
 from diffcap.timeline import Usage
@@ -263,17 +262,21 @@ class TransformersBackend(Backend):
         self._batchers.clear()
 
 
+#: A request waiting for its batch, and the future its answer goes to.
+_Pending = tuple[ModelRequest, "asyncio.Future[ModelResponse]"]
+
+
 class _MicroBatcher:
     """Collects concurrent requests of one event loop into batches of ``batch_size``."""
 
     def __init__(self, backend: TransformersBackend, loop: asyncio.AbstractEventLoop) -> None:
         self.backend = backend
         self.loop = loop
-        self.queue: list[tuple[ModelRequest, asyncio.Future]] = []
-        self.worker: asyncio.Task | None = None
+        self.queue: list[_Pending] = []
+        self.worker: asyncio.Task[None] | None = None
 
     async def submit(self, request: ModelRequest) -> ModelResponse:
-        fut: asyncio.Future = self.loop.create_future()
+        fut: asyncio.Future[ModelResponse] = self.loop.create_future()
         self.queue.append((request, fut))
         if self.worker is None or self.worker.done():
             self.worker = self.loop.create_task(self._run())
@@ -285,14 +288,14 @@ class _MicroBatcher:
         while self.queue:
             await asyncio.sleep(self.backend.batch_wait_s)  # let concurrent callers enqueue
             items, self.queue = self.queue[:size], self.queue[size:]
-            groups: dict[tuple, list[tuple[ModelRequest, asyncio.Future]]] = {}
+            groups: dict[tuple[Any, ...], list[_Pending]] = {}
             for req, fut in items:  # one generate() call needs one set of settings
                 key = tuple(sorted(self.backend.generation_kwargs(req).items()))
                 groups.setdefault(key, []).append((req, fut))
             for group in groups.values():
                 await self._run_group(group)
 
-    async def _run_group(self, group: list[tuple[ModelRequest, asyncio.Future]]) -> None:
+    async def _run_group(self, group: list[_Pending]) -> None:
         live = [(r, f) for r, f in group if not f.done()]
         if not live:
             return

@@ -11,32 +11,37 @@ for record in iter_records("runs/demo"):
 
 from typing import TYPE_CHECKING, Any
 
-from diffcap.pipeline.configure import list_presets, resolve_config, save_config
-from diffcap.pipeline.control import RunControl
-from diffcap.pipeline.executor import Executor
-from diffcap.pipeline.inputs import VideoItem, collect_inputs
-from diffcap.pipeline.outputs import iter_records, write_outputs
-from diffcap.pipeline.pipeline import Pipeline, make_executor, stage_names
-from diffcap.pipeline.report import RunReport, format_status, run_status
-from diffcap.pipeline.rows import VideoRow
-from diffcap.pipeline.runner import EXIT_BUDGET, EXIT_CODES, run_dataset
-from diffcap.pipeline.stage import BarrierStage, Resources, Stage
-from diffcap.pipeline.stages import build_stages
+from diffcap.config.resolve import list_presets, resolve_config, save_config
+from diffcap.engine.control import RunControl
+from diffcap.engine.executor import Executor
+from diffcap.engine.pipeline import Pipeline, make_executor
+from diffcap.engine.report import RunReport
+from diffcap.engine.rows import VideoRow
+from diffcap.engine.stage import BarrierStage, CpuStage, IoStage, Resources, Stage, StageWorker
+from diffcap.errors import EXIT_BUDGET, EXIT_CODES
+from diffcap.io.inputs import VideoItem, collect_inputs
+from diffcap.io.outputs import iter_records, write_outputs
+from diffcap.pipeline.runner import run_dataset
+from diffcap.pipeline.status import format_status, run_status
+from diffcap.stages.registry import build_stages, stage_names
 
 if TYPE_CHECKING:
-    from diffcap.export.parquet import RECORD_SCHEMA
+    from diffcap.io.parquet import RECORD_SCHEMA
 
 __all__ = [
     "EXIT_BUDGET",
     "EXIT_CODES",
     "RECORD_SCHEMA",
     "BarrierStage",
+    "CpuStage",
     "Executor",
+    "IoStage",
     "Pipeline",
     "Resources",
     "RunControl",
     "RunReport",
     "Stage",
+    "StageWorker",
     "VideoItem",
     "VideoRow",
     "build_stages",
@@ -57,7 +62,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # RECORD_SCHEMA on first use: it needs pyarrow, which a run imports only to write Parquet
     if name == "RECORD_SCHEMA":
-        from diffcap.export.parquet import RECORD_SCHEMA
+        from diffcap.io.parquet import RECORD_SCHEMA
 
         return RECORD_SCHEMA
     raise AttributeError(f"module 'diffcap.pipeline' has no attribute {name!r}")

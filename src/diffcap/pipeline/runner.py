@@ -15,53 +15,35 @@ to their source in the run DB, so a rerun with more (or reordered) inputs keeps 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tqdm.contrib.logging import logging_redirect_tqdm
-
 from diffcap.config import RunConfig
-from diffcap.errors import WORLD_ERRNOS, ConfigError, StorageError, world_fault_reason
-from diffcap.pipeline.configure import config_to_dict, save_config
-from diffcap.pipeline.control import RunControl
-from diffcap.pipeline.ids import InputScan, conflict_recorder, new_assigner
-from diffcap.pipeline.inputs import iter_raw_inputs
-from diffcap.pipeline.outputs import write_outputs
-from diffcap.pipeline.pipeline import Pipeline, make_executor, stage_names
-from diffcap.pipeline.publish import check_uri
-from diffcap.pipeline.report import RunReport
-from diffcap.pipeline.rows import VideoRow
-from diffcap.pipeline.rundir import NewRunDir, check_model_identity
-from diffcap.redact import install_log_filter, redact
-from diffcap.shutdown import EXIT_TERMINATED, graceful_sigterm
+from diffcap.config.resolve import config_to_dict, save_config
+from diffcap.engine.job import Job, locked_store, storage_errors
+from diffcap.engine.report import RunReport
+from diffcap.engine.rows import VideoRow
+from diffcap.engine.rundir import NewRunDir, check_model_identity
+from diffcap.errors import (
+    EXIT_BUDGET,
+    EXIT_CODES,
+    ConfigError,
+)
+from diffcap.io.ids import InputScan, conflict_recorder, new_assigner
+from diffcap.io.inputs import iter_raw_inputs
+from diffcap.io.outputs import write_outputs
+from diffcap.io.publish import check_uri
+from diffcap.io.sinks import RecordsFileSink
+from diffcap.redact import redact
+from diffcap.stages.registry import build_stages, stage_names
 from diffcap.store import RunStore, VideoEntry
-from diffcap.store.cache import adopt_run_cache, ensure_run_id
-from diffcap.store.db import STATUSES, damaged, damaged_store
-from diffcap.store.lock import RunLock
+from diffcap.store.cache import ensure_run_id
+from diffcap.store.db import STATUSES
 
 log = logging.getLogger(__name__)
-
-#: Exit codes shared by every command that runs the pipeline (documented in README).
-EXIT_CODES: dict[str, int] = {
-    "ok": 0,
-    "error": 1,  # a diffcap error; or videos failed, inputs were bad, or none was found
-    "usage": 2,  # bad usage or config values
-    "no_model": 3,  # no usable model: not configured, unreachable, not found
-    # Stopped, nothing lost, a rerun resumes: the cost cap (rerun with a higher cap), a fault
-    # of the world (endpoint down, disk full), the run directory in use by another process.
-    "budget": 4,
-    "stopped": 4,
-    "locked": 4,
-    "bug": 70,  # an internal error; the traceback is in RUN_DIR/logs/errors.log
-    "interrupted": 130,  # Ctrl-C
-    "terminated": EXIT_TERMINATED,  # SIGTERM: the answers in flight were awaited and kept
-}
-EXIT_BUDGET = EXIT_CODES["budget"]
 
 #: Settings that cannot change a record's content: how the run is executed, what it may
 #: spend, how its outputs are laid out (rewritten from the DB on every run) and which inputs
@@ -124,61 +106,6 @@ def register_inputs(store: RunStore, inputs: list[str], cfg: RunConfig) -> Regis
     return Registration(added, len(scan.bad), ids)
 
 
-class _Tally:
-    """The driver's ``on_row``: commits each row, counts this invocation, logs bugs."""
-
-    def __init__(self, store: RunStore, control: RunControl, run_dir: Path) -> None:
-        self.store, self.control, self.run_dir = store, control, run_dir
-        self.counts = {"done": 0, "failed": 0, "filtered": 0, "deferred": 0}
-        self.keyframes = 0
-        self.damaged: list[tuple[str, str]] = []
-
-    def __call__(self, row: VideoRow) -> None:
-        if row.traceback:
-            self._log_bug(row)
-        self.store.commit_row(row)
-        self.control.observe(row)
-        if row.status in self.counts:
-            self.counts[row.status] += 1
-        if row.status == "done" and row.record:
-            self.keyframes += len(row.record.get("keyframes") or [])
-        if row.damaged and row.status == "done":
-            self.damaged.append((row.video_id, str(row.damaged.get("message", "damaged"))))
-
-    @property
-    def error_log(self) -> Path:
-        return self.run_dir / "logs" / "errors.log"
-
-    def _log_bug(self, row: VideoRow) -> None:
-        self.error_log.parent.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        with self.error_log.open("a", encoding="utf-8") as f:
-            f.write(redact(f"--- {stamp} {row.video_id} ({row.source}) stage {row.stage}\n"))
-            f.write(redact(row.traceback or ""))
-        log.error("%s: internal error in %s: %s", row.video_id, row.stage, row.error)
-
-
-@contextlib.contextmanager
-def storage_errors(run_dir: Path) -> Iterator[None]:
-    """Disk full, read-only and permission errors of the run directory as one-line
-    :class:`StorageError` s (nothing is marked failed; rerun once fixed)."""
-    try:
-        yield
-    except (OSError, sqlite3.DatabaseError) as exc:
-        if damaged(exc):  # the run DB itself, found damaged mid-run: not a bug
-            raise damaged_store(run_dir / "run.sqlite", exc) from None
-        if isinstance(exc, OSError) and exc.errno not in WORLD_ERRNOS:
-            raise
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
-            raise
-        what = world_fault_reason(exc).replace("_", " ")
-        raise StorageError(
-            f"{run_dir}: cannot write the run directory ({what}: {exc})",
-            hint="free space or fix permissions, then rerun the same command; finished "
-            "work is kept",
-        ) from exc
-
-
 def run_dataset(
     inputs: list[str],
     run_dir: Path,
@@ -187,49 +114,41 @@ def run_dataset(
     command: str = "run",
     retry_failed: bool = False,
     progress: bool = True,
-    finish: Callable[[RunStore, Iterable[str]], Any] | None = None,
+    records_file: Path | None = None,
 ) -> RunReport:
     """Run (or resume) ``command``'s pipeline in ``run_dir``; returns this invocation's
-    report. ``finish(store, ids)`` runs at the end, still under the run lock, with the ids
-    of this invocation's inputs (every registered id when resuming without inputs).
-    Raises ConfigError, ModelUnavailable (before any video is touched), RunDirLocked and
-    StorageError."""
+    report. ``records_file``: also write the done records of this invocation's inputs
+    there, in input order (``diffcap caption --out``), in the same pass over the store as
+    the run's own outputs. Raises ConfigError, ModelUnavailable (before any video is
+    touched), RunDirLocked and StorageError."""
     t0 = time.perf_counter()
-    names = stage_names(command, cfg)
     # Absolute: on a cluster, workers on other nodes resolve the run dir's paths themselves.
-    pipeline = Pipeline(names, cfg, run_dir.absolute())
+    stages = build_stages(stage_names(command, cfg), cfg, run_dir.absolute())
     new_dir = NewRunDir(run_dir)
-    with storage_errors(run_dir), new_dir:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with RunLock(run_dir, f"diffcap {command}"):
-            store = RunStore.open(run_dir / "run.sqlite")
-            try:
-                report, ids = _run_locked(
-                    store, pipeline, inputs, run_dir, cfg, retry_failed, progress, t0, new_dir
-                )
-                if finish is not None:
-                    finish(store, ids)
-                return report
-            finally:
-                store.close()
+    with (
+        storage_errors(run_dir),
+        new_dir,
+        locked_store(run_dir, "run.sqlite", f"diffcap {command}") as store,
+    ):
+        job = Job(stages, cfg, store=store, run_dir=run_dir)
+        return _run_locked(job, inputs, retry_failed, progress, t0, new_dir, records_file)
 
 
 def _run_locked(
-    store: RunStore,
-    pipeline: Pipeline,
+    job: Job,
     inputs: list[str],
-    run_dir: Path,
-    cfg: RunConfig,
     retry_failed: bool,
     progress: bool,
     t0: float,
     new_dir: NewRunDir,
-) -> tuple[RunReport, Iterable[str]]:
-    _bind_pipeline(store, pipeline.names)  # a refused command changes nothing
+    records_file: Path | None,
+) -> RunReport:
+    store, run_dir, cfg = job.store, job.run_dir, job.cfg
+    assert store is not None
+    _bind_pipeline(store, [stage.name for stage in job.stages])  # a refusal changes nothing
     reg = register_inputs(store, inputs, cfg) if inputs else None
     ids = reg.ids if reg else _StoredIds(store)
-    bad_inputs = reg.bad if reg else 0
-    pipeline.check()  # before any video is touched: a closed port fails here
+    job.check()  # before any video is touched: a closed port fails here
     if cfg.output.uri:  # an unknown protocol or another run's folder fails now, not later
         check_uri(cfg.output.uri, ensure_run_id(store))
     # Only a run that passed its pre-flight saves its config (a failed rerun keeps the old)
@@ -237,15 +156,14 @@ def _run_locked(
     _remember_config(store, run_dir, cfg)
     if retry_failed:
         log.info("retrying %d failed videos", store.reset_failed())
-    adopt_run_cache(store, cfg.engine)  # spend and replays from where workers write them
-    control = RunControl(store, cfg.engine)
-    tally = _Tally(store, control, run_dir)
     before = (store.spend(), store.replays())
-    # Log lines go above the progress bars instead of through them.
-    with logging_redirect_tqdm() if progress else contextlib.nullcontext(), graceful_sigterm():
-        install_log_filter()  # tqdm's handlers replace the root's, and their filters
-        pipeline.run(make_executor(cfg, progress=progress), store, control, tally)
-    outputs = write_outputs(run_dir, store, cfg.output)
+    result = job.run(progress=progress)
+    also = {} if records_file is None else {
+        "records_file": RecordsFileSink(records_file, run_dir / "records", ids)
+    }
+    outputs = write_outputs(run_dir, store, cfg.output, also)
+    records_written = outputs.pop("records_file", None)
+    tally = result.tally
     report = RunReport(
         run_dir=str(run_dir),
         counts=store.counts(),
@@ -253,20 +171,39 @@ def _run_locked(
         failed_now=tally.counts["failed"],
         filtered_now=tally.counts["filtered"],
         deferred_now=tally.counts["deferred"],
-        bad_inputs_now=bad_inputs,
+        bad_inputs_now=reg.bad if reg else 0,
         keyframes=tally.keyframes,
         total_cost_usd=store.spend()["cost_usd"],
         wall_s=time.perf_counter() - t0,
-        stop_reason=control.stop_reason() or pipeline.waiting,
-        bugs=control.bugs,
-        error_log=str(tally.error_log) if control.bugs else None,
-        last_fault=_fault_line(control.last_fault),
+        stop_reason=result.stop_reason,
+        bugs=result.bugs,
+        error_log=str(tally.error_log) if result.bugs else None,
+        last_fault=_fault_line(result.control.last_fault),
         damaged=tally.damaged,
         outputs=outputs,
         **_usage_since(store, *before),
     )
+    report.records_written = records_written
+    report.problems = _problems(store, ids)
     store.set_meta("last_run", report.to_json())
-    return report, ids
+    return report
+
+
+def _problems(store: RunStore, ids: Iterable[str]) -> list[dict[str, Any]]:
+    """The failed and filtered videos among this invocation's inputs, and the run's bad
+    inputs (what ``diffcap keyframes`` lists)."""
+    wanted = set(ids)
+    out = [
+        {k: v[k] for k in ("video_id", "source", "status", "reason", "error")}
+        for v in store.videos(["failed", "filtered"])
+        if v["video_id"] in wanted
+    ]
+    out += [
+        {"video_id": None, "source": b["source"], "status": "bad_input", "reason": b["reason"],
+         "error": b["error"]}
+        for b in store.bad_inputs()
+    ]  # fmt: skip
+    return out
 
 
 def _fault_line(row: VideoRow | None) -> str | None:

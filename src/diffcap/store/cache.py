@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from diffcap.errors import ConfigError
+from diffcap.redact import url_without_password
 from diffcap.store.requests import CachedResponse, check_entry
 
 if TYPE_CHECKING:
@@ -67,22 +68,7 @@ class RequestCacheStore(Protocol):
 def describe_cache_url(url: str | None) -> str:
     """Where a cache lives, safe to log and store: the URL without its password
     (``postgresql://u:pw@h:5432/db?password=x`` -> ``postgresql://u@h:5432/db``)."""
-    if not url:
-        return SQLITE
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        info, hosts = netloc.rsplit("@", 1)
-        user = info.split(":", 1)[0]
-        netloc = f"{user}@{hosts}" if user else hosts
-    query = urllib.parse.urlencode(
-        [
-            (k, v)
-            for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-            if k.lower() not in ("password", "passfile")
-        ]
-    )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return url_without_password(url) if url else SQLITE
 
 
 def cache_address(url: str) -> str:

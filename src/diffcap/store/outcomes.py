@@ -140,7 +140,7 @@ class VideoOutcomes:
             return cur.rowcount
 
     def commit_row(self, row: Any) -> str:
-        """Write a :class:`~diffcap.pipeline.rows.VideoRow`'s outcome; returns the status
+        """Write a :class:`~diffcap.engine.rows.VideoRow`'s outcome; returns the status
         stored (a deferred row stays ``pending``).
 
         A done row's record and status are written in one transaction; failed, filtered

@@ -18,14 +18,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict
+
 from diffcap._deps import require
+from diffcap.config import DPOConfig
 from diffcap.errors import ConfigError
 from diffcap.train.examples import DataOptions, TrainExample, load_examples
-from diffcap.train.model import LoraSettings
 from diffcap.train.sft import checkpointing_kwargs, trainer_args
 
 log = logging.getLogger(__name__)
@@ -48,38 +50,30 @@ class PairReport:
         )
 
 
-@dataclass(frozen=True)
-class DPOOptions:
+class DPOOptions(DPOConfig):
+    """What ``diffcap train-dpo`` was asked: the ``dpo`` config section
+    (:class:`~diffcap.config.DPOConfig`, every setting and default) plus the votes, the runs,
+    the model and the output folder."""
+
+    model_config = ConfigDict(frozen=True)
+
     votes: Path
     runs: tuple[str, ...]
     model: str
     out: Path
-    task: str = "fast"  # fast | summary
-    prompt_run: str | None = None
-    method: str = "lora"
-    epochs: float = 1.0
-    max_steps: int = -1
-    lr: float = 5e-6
-    beta: float = 0.1
-    batch_size: int = 1
-    grad_accum: int = 1
-    seed: int = 0
-    save_steps: int = 50
-    logging_steps: int = 10
-    merge: bool = False
-    lora: LoraSettings = field(default_factory=LoraSettings)
     progress: bool = True
 
     def settings(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The settings as train_metrics.json and the model card record them."""
+        d = self.model_dump()
         d.update(out=str(self.out), votes=str(self.votes), data=[str(self.votes), *self.runs])
+        d["max_steps"] = self.max_steps or -1  # -1: by epochs (as recorded before)
         return d
 
 
 def _summaries(runs: list[str]) -> dict[str, dict[str, str]]:
     """system name (as ``review`` names it) -> video id -> summary caption."""
-    from diffcap.export.records import open_records
-    from diffcap.web.data import system_names
+    from diffcap.export.records import open_records, system_names
 
     names = system_names([Path(r) for r in runs])
     out: dict[str, dict[str, str]] = {}
@@ -97,7 +91,7 @@ def preference_pairs(
 ) -> tuple[list[dict[str, Any]], PairReport]:
     """Rows for :class:`~diffcap.train.collate.DPOCollator`: the prompt example's row plus
     ``chosen`` and ``rejected`` (one per non-tie vote)."""
-    from diffcap.web.votes import VoteStore
+    from diffcap.store.votes import VoteStore
 
     if task not in ("fast", "summary"):
         raise ConfigError(f"--task {task}: choose fast or summary")

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from diffcap.config import TrainConfig
 from diffcap.errors import ConfigError
 from diffcap.export.base import ALL_TASKS, ExportOptions
 from diffcap.export.llava import IMAGE_TOKEN, ImageWriter, llava_items
@@ -85,11 +86,14 @@ class TrainExample:
         )
 
 
+_TRAIN = TrainConfig.model_fields  # one default each, on the train config section
+
+
 @dataclass(frozen=True)
 class DataOptions:
-    tasks: tuple[str, ...] = ALL_TASKS
+    tasks: tuple[str, ...] = _TRAIN["tasks"].default
     #: "auto": as the transformers backend captions (the preset's layout, else two images).
-    pair_layout: str = "auto"
+    pair_layout: str = _TRAIN["pair_layout"].default
     progress: bool = True
     #: Prompts for sources that do not carry their own (ShareGPT4Video JSONL) — and, when
     #: given, instead of a run's own.

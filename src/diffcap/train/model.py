@@ -12,12 +12,11 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from diffcap._deps import require
-from diffcap.config import ModelConfig
+from diffcap.config import LoraConfig, ModelConfig
 from diffcap.errors import ConfigError, ModelUnavailable, StorageError
 
 log = logging.getLogger(__name__)
@@ -25,13 +24,8 @@ log = logging.getLogger(__name__)
 __all__ = ["LoraSettings", "load_for_training", "lora_config", "save_result", "start_base"]
 
 
-@dataclass(frozen=True)
-class LoraSettings:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    #: "all-linear" (PEFT: every linear layer but the output head) or comma-separated names.
-    target_modules: str = "all-linear"
+#: The LoRA settings: the ``train.lora`` / ``dpo.lora`` config section.
+LoraSettings = LoraConfig
 
 
 def lora_config(s: LoraSettings) -> Any:

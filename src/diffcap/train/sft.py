@@ -16,53 +16,40 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ConfigDict
+
 from diffcap._deps import require
+from diffcap.config import TrainConfig
 from diffcap.errors import ConfigError
-from diffcap.export.base import ALL_TASKS
 from diffcap.train.examples import DataOptions, TrainExample, load_examples, split_examples
-from diffcap.train.model import LoraSettings
 
 log = logging.getLogger(__name__)
 
 __all__ = ["TrainOptions", "TrainResult", "train_sft"]
 
 
-@dataclass(frozen=True)
-class TrainOptions:
+class TrainOptions(TrainConfig):
+    """What ``diffcap train`` was asked: the ``train`` config section
+    (:class:`~diffcap.config.TrainConfig`, every setting and default) plus what to train on
+    and where."""
+
+    model_config = ConfigDict(frozen=True)
+
     data: tuple[str, ...]
     model: str
     out: Path
-    method: str = "lora"  # lora | full
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 wins over epochs
-    lr: float = 2e-4
-    batch_size: int = 1
-    grad_accum: int = 1
-    eval_fraction: float = 0.1
-    resume: bool = False
-    merge: bool = False
-    tasks: tuple[str, ...] = ALL_TASKS
-    pair_layout: str = "auto"
-    prompt_preset: str | None = None
-    templates: dict[str, str] = field(default_factory=dict)
-    clip_captions: Path | None = None
-    seed: int = 0
-    save_steps: int = 50
-    logging_steps: int = 10
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    quantize: str | None = None  # "4bit": QLoRA (CUDA + bitsandbytes)
-    bf16: bool = False
-    gradient_checkpointing: bool = False
     progress: bool = True
 
     def settings(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The settings as train_metrics.json and the model card record them."""
+        d = self.model_dump()
         d["out"], d["data"] = str(self.out), list(self.data)
         d["clip_captions"] = str(self.clip_captions) if self.clip_captions else None
+        d["max_steps"] = self.max_steps or -1  # -1: by epochs (as recorded before)
         return d
 
 
@@ -129,7 +116,7 @@ def trainer_args(config_cls: Any, opts: Any, **extra: Any) -> Any:
     return config_cls(
         output_dir=str(opts.out / "checkpoints"),
         num_train_epochs=opts.epochs,
-        max_steps=opts.max_steps if opts.max_steps > 0 else -1,
+        max_steps=opts.max_steps or -1,
         learning_rate=opts.lr,
         per_device_train_batch_size=opts.batch_size,
         gradient_accumulation_steps=opts.grad_accum,

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
+from diffcap.config import CaptionConfig, ModelConfig
 from diffcap.errors import ConfigError
 from diffcap.timeline import Caption, Keyframe, VideoRecord
 
@@ -22,23 +23,26 @@ __all__ = ["RunSettings", "detect", "read_items", "records_and_settings"]
 log = logging.getLogger(__name__)
 
 
+_CAPTION = CaptionConfig.model_fields  # the run config's defaults, defined once there
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """The settings of the run that made the records (defaults when there is no config)."""
 
-    prompt_preset: str = "diffcap"
+    prompt_preset: str = _CAPTION["prompt_preset"].default
     templates: dict[str, str] = field(default_factory=dict)
-    pair_layout: str = "auto"
-    fast_layout: str = "grid"
-    fast_max_frames: int = 30
-    fast_max_side: int = 2048
-    image_max_side: int = 1024
+    pair_layout: str = _CAPTION["pair_layout"].default
+    fast_layout: Literal["grid", "strip"] = _CAPTION["fast_layout"].default
+    fast_max_frames: int = _CAPTION["fast_max_frames"].default
+    fast_max_side: int = _CAPTION["fast_max_side"].default
+    image_max_side: int = ModelConfig.model_fields["image_max_side"].default
 
     @classmethod
     def from_config(cls, path: Path | None) -> RunSettings:
         if path is None or not path.is_file():
             return cls()
-        from diffcap.pipeline.configure import resolve_config
+        from diffcap.config.resolve import resolve_config
 
         cfg = resolve_config(None, str(path), {})
         cap = cfg.caption
@@ -52,13 +56,15 @@ class RunSettings:
             image_max_side=cfg.model.image_max_side,
         )
 
-    def resolve_pair_layout(self, requested: str, templates: Any) -> str:
+    def resolve_pair_layout(
+        self, requested: str, templates: Any
+    ) -> Literal["composite", "two_images"]:
         """As :func:`diffcap.captioning.slide.resolve_pair_layout` decides for the
         transformers backend (which takes several images): an explicit layout wins, then
         the run's, then the preset's, else two images."""
         for choice in (requested, self.pair_layout):
-            if choice != "auto":
-                return choice
+            if choice != "auto":  # both are checked config values: composite or two_images
+                return cast('Literal["composite", "two_images"]', choice)
         return (
             "composite"
             if getattr(templates, "pair_layout", None) == "composite"

@@ -16,10 +16,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from diffcap.store.votes import DEFAULT_DB, Vote, VoteStore
 from diffcap.web.data import Run, VideoEntry, load_run, load_runs, system_names
 from diffcap.web.report import write_report
 from diffcap.web.stats import PairStats, format_table, pair_stats, wilson_interval, write_chart
-from diffcap.web.votes import DEFAULT_DB, Vote, VoteStore
 
 # name -> module, for the names that need the web stack
 _LAZY = {

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.errors import ConfigError
+from diffcap.export.records import system_names
 from diffcap.fsutil import is_keyframe_path
 from diffcap.redact import Redactor
 from diffcap.web.records_file import check_records_file, read_jsonl, read_records
@@ -100,22 +101,6 @@ def load_runs(paths: Sequence[str | Path], media_roots: Sequence[str | Path] = (
     return [
         load_run(p, name=n, media_roots=media_roots) for p, n in zip(sources, names, strict=True)
     ]
-
-
-def system_names(paths: Sequence[Path]) -> list[str]:
-    """``run dir`` or ``file stem`` names; parents are prepended until the names differ."""
-    resolved = [p.resolve() for p in paths]
-
-    def name(p: Path, depth: int) -> str:
-        base = p.stem if p.suffix == ".jsonl" else p.name
-        parents = [q.name for q in list(p.parents)[:depth] if q.name]
-        return "/".join([*reversed(parents), base])
-
-    for depth in range(0, 8):
-        names = [name(p, depth) for p in resolved]
-        if len(set(names)) == len(names):
-            return names
-    return [f"{name(p, 0)}#{i + 1}" for i, p in enumerate(resolved)]
 
 
 def load_run(

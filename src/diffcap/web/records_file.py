@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.errors import ConfigError
-from diffcap.live.state import is_live_file, read_record
+from diffcap.io.livefile import is_live_file, read_record
 
 logger = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from diffcap.errors import ConfigError
+from diffcap.store.votes import CHOICES, VoteStore
 from diffcap.timeline import format_time
 from diffcap.web.data import Run, VideoEntry
 from diffcap.web.pages import page
 from diffcap.web.safety import PathRefused, contained_file
 from diffcap.web.server import App, error, html_response
-from diffcap.web.votes import CHOICES, VoteStore
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from diffcap._deps import require
-from diffcap.web.votes import Vote
+from diffcap.store.votes import Vote
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
