@@ -8,8 +8,9 @@ from __future__ import annotations
 import time
 
 from diffcap.models import ModelRequest, get_backend
+from diffcap.models.cached import CachedBackend
 from diffcap.models.identity import served_identity
-from diffcap.store import CachedBackend, RunStore
+from diffcap.store import RunStore
 
 VLLM = {"id": "tiny", "object": "model", "owned_by": "vllm", "root": "/weights/v1"}
 
