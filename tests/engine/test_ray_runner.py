@@ -269,15 +269,47 @@ def test_sqlite_request_cache_is_refused_across_hosts_not_across_local_nodes(tmp
 @pytest.mark.timeout(240)  # a pool whose actors die for good would hang Ray Data here
 def test_a_video_that_kills_its_ray_worker_every_time_does_not_stop_the_others(tmp_path):
     """The dying worker is restarted and its batch retried ``ray_max_retries`` times, then
-    dropped: that video stays pending (a rerun retries it), every other video is done."""
+    dropped; the video then runs alone until it has killed ``max_worker_deaths`` workers and
+    comes back failed (the poison-video limit); every other video is done."""
     from diffcap.engine.ray_executor import RayExecutor
     from diffcap.engine.rows import VideoRow
     from support.stages import CrashOn, run_rows
 
-    cfg = RunConfig.model_validate({"engine": {"engine": "ray", "ray_max_retries": 1}})
+    cfg = RunConfig.model_validate(
+        {"engine": {"engine": "ray", "ray_max_retries": 1, "max_worker_deaths": 3}}
+    )
     rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption=f"c{i}") for i in range(5)]
     rows[2].caption = "CRASH"
     with ray_cluster.local_ray():
         got = run_rows(RayExecutor, cfg, rows, [CrashOn(cfg, tmp_path)])
-    assert sorted(r.video_id for r in got) == ["v0", "v1", "v3", "v4"]  # v2: still pending
+    by_id = {r.video_id: r for r in got}
+    assert sorted(by_id) == ["v0", "v1", "v2", "v3", "v4"]  # each exactly once
+    poison = by_id.pop("v2")
+    assert (poison.status, poison.stage, poison.reason) == ("failed", "ray", "worker_crashed")
+    assert poison.error.startswith("killed 3 workers (WorkerCrashedError")
+    assert all(r.caption == f"c{r.video_id[1:]}:ok" for r in by_id.values())
+
+
+@pytest.mark.timeout(240)
+def test_a_stalled_dataset_is_left_by_the_watchdog_not_waited_on_forever(tmp_path, caplog):
+    """A video whose worker hangs: after ``engine.ray_stall_s`` without a row back the driver
+    leaves the dataset with a warning, the video runs alone for at most that long, then stays
+    pending; the others are done and the executor returns."""
+    import time
+
+    from diffcap.engine.ray_executor import RayExecutor
+    from diffcap.engine.rows import VideoRow
+    from support.stages import HangOn, run_rows
+
+    cfg = RunConfig.model_validate({"engine": {"engine": "ray", "ray_stall_s": 8}})
+    rows = [VideoRow(video_id=f"v{i}", source=f"s{i}", caption=f"c{i}") for i in range(4)]
+    rows[1].caption = "HANG"
+    with ray_cluster.local_ray():
+        t0 = time.monotonic()
+        got = run_rows(RayExecutor, cfg, rows, [HangOn(cfg, tmp_path)])
+        took = time.monotonic() - t0
+    assert sorted(r.video_id for r in got) == ["v0", "v2", "v3"]  # v1: still pending
     assert all(r.caption == f"c{r.video_id[1:]}:ok" for r in got)
+    assert "Ray returned no video for 8 s (engine.ray_stall_s)" in caplog.text
+    assert "v1 did not finish alone on Ray in 8 s" in caplog.text
+    assert took < 120

@@ -93,3 +93,25 @@ def test_the_cost_cap_is_hard_with_many_requests_in_flight(fault_server, tmp_pat
     assert paid <= 0.45, f"paid ${paid:.4f} over a $0.45 cap"
     assert len(fault_server.answered) == len(sent)
     store.close()
+
+
+def test_the_cost_cap_is_hard_for_a_batch(fault_server, tmp_path):
+    """``agenerate_batch`` reserves every request's estimate before it sends any: a batch that
+    could pass the cap is not sent at all (on a soft cap all eight were sent and paid ~$1.36
+    against $0.45); one that fits is sent and paid within the cap."""
+    store = RunStore.open(tmp_path / "run.sqlite")
+    backend = CachedBackend(
+        make(fault_server, concurrency=8, max_tokens=10), store, max_cost_usd=0.45
+    )
+    prompts = [f"request number {i} with a few more words" for i in range(8)]
+    with pytest.raises(BudgetExceeded, match="would pass the cap"):
+        asyncio.run(backend.agenerate_batch([req(p) for p in prompts]))
+    assert not fault_server.requests and store.spend()["cost_usd"] == 0
+    out = asyncio.run(backend.agenerate_batch([req(p) for p in prompts[:2]]))
+    assert len(out) == 2 and len(fault_server.answered) == 2
+    paid = store.spend()["cost_usd"]
+    assert 0 < paid <= 0.45, f"paid ${paid:.4f} over a $0.45 cap"
+    with pytest.raises(BudgetExceeded):  # a third answer would pass the cap: not sent
+        asyncio.run(backend.agenerate_batch([req(p) for p in prompts[2:4]]))
+    assert len(fault_server.requests) == 2 and store.spend()["cost_usd"] == paid
+    store.close()

@@ -198,3 +198,21 @@ def test_iter_videos_streams_in_order_while_rows_are_committed(store):
     assert failed_unseen and store.count(["pending"]) == n - len(failed_unseen) - len(
         [x for x in seen if int(x[1:]) % 3 == 0]
     )
+
+
+def test_worker_deaths_are_counted_until_the_video_has_an_outcome(store):
+    """The Ray poison-video count: added before a video runs alone, taken back when the try
+    was not a death, and cleared by any outcome (done, failed, filtered, deferred)."""
+    store.add_videos([VideoEntry(v, f"{v}.mp4") for v in "abcd"])
+    assert [store.add_worker_death("a") for _ in range(3)] == [1, 2, 3]
+    store.undo_worker_death("a")
+    assert store.add_worker_death("a") == 3
+    for v in "bcd":
+        store.add_worker_death(v)
+    store.complete("a", {"video_id": "a"})
+    store.fail("b", "ray", "worker_crashed", "killed 2 workers")
+    store.filter("c", "prepare", "too_short")
+    store.defer("d", "caption", "endpoint_down", "connection refused")
+    with store.transaction() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM worker_deaths").fetchone()[0] == 0
+    assert store.add_worker_death("b") == 1  # a --retry-failed starts the count again

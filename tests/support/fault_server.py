@@ -136,6 +136,8 @@ class FaultServer:
         self.context_limit: int | None = None
         #: List ``max_model_len`` (= context_limit) in ``GET /v1/models``, as vLLM does.
         self.advertise_context = False
+        #: Entries ``GET /v1/models`` lists (a callable is asked at each listing), if set.
+        self.models: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]] | None = None
         self.refused_context = 0
         self.usage: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self.requests: list[Received] = []
@@ -206,6 +208,7 @@ class FaultServer:
         self.reply = default_reply
         self.context_limit = None
         self.advertise_context = False
+        self.models = None
         self.refused_context = 0
         self.usage = None
 
@@ -295,6 +298,8 @@ class FaultServer:
             data = []
             if self.advertise_context and self.context_limit:
                 data = [{"id": "m", "object": "model", "max_model_len": self.context_limit}]
+            if self.models is not None:
+                data = self.models() if callable(self.models) else self.models
             await _write(writer, 200, {"status": "ok", "data": data})
             return True
         if not (method == "POST" and path.endswith("/chat/completions")):

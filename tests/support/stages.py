@@ -86,6 +86,21 @@ class CrashOn(CpuStage):
         return row
 
 
+class HangOn(CpuStage):
+    """A CPU stage that never finishes rows captioned "HANG" (a stuck decoder); other rows
+    get ":ok" appended."""
+
+    name = "hang_on"
+
+    def process_row(self, row: VideoRow) -> VideoRow:
+        import time
+
+        if row.caption == "HANG":
+            time.sleep(3600)
+        row.caption = f"{row.caption}:ok"
+        return row
+
+
 class NoSpend:
     """A store stand-in for ``RunControl`` when an executor runs rows without a run store."""
 

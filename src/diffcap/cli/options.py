@@ -90,6 +90,8 @@ KEYFRAMES_FIELDS = (
     "engine.workers",
     "engine.max_consecutive_faults",
     "engine.ray_max_retries",
+    "engine.max_worker_deaths",
+    "engine.ray_stall_s",
     "engine.ray_rows_per_block",
     "output",
 )

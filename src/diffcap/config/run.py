@@ -103,7 +103,21 @@ class EngineConfig(Section):
         ge=0,
         le=100,
         description="Ray: retries of a batch whose worker died (a lost node, a crash) "
-        "before its videos are left pending for the next run.",
+        "before its videos are tried alone (see engine.max_worker_deaths).",
+    )
+    max_worker_deaths: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="Ray: a video whose worker process died this many times while it ran "
+        "alone (a decoder crash, the OOM killer) is failed (--retry-failed retries it).",
+    )
+    ray_stall_s: float = Field(
+        1800.0,
+        gt=0,
+        le=7 * 86400,
+        description="Ray: seconds without a video coming back before the videos not back "
+        "are tried alone; also the limit for one video tried alone.",
     )
     ray_rows_per_block: int = Field(
         1,

@@ -10,7 +10,8 @@ The driver shows :class:`RunControl` every finished row (``observe``); executors
   (disk full, permission denied, 5xx after retries);
 - ``config``: a setting or install the whole run lacks (an unknown embedder, a missing
   package) surfaced in a worker;
-- ``terminated``: a SIGTERM came (see :mod:`diffcap.shutdown`).
+- ``terminated`` / ``interrupted``: a SIGTERM / the first Ctrl-C came (see
+  :mod:`diffcap.shutdown`).
 
 None of these marks a video failed: the videos stay pending and a plain rerun resumes.
 
@@ -26,7 +27,7 @@ from typing import Any
 
 from diffcap.config import EngineConfig
 from diffcap.engine.rows import VideoRow
-from diffcap.shutdown import stop_requested
+from diffcap.shutdown import stop_cause, stop_requested
 
 #: Seconds between re-reads of the run's total spend.
 SPEND_REFRESH_S = 1.0
@@ -63,7 +64,8 @@ class RunControl:
 
     def stop_reason(self) -> str | None:
         if self._stop in (None, "faults") and stop_requested():
-            self._stop = "terminated"  # the rows it deferred are not faults of the world
+            # the rows it deferred are not faults of the world
+            self._stop = stop_cause() or "terminated"
         if self._stop is None and self._budget_reached():
             self._stop = "budget"
         return self._stop

@@ -8,7 +8,8 @@ the run control (cost cap, endpoint breaker, SIGTERM), commits every row as it e
 returns what happened. Commands differ only in how they build the job and what they write
 from the store afterwards.
 
-    with storage_errors(run_dir), locked_store(run_dir, "run.sqlite", "my tool", engine) as store:
+    run = RunDir(run_dir)
+    with storage_errors(run_dir), locked_store(run_dir, run.db, "my tool", engine) as store:
         job = Job(stages, cfg, store=store, run_dir=run_dir)
         job.check()                       # pre-flight: a closed port fails here
         result = job.run(progress=True)
@@ -39,6 +40,7 @@ from diffcap.shutdown import graceful_sigterm
 from diffcap.store import RunStore
 from diffcap.store.db import damaged, damaged_store
 from diffcap.store.lock import RunLock
+from diffcap.store.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +48,15 @@ __all__ = ["Job", "JobResult", "Tally", "locked_store", "storage_errors"]
 
 
 @contextlib.contextmanager
-def storage_errors(run_dir: Path, db_name: str = "run.sqlite") -> Iterator[None]:
+def storage_errors(run_dir: Path, db: Path | None = None) -> Iterator[None]:
     """Disk full, read-only and permission errors of the run directory as one-line
-    :class:`StorageError` s (nothing is marked failed; rerun once fixed)."""
+    :class:`StorageError` s (nothing is marked failed; rerun once fixed); ``db``: its store
+    (the run's ``run.sqlite`` when None)."""
     try:
         yield
     except (OSError, sqlite3.DatabaseError) as exc:
         if damaged(exc):  # the run DB itself, found damaged mid-run: not a bug
-            raise damaged_store(run_dir / db_name, exc) from None
+            raise damaged_store(db or RunDir(run_dir).db, exc) from None
         if isinstance(exc, OSError) and exc.errno not in WORLD_ERRNOS:
             raise
         if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
@@ -68,14 +71,15 @@ def storage_errors(run_dir: Path, db_name: str = "run.sqlite") -> Iterator[None]
 
 @contextlib.contextmanager
 def locked_store(
-    run_dir: Path, db_name: str, owner: str, engine: EngineConfig | None = None
+    run_dir: Path, db: Path, owner: str, engine: EngineConfig | None = None
 ) -> Iterator[RunStore]:
-    """``run_dir`` created and locked (one writer per run directory) and its store open,
+    """``run_dir`` created and locked (one writer per run directory) and its store ``db``
+    open,
     for the whole block, with the request cache of ``engine`` (the run's SQLite, or the
     PostgreSQL of ``engine.cache_url``: where workers write answers, spend and replays)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir, owner):
-        store = RunStore.open(run_dir / db_name, engine=engine)
+        store = RunStore.open(db, engine=engine)
         try:
             yield store
         finally:
@@ -107,7 +111,7 @@ class Tally:
 
     @property
     def error_log(self) -> Path:
-        return self.run_dir / "logs" / "errors.log"
+        return RunDir(self.run_dir).errors_log
 
     def _log_bug(self, row: VideoRow) -> None:
         self.error_log.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,11 @@ flight (two batches per actor). Every actor calls ``stage.setup()`` once. Faults
 an actor that dies (its node lost, a decoder crash, the OOM killer) is restarted up to
 ``engine.ray_max_retries`` times and its batch retried as often; finished model calls
 replay from the request cache, so only calls in flight on the lost node are sent again.
-A batch that still fails is dropped from this invocation: its videos stay pending.
+A batch that still fails is dropped; a dataset that returns nothing for ``engine.ray_stall_s``
+is abandoned (a watchdog: Ray Data can wait forever on a dead actor). The videos that did not
+come back then run alone, one plain Ray task each (:mod:`~diffcap.engine.ray_alone`): a
+video that kills ``engine.max_worker_deaths`` workers alone is failed (the poison-video
+limit), never left pending forever.
 
 ``engine.ray_address`` joins an existing cluster (the run dir must be on storage every node
 sees); otherwise a local Ray starts with ``max(2, engine.workers)`` CPUs, bound to loopback
@@ -30,6 +34,7 @@ only (Ray's dashboard and job API are unauthenticated: diffcap never exposes the
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import logging
 import os
@@ -47,7 +52,8 @@ from diffcap._deps import require
 from diffcap.config import EngineConfig
 from diffcap.engine.control import RunControl
 from diffcap.engine.executor import Executor
-from diffcap.engine.ray_io import RowSpool, spool_source
+from diffcap.engine.ray_alone import AloneRunner
+from diffcap.engine.ray_io import BatchFeed, RowSpool, spool_source, spooled_rows
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import Resources, Stage, StageWorker
 from diffcap.errors import ConfigError, RunStopped
@@ -70,6 +76,7 @@ class StageActor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = [VideoRow.from_json(json.loads(s)) for s in batch["row"]]
+        _crash_hook(rows)
         try:
             out = self.worker.process(rows)
         except Exception as exc:  # as the local executor: the batch's rows carry the error
@@ -90,6 +97,17 @@ class StageActor:
         # At interpreter shutdown there is nothing left to report a failure to.
         with contextlib.suppress(Exception):
             self.worker.close()
+
+
+#: Tests only: a worker that gets a video whose file name matches this glob dies at once
+#: (``os._exit(1)``, as a decoder crash or the OOM killer ends it).
+CRASH_HOOK_ENV = "DIFFCAP_TEST_KILL_WORKER_ON"
+
+
+def _crash_hook(rows: list[VideoRow]) -> None:
+    pattern = os.environ.get(CRASH_HOOK_ENV)
+    if pattern and any(fnmatch.fnmatch(Path(r.source).name, pattern) for r in rows):
+        os._exit(1)
 
 
 def ensure_ray(engine: EngineConfig) -> Any:
@@ -266,16 +284,12 @@ class RayExecutor(Executor):
             sent = sum(n for _, n in files)
             if not sent:
                 return
-            got = self._stream(files, stages, on_row, control)
-        if got < sent and control.stop_reason() is None:
-            logger.warning(
-                "%d of %d videos did not come back from Ray (their workers kept dying, "
-                "%d tries each); they stay pending: rerun to retry them, and take a video "
-                "that crashes its worker every time out of the inputs",
-                sent - got,
-                sent,
-                1 + self.cfg.engine.ray_max_retries,
-            )
+            back = self._stream(files, stages, on_row, control)
+            if len(back) == sent or control.stop_reason() is not None:
+                return
+            lost = [r for r in spooled_rows(files) if r.video_id not in back]
+        ray = ensure_ray(self.cfg.engine)
+        AloneRunner(self.cfg.engine, control.store).run(ray, lost, stages, on_row, control)
 
     def plans(self, ray: Any, stages: Sequence[Stage]) -> list[PoolPlan]:
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
@@ -290,7 +304,8 @@ class RayExecutor(Executor):
         stages: Sequence[Stage],
         on_row: Callable[[VideoRow], Any],
         control: RunControl,
-    ) -> int:
+    ) -> set[str]:
+        """Run the spooled rows; the ids of the rows that came back."""
         ray = ensure_ray(self.cfg.engine)
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # our own bar below; Ray's bars fight with tqdm
@@ -300,22 +315,18 @@ class RayExecutor(Executor):
         ds = ray.data.read_datasource(spool_source(files, engine.ray_rows_per_block))
         for stage, plan in zip(stages, self.plans(ray, stages), strict=True):
             ds = _map_stage(ray, ds, stage, plan, engine)
-        got = 0
-        total = sum(n for _, n in files)
-        batches = ds.iter_batches(batch_size=None, batch_format="numpy")
-        bar = tqdm(total=total, desc="ray", unit="video", disable=not self.progress)
+        back: set[str] = set()
+        bar = tqdm(
+            total=sum(n for _, n in files), desc="ray", unit="video", disable=not self.progress
+        )
+        feed = BatchFeed(ds.iter_batches(batch_size=None, batch_format="numpy"))
         try:
-            for batch in batches:
-                for s in batch["row"]:
-                    bar.update()
-                    got += 1
-                    on_row(VideoRow.from_json(json.loads(s)))
-                if control.stop_reason() is not None:
-                    break  # rows not back yet stay pending in the store
+            for s in feed.rows(engine.ray_stall_s, control):
+                bar.update()
+                row = VideoRow.from_json(json.loads(s))
+                back.add(row.video_id)
+                on_row(row)
         finally:
             bar.close()
-            # Stop the dataset's execution now (on a stop, before the spool is removed),
-            # not whenever the iterator is collected.
-            with contextlib.suppress(Exception):
-                batches.close()
-        return got
+            feed.close()
+        return back

@@ -10,20 +10,31 @@ storage every node sees, as the keyframes already require.
     with RowSpool(run_dir) as spool:
         files = spool.write(rows)                 # [(path, n_rows), ...]
         ds = ray.data.read_datasource(SpoolSource(files, rows_per_block=1))
+
+The rows come back through a :class:`BatchFeed`: Ray Data's iterator read on a thread, so the
+driver waits on it with a watchdog (``engine.ray_stall_s``) and never blocks for good.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
+import queue
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from diffcap.engine.control import RunControl
 from diffcap.engine.rows import VideoRow
 from diffcap.store.rundir import RunDir
+
+logger = logging.getLogger(__name__)
 
 #: Rows per spool file (one Ray read task each).
 SPOOL_ROWS = 10_000
@@ -111,4 +122,97 @@ def spool_source(files: list[tuple[str, int]], rows_per_block: int) -> Any:
     return SpoolSource()  # type: ignore[no-untyped-call]  # ray is untyped here
 
 
-__all__ = ["SPOOL_ROWS", "RowSpool", "read_spool", "spool_source"]
+class BatchFeed:
+    """Ray Data's batches read on a thread, handed over a small queue, so the driver never
+    blocks on the dataset for good (see :meth:`rows`). Rows are committed on the caller's
+    thread (the run store's connection lives there)."""
+
+    _END = object()
+
+    def __init__(self, batches: Any) -> None:
+        self.batches = batches
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=4)  # bounded: backpressure
+        self.stopped = threading.Event()
+        self.stalled = False
+        self.thread = threading.Thread(target=self._pump, name="ray-feed", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        try:
+            for batch in self.batches:
+                if not self._put(batch["row"]):
+                    return
+        except BaseException as exc:  # handed to the driver, raised there
+            self._put(exc)
+        else:
+            self._put(self._END)
+        finally:
+            # Closed by this thread, between batches (a generator cannot be closed while
+            # another thread runs it): the dataset's execution stops now, not when collected.
+            with contextlib.suppress(Exception):
+                self.batches.close()
+
+    def _put(self, item: Any) -> bool:
+        while not self.stopped.is_set():
+            try:
+                self.queue.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def rows(self, stall_s: float, control: RunControl) -> Iterator[str]:
+        """The rows' JSON as they come back; ends when the dataset ends, on a stop, or when
+        nothing came back for ``stall_s`` seconds (a warning: the watchdog)."""
+        last = time.monotonic()
+        while control.stop_reason() is None:
+            try:
+                item = self.queue.get(timeout=min(1.0, stall_s))
+            except queue.Empty:
+                if time.monotonic() - last >= stall_s:
+                    logger.warning(
+                        "Ray returned no video for %g s (engine.ray_stall_s): leaving this "
+                        "dataset; the videos not back are tried alone",
+                        stall_s,
+                    )
+                    self.stalled = True
+                    return
+                continue
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            last = time.monotonic()
+            yield from item
+        yield from self._drain()  # rows already back on a stop are committed; the others
+        # stay pending in the store
+
+    def _drain(self) -> Iterator[str]:
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is self._END or isinstance(item, BaseException):
+                return
+            yield from item
+
+    def close(self, wait_s: float = 30.0) -> None:
+        """Stop reading; the reading thread closes the dataset after the batch it waits for
+        (awaited up to ``wait_s``, as the spool is removed next). A stalled dataset is left
+        to ``ray.shutdown``."""
+        self.stopped.set()
+        self.thread.join(timeout=0.0 if self.stalled else wait_s)
+        if self.thread.is_alive():
+            logger.info("Ray Data did not stop in %g s; it ends with Ray", wait_s)
+
+
+def spooled_rows(files: list[tuple[str, int]]) -> Iterator[VideoRow]:
+    """The rows written to spool files, read back one at a time."""
+    for path, _ in files:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                yield VideoRow.from_json(json.loads(line))
+
+
+__all__ = ["SPOOL_ROWS", "BatchFeed", "RowSpool", "read_spool", "spool_source", "spooled_rows"]

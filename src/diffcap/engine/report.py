@@ -61,8 +61,8 @@ class RunReport:
             return EXIT_CODES["budget"]
         if self.stop_reason == "config":
             return EXIT_CODES["usage"]
-        if self.stop_reason == "terminated":
-            return EXIT_CODES["terminated"]
+        if self.stop_reason in ("terminated", "interrupted"):
+            return EXIT_CODES[self.stop_reason]
         c = self.counts
         if self.stop_reason or self.deferred_now or c.get("pending", 0):
             return EXIT_CODES["stopped"]
@@ -126,6 +126,8 @@ class RunReport:
             out.append("stopped: a setting or an install is missing (see below); fix it, rerun")
         elif self.stop_reason == "terminated":
             out.append("stopped by SIGTERM after the answers in flight; rerun to resume")
+        elif self.stop_reason == "interrupted":
+            out.append("stopped by Ctrl-C after the answers in flight; rerun to resume")
         elif self.stop_reason == "dedup_waits":
             out.append("de-dup waits until every candidate has a short caption: rerun")
         if self.last_fault and (self.stop_reason or self.deferred_now):

@@ -24,7 +24,7 @@ RowStatus = Literal["pending", "done", "failed", "filtered", "deferred"]
 
 #: Reasons of deferred rows that stop the run at once (see ``fault_kind``: ``fatal``).
 FATAL_REASONS = frozenset({"config", "missing_dependency", "template"})
-NOT_WORLD_FAULTS = FATAL_REASONS | {"budget", "internal_error", "terminated"}
+NOT_WORLD_FAULTS = FATAL_REASONS | {"budget", "internal_error", "terminated", "interrupted"}
 
 
 @dataclass

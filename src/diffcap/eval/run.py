@@ -35,7 +35,6 @@ from diffcap.eval.inputs import INPUT_MODES, VideoIndex
 from diffcap.eval.outputs import write_outputs
 from diffcap.eval.registry import get_benchmark
 from diffcap.eval.stages import (
-    EVAL_DB,
     EvalAnswerStage,
     EvalInputStage,
     EvalJob,
@@ -43,6 +42,7 @@ from diffcap.eval.stages import (
 )
 from diffcap.models.identity import model_fingerprint
 from diffcap.store import RunStore, VideoEntry
+from diffcap.store.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -142,8 +142,8 @@ def run_eval(spec: EvalSpec, cfg: RunConfig, *, progress: bool = True) -> EvalRe
     if spec.limit is not None:
         items = items[: spec.limit]
     with (
-        storage_errors(spec.out, EVAL_DB),
-        locked_store(spec.out, EVAL_DB, "diffcap eval", cfg.engine) as store,
+        storage_errors(spec.out, RunDir(spec.out).eval_db),
+        locked_store(spec.out, RunDir(spec.out).eval_db, "diffcap eval", cfg.engine) as store,
     ):
         return _run_locked(store, bench, spec, cfg, items, mode, progress, t0)
 

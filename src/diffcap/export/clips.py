@@ -34,6 +34,7 @@ from diffcap.export.base import ExportOptions, ExportResult
 from diffcap.export.records import RecordSource
 from diffcap.fsutil import atomic_open
 from diffcap.stages.model import ModelStage
+from diffcap.store.rundir import RunDir
 from diffcap.timeline import Usage, VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def write_clips(source: RecordSource, out: Path, opts: ExportOptions) -> ExportR
     """Clip captions of every record, through the pipeline's executor and stage contract;
     one video's failure never stops the export, a dead endpoint stops it (nothing written)."""
     result = ExportResult("clips", out)
-    cached = source.run_dir is not None and (source.run_dir / "run.sqlite").is_file()
+    cached = source.run_dir is not None and RunDir(source.run_dir).has_store()
     cfg = RunConfig(
         model=opts.model or ModelConfig(),
         caption=CaptionConfig(prompt_preset=opts.prompt_preset, templates=dict(opts.templates)),
@@ -184,7 +185,7 @@ def _bound_cache(run_dir: Path | None) -> str | None:
     from diffcap.store import RunStore
     from diffcap.store.cache import SQLITE
 
-    store = RunStore.open_readonly(Path(str(run_dir)) / "run.sqlite")
+    store = RunStore.open_readonly(RunDir(str(run_dir)))
     try:
         bound = store.get_meta("request_cache")
     finally:

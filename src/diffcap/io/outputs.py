@@ -24,13 +24,14 @@ from diffcap.fsutil import atomic_open
 from diffcap.io.sinks import ParquetSink, ShardSink, Sink, feed
 from diffcap.redact import redact_data
 from diffcap.store.db import RunStore
+from diffcap.store.rundir import RunDir
 from diffcap.timeline import VideoRecord
 
 log = logging.getLogger(__name__)
 
 
 def store_path(run_dir: str | Path) -> Path:
-    return Path(run_dir) / "run.sqlite"
+    return RunDir(run_dir).db
 
 
 def open_run(run_dir: str | Path) -> RunStore:
@@ -56,9 +57,10 @@ def iter_records(run_dir: str | Path, *, as_dict: bool = False) -> Iterator[Any]
 
 def run_sinks(run_dir: Path, cfg: OutputConfig) -> dict[str, Sink]:
     """The record sinks of a run directory (``output.*``): shards, and Parquet when set."""
-    sinks: dict[str, Sink] = {"shards": ShardSink(run_dir / "records", cfg.shard_size)}
+    run = RunDir(run_dir)
+    sinks: dict[str, Sink] = {"shards": ShardSink(run.records, cfg.shard_size)}
     if cfg.parquet:
-        sinks["parquet"] = ParquetSink(run_dir / "records.parquet")
+        sinks["parquet"] = ParquetSink(run.parquet)
     return sinks
 
 
@@ -75,8 +77,8 @@ def write_outputs(
     extra = dict(also or {})
     fed = feed(store.iter_records(), {**run_sinks(run_dir, cfg), **extra})
     written = {k: v for k, v in fed.items() if k not in extra}
-    written["failures"] = _write_jsonl(run_dir / "failures.jsonl", _failures(store))
-    written["filtered"] = _write_jsonl(run_dir / "filtered.jsonl", _filtered(store))
+    written["failures"] = _write_jsonl(RunDir(run_dir).failures, _failures(store))
+    written["filtered"] = _write_jsonl(RunDir(run_dir).filtered, _filtered(store))
     if cfg.uri:
         from diffcap.io.publish import publish_outputs
         from diffcap.store.cache import ensure_run_id

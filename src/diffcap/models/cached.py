@@ -6,7 +6,8 @@ Before calling the inner backend it looks the request up by
 paying for them again. An optional cost cap stops *new* requests (replays stay free); it
 is kept hard by reserving each request's estimated cost before it is sent (see
 :meth:`CachedBackend.estimate`). The key holds the model's identity (a local model folder's
-fingerprint, :mod:`diffcap.models.identity`): retrained weights never replay old answers.
+fingerprint; the identity a server lists for the model it serves, :mod:`diffcap.models.identity`):
+retrained or swapped weights never replay old answers.
 Answers are redacted (:mod:`diffcap.redact`) before they are stored or returned, and their
 usage figures checked (a negative or non-finite cost is a server fault, never spend).
 
@@ -27,7 +28,7 @@ from diffcap.errors import BudgetExceeded, RequestFailed, RunStopped
 from diffcap.models.base import Backend, ModelRequest, ModelResponse
 from diffcap.models.identity import model_fingerprint
 from diffcap.redact import Redactor, register_secret, register_url_secrets
-from diffcap.shutdown import stop_requested
+from diffcap.shutdown import request_in_flight, stop_cause, stop_requested
 from diffcap.store.cache import RequestCacheStore
 from diffcap.store.requests import CachedResponse
 from diffcap.timeline import Usage
@@ -77,7 +78,9 @@ class CachedBackend(Backend):
         """The request's cache key: backend, request and the model's identity."""
         model = request.model or self.model
         if model not in self._identities:
-            self._identities[model] = model_fingerprint(model)
+            served = getattr(self.inner, "served_identity", None)
+            parts = [model_fingerprint(model), served(model) if served else None]
+            self._identities[model] = "+".join(p for p in parts if p) or None
         return request.cache_key(self.inner.name, self._identities[model])
 
     @property
@@ -140,6 +143,18 @@ class CachedBackend(Backend):
         self._reserved += estimate
         return estimate
 
+    def _reserve_all(self, requests: list[ModelRequest]) -> float:
+        """Reserve every request of a batch before any is sent; when one would pass the cap,
+        none is reserved (the batch is sent whole or not at all) and BudgetExceeded raised."""
+        total = 0.0
+        try:
+            for request in requests:
+                total += self._reserve(request)
+        except BudgetExceeded:
+            self._reserved -= total
+            raise
+        return total
+
     def __getattr__(self, item: str) -> Any:
         # Backend-specific helpers (e.g. a processor for token counting) pass through.
         if item in {"inner", "store"}:
@@ -178,14 +193,19 @@ class CachedBackend(Backend):
                 del flights[key]
             mine.set_result(None)
 
+    @staticmethod
+    def _refuse_when_stopping() -> None:
+        if stop_requested():  # SIGTERM, Ctrl-C: answers in flight finish, nothing new is sent
+            cause = stop_cause() or "terminated"
+            by = "Ctrl-C" if cause == "interrupted" else "SIGTERM"
+            raise RunStopped(cause, f"stopped by {by} before this request was sent", hint="rerun")
+
     async def _send(self, key: str, request: ModelRequest) -> ModelResponse:
-        if stop_requested():  # SIGTERM: answers in flight finish, nothing new is sent
-            raise RunStopped(
-                "terminated", "stopped by SIGTERM before this request was sent", hint="rerun"
-            )
+        self._refuse_when_stopping()
         reserved = self._reserve(request)
         try:
-            response = await self.inner.agenerate(request)
+            with request_in_flight():
+                response = await self.inner.agenerate(request)
         finally:
             self._reserved -= reserved
         return self._remember(key, response)
@@ -240,12 +260,14 @@ class CachedBackend(Backend):
             out.append(self._replay(hit) if hit is not None else None)
         misses = [i for i, r in enumerate(out) if r is None]
         if misses:
-            if self.budget_exhausted:
-                raise BudgetExceeded(
-                    f"estimated cost reached the cap of ${self.max_cost_usd:.4f}",
-                    hint="rerun the same command with a higher --max-cost-usd to go on",
-                )
-            fresh = await self.inner.agenerate_batch([reqs[i] for i in misses])
+            self._refuse_when_stopping()
+            batch = [reqs[i] for i in misses]
+            reserved = self._reserve_all(batch)  # the cap stays hard: all or none is sent
+            try:
+                with request_in_flight(len(batch)):
+                    fresh = await self.inner.agenerate_batch(batch)
+            finally:
+                self._reserved -= reserved
             for i, resp in zip(misses, fresh, strict=True):
                 out[i] = self._remember(keys[i], resp)
         return [r for r in out if r is not None]

@@ -1,4 +1,5 @@
-"""A model's identity beyond its name: a fingerprint of a local model folder's files.
+"""A model's identity beyond its name: a fingerprint of a local model folder's files, and the
+identity a server gives the model it serves.
 
 A model named by a folder path (``--model runs/sft/model``, or ``transformers serve`` of that
 folder) keeps its name when it is retrained into the same folder. The request cache key and
@@ -9,15 +10,31 @@ Cheap by design (it runs once per worker and model): small files (config, tokeni
 template: up to :data:`HASHED_MAX_BYTES`) are hashed whole; larger ones (weights) count by
 name, size and modification time, never read.
 
+A server can serve another model under the same name (vLLM restarted on new weights with
+the same ``--served-model-name``, an Ollama tag pulled again): :func:`served_identity` hashes
+what ``GET /models`` says of the served model (``root``, ``parent``, ``created``, ``revision``),
+so those answers are not replayed either. A ``created`` that is the time of the listing itself
+(vLLM, SGLang and llama.cpp stamp each listing) says nothing and is left out, as are labels that
+name no weights (``owned_by``, ``max_model_len``, a load ``status``).
+
     model_fingerprint("runs/sft/model")    # 'a3f1...' (16 hex digits)
     model_fingerprint("gpt-4o-mini")       # None: not a local path, the name is the identity
+    served_identity("http://127.0.0.1:8000/v1", "my-vlm", key)   # '9c0e...' or None
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
+import time
+import urllib.request
+from email.utils import parsedate_to_datetime
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: Files up to this size are hashed whole; larger ones by size and modification time.
 HASHED_MAX_BYTES = 1 << 20
@@ -75,4 +92,61 @@ def model_identities(*names: str | None) -> dict[str, str]:
     return out
 
 
-__all__ = ["HASHED_MAX_BYTES", "model_fingerprint", "model_identities"]
+#: What a ``GET /models`` entry says of the weights behind a name (see the module docstring).
+SERVED_FIELDS = ("root", "parent", "created", "revision")
+#: A ``created`` this close to the listing's own time (seconds) is the listing's time.
+LISTING_TIME_S = 5.0
+
+
+def served_identity(
+    api_base: str, model: str, key: str | None, timeout_s: float = 3.0
+) -> str | None:
+    """16 hex digits from what the server at ``api_base`` lists for ``model`` in ``GET
+    /models``; None when it lists nothing for it (or nothing that names weights)."""
+    listing = _listing(api_base, key, timeout_s)
+    if listing is None:
+        return None
+    entries, server_time = listing
+    entry = next((e for e in entries if isinstance(e, dict) and e.get("id") == model), None)
+    if entry is None:
+        return None
+    fields = {k: entry[k] for k in SERVED_FIELDS if entry.get(k) not in (None, "", 0)}
+    created = fields.get("created")
+    if isinstance(created, int | float) and abs(created - server_time) <= LISTING_TIME_S:
+        del fields["created"]  # stamped when listed: the same weights list anew each time
+    if not fields:
+        return None
+    text = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _listing(api_base: str, key: str | None, timeout_s: float) -> tuple[list[Any], float] | None:
+    """The entries of ``GET {api_base}/models`` and the server's time (its ``Date``
+    header, else ours); None when it cannot be read (tried twice)."""
+    url = api_base.rstrip("/") + "/models"
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {key or 'none'}"})
+    for attempt in (1, 2):
+        try:
+            with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+                data = json.loads(resp.read(2_000_000))
+                date = resp.headers.get("Date")
+            break
+        except (OSError, ValueError) as exc:
+            log.debug("GET %s (try %d): %s", url, attempt, exc)
+    else:
+        return None
+    try:
+        server_time = parsedate_to_datetime(date).timestamp() if date else time.time()
+    except (TypeError, ValueError):
+        server_time = time.time()
+    entries = data.get("data") if isinstance(data, dict) else None
+    return (entries if isinstance(entries, list) else []), server_time
+
+
+__all__ = [
+    "HASHED_MAX_BYTES",
+    "SERVED_FIELDS",
+    "model_fingerprint",
+    "model_identities",
+    "served_identity",
+]

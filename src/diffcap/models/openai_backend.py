@@ -47,6 +47,7 @@ from diffcap.models.context import (
     server_context,
 )
 from diffcap.models.health import EndpointHealth
+from diffcap.models.identity import served_identity
 from diffcap.models.openai_wire import (
     check_url_credentials,
     content_text,
@@ -175,6 +176,11 @@ class OpenAIBackend(Backend):
                 found = context_of_folder(folder)
             self._context = found
         return self._context
+
+    def served_identity(self, model: str) -> str | None:
+        """What the server lists for ``model`` (``GET /models``: root, created, revision),
+        hashed; part of the request cache key (:mod:`diffcap.models.identity`)."""
+        return served_identity(self.api_base, model, self._key) if self.api_base else None
 
     def token_counter(self) -> TokenCounter | None:
         if "_counter" not in self.__dict__:

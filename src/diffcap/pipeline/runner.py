@@ -42,6 +42,7 @@ from diffcap.stages.registry import build_stages, stage_names
 from diffcap.store import RunStore, VideoEntry
 from diffcap.store.cache import ensure_run_id
 from diffcap.store.db import STATUSES
+from diffcap.store.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def run_dataset(
     with (
         storage_errors(run_dir),
         new_dir,
-        locked_store(run_dir, "run.sqlite", f"diffcap {command}", cfg.engine) as store,
+        locked_store(run_dir, RunDir(run_dir).db, f"diffcap {command}", cfg.engine) as store,
     ):
         job = Job(stages, cfg, store=store, run_dir=run_dir)
         return _run_locked(job, inputs, retry_failed, progress, t0, new_dir, records_file)
@@ -159,7 +160,7 @@ def _run_locked(
     before = (store.spend(), store.replays())
     result = job.run(progress=progress)
     also = {} if records_file is None else {
-        "records_file": RecordsFileSink(records_file, run_dir / "records", ids)
+        "records_file": RecordsFileSink(records_file, RunDir(run_dir).records, ids)
     }
     outputs = write_outputs(run_dir, store, cfg.output, also)
     records_written = outputs.pop("records_file", None)
@@ -242,7 +243,7 @@ def _remember_config(store: RunStore, run_dir: Path, cfg: RunConfig) -> None:
             ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""),
         )
     store.set_meta("config", current)
-    save_config(cfg, run_dir / "config.yaml")
+    save_config(cfg, RunDir(run_dir).config)
 
 
 def config_changes(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -200,6 +200,15 @@ class RunStore:
     def commit_row(self, row: RowOutcome) -> str:
         return self.outcomes.commit_row(row)
 
+    def add_worker_death(self, video_id: str) -> int:
+        return self.outcomes.add_worker_death(video_id)
+
+    def undo_worker_death(self, video_id: str) -> None:
+        self.outcomes.undo_worker_death(video_id)
+
+    def clear_worker_deaths(self, video_id: str) -> None:
+        self.outcomes.clear_worker_deaths(video_id)
+
     def iter_records(self, batch: int = 500) -> Iterator[dict[str, Any]]:
         return self.records.iter(batch)
 

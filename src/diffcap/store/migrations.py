@@ -89,6 +89,16 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX videos_source ON videos(source);
         """,
     ),
+    (
+        5,
+        "Ray worker deaths per video, counted before a video runs alone (poison-video limit)",
+        """
+        CREATE TABLE worker_deaths (
+            video_id TEXT PRIMARY KEY REFERENCES videos(video_id),
+            deaths   INTEGER NOT NULL
+        );
+        """,
+    ),
 ]
 
 

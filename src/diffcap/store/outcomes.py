@@ -10,6 +10,7 @@ A part of :class:`~diffcap.store.db.RunStore` (``store.outcomes``).
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from typing import Any, Protocol
 
@@ -80,6 +81,7 @@ class Outcomes:
                 " caption = COALESCE(?, caption), damaged = ?, updated_at = ? WHERE video_id = ?",
                 (duration, caption, damaged, now, video_id),
             )
+            _clear_deaths(conn, video_id)
 
     def fail(self, video_id: str, stage: str, reason: str, error: str) -> None:
         with self._db.transaction() as conn:
@@ -88,6 +90,7 @@ class Outcomes:
                 " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
                 (stage, reason, redact(error), time.time(), video_id),
             )
+            _clear_deaths(conn, video_id)
 
     def filter(
         self,
@@ -106,6 +109,7 @@ class Outcomes:
                 " duplicate_of = ?, similarity = ?, updated_at = ? WHERE video_id = ?",
                 (stage, reason, error, duplicate_of, similarity, time.time(), video_id),
             )
+            _clear_deaths(conn, video_id)
 
     def defer(self, video_id: str, stage: str, reason: str, error: str) -> None:
         """Leave the video pending, noting why this attempt stopped (a transient fault, the
@@ -116,6 +120,33 @@ class Outcomes:
                 " attempts = attempts + 1, updated_at = ? WHERE video_id = ?",
                 (stage, reason, redact(error), time.time(), video_id),
             )
+            _clear_deaths(conn, video_id)
+
+    def add_worker_death(self, video_id: str) -> int:
+        """Count a worker death for the video *before* it runs alone on Ray (cleared by its
+        outcome, so a death that is never answered stays counted); returns the count."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO worker_deaths (video_id, deaths) VALUES (?, 1)"
+                " ON CONFLICT(video_id) DO UPDATE SET deaths = deaths + 1",
+                (video_id,),
+            )
+            row = conn.execute(
+                "SELECT deaths FROM worker_deaths WHERE video_id = ?", (video_id,)
+            ).fetchone()
+        return int(row[0])
+
+    def undo_worker_death(self, video_id: str) -> None:
+        """Take back the last count (the video was not lost to a dying worker)."""
+        with self._db.transaction() as conn:
+            conn.execute(
+                "UPDATE worker_deaths SET deaths = deaths - 1 WHERE video_id = ?", (video_id,)
+            )
+            conn.execute("DELETE FROM worker_deaths WHERE deaths <= 0")
+
+    def clear_worker_deaths(self, video_id: str) -> None:
+        with self._db.transaction() as conn:
+            _clear_deaths(conn, video_id)
 
     def reset_done(self) -> int:
         """Move done videos back to pending (their stage list grew); records stay until
@@ -166,6 +197,10 @@ class Outcomes:
         if row.status == "deferred":
             self.defer(vid, row.stage or "", row.reason or "deferred", row.error or "")
         return "pending"
+
+
+def _clear_deaths(conn: sqlite3.Connection, video_id: str) -> None:
+    conn.execute("DELETE FROM worker_deaths WHERE video_id = ?", (video_id,))
 
 
 __all__ = ["Outcomes", "RowOutcome"]
