@@ -21,7 +21,7 @@ from diffcap.cli.options import config_from_params, model_options
 from diffcap.export.base import ALL_TASKS, FORMATS, LLAVA_TASKS
 
 
-def _tasks(value: str) -> tuple[str, ...]:
+def parse_tasks(value: str) -> tuple[str, ...]:
     tasks = tuple(t.strip() for t in value.split(",") if t.strip())
     bad = [t for t in tasks if t not in ALL_TASKS]
     if bad or not tasks:
@@ -112,7 +112,7 @@ def export(ctx: click.Context, source: Path, fmt: str, out: Path, **options: Any
     opts = ExportOptions(
         absolute_paths=options["absolute_paths"],
         progress=not quiet,
-        tasks=_tasks(options["tasks"]),
+        tasks=parse_tasks(options["tasks"]),
         prompt_preset=cfg.caption.prompt_preset,
         templates=dict(cfg.caption.templates),
         pair_layout=options["pair_layout"],

@@ -234,7 +234,7 @@ def config_from_params(params: dict[str, Any], *, saved: Path | None = None) -> 
         flags[f"{section}.{key}"] = list(value) if isinstance(value, tuple) else value
     overrides.update(flags)  # explicit flags win over --set
     _api_key_sources(params, overrides)
-    templates = _templates(params.pop("templates", ()) or ())
+    templates = parse_templates(params.pop("templates", ()) or ())
     if templates:
         overrides["caption.templates"] = {**overrides.get("caption.templates", {}), **templates}
     cfg = resolve_config(
@@ -265,7 +265,7 @@ def _api_key_sources(params: dict[str, Any], overrides: dict[str, Any]) -> None:
         )
 
 
-def _templates(items: Sequence[str]) -> dict[str, str]:
+def parse_templates(items: Sequence[str]) -> dict[str, str]:
     out = {}
     for item in items:
         name, sep, path = item.partition("=")

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from diffcap.cli.export import _tasks
+from diffcap.cli.export import parse_tasks
 from diffcap.cli.options import stack_options
 from diffcap.export.base import ALL_TASKS
 
@@ -117,7 +117,7 @@ def _lora(o: dict[str, Any]) -> Any:
 def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
     """Fine-tune a vision-language model on diffcap captions (DATA: run directories,
     exports, or ShareGPT4Video-style JSONL)."""
-    from diffcap.cli.options import _templates as parse_templates
+    from diffcap.cli.options import parse_templates
     from diffcap.train.sft import TrainOptions, train_sft
 
     quiet = bool((ctx.obj or {}).get("quiet"))
@@ -125,7 +125,7 @@ def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
     opts = TrainOptions(
         data=tuple(str(d) for d in data),
         lora=_lora(o),
-        tasks=_tasks(o.pop("tasks")),
+        tasks=parse_tasks(o.pop("tasks")),
         templates=parse_templates(o.pop("templates")),
         max_steps=o.pop("max_steps") or -1,
         progress=not quiet,

@@ -115,11 +115,11 @@ class EvalAnswerStage(_EvalStage):
 
     @property
     def resources(self) -> Resources:
-        from diffcap.stages.builtin import _gpus
+        from diffcap.stages.builtin import gpu_request
 
         # An in-process model on CUDA takes a GPU (on "auto" wants one), as the caption
         # stage's does.
-        gpus, wants = _gpus(self.cfg) if self.job.model is not None else (0.0, False)
+        gpus, wants = gpu_request(self.cfg) if self.job.model is not None else (0.0, False)
         return Resources(cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency, wants_gpu=wants)
 
     def _configs(self) -> list[ModelConfig]:

@@ -175,7 +175,7 @@ class ModelStage(Stage):
 
     @property
     def resources(self) -> Resources:
-        gpus, wants = _gpus(self.cfg)
+        gpus, wants = gpu_request(self.cfg)
         return Resources(cpus=0, gpus=gpus, concurrency=self.cfg.model.concurrency, wants_gpu=wants)
 
     #: The run's id in a shared PostgreSQL cache, found on the driver by ``check()`` and
@@ -299,7 +299,7 @@ def _warn_if_cap_counts_nothing(backend: Any, cfg: Any) -> None:
         )
 
 
-def _gpus(cfg: Any) -> tuple[float, bool]:
+def gpu_request(cfg: Any) -> tuple[float, bool]:
     """(GPUs, wants a GPU): an in-process model on CUDA takes a GPU, one on ``auto`` wants
     one where there is one; servers and CPU models take none."""
     from diffcap.models.registry import resolve_backend_name
