@@ -25,7 +25,6 @@ from diffcap.captioning.calls import Caller, Span, generation_options
 from diffcap.captioning.tree import summarize_tree
 from diffcap.config import ModelConfig
 from diffcap.errors import ConfigError, DiffcapError
-from diffcap.io.livefile import is_live_file, read_record
 from diffcap.models.base import Backend
 from diffcap.timeline import Caption, Usage, VideoRecord
 
@@ -55,6 +54,8 @@ def _caller(
 def load_record(records: str | os.PathLike[str], video_id: str | None = None) -> VideoRecord:
     """The record of ``video_id`` from a records JSONL file (the only one when None); a live
     records file (``caption --live``) is one record."""
+    from diffcap.io.livefile import is_live_file, read_record  # lazy: start-up
+
     if is_live_file(Path(records)):
         return VideoRecord.from_json(read_record(Path(records)))
     found, ids = None, []

