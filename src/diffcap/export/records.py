@@ -21,6 +21,7 @@ from pathlib import Path
 
 from diffcap.errors import ConfigError, DiffcapError, VideoError, VideoNotFound
 from diffcap.fsutil import is_keyframe_path
+from diffcap.pipeline import iter_records
 from diffcap.timeline import VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -90,8 +91,6 @@ def _run_records(run_dir: Path) -> Iterator[VideoRecord]:
     """The run's records: from its database through the pipeline's reader when there is
     one, else from the record shards (a copied run directory without run.sqlite)."""
     if (run_dir / "run.sqlite").is_file():
-        from diffcap.pipeline import iter_records
-
         yield from iter_records(run_dir)
         return
     for shard in sorted((run_dir / "records").glob("records-*.jsonl")):
