@@ -19,6 +19,10 @@ from diffcap.config import ModelConfig, RunConfig
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import Resources, Stage
 from diffcap.eval.base import BenchSettings, EvalContext, EvalItem
+from diffcap.eval.inputs import input_times, load_images, preamble, video_image_files
+from diffcap.eval.registry import get_benchmark
+from diffcap.models import get_backend
+from diffcap.store.cache import check_request_cache, open_request_cache
 
 __all__ = ["EvalAnswerStage", "EvalInputStage", "EvalJob", "replace_model"]
 
@@ -71,7 +75,7 @@ class EvalInputStage(_EvalStage):
 
     def check(self) -> None:
         if self.job.input_mode == "keyframes":
-            from diffcap.embed.registry import check_image_embedder
+            from diffcap.embed.registry import check_image_embedder  # lazy: start-up
 
             check_image_embedder(self.cfg.keyframes.embedder)
 
@@ -80,15 +84,13 @@ class EvalInputStage(_EvalStage):
             return
         self.embedder = None
         if self.job.input_mode == "keyframes":  # loaded once, not per video
-            from diffcap.embed import get_image_embedder
+            from diffcap.embed import get_image_embedder  # lazy: start-up
 
             kcfg = self.cfg.keyframes
             self.embedder = get_image_embedder(kcfg.embedder, batch_size=kcfg.batch_size)
         self._ready = True
 
     def process_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.eval.inputs import video_image_files
-
         item = self.job.items[row.video_id]
         try:
             span = item.data.get("span")
@@ -115,7 +117,7 @@ class EvalAnswerStage(_EvalStage):
 
     @property
     def resources(self) -> Resources:
-        from diffcap.stages.builtin import gpu_request
+        from diffcap.stages.builtin import gpu_request  # lazy: start-up
 
         # An in-process model on CUDA takes a GPU (on "auto" wants one), as the caption
         # stage's does.
@@ -134,8 +136,7 @@ class EvalAnswerStage(_EvalStage):
         return True
 
     def check(self) -> None:
-        from diffcap.stages.builtin import preflight_model
-        from diffcap.store.cache import check_request_cache
+        from diffcap.stages.builtin import preflight_model  # lazy: start-up
 
         for mcfg in self._configs():
             preflight_model(mcfg, self.cfg.engine, self.name)
@@ -147,10 +148,7 @@ class EvalAnswerStage(_EvalStage):
     def setup(self) -> None:
         if self._ready:
             return
-        from diffcap.eval.registry import get_benchmark
-        from diffcap.models import get_backend
-        from diffcap.models.cached import CachedBackend
-        from diffcap.store.cache import open_request_cache
+        from diffcap.models.cached import CachedBackend  # lazy: start-up
 
         self.store = open_request_cache(
             self.cfg.engine, self.run_dir, run_id=self._cache_run_id, db_name=EVAL_DB
@@ -167,8 +165,6 @@ class EvalAnswerStage(_EvalStage):
         self._ready = True
 
     async def aprocess_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.eval.inputs import input_times, load_images, preamble
-
         job = self.job
         item = job.items[row.video_id]
         files = (row.record or {}).get("_images", ())
