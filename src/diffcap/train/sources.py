@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from diffcap.config.resolve import resolve_config
 from diffcap.errors import ConfigError
+from diffcap.export.records import open_records
 from diffcap.timeline import Caption, Keyframe, VideoRecord
 
 __all__ = ["RunSettings", "detect", "read_items", "records_and_settings"]
@@ -38,7 +40,6 @@ class RunSettings:
     def from_config(cls, path: Path | None) -> RunSettings:
         if path is None or not path.is_file():
             return cls()
-        from diffcap.config.resolve import resolve_config
 
         cfg = resolve_config(None, str(path), {})
         cap = cfg.caption
@@ -138,7 +139,6 @@ def records_and_settings(path: Path, kind: str) -> tuple[Any, RunSettings]:
     """The records of a run / records JSONL / ShareGPT4Video JSONL and the run's settings."""
     if kind == "sharegpt4video":
         return _sharegpt4video_records(path), RunSettings()
-    from diffcap.export.records import open_records
 
     source = open_records(path)
     config = path / "config.yaml" if kind == "run" else path.with_suffix(".run") / "config.yaml"
