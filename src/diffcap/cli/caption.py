@@ -35,12 +35,12 @@ from diffcap.cli.options import (
 )
 from diffcap.cli.run import execute, finish
 from diffcap.config import RunConfig
-from diffcap.errors import ModelUnavailable
+from diffcap.errors import DiffcapError, ModelUnavailable
 from diffcap.hints import command
 
 
 def _templates(cfg: RunConfig) -> Any:
-    from diffcap.prompts import load_templates
+    from diffcap.prompts import load_templates  # lazy: start-up
 
     return load_templates(cfg.caption.prompt_preset, cfg.caption.templates or None)
 
@@ -58,10 +58,10 @@ def run_dir_for(out: Path) -> Path:
 def write_records(store: Any, ids: list[str], run_dir: Path, out: Path) -> int:
     """Rewrite ``out`` with the done records of ``ids`` (this invocation's inputs), in
     input order, keyframe paths relative to ``out``'s folder; returns how many."""
-    from diffcap.export.jsonl import record_for_output
-    from diffcap.export.records import absolute_keyframes
-    from diffcap.fsutil import atomic_open
-    from diffcap.timeline import VideoRecord
+    from diffcap.export.jsonl import record_for_output  # lazy: start-up
+    from diffcap.export.records import absolute_keyframes  # lazy: start-up
+    from diffcap.fsutil import atomic_open  # lazy: start-up
+    from diffcap.timeline import VideoRecord  # lazy: start-up
 
     wanted = set(ids)
     by_id = {r["video_id"]: r for r in store.iter_records() if r["video_id"] in wanted}
@@ -119,7 +119,7 @@ def caption(
     if live["live_source"]:
         if videos:
             raise click.UsageError("give either VIDEO... or --live SOURCE, not both")
-        from diffcap.cli.live import run_live
+        from diffcap.cli.live import run_live  # lazy: start-up
 
         run_live(
             cfg, live["live_source"], out, duration=live["live_for"], as_json=live["live_json"],
@@ -161,8 +161,12 @@ def summarize(
 ) -> None:
     """Caption the clip [START, END] of a captioned video from its stored differential
     captions (no frame is decoded)."""
-    from diffcap.captioning.text import captions_in_range, load_record, summarize_clip_tree
-    from diffcap.timeline import Usage, VideoRecord
+    from diffcap.captioning.text import (  # lazy: start-up
+        captions_in_range,
+        load_record,
+        summarize_clip_tree,
+    )
+    from diffcap.timeline import Usage, VideoRecord  # lazy: start-up
 
     cfg = config_from_params(options)
     record = load_record(records, video_id)
@@ -172,8 +176,8 @@ def summarize(
     usage = Usage()
 
     async def go() -> Any:
-        from diffcap.captioning.budget import build_budget
-        from diffcap.captioning.calls import generation_options
+        from diffcap.captioning.budget import build_budget  # lazy: start-up
+        from diffcap.captioning.calls import generation_options  # lazy: start-up
 
         try:
             opts = generation_options(cfg.model, templates)
@@ -195,7 +199,7 @@ def summarize(
     if not as_json:
         click.echo(clip.content)
         return
-    from diffcap.captioning.core import provenance
+    from diffcap.captioning.core import provenance  # lazy: start-up
 
     times = {c.time for c in inside}
     out = VideoRecord(
@@ -244,9 +248,8 @@ def recaption(prompts: tuple[str, ...], prompt_file: Path | None, **options: Any
 async def _recaption_all(
     texts: list[str], backend: Any, templates: Any, cfg: RunConfig
 ) -> list[dict[str, Any]]:
-    from diffcap.captioning import recaption as recaption_one
-    from diffcap.captioning import recaption_provenance
-    from diffcap.errors import DiffcapError
+    from diffcap.captioning import recaption as recaption_one  # lazy: start-up
+    from diffcap.captioning import recaption_provenance  # lazy: start-up
 
     limiter = asyncio.Semaphore(cfg.model.concurrency)
     # Every line says what produced it, so a file of re-captions stays traceable.

@@ -18,6 +18,8 @@ from typing import Any
 import click
 
 from diffcap.cli.options import config_from_params, model_options
+from diffcap.export import ExportOptions
+from diffcap.export import export as run_export
 from diffcap.export.base import ALL_TASKS, FORMATS, LLAVA_TASKS
 
 
@@ -97,9 +99,6 @@ def parse_tasks(value: str) -> tuple[str, ...]:
 @click.pass_context
 def export(ctx: click.Context, source: Path, fmt: str, out: Path, **options: Any) -> None:
     """Export the records of a run directory or records JSONL file (SOURCE)."""
-    from diffcap.export import ExportOptions
-    from diffcap.export import export as run_export
-
     quiet = bool((ctx.obj or {}).get("quiet"))
     if out.is_dir() and fmt != "chapters":
         raise click.BadParameter(

@@ -28,6 +28,7 @@ from pydantic_core import PydanticUndefined
 
 from diffcap.config import RunConfig
 from diffcap.errors import ConfigError
+from diffcap.redact import register_secret, register_url_secrets
 
 #: Short aliases for the flags people type most (one table for every command).
 ALIASES: dict[str, str] = {
@@ -222,7 +223,7 @@ def config_from_params(params: dict[str, Any], *, saved: Path | None = None) -> 
     """The RunConfig from a command's parameters; pops every config parameter it uses.
     ``saved``: the run directory's ``config.yaml``, the base when no --preset or --config
     is given (a rerun keeps the run's settings; flags and --set still apply on top)."""
-    from diffcap.config.resolve import parse_set, resolve_config
+    from diffcap.config.resolve import parse_set, resolve_config  # lazy: start-up
 
     overrides = parse_set(list(params.pop("assignments", ()) or ()))
     flags = {}
@@ -240,7 +241,6 @@ def config_from_params(params: dict[str, Any], *, saved: Path | None = None) -> 
     cfg = resolve_config(
         params.pop("preset", None), params.pop("config_path", None), overrides, saved=saved
     )
-    from diffcap.redact import register_secret, register_url_secrets
 
     register_secret(cfg.model.api_key)  # redacted from every log line and file
     register_url_secrets(cfg.model.api_base)  # user:pass@ too, wherever it is echoed
@@ -297,7 +297,7 @@ model_options = config_options(MODEL_FIELDS)
 def checked_backend(cfg: RunConfig) -> Any:
     """The backend, checked before any request (an endpoint that does not answer, a model
     neither cached nor downloadable now), or raise ModelUnavailable."""
-    from diffcap.models import get_backend
+    from diffcap.models import get_backend  # lazy: start-up
 
     backend = get_backend(cfg.model.backend, cfg.model)
     backend.preflight()

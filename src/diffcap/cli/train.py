@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from diffcap.cli.export import parse_tasks
-from diffcap.cli.options import stack_options
+from diffcap.cli.options import parse_templates, stack_options
 from diffcap.export.base import ALL_TASKS
 
 _common = stack_options(
@@ -70,7 +70,7 @@ def _quiet_libraries(quiet: bool) -> None:
 
 
 def _lora(o: dict[str, Any]) -> Any:
-    from diffcap.train.model import LoraSettings
+    from diffcap.train.model import LoraSettings  # lazy: start-up
 
     return LoraSettings(
         r=o.pop("lora_r"),
@@ -117,8 +117,7 @@ def _lora(o: dict[str, Any]) -> Any:
 def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
     """Fine-tune a vision-language model on diffcap captions (DATA: run directories,
     exports, or ShareGPT4Video-style JSONL)."""
-    from diffcap.cli.options import parse_templates
-    from diffcap.train.sft import TrainOptions, train_sft
+    from diffcap.train.sft import TrainOptions, train_sft  # lazy: start-up
 
     quiet = bool((ctx.obj or {}).get("quiet"))
     _quiet_libraries(quiet)
@@ -167,7 +166,7 @@ def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
 @click.pass_context
 def train_dpo(ctx: click.Context, runs: tuple[Path, ...], **o: Any) -> None:
     """Preference-tune a captioner (DPO) on `diffcap review` votes between RUNS."""
-    from diffcap.train.dpo import DPOOptions, train_dpo
+    from diffcap.train.dpo import DPOOptions, train_dpo  # lazy: start-up
 
     quiet = bool((ctx.obj or {}).get("quiet"))
     _quiet_libraries(quiet)
