@@ -154,8 +154,6 @@ def url_without_password(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-
-
 def redact(text: str, extra_secrets: Iterable[str | None] = ()) -> str:
     """``text`` with URL user info, key-like tokens and known secret values replaced."""
     return _redact(text, known_secrets(extra_secrets)) if text else text

@@ -38,8 +38,14 @@ CAPTIONING = {"v1": {"action": [
 def _tempcompass_repo(root):
     (root / "questions").mkdir(parents=True)
     (root / "prompt_templates.py").write_text(STAND_IN_PROMPTS)
-    meta = {"v1": {"eval_dim": {"action": {"subject": "man", "action": "dunking",
-                                           "type": "fine-grained action"}, "speed": None}}}
+    meta = {
+        "v1": {
+            "eval_dim": {
+                "action": {"subject": "man", "action": "dunking", "type": "fine-grained action"},
+                "speed": None,
+            }
+        }
+    }
     (root / "meta_info.json").write_text(json.dumps(meta))  # fmt: skip
     for name, data in (("multi-choice", MC), ("yes_no", YN), ("captioning", CAPTIONING)):
         (root / "questions" / f"{name}.json").write_text(json.dumps(data))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diffcap.config import ModelConfig
-from diffcap.errors import DiffcapError
+from diffcap.errors import ContextTooSmall, DiffcapError
 from diffcap.models.base import Backend, ImageInput, ModelRequest
 from diffcap.models.context import ContextWindow, EstimateCounter, TokenCounter
 
@@ -125,8 +125,7 @@ class PromptBudget:
         if new < 256:
             return False
         log.warning(
-            "the server refused a request as over the context; planning with %d tokens "
-            "(was %s)",
+            "the server refused a request as over the context; planning with %d tokens (was %s)",
             new,
             planned if planned is not None else self.effective,
         )
@@ -142,8 +141,6 @@ class PromptBudget:
 
     def too_small(self, what: str, prompt_tokens: int, n_images: int, model: str) -> DiffcapError:
         """The one-line error when even the smallest form of a request cannot fit."""
-        from diffcap.errors import ContextTooSmall
-
         need = prompt_tokens + n_images * self.image_tokens + self.reserve()
         return ContextTooSmall(
             f"{what} cannot fit the context of model {model!r}: it needs {need:,} tokens "

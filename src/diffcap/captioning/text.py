@@ -57,7 +57,7 @@ def _caller(
 def load_record(records: str | os.PathLike[str], video_id: str | None = None) -> VideoRecord:
     """The record of ``video_id`` from a records JSONL file (the only one when None); a live
     records file (``caption --live``) is one record."""
-    from diffcap.io.livefile import is_live_file, read_record
+    from diffcap.io.livefile import is_live_file, read_record  # lazy: start-up
 
     if is_live_file(Path(records)):
         return VideoRecord.from_json(read_record(Path(records)))

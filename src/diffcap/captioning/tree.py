@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from diffcap.captioning.calls import Caller, Span
 from diffcap.captioning.citations import check_citations
 from diffcap.errors import ContextExceeded
-from diffcap.prompts.render import clock
+from diffcap.prompts.render import clock, timeline_block
 from diffcap.timeline import Caption
 
 if TYPE_CHECKING:
@@ -174,8 +174,6 @@ class _Tree:
 
     @staticmethod
     def render_line(item_format: str, item: Node) -> str:
-        from diffcap.prompts.render import timeline_block
-
         return timeline_block([item], item_format)
 
     def room(self, name: str) -> int:

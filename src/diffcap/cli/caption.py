@@ -35,13 +35,13 @@ from diffcap.cli.options import (
 )
 from diffcap.cli.run import execute, finish
 from diffcap.config import RunConfig
-from diffcap.errors import ModelUnavailable
+from diffcap.errors import DiffcapError, ModelUnavailable
 from diffcap.hints import command
 from diffcap.store.rundir import RunDir
 
 
 def _templates(cfg: RunConfig) -> Any:
-    from diffcap.prompts import load_templates
+    from diffcap.prompts import load_templates  # lazy: start-up
 
     return load_templates(cfg.caption.prompt_preset, cfg.caption.templates or None)
 
@@ -100,7 +100,7 @@ def caption(
     if live["live_source"]:
         if videos:
             raise click.UsageError("give either VIDEO... or --live SOURCE, not both")
-        from diffcap.cli.live import run_live
+        from diffcap.cli.live import run_live  # lazy: start-up
 
         run_live(
             cfg, live["live_source"], out, duration=live["live_for"], as_json=live["live_json"],
@@ -137,8 +137,12 @@ def summarize(
 ) -> None:
     """Caption the clip [START, END] of a captioned video from its stored differential
     captions (no frame is decoded)."""
-    from diffcap.captioning.text import captions_in_range, load_record, summarize_clip_tree
-    from diffcap.timeline import Usage, VideoRecord
+    from diffcap.captioning.text import (  # lazy: start-up
+        captions_in_range,
+        load_record,
+        summarize_clip_tree,
+    )
+    from diffcap.timeline import Usage, VideoRecord  # lazy: start-up
 
     cfg = config_from_params(options)
     record = load_record(records, video_id)
@@ -148,8 +152,8 @@ def summarize(
     usage = Usage()
 
     async def go() -> Any:
-        from diffcap.captioning.budget import build_budget
-        from diffcap.captioning.calls import generation_options
+        from diffcap.captioning.budget import build_budget  # lazy: start-up
+        from diffcap.captioning.calls import generation_options  # lazy: start-up
 
         try:
             opts = generation_options(cfg.model, templates)
@@ -171,7 +175,7 @@ def summarize(
     if not as_json:
         click.echo(clip.content)
         return
-    from diffcap.captioning.core import provenance
+    from diffcap.captioning.core import provenance  # lazy: start-up
 
     times = {c.time for c in inside}
     out = VideoRecord(
@@ -220,9 +224,8 @@ def recaption(prompts: tuple[str, ...], prompt_file: Path | None, **options: Any
 async def _recaption_all(
     texts: list[str], backend: Any, templates: Any, cfg: RunConfig
 ) -> list[dict[str, Any]]:
-    from diffcap.captioning import recaption as recaption_one
-    from diffcap.captioning import recaption_provenance
-    from diffcap.errors import DiffcapError
+    from diffcap.captioning import recaption as recaption_one  # lazy: start-up
+    from diffcap.captioning import recaption_provenance  # lazy: start-up
 
     limiter = asyncio.Semaphore(cfg.model.concurrency)
     # Every line says what produced it, so a file of re-captions stays traceable.

@@ -27,6 +27,8 @@ from diffcap.cli.options import ALL_FIELDS, config_from_params, config_options
 from diffcap.cli.sections import section_from_params, section_options
 from diffcap.config import EvalConfig
 from diffcap.eval.registry import BENCHMARKS
+from diffcap.eval.run import EvalSpec, run_eval
+from diffcap.redact import register_secret
 
 
 @click.command("eval", context_settings={"max_content_width": 100})
@@ -61,7 +63,6 @@ def eval_cmd(
     replays finished model and judge calls. Exit codes as `diffcap run`: 0 done, 2 bad usage
     or benchmark file, 3 no usable model, 4 stopped (rerun to resume).
     """
-    from diffcap.eval.run import EvalSpec, run_eval
 
     ecfg = section_from_params(EvalConfig, "eval", params)
     spec = EvalSpec(
@@ -71,8 +72,6 @@ def eval_cmd(
         **{name: getattr(ecfg, name) for name in EvalConfig.model_fields},
     )
     if spec.judge_api_key:
-        from diffcap.redact import register_secret
-
         register_secret(spec.judge_api_key)
     cfg = config_from_params(params, sections=("eval",))
     quiet = bool((ctx.obj or {}).get("quiet"))
@@ -101,7 +100,7 @@ def eval_compare(dirs: tuple[str, ...], samples: int, seed: int, as_json: bool) 
     """Compare evals of one benchmark: the first DIR is the baseline A; for each other B, the
     headline number of both over their shared items and the paired bootstrap 95% interval
     of B - A."""
-    from diffcap.eval.compare import compare, format_table
+    from diffcap.eval.compare import compare, format_table  # lazy: start-up
 
     rows = compare([Path(d) for d in dirs], n=samples, seed=seed)
     if as_json:

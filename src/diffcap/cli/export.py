@@ -24,6 +24,8 @@ import click
 from diffcap.cli.options import config_from_params, model_options
 from diffcap.cli.sections import section_from_params, section_options
 from diffcap.config import ExportConfig
+from diffcap.export import ExportOptions
+from diffcap.export import export as run_export
 from diffcap.export.base import FORMATS
 from diffcap.store.rundir import RunDir
 
@@ -44,9 +46,6 @@ from diffcap.store.rundir import RunDir
 @click.pass_context
 def export(ctx: click.Context, source: Path, fmt: str, out: Path, **options: Any) -> None:
     """Export the records of a run directory or records JSONL file (SOURCE)."""
-    from diffcap.export import ExportOptions
-    from diffcap.export import export as run_export
-
     quiet = bool((ctx.obj or {}).get("quiet"))
     if out.is_dir() and fmt != "chapters":
         raise click.BadParameter(

@@ -59,6 +59,4 @@ def _outcome_lines(problems: list[dict[str, Any]]) -> list[str]:
     """One line per failed or filtered video among this invocation's inputs, and per bad
     input of the run."""
     words = {"failed": "failed  ", "filtered": "filtered", "bad_input": "bad input"}
-    return [
-        f"{words[p['status']]} {p['source']} [{p['reason']}]: {p['error']}" for p in problems
-    ]
+    return [f"{words[p['status']]} {p['source']} [{p['reason']}]: {p['error']}" for p in problems]

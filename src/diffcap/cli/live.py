@@ -17,7 +17,10 @@ from typing import Any
 
 import click
 
+from diffcap.cli.options import checked_backend
 from diffcap.config import RunConfig
+from diffcap.live import LiveOptions, caption_live
+from diffcap.prompts.render import clock
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
@@ -31,8 +34,6 @@ def parse_duration(text: str) -> float:
 
 
 def human(line: dict[str, Any]) -> str:
-    from diffcap.prompts.render import clock
-
     kind = line.get("type")
     if kind == "caption":
         wall = str(line.get("wall", ""))[11:19]
@@ -66,9 +67,6 @@ def run_live(
     from_start: bool,
     rtsp_listen: bool,
 ) -> None:
-    from diffcap.cli.options import checked_backend
-    from diffcap.live import LiveOptions, caption_live
-
     opts = LiveOptions(
         interval=cfg.keyframes.interval,
         queue=queue,

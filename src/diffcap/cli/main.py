@@ -21,6 +21,7 @@ import click
 
 from diffcap import __version__
 from diffcap.errors import (
+    EXIT_CODES,
     ConfigError,
     DiffcapError,
     ModelUnavailable,
@@ -98,8 +99,6 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 def exit_code_of(exc: DiffcapError) -> int:
     """The documented exit code of a diffcap error (README, "Exit codes")."""
-    from diffcap.errors import EXIT_CODES
-
     if isinstance(exc, (ConfigError, TemplateError)):
         return EXIT_CODES["usage"]
     if isinstance(exc, ModelUnavailable):

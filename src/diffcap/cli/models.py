@@ -28,7 +28,7 @@ def _installed(*modules: str) -> list[str]:
 
 
 def _openai_row(m: ModelConfig) -> dict[str, Any]:
-    from diffcap.models.openai_backend import DEFAULT_MODEL, OpenAIBackend
+    from diffcap.models.openai_backend import DEFAULT_MODEL, OpenAIBackend  # lazy: start-up
 
     key = bool(m.api_key or os.environ.get("OPENAI_API_KEY") or os.environ.get("DIFFCAP_API_KEY"))
     row: dict[str, Any] = {
@@ -52,8 +52,8 @@ def _openai_row(m: ModelConfig) -> dict[str, Any]:
 
 
 def _transformers_row(m: ModelConfig) -> dict[str, Any]:
-    from diffcap.models.hub import hub_status, offline_routes
-    from diffcap.models.transformers_backend import DEFAULT_MODEL
+    from diffcap.models.hub import hub_status, offline_routes  # lazy: start-up
+    from diffcap.models.transformers_backend import DEFAULT_MODEL  # lazy: start-up
 
     model = m.model or DEFAULT_MODEL
     missing = _installed("torch", "transformers")
@@ -100,12 +100,12 @@ def _line(row: dict[str, Any]) -> str:
 def models(as_json: bool, build_tiny: Path | None, **params: Any) -> None:
     """Model backends on this machine: installed, cached, reachable, and how to fix each."""
     if build_tiny is not None:
-        from diffcap.models.tiny import build_tiny_llava
+        from diffcap.models.tiny import build_tiny_llava  # lazy: start-up
 
         out = build_tiny_llava(build_tiny)
         click.echo(f"tiny LLaVA in {out}: --backend transformers --model {out}")
         return
-    from diffcap.models.registry import resolve_backend_name
+    from diffcap.models.registry import resolve_backend_name  # lazy: start-up
 
     m = config_from_params(params).model
     rows = [_openai_row(m), _transformers_row(m)]

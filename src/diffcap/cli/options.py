@@ -28,6 +28,7 @@ from pydantic_core import PydanticUndefined
 
 from diffcap.config import RunConfig
 from diffcap.errors import ConfigError
+from diffcap.redact import register_secret, register_url_secrets
 
 #: Short aliases for the flags people type most (one table for every command).
 ALIASES: dict[str, str] = {
@@ -228,7 +229,7 @@ def config_from_params(
     is given (a rerun keeps the run's settings; flags and --set still apply on top).
     ``sections``: the command's own sections in the same YAML (read by
     :func:`diffcap.cli.sections.section_from_params` first)."""
-    from diffcap.config.resolve import parse_set, resolve_config
+    from diffcap.config.resolve import parse_set, resolve_config  # lazy: start-up
 
     overrides = parse_set(list(params.pop("assignments", ()) or ()))
     flags = {}
@@ -240,7 +241,7 @@ def config_from_params(
         flags[f"{section}.{key}"] = list(value) if isinstance(value, tuple) else value
     overrides.update(flags)  # explicit flags win over --set
     _api_key_sources(params, overrides)
-    templates = _templates(params.pop("templates", ()) or ())
+    templates = parse_templates(params.pop("templates", ()) or ())
     if templates:
         overrides["caption.templates"] = {**overrides.get("caption.templates", {}), **templates}
     cfg = resolve_config(
@@ -250,7 +251,6 @@ def config_from_params(
         saved=saved,
         sections=sections,
     )
-    from diffcap.redact import register_secret, register_url_secrets
 
     register_secret(cfg.model.api_key)  # redacted from every log line and file
     register_url_secrets(cfg.model.api_base)  # user:pass@ too, wherever it is echoed
@@ -275,7 +275,7 @@ def _api_key_sources(params: dict[str, Any], overrides: dict[str, Any]) -> None:
         )
 
 
-def _templates(items: Sequence[str]) -> dict[str, str]:
+def parse_templates(items: Sequence[str]) -> dict[str, str]:
     out = {}
     for item in items:
         name, sep, path = item.partition("=")
@@ -307,7 +307,7 @@ model_options = config_options(MODEL_FIELDS)
 def checked_backend(cfg: RunConfig) -> Any:
     """The backend, checked before any request (an endpoint that does not answer, a model
     neither cached nor downloadable now), or raise ModelUnavailable."""
-    from diffcap.models import get_backend
+    from diffcap.models import get_backend  # lazy: start-up
 
     backend = get_backend(cfg.model.backend, cfg.model)
     backend.preflight()

@@ -28,7 +28,7 @@ from diffcap.errors import DiffcapError, VideoError
 def probe(videos: tuple[Path, ...], exact_count: bool) -> None:
     """Print container, codec, displayed size, rotation, duration, frame rate, frame count
     and audio presence of each VIDEO as one JSON object per line."""
-    from diffcap.video import probe as probe_video
+    from diffcap.video import probe as probe_video  # lazy: start-up
 
     failures: list[tuple[Path, DiffcapError]] = []
     for path in videos:

@@ -18,6 +18,7 @@ import click
 
 from diffcap.cli.options import ALL_FIELDS, config_from_params, config_options
 from diffcap.config import RunConfig
+from diffcap.redact import redact, redact_data
 from diffcap.store.rundir import RunDir
 
 
@@ -34,7 +35,7 @@ def execute(
 ) -> Any:
     """Run ``command``'s pipeline; returns the report (the caller prints and exits);
     ``records_file``: see ``run_dataset``."""
-    from diffcap.pipeline.runner import run_dataset
+    from diffcap.pipeline.runner import run_dataset  # lazy: start-up
 
     if not inputs and not RunDir(run_dir).has_store():
         raise click.UsageError("give at least one INPUT (or --out of an existing run to resume)")
@@ -53,8 +54,6 @@ def execute(
 def finish(report: Any, *, as_json: bool = False) -> None:
     """Print the report (redacted) and exit with its code: 0 only when every video is done
     or filtered (docs/runs.md, "Exit codes")."""
-    from diffcap.redact import redact, redact_data
-
     text = json.dumps(redact_data(report.to_json()), indent=2) if as_json else report.format()
     click.echo(redact(text))
     code = report.exit_code
@@ -122,8 +121,7 @@ def run(
 )
 def status(run_dir: str, as_json: bool, max_failures: int) -> None:
     """Show a run's counts per status, failures with reasons, tokens and estimated cost."""
-    from diffcap.pipeline.status import format_status, run_status
-    from diffcap.redact import redact_data
+    from diffcap.pipeline.status import format_status, run_status  # lazy: start-up
 
     st = redact_data(run_status(run_dir, max_failures=max_failures or None))
     click.echo(json.dumps(st, indent=2, default=str) if as_json else format_status(st))

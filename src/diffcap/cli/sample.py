@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from diffcap.video.synth import ENCODERS
+from diffcap.video.synth import ENCODERS, sample_video
 
 #: container suffix -> codecs it can hold
 _CONTAINERS = {
@@ -89,8 +89,6 @@ def sample(
     as_json: bool,
 ) -> None:
     """Write OUT, a demo video of SCENES distinct shots (with fades and a moving square)."""
-    from diffcap.video.synth import sample_video
-
     allowed = _CONTAINERS.get(out.suffix.lower())
     if allowed is None:
         raise click.BadParameter(f"use one of {', '.join(_CONTAINERS)}", param_hint="OUT suffix")

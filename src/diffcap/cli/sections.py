@@ -187,7 +187,7 @@ def section_from_params(
     """The section from the YAML (``params["config_path"]``), ``--set section.*``
     (``params["assignments"]``; the section's assignments are removed, the rest kept for the
     run config) and the flags typed (popped from ``params``)."""
-    from diffcap.config.resolve import parse_set, resolve_section
+    from diffcap.config.resolve import parse_set, resolve_section  # lazy: start-up
 
     ctx = click.get_current_context(silent=True)
     prefix = f"{section}."

@@ -23,6 +23,7 @@ import click
 from diffcap.cli.options import stack_options
 from diffcap.cli.sections import file_options, section_from_params, section_options
 from diffcap.config import DPOConfig, TrainConfig
+from diffcap.errors import ConfigError
 
 _invocation = stack_options(
     click.option("--model", required=True, help="Base model: hub id, model folder or adapter."),
@@ -59,7 +60,7 @@ def _quiet_libraries(quiet: bool) -> None:
 def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
     """Fine-tune a vision-language model on diffcap captions (DATA: run directories,
     exports, or ShareGPT4Video-style JSONL)."""
-    from diffcap.train.sft import TrainOptions, train_sft
+    from diffcap.train.sft import TrainOptions, train_sft  # lazy: start-up
 
     quiet = bool((ctx.obj or {}).get("quiet"))
     _quiet_libraries(quiet)
@@ -98,7 +99,7 @@ def train(ctx: click.Context, data: tuple[Path, ...], **o: Any) -> None:
 @click.pass_context
 def train_dpo(ctx: click.Context, runs: tuple[Path, ...], **o: Any) -> None:
     """Preference-tune a captioner (DPO) on `diffcap review` votes between RUNS."""
-    from diffcap.train.dpo import DPOOptions, train_dpo
+    from diffcap.train.dpo import DPOOptions, train_dpo  # lazy: start-up
 
     quiet = bool((ctx.obj or {}).get("quiet"))
     _quiet_libraries(quiet)
@@ -124,7 +125,6 @@ def train_dpo(ctx: click.Context, runs: tuple[Path, ...], **o: Any) -> None:
 
 def _no_other_sets(o: dict[str, Any], section: str) -> None:
     """``--set`` keys outside the command's section are errors that name the key."""
-    from diffcap.errors import ConfigError
 
     for item in o.get("assignments") or ():
         key = item.partition("=")[0].strip()

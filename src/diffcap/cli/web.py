@@ -17,7 +17,7 @@ import click
 
 from diffcap.cli.options import stack_options
 from diffcap.errors import ConfigError
-from diffcap.store.votes import DEFAULT_DB
+from diffcap.store.votes import DEFAULT_DB, VoteStore
 
 if TYPE_CHECKING:
     from diffcap.web.server import App, WebServer
@@ -98,12 +98,12 @@ def view(
     thumb_size: int | None,
 ) -> None:
     """Browse caption timelines of run directories or records JSONL files."""
-    from diffcap.web.data import load_runs
+    from diffcap.web.data import load_runs  # lazy: start-up
 
     loaded = load_runs(runs, media_roots=media_roots)
     quiet = bool((ctx.obj or {}).get("quiet"))
     if html_out is not None:
-        from diffcap.web.report import write_report
+        from diffcap.web.report import write_report  # lazy: start-up
 
         out = write_report(loaded, html_out, thumb_side=thumb_size, quiet=quiet)
         click.echo(f"wrote {out}")
@@ -141,8 +141,7 @@ def review(
     db: Path,
 ) -> None:
     """Blind side-by-side review of the summaries of two or more runs (pairwise)."""
-    from diffcap.store.votes import VoteStore
-    from diffcap.web.data import load_runs
+    from diffcap.web.data import load_runs  # lazy: start-up
     from diffcap.web.review import ReviewApp
     from diffcap.web.server import serve, server_url
 
@@ -178,8 +177,7 @@ def _login_name() -> str:
 )
 def review_stats(db: Path, chart: Path | None) -> None:
     """Win / tie / loss rates per pair of systems, with 95% Wilson score intervals."""
-    from diffcap.store.votes import VoteStore
-    from diffcap.web.stats import format_table, pair_stats, write_chart
+    from diffcap.web.stats import format_table, pair_stats, write_chart  # lazy: start-up
 
     if not db.is_file():
         raise ConfigError(

@@ -25,6 +25,7 @@ import numpy as np
 from diffcap._deps import require
 from diffcap.embed.base import l2_normalize
 from diffcap.errors import ModelUnavailable
+from diffcap.models.hub import offline_routes
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,6 @@ class ClipEmbedder:
             where = "path (it does not exist)"
         else:
             where = "hub id (not in the local cache; the hub is offline or unreachable)"
-        from diffcap.models.hub import offline_routes
 
         model = self.source if where.startswith("hub") else DEFAULT_CLIP
         return ModelUnavailable(

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from diffcap.embed.base import ImageEmbedder
+from diffcap.embed.weightless import WeightlessEmbedder
 from diffcap.errors import ConfigError, ModelUnavailable
+from diffcap.models.hub import check_hub_model, looks_like_local_path
 
 #: name -> factory(arg or None, **options) -> ImageEmbedder
 _FACTORIES: dict[str, Callable[..., ImageEmbedder]] = {}
@@ -60,7 +62,6 @@ def check_image_embedder(spec: str) -> None:
     arg = arg.strip()
     if not arg and name.strip().lower() != "clip":
         return  # no model to look for (and no urllib to import: a command's start-up)
-    from diffcap.models.hub import looks_like_local_path
 
     local = arg.startswith(("/", ".", "~")) or looks_like_local_path(arg)
     looks_local = bool(arg) and (local or Path(arg).expanduser().exists())
@@ -72,29 +73,26 @@ def check_image_embedder(spec: str) -> None:
     if name.strip().lower() == "clip" and not looks_local:
         if importlib.util.find_spec("huggingface_hub") is None:
             return  # the local extra is missing: loading says which pip command to run
-        from diffcap.embed.clip import CLIP_OFFLINE_ROUTES, DEFAULT_CLIP
-        from diffcap.models.hub import check_hub_model
+        from diffcap.embed.clip import CLIP_OFFLINE_ROUTES, DEFAULT_CLIP  # lazy: start-up
 
         # cached, or downloadable now: else fail fast, with the embedder's routes
         check_hub_model(arg or DEFAULT_CLIP, CLIP_OFFLINE_ROUTES)
 
 
 def _weightless(arg: str | None, **_: Any) -> ImageEmbedder:
-    from diffcap.embed.weightless import WeightlessEmbedder
-
     if arg:
         raise ConfigError(f"the weightless embedder takes no argument (got '{arg}')")
     return WeightlessEmbedder()
 
 
 def _clip(arg: str | None, **options: Any) -> ImageEmbedder:
-    from diffcap.embed.clip import DEFAULT_CLIP, ClipEmbedder
+    from diffcap.embed.clip import DEFAULT_CLIP, ClipEmbedder  # lazy: start-up
 
     return ClipEmbedder(arg or DEFAULT_CLIP, **options)
 
 
 def _effnet(arg: str | None, **options: Any) -> ImageEmbedder:
-    from diffcap.embed.effnet import EffNetLite0Embedder
+    from diffcap.embed.effnet import EffNetLite0Embedder  # lazy: start-up
 
     return EffNetLite0Embedder(arg, batch_size=options.get("batch_size", 16))
 

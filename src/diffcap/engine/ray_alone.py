@@ -32,6 +32,7 @@ import numpy as np
 
 from diffcap.config import EngineConfig
 from diffcap.engine.control import RunControl
+from diffcap.engine.ray_actor import StageActor
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import Stage
 
@@ -43,8 +44,6 @@ __all__ = ["AloneRunner", "run_stages_alone"]
 def run_stages_alone(stages: Sequence[Stage], row_json: str) -> str:
     """Every stage on one row in this process, as the Ray Data actors run them (the body of
     the plain Ray task); returns the row as JSON."""
-    from diffcap.engine.ray_executor import StageActor
-
     for stage in stages:
         actor = StageActor(stage)
         try:

@@ -33,8 +33,6 @@ only (Ray's dashboard and job API are unauthenticated: diffcap never exposes the
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
 import json
 import logging
 import os
@@ -45,17 +43,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from diffcap._deps import require
 from diffcap.config import EngineConfig
 from diffcap.engine.control import RunControl
 from diffcap.engine.executor import Executor
+from diffcap.engine.ray_actor import StageActor
 from diffcap.engine.ray_alone import AloneRunner
 from diffcap.engine.ray_io import BatchFeed, RowSpool, spool_source, spooled_rows
+from diffcap.engine.ray_reaper import start_reaper
 from diffcap.engine.rows import VideoRow
-from diffcap.engine.stage import Resources, Stage, StageWorker
+from diffcap.engine.stage import Resources, Stage
 from diffcap.errors import ConfigError, RunStopped
 
 logger = logging.getLogger(__name__)
@@ -64,50 +63,6 @@ __all__ = ["PoolPlan", "RayExecutor", "StageActor", "ensure_ray", "plan_pool"]
 
 #: Set before ray is imported, it makes a Ray that diffcap starts use (and bind) loopback.
 LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-class StageActor:
-    """A Ray Data callable class wrapping one stage: setup once, then batches of rows."""
-
-    def __init__(self, stage: Stage) -> None:
-        self.stage = stage
-        self.worker = StageWorker(stage)
-        self.worker.setup()
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        rows = [VideoRow.from_json(json.loads(s)) for s in batch["row"]]
-        _crash_hook(rows)
-        try:
-            out = self.worker.process(rows)
-        except Exception as exc:  # as the local executor: the batch's rows carry the error
-            out = [r.fail(self.stage.name, exc) if r.active else r for r in rows]
-        return {"row": np.array([self._encode(r) for r in out], dtype=object)}
-
-    def _encode(self, row: VideoRow) -> str:
-        """A row that cannot travel (a stage left a value JSON cannot hold) is a bug of that
-        row, with its traceback, never a lost batch."""
-        try:
-            return json.dumps(row.to_json())
-        except (TypeError, ValueError) as exc:
-            row.record = None
-            return json.dumps(row.fail(self.stage.name, exc).to_json())
-
-    def __del__(self) -> None:
-        # Actors end with the dataset; close clients and the run database cleanly.
-        # At interpreter shutdown there is nothing left to report a failure to.
-        with contextlib.suppress(Exception):
-            self.worker.close()
-
-
-#: Tests only: a worker that gets a video whose file name matches this glob dies at once
-#: (``os._exit(1)``, as a decoder crash or the OOM killer ends it).
-CRASH_HOOK_ENV = "DIFFCAP_TEST_KILL_WORKER_ON"
-
-
-def _crash_hook(rows: list[VideoRow]) -> None:
-    pattern = os.environ.get(CRASH_HOOK_ENV)
-    if pattern and any(fnmatch.fnmatch(Path(r.source).name, pattern) for r in rows):
-        os._exit(1)
 
 
 def ensure_ray(engine: EngineConfig) -> Any:
@@ -140,7 +95,6 @@ def ensure_ray(engine: EngineConfig) -> Any:
 def _reap_if_killed(ray: Any) -> None:
     """The local Ray this driver started is stopped if the driver dies without shutting it
     down (SIGKILL): see :mod:`diffcap.engine.ray_reaper`."""
-    from diffcap.engine.ray_reaper import start_reaper
 
     try:  # Ray's own record of the processes it started for this driver (private API)
         node = ray._private.worker._global_node

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from diffcap.errors import EXIT_CODES
 from diffcap.hints import command, printable
 
 
@@ -53,8 +54,6 @@ class RunReport:
         done or filtered by a filter the user set; else the code of why not (see
         ``diffcap.errors.EXIT_CODES``): a stop, failed videos, bad inputs, or no
         video at all."""
-        from diffcap.errors import EXIT_CODES
-
         if self.bugs:
             return EXIT_CODES["bug"]
         if self.stop_reason == "budget":

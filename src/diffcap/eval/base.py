@@ -137,7 +137,7 @@ class EvalContext:
         """The official judge loops: ask, parse, and ask again while the answer cannot be
         parsed, ``tries`` calls at most. Returns (parsed, the answer, calls made); raises the
         last :class:`~diffcap.eval.judges.JudgeAnswerError` when every call failed."""
-        from diffcap.eval.judges import JudgeAnswerError
+        from diffcap.eval.judges import JudgeAnswerError  # lazy: start-up
 
         error = JudgeAnswerError("no judge call was made")
         for attempt in range(tries):

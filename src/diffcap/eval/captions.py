@@ -47,7 +47,7 @@ class CaptionTable:
 
     @classmethod
     def load(cls, path: Path) -> CaptionTable:
-        from diffcap.export.records import open_records
+        from diffcap.export.records import open_records  # lazy: start-up
 
         table = cls(str(path))
         for rec in open_records(path):
@@ -77,7 +77,7 @@ class CaptionTable:
 def caption_videos(paths: list[Path], run_dir: Path, cfg: Any, *, progress: bool) -> Any:
     """Caption ``paths`` with a ``diffcap run`` in ``run_dir`` (resumable like any run);
     returns the run's report."""
-    from diffcap.pipeline.runner import run_dataset
+    from diffcap.pipeline.runner import run_dataset  # lazy: start-up
 
     log.info("captioning %d videos with a diffcap run in %s", len(paths), run_dir)
     return run_dataset([str(p) for p in paths], run_dir, cfg, command="run", progress=progress)

@@ -25,6 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from diffcap.errors import ConfigError
 from diffcap.models.base import ImageInput
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class VideoIndex:
 def preamble(mode: str, n_images: int) -> str:
     """The text before the question for an input mode."""
     if mode == "grid":
-        from diffcap.export.grid import GRID_PRE_PROMPT
+        from diffcap.export.grid import GRID_PRE_PROMPT  # lazy: start-up
 
         return GRID_PRE_PROMPT
     if mode == "frames":
@@ -188,27 +189,27 @@ def _render(
     embedder: Any,
 ) -> tuple[list[bytes], list[float]]:
     """The encoded images of ``mode`` and the times (s) of the frames they show."""
-    from diffcap.captioning.images import encode_jpeg
+    from diffcap.captioning.images import encode_jpeg  # lazy: start-up
 
     max_side = cfg.model.image_max_side
     if path.is_dir():
         return _render_frames(mode, path, key, span, n_frames, max_side)
     if mode == "grid":
-        from diffcap.export.grid import grid_image
+        from diffcap.export.grid import grid_image  # lazy: start-up
 
         grid, times = grid_image(path, 16, span, key)
         return [encode_jpeg(grid, None, quality=90)], times
     if mode == "frames":
-        from diffcap.export.grid import grid_times
-        from diffcap.export.records import clamp_window
-        from diffcap.video import open_video
+        from diffcap.export.grid import grid_times  # lazy: start-up
+        from diffcap.export.records import clamp_window  # lazy: start-up
+        from diffcap.video import open_video  # lazy: start-up
 
         with open_video(path) as src:
             start, end = clamp_window(span, src.info().duration, key)
             frames = list(src.frames_at(grid_times(end, n_frames, start)))
         return [encode_jpeg(f.image, max_side) for f in frames], [f.time for f in frames]
     if mode == "keyframes":
-        from diffcap.keyframes import extract_keyframes
+        from diffcap.keyframes import extract_keyframes  # lazy: start-up
 
         kcfg = cfg.keyframes
         if span is not None and span != (None, None):
@@ -234,10 +235,9 @@ def _render_frames(
     the frames at the grid's times (the frame shown at time t is number round(t*fps) + 1)."""
     import math
 
-    from diffcap.captioning.images import encode_jpeg
-    from diffcap.errors import ConfigError
-    from diffcap.export.grid import GRID_GAP, GRID_MAX_SIDE, grid_times
-    from diffcap.export.records import clamp_window
+    from diffcap.captioning.images import encode_jpeg  # lazy: start-up
+    from diffcap.export.grid import GRID_GAP, GRID_MAX_SIDE, grid_times  # lazy: start-up
+    from diffcap.export.records import clamp_window  # lazy: start-up
 
     if mode == "keyframes":
         raise ConfigError(
@@ -250,7 +250,7 @@ def _render_frames(
     picked = [files[min(len(files) - 1, round(t * FRAME_FOLDER_FPS))] for t in times]
     images = [_load(f) for f in picked]
     if mode == "grid":
-        from diffcap.captioning.images import resize_max_side, tile_grid
+        from diffcap.captioning.images import resize_max_side, tile_grid  # lazy: start-up
 
         grid = tile_grid(images, cols=math.ceil(math.sqrt(16)), gap=GRID_GAP)
         return [encode_jpeg(resize_max_side(grid, GRID_MAX_SIDE), None, quality=90)], times

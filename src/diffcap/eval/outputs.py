@@ -19,7 +19,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from diffcap.errors import ConfigError, MissingDependency
 from diffcap.eval.base import Benchmark, EvalItem
+from diffcap.eval.chart import write_chart
 from diffcap.fsutil import atomic_open, atomic_write_text
 from diffcap.store import RunStore
 
@@ -69,9 +71,6 @@ def write_outputs(
 
 
 def _chart(bench: Benchmark, scores: dict[str, Any], out: Path) -> Path | None:
-    from diffcap.errors import MissingDependency
-    from diffcap.eval.chart import write_chart
-
     try:
         return write_chart(bench, scores, out / f"{bench.name}.png")
     except MissingDependency as exc:
@@ -81,8 +80,6 @@ def _chart(bench: Benchmark, scores: dict[str, Any], out: Path) -> Path | None:
 
 def load_predictions(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(scores.json, predictions) of an eval directory, for eval-compare."""
-    from diffcap.errors import ConfigError
-
     scores_path, preds_path = out / "scores.json", out / "predictions.jsonl"
     if not scores_path.is_file() or not preds_path.is_file():
         raise ConfigError(

@@ -27,7 +27,7 @@ from diffcap.config.eval import EvalConfig
 from diffcap.engine.job import Job, locked_store, storage_errors
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import Stage
-from diffcap.errors import ConfigError
+from diffcap.errors import EXIT_CODES, ConfigError
 from diffcap.eval.base import Benchmark, BenchmarkFileError, BenchSettings, EvalItem
 from diffcap.eval.captions import CaptionTable, caption_videos
 from diffcap.eval.hubdata import hub_data, is_hub_data
@@ -89,8 +89,6 @@ class EvalReport:
 
     @property
     def exit_code(self) -> int:
-        from diffcap.errors import EXIT_CODES
-
         if self.bugs:
             return EXIT_CODES["bug"]
         if self.stop_reason == "config":

@@ -19,6 +19,10 @@ from diffcap.config import ModelConfig, RunConfig
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import CpuStage, IoStage, Resources, Stage
 from diffcap.eval.base import BenchSettings, EvalContext, EvalItem
+from diffcap.eval.inputs import input_times, load_images, preamble, video_image_files
+from diffcap.eval.registry import get_benchmark
+from diffcap.stages.model import cached_backend, gpus_of, preflight_model
+from diffcap.store.cache import check_request_cache, open_request_cache
 from diffcap.store.rundir import EVAL_DB_NAME, RunDir
 
 __all__ = ["EvalAnswerStage", "EvalInputStage", "EvalJob", "replace_model"]
@@ -72,21 +76,19 @@ class EvalInputStage(_EvalStage, CpuStage):
 
     def check(self) -> None:
         if self.job.input_mode == "keyframes":
-            from diffcap.embed.registry import check_image_embedder
+            from diffcap.embed.registry import check_image_embedder  # lazy: start-up
 
             check_image_embedder(self.cfg.keyframes.embedder)
 
     def setup(self, checked: Any = None) -> None:
         self.embedder = None
         if self.job.input_mode == "keyframes":  # loaded once, not per video
-            from diffcap.embed import get_image_embedder
+            from diffcap.embed import get_image_embedder  # lazy: start-up
 
             kcfg = self.cfg.keyframes
             self.embedder = get_image_embedder(kcfg.embedder, batch_size=kcfg.batch_size)
 
     def process_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.eval.inputs import video_image_files
-
         item = self.job.items[row.video_id]
         try:
             span = item.data.get("span")
@@ -113,8 +115,6 @@ class EvalAnswerStage(_EvalStage, IoStage):
 
     @property
     def resources(self) -> Resources:
-        from diffcap.stages.model import gpus_of
-
         # An in-process model on CUDA takes a GPU (on "auto" wants one), as the caption
         # stage's does.
         gpus, wants = gpus_of(self.cfg) if self.job.model is not None else (0.0, False)
@@ -130,17 +130,12 @@ class EvalAnswerStage(_EvalStage, IoStage):
     def check(self) -> str | None:
         """Pre-flight of the model and judge; returns the eval's id in a shared request
         cache (``engine.cache_url``), which workers need, as the caption stage's does."""
-        from diffcap.stages.model import preflight_model
-        from diffcap.store.cache import check_request_cache
 
         for mcfg in self._configs():
             preflight_model(mcfg, self.cfg.engine, self.name)
         return check_request_cache(self.cfg.engine, RunDir(self.run_dir).eval_db)
 
     def setup(self, checked: Any = None) -> None:
-        from diffcap.eval.registry import get_benchmark
-        from diffcap.stages.model import cached_backend
-        from diffcap.store.cache import open_request_cache
 
         self.cache = open_request_cache(
             self.cfg.engine, self.run_dir, run_id=checked, db_name=EVAL_DB
@@ -154,8 +149,6 @@ class EvalAnswerStage(_EvalStage, IoStage):
         self.bench = get_benchmark(self.job.bench, self.job.settings)
 
     async def aprocess_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.eval.inputs import input_times, load_images, preamble
-
         job = self.job
         item = job.items[row.video_id]
         files = row.artifacts.get("images", ())

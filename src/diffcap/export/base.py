@@ -83,7 +83,7 @@ class ExportResult:
 
     def fail(self, video_id: str, exc: DiffcapError) -> None:
         """Skip one record whose export failed (missing video, ...): the rest still export."""
-        from diffcap.export.records import failure_reason
+        from diffcap.export.records import failure_reason  # lazy: start-up
 
         self.skip(failure_reason(exc))
         self.failed[video_id] = str(exc)
@@ -144,7 +144,7 @@ def export(
     source: str | Path, fmt: str, out: str | Path, opts: ExportOptions | None = None
 ) -> ExportResult:
     """Export the records of a run directory or records JSONL file to ``out`` as ``fmt``."""
-    from diffcap.export.records import open_records
+    from diffcap.export.records import open_records  # lazy: start-up
 
     writer = get_writer(fmt)
     opts = opts or ExportOptions()

@@ -25,6 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from diffcap.captioning.text import summarize_clip
 from diffcap.config import CaptionConfig, EngineConfig, ModelConfig, RunConfig
 from diffcap.engine.control import RunControl
 from diffcap.engine.job import Job
@@ -33,7 +34,11 @@ from diffcap.errors import ConfigError, RunStopped
 from diffcap.export.base import ExportOptions, ExportResult
 from diffcap.export.records import RecordSource
 from diffcap.fsutil import atomic_open
+from diffcap.models import get_backend
+from diffcap.prompts import load_templates
 from diffcap.stages.model import ModelStage
+from diffcap.store import RunStore
+from diffcap.store.cache import SQLITE
 from diffcap.store.rundir import RunDir
 from diffcap.timeline import Usage, VideoRecord
 
@@ -82,8 +87,6 @@ class ClipStage(ModelStage):
         if self.cached:
             super().setup(checked)
             return
-        from diffcap.models import get_backend
-        from diffcap.prompts import load_templates
 
         self.backend = get_backend(self.cfg.model.backend, self.cfg.model)
         c = self.cfg.caption
@@ -107,8 +110,6 @@ class ClipStage(ModelStage):
 
 
 async def _video_clips(rec: VideoRecord, stage: ClipStage, usage: Usage) -> list[dict[str, Any]]:
-    from diffcap.captioning.text import summarize_clip
-
     kfs = rec.keyframes
     spans = clip_windows(len(kfs), stage.window, stage.stride)
 
@@ -182,8 +183,6 @@ def write_clips(source: RecordSource, out: Path, opts: ExportOptions) -> ExportR
 def _bound_cache(run_dir: Path | None) -> str | None:
     """The PostgreSQL cache a run dir is bound to (its location without password: libpq
     takes the password from PGPASSWORD or ~/.pgpass), or None for its SQLite file."""
-    from diffcap.store import RunStore
-    from diffcap.store.cache import SQLITE
 
     store = RunStore.open_readonly(RunDir(str(run_dir)))
     try:

@@ -27,6 +27,7 @@ from diffcap.export.base import ExportOptions, ExportResult, summarized
 from diffcap.export.llava import ImageWriter, conversation
 from diffcap.export.records import RecordSource, clamp_window, record_span, resolve_video
 from diffcap.fsutil import atomic_open
+from diffcap.video import open_video
 
 __all__ = ["GRID_MAX_SIDE", "GRID_PRE_PROMPT", "grid_image", "grid_times", "write_grid"]
 
@@ -55,8 +56,6 @@ def grid_image(
 ) -> tuple[Image.Image, list[float]]:
     """The tiled grid of ``video`` (of ``span`` of it; open ends mean the video's start/end)
     and the true times of the frames it shows."""
-    from diffcap.video import open_video
-
     with open_video(video) as src:
         info = src.info()
         start, end = clamp_window(span, info.duration, video_id)

@@ -42,6 +42,7 @@ from diffcap.captioning.images import (
     vertical_composite,
     vertical_strip,
 )
+from diffcap.captioning.text import NoCaptionsInRange, captions_in_range
 from diffcap.errors import ConfigError, DiffcapError
 from diffcap.export.base import ExportOptions, ExportResult, progress_bar
 from diffcap.export.records import (
@@ -52,6 +53,7 @@ from diffcap.export.records import (
     relative_to_output,
 )
 from diffcap.fsutil import atomic_open
+from diffcap.prompts import load_templates
 from diffcap.timeline import VideoRecord
 
 logger = logging.getLogger(__name__)
@@ -220,8 +222,6 @@ def slide_items(rec: VideoRecord, ts: Any, images: ImageWriter) -> Iterator[dict
 
 
 def clip_items(rec: VideoRecord, ts: Any, clips: list[dict[str, Any]]) -> Iterator[dict]:
-    from diffcap.captioning.text import NoCaptionsInRange, captions_in_range
-
     seen: set[tuple[float, float, str]] = set()
     for clip in clips:
         answer = clip.get("caption") or clip.get("content")
@@ -331,8 +331,6 @@ def write_items(
 ) -> ExportResult:
     """Every sample of the selected tasks, built once (:func:`llava_items`) and written as
     ``fmt`` through ``convert``: a JSON list, or JSON lines with ``jsonl``."""
-    from diffcap.prompts import load_templates
-
     ts = load_templates(opts.prompt_preset, overrides=opts.templates or None)
     images = ImageWriter(out.parent / f"{out.stem}_images", out.parent, opts)
     clips = load_clip_captions(opts.clip_captions)

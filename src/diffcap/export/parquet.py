@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from diffcap.export.base import ExportResult, progress_bar
+from diffcap.export.jsonl import record_for_output
 from diffcap.io.parquet import RECORD_SCHEMA, parquet_row, write_parquet
 
 __all__ = ["RECORD_SCHEMA", "export_parquet", "parquet_row", "write_parquet"]
@@ -14,9 +16,6 @@ __all__ = ["RECORD_SCHEMA", "export_parquet", "parquet_row", "write_parquet"]
 def export_parquet(source: Any, out: Path, opts: Any) -> Any:
     """``diffcap export --format parquet``: every record, keyframe paths relative to ``out``
     (or absolute with ``--absolute-paths``)."""
-    from diffcap.export.base import ExportResult, progress_bar
-    from diffcap.io.records import record_for_output
-
     result = ExportResult("parquet", out)
     with progress_bar(opts, "parquet") as bar:
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from diffcap.errors import ConfigError, DiffcapError, VideoError, VideoNotFound
 from diffcap.fsutil import is_keyframe_path
 from diffcap.io.records import absolute_keyframes, relative_to_output
+from diffcap.pipeline import iter_records
 from diffcap.store.rundir import RunDir
 from diffcap.timeline import VideoRecord
 
@@ -93,8 +94,6 @@ def _run_records(run_dir: Path) -> Iterator[VideoRecord]:
     """The run's records: from its database through the pipeline's reader when there is
     one, else from the record shards (a copied run directory without run.sqlite)."""
     if RunDir(run_dir).has_store():
-        from diffcap.pipeline import iter_records
-
         yield from iter_records(run_dir)
         return
     for shard in RunDir(run_dir).shards():

@@ -34,6 +34,7 @@ from diffcap.export.records import (
 )
 from diffcap.fsutil import atomic_open
 from diffcap.timeline import VideoInfo, VideoRecord
+from diffcap.video import probe
 
 __all__ = ["t2v_row", "write_t2v"]
 
@@ -83,8 +84,6 @@ def _camera(rec: VideoRecord, start: float, end: float) -> dict[str, Any]:
 
 
 def write_t2v(source: RecordSource, out: Path, opts: ExportOptions) -> ExportResult:
-    from diffcap.video import probe
-
     result = ExportResult("t2v", out)
     rows = []
     for rec in summarized(source, result, opts):

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from diffcap.io.idsql import IdAssigner
+
 log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -100,8 +102,6 @@ def assign_ids(
 def new_assigner(conn: sqlite3.Connection, known: Iterable[Registered] | None = None) -> Any:
     """An :class:`~diffcap.io.idsql.IdAssigner` with this module's id rules; without
     ``known`` it reads the known videos from ``conn``'s run store."""
-    from diffcap.io.idsql import IdAssigner
-
     return IdAssigner(conn, known, safe_id=safe_id, default_id=_default_id)
 
 

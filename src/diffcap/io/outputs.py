@@ -21,8 +21,10 @@ from typing import Any
 from diffcap.config import OutputConfig
 from diffcap.errors import ConfigError
 from diffcap.fsutil import atomic_open
+from diffcap.io.publish import publish_outputs
 from diffcap.io.sinks import ParquetSink, ShardSink, Sink, feed
 from diffcap.redact import redact_data
+from diffcap.store.cache import ensure_run_id
 from diffcap.store.db import RunStore
 from diffcap.store.rundir import RunDir
 from diffcap.timeline import VideoRecord
@@ -80,9 +82,6 @@ def write_outputs(
     written["failures"] = _write_jsonl(RunDir(run_dir).failures, _failures(store))
     written["filtered"] = _write_jsonl(RunDir(run_dir).filtered, _filtered(store))
     if cfg.uri:
-        from diffcap.io.publish import publish_outputs
-        from diffcap.store.cache import ensure_run_id
-
         run_id = ensure_run_id(store)
         written["published"] = publish_outputs(run_dir, written, cfg.uri, run_id=run_id)
     return {**written, **{k: fed[k] for k in extra}}

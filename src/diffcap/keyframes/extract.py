@@ -39,7 +39,7 @@ from diffcap.keyframes.plan import (
 )
 from diffcap.keyframes.prefetch import prefetch
 from diffcap.keyframes.select import is_solid
-from diffcap.keyframes.state import _batches, _Pass, _Target
+from diffcap.keyframes.state import Pass, Target, feed_batches
 from diffcap.keyframes.writer import keyframe_name
 from diffcap.timeline import Frame, Keyframe, VideoInfo
 from diffcap.video import open_video
@@ -68,7 +68,7 @@ def _sample(src: VideoSource, times: Iterable[float]) -> Iterator[Frame | LazyFr
     return lazy(times) if lazy is not None else src.frames_at(times)
 
 
-def _starts_solid(src: VideoSource, run: _Pass, start: float) -> bool:
+def _starts_solid(src: VideoSource, run: Pass, start: float) -> bool:
     """Whether the first candidate is solid, i.e. whether the first interval needs probes.
     (Its frame stays pending in the reader, so the main pass does not decode it again.)"""
     frames = _sample(src, [start])
@@ -80,7 +80,7 @@ def _starts_solid(src: VideoSource, run: _Pass, start: float) -> bool:
 
 
 def _run_pass(
-    src: VideoSource, run: _Pass, info: VideoInfo, start: float, end: float, cuts: list[float]
+    src: VideoSource, run: Pass, info: VideoInfo, start: float, end: float, cuts: list[float]
 ) -> None:
     """Decode the targets (ahead, on a helper thread) and feed them to the selection."""
     cfg = run.cfg
@@ -90,7 +90,7 @@ def _run_pass(
     plan_t, plan_k = itertools.tee(iter_targets(start, end, cfg.interval, last_t, probes, cuts))
     times, kinds = (t for t, _ in plan_t), (k for _, k in plan_k)
     watch = ChangeWatch(src, start, end) if cfg.cut_candidates and hasattr(src, "watch") else None
-    targets: Iterator[_Target] = (
+    targets: Iterator[Target] = (
         watched_targets(src, times, kinds, watch, full=cfg.cut_scan_full)
         if watch is not None
         else zip(_sample(src, times), kinds, strict=False)
@@ -98,7 +98,7 @@ def _run_pass(
     try:
         frames = prefetch(targets, depth=PREFETCH)
         try:
-            final = _batches(frames, run, cfg.batch_size)
+            final = feed_batches(frames, run, cfg.batch_size)
         finally:
             frames.close()  # joins the decode thread before the source closes
         run.changes = watch.times if watch is not None else []
@@ -166,7 +166,7 @@ def extract_keyframes(
         if truncated:
             log.info("%s: processing only [%g, %g) s of %.2f s", path, start, end, info.duration)
         cuts, readers = _hard_cuts(path, cfg, src, start, end)
-        run = _Pass(cfg, emb, (threshold, cut_threshold), directory)
+        run = Pass(cfg, emb, (threshold, cut_threshold), directory)
         run.cuts = cuts
         _run_pass(src, run, info, start, end, cuts)
         # inside: queued writes still read decoded frames of this source
@@ -213,7 +213,7 @@ def damage_seen(readers: list[VideoSource], info: VideoInfo) -> Damage | None:
 
 
 def _assemble(
-    run: _Pass,
+    run: Pass,
     path: str | Path,
     vid: str,
     info: VideoInfo,

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from diffcap.fsutil import atomic_write_text
+from diffcap.io.inputs import video_ids
 from diffcap.timeline import Keyframe, VideoInfo
 
 #: Longest video id (the file-name stem is cut, a hash suffix keeps it unique).
@@ -139,7 +141,6 @@ class KeyframeSet:
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         """Write ``keyframes.json`` atomically (a reader never sees half a file)."""
         path = Path(path)
-        from diffcap.fsutil import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
         self.json_path = path
@@ -220,6 +221,4 @@ def make_video_ids(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     the file-name stem made filesystem-safe, unique without regard to case; stems that
     collide get ``-<8 hex>`` of their source, so an id does not depend on the order of the
     inputs. The same path given twice gets the same id (it is the same video)."""
-    from diffcap.io.inputs import video_ids
-
     return video_ids([str(p) for p in paths])

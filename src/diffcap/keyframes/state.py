@@ -1,8 +1,8 @@
 """The state of one extraction pass: admission, selection, budget and image storage.
 
 Split out of :mod:`diffcap.keyframes.extract`, which drives it: candidates are admitted one
-by one (:meth:`_Pass.admit`), embedded in batches and decided in time order
-(:meth:`_Pass.decide`), kept keyframes stored at once (:meth:`_Pass.keep`).
+by one (:meth:`Pass.admit`), embedded in batches and decided in time order
+(:meth:`Pass.decide`), kept keyframes stored at once (:meth:`Pass.keep`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ BATCH_BYTES = 96 * 2**20
 #: forced (TransNetV2), "change" a cut candidate (looser bar), anything else a candidate.
 _Item = tuple[Frame | LazyFrame, str, np.ndarray]
 #: A decoded target or cut candidate and its kind (see :func:`diffcap.keyframes.plan`).
-_Target = tuple[Frame | LazyFrame, str]
+Target = tuple[Frame | LazyFrame, str]
 
 
 def _held_bytes(frame: Frame | LazyFrame) -> int:
@@ -50,7 +50,7 @@ class _Kept:
     image: np.ndarray | None = None
 
 
-class _Pass:
+class Pass:
     """State of one extraction: selection, budget and image storage."""
 
     def __init__(
@@ -171,7 +171,7 @@ class _Pass:
         self.keep(frame, sim)
 
 
-def _batches(targets: Iterator[_Target], run: _Pass, size: int) -> Frame | LazyFrame | None:
+def feed_batches(targets: Iterator[Target], run: Pass, size: int) -> Frame | LazyFrame | None:
     """Feed candidates to ``run`` in batches (by count and bytes); return the final frame."""
     batch: list[_Item] = []
     held = 0

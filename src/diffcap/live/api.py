@@ -18,9 +18,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from diffcap.captioning.budget import build_budget
+from diffcap.captioning.calls import generation_options
 from diffcap.config import RunConfig
 from diffcap.live.options import LiveOptions
 from diffcap.live.runner import LiveReport, LiveRun, run_dir_for
+from diffcap.models import get_backend
+from diffcap.models.cached import CachedBackend
+from diffcap.store import RunDir, RunStore
+from diffcap.store.lock import RunLock
 
 
 def caption_live(
@@ -46,13 +52,6 @@ async def acaption_live(
     on_line: Callable[[dict[str, Any]], None] | None = None,
 ) -> LiveReport:
     """:func:`caption_live` inside a running event loop."""
-    from diffcap.captioning.budget import build_budget
-    from diffcap.captioning.calls import generation_options
-    from diffcap.models import get_backend
-    from diffcap.models.cached import CachedBackend
-    from diffcap.store import RunDir, RunStore
-    from diffcap.store.lock import RunLock
-
     cfg = cfg or RunConfig()
     opts = opts or LiveOptions(interval=cfg.keyframes.interval)
     out = Path(out)

@@ -32,11 +32,13 @@ from diffcap.captioning.slide import Chain, resolve_pair_layout
 from diffcap.config import RunConfig
 from diffcap.errors import BudgetExceeded, ContextExceeded, DiffcapError, ModelUnavailable
 from diffcap.io.livefile import EventLog, LiveState, iso
+from diffcap.keyframes.writer import cap_size, keyframe_name
 from diffcap.live.options import Ended, Gap, LiveOptions
 from diffcap.live.queue import DropQueue
 from diffcap.live.select import LiveKeyframe, LiveSelector
 from diffcap.live.source import LiveSource, source_kind
 from diffcap.live.summaries import Summaries
+from diffcap.prompts import load_templates
 from diffcap.store.rundir import RunDir
 from diffcap.timeline import Caption, Keyframe
 
@@ -88,7 +90,6 @@ class LiveRun:
         self.stop = threading.Event()
         self.kfs: list[Keyframe] = list(self.state.keyframes)
         self.captions: list[Caption] = list(self.state.captions)
-        from diffcap.prompts import load_templates
 
         self.templates = load_templates(cfg.caption.prompt_preset, cfg.caption.templates or None)
         self.caller = Caller(
@@ -284,8 +285,6 @@ class LiveRun:
     def _save(self, kf: LiveKeyframe, idx: int) -> str:
         """The keyframe's JPEG in ``<run>/keyframes/``; its path relative to the records."""
         from PIL import Image
-
-        from diffcap.keyframes.writer import cap_size, keyframe_name
 
         folder = RunDir(self.run_dir).keyframes
         folder.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ from PIL import Image
 
 from diffcap.config import KeyframeConfig
 from diffcap.embed import ImageEmbedder, get_image_embedder
+from diffcap.keyframes.extract import thresholds
 from diffcap.keyframes.select import GreedySelector, is_solid
 from diffcap.live.options import Candidate, LiveOptions
 
@@ -49,8 +50,6 @@ class LiveSelector:
         opts: LiveOptions,
         embedder: ImageEmbedder | None = None,
     ) -> None:
-        from diffcap.keyframes.extract import thresholds
-
         self.cfg, self.opts = cfg, opts
         self.embedder = embedder or get_image_embedder(cfg.embedder, batch_size=1)
         self.threshold = thresholds(cfg, self.embedder)[0]

@@ -23,6 +23,8 @@ from diffcap.captioning.calls import Span
 from diffcap.captioning.citations import check_citations
 from diffcap.captioning.tree import summarize_tree
 from diffcap.errors import DiffcapError
+from diffcap.io.livefile import LiveState
+from diffcap.prompts.render import clock
 from diffcap.timeline import Caption, Usage, VideoRecord
 
 log = logging.getLogger(__name__)
@@ -132,8 +134,6 @@ class Summaries:
 
 
 def _stamps(span: Span) -> dict[str, Any]:
-    from diffcap.prompts.render import clock
-
     return {"start_stamp": clock(span.start), "end_stamp": clock(span.end), **span.variables()}
 
 
@@ -141,8 +141,6 @@ async def summarize_window(
     out: Path, start: float, end: float, caller: Any, templates: Any, model: str | None = None
 ) -> Caption:
     """The summary of stream seconds ``[start, end]`` of a live records file, on demand."""
-    from diffcap.io.livefile import LiveState
-
     caps = [
         c for c in LiveState.read(out).captions if c.time is not None and start <= c.time <= end
     ]

@@ -284,5 +284,3 @@ def server_context(
             if isinstance(value, int) and 0 < value < _SANE_MAX:
                 return value
     return None
-
-

@@ -18,6 +18,7 @@ import urllib.request
 from typing import Any
 
 from diffcap.errors import ModelUnavailable
+from diffcap.hints import command
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,6 @@ OFFLINE_ROUTES = (
 
 def offline_routes(model: str, template: str = OFFLINE_ROUTES) -> str:
     """``template`` for ``model``, with ``hf`` and ``diffcap`` spelled as they run here."""
-    from diffcap.hints import command
-
     return template.format(model=model, hf=command("hf"), diffcap=command("diffcap"))
 
 

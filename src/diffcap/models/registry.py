@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from diffcap.config import ModelConfig
 from diffcap.errors import ConfigError, DiffcapError, MissingDependency, ModelUnavailable
+from diffcap.hints import command
 from diffcap.models.base import Backend
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,4 @@ NO_MODEL_ROUTES = (
 
 def no_model_routes() -> str:
     """:data:`NO_MODEL_ROUTES` with ``diffcap`` spelled as it runs here."""
-    from diffcap.hints import command
-
     return NO_MODEL_ROUTES.format(diffcap=command("diffcap"))

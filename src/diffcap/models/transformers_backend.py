@@ -36,7 +36,7 @@ from diffcap.models.context import (
     TokenizerCounter,
     context_from_config,
 )
-from diffcap.models.hub import offline_routes
+from diffcap.models.hub import check_hub_model, looks_like_local_path, offline_routes
 from diffcap.timeline import Usage
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,6 @@ class TransformersBackend(Backend):
                     hint=offline_routes("ID", HOW_TO_POINT),
                 )
             return
-        from diffcap.models.hub import check_hub_model
 
         check_hub_model(self.model)  # cached, or the hub can serve it now: else fail fast
 
@@ -369,8 +368,6 @@ def _looks_like_path(name: str) -> bool:
     """Local folders start with / . ~, exist, or look like a path (``models/x`` beside a
     ``models/`` folder, see :func:`~diffcap.models.hub.looks_like_local_path`); hub ids look
     like ``org/name``."""
-    from diffcap.models.hub import looks_like_local_path
-
     return (
         name.startswith(("/", ".", "~"))
         or looks_like_local_path(name)

@@ -62,7 +62,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # RECORD_SCHEMA on first use: it needs pyarrow, which a run imports only to write Parquet
     if name == "RECORD_SCHEMA":
-        from diffcap.io.parquet import RECORD_SCHEMA
+        from diffcap.io.parquet import RECORD_SCHEMA  # lazy: start-up (pyarrow, issue 24)
 
         return RECORD_SCHEMA
     raise AttributeError(f"module 'diffcap.pipeline' has no attribute {name!r}")

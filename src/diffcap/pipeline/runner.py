@@ -159,9 +159,11 @@ def _run_locked(
         log.info("retrying %d failed videos", store.reset_failed())
     before = (store.spend(), store.replays())
     result = job.run(progress=progress)
-    also = {} if records_file is None else {
-        "records_file": RecordsFileSink(records_file, RunDir(run_dir).records, ids)
-    }
+    also = (
+        {}
+        if records_file is None
+        else {"records_file": RecordsFileSink(records_file, RunDir(run_dir).records, ids)}
+    )
     outputs = write_outputs(run_dir, store, cfg.output, also)
     records_written = outputs.pop("records_file", None)
     tally = result.tally

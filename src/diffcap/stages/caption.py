@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from diffcap.captioning.core import caption_keyframes
 from diffcap.engine.rows import VideoRow
+from diffcap.keyframes import KeyframeSet
 from diffcap.stages.keyframes import finish_record
 from diffcap.stages.model import ModelStage
 from diffcap.store.rundir import RunDir
@@ -22,7 +24,7 @@ class ShortCaptionStage(ModelStage):
     name = "short_caption"
 
     async def aprocess_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.stages.shortcap import short_caption
+        from diffcap.stages.shortcap import short_caption  # lazy: start-up
 
         if row.caption:
             return row
@@ -48,9 +50,6 @@ class CaptionStage(ModelStage):
     name = "caption"
 
     async def aprocess_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.captioning.core import caption_keyframes
-        from diffcap.keyframes import KeyframeSet
-
         c = self.cfg
         try:
             if row.keyframes_json is None:

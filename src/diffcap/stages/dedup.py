@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from diffcap.config import FilterConfig
 from diffcap.embed.base import TextEmbedder
+from diffcap.embed.text import get_text_embedder
 from diffcap.errors import ConfigError
 from diffcap.stages.dedup_ivf import IvfPool, auto_nlist, resolve_sparse, train_centroids
 
@@ -189,8 +190,6 @@ def dedup_texts(
 ) -> DedupResult:
     """Embed short captions and apply :func:`greedy_dedup` (ids default to "0", "1", ...)."""
     if embedder is None:
-        from diffcap.embed.text import get_text_embedder
-
         embedder = get_text_embedder(model)
     vecs = embedder.embed_texts(list(texts))
     res = greedy_dedup(vecs, threshold, ids=ids, index=index, progress=progress)

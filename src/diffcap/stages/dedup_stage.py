@@ -58,7 +58,7 @@ class DedupStage(BarrierStage):
         self, store: Any, ids: list[str], texts: list[str]
     ) -> dict[str, tuple[str, float]]:
         """{dropped id: (kept id it duplicates, similarity)}, cached in the store."""
-        from diffcap.stages.dedup import dedup_from_config
+        from diffcap.stages.dedup import dedup_from_config  # lazy: start-up
 
         fc = self.cfg.filter
         key = hashlib.sha256(

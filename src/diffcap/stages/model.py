@@ -7,8 +7,13 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from diffcap.captioning.calls import generation_options
 from diffcap.config import EngineConfig, ModelConfig
 from diffcap.engine.stage import IoStage, Resources
+from diffcap.models import get_backend
+from diffcap.models.registry import resolve_backend_name
+from diffcap.prompts import load_templates
+from diffcap.store.cache import check_request_cache, open_request_cache
 from diffcap.store.rundir import RunDir
 
 if TYPE_CHECKING:
@@ -37,7 +42,6 @@ class ModelStage(IoStage):
         """The model's pre-flight; then the run dir bound to its request cache (for
         PostgreSQL, one connection), whose run id every worker needs: workers may not read
         ``run.sqlite`` (it is the driver's). See :func:`diffcap.store.cache.check_request_cache`."""
-        from diffcap.store.cache import check_request_cache
 
         preflight_model(self.cfg.model, self.cfg.engine, self.name)
         if not self.uses_cache:
@@ -46,8 +50,6 @@ class ModelStage(IoStage):
 
     def setup(self, checked: Any = None) -> None:
         """``checked``: the run's id in the request cache (what ``check()`` returned)."""
-        from diffcap.prompts import load_templates
-        from diffcap.store.cache import open_request_cache
 
         self.cache = open_request_cache(self.cfg.engine, self.run_dir, run_id=checked)
         self.backend: Backend = cached_backend(self.cfg.model, self.cfg.engine, self.cache)
@@ -66,8 +68,7 @@ class ModelStage(IoStage):
         return await asyncio.shield(task)
 
     async def _build_budget(self, images: bool) -> Any:
-        from diffcap.captioning.budget import build_budget
-        from diffcap.captioning.calls import generation_options
+        from diffcap.captioning.budget import build_budget  # lazy: start-up
 
         opts = generation_options(self.cfg.model, self.templates)
         return await build_budget(
@@ -98,8 +99,6 @@ def preflight_model(model: Any, engine: Any, stage: str) -> None:
     probed; an endpoint that is down still stops the run through the breaker."""
     from urllib.parse import urlparse
 
-    from diffcap.models import get_backend
-
     host = urlparse(model.api_base or "").hostname or ""
     on_cluster = engine.engine == "ray" and engine.ray_address
     if on_cluster and host in ("127.0.0.1", "localhost", "::1"):
@@ -115,8 +114,7 @@ def preflight_model(model: Any, engine: Any, stage: str) -> None:
 def cached_backend(model: ModelConfig, engine: EngineConfig, cache: Any) -> Backend:
     """The backend of ``model`` behind the request cache ``cache`` and the cost cap of
     ``engine`` (every model and judge call of a stage goes through one of these)."""
-    from diffcap.models import get_backend
-    from diffcap.models.cached import CachedBackend
+    from diffcap.models.cached import CachedBackend  # lazy: start-up
 
     inner = get_backend(model.backend, model)
     warn_if_cap_counts_nothing(inner, engine)
@@ -141,7 +139,6 @@ def warn_if_cap_counts_nothing(backend: Any, engine: EngineConfig) -> None:
 def gpus_of(cfg: Any) -> tuple[float, bool]:
     """(GPUs, wants a GPU): an in-process model on CUDA takes a GPU, one on ``auto`` wants
     one where there is one; servers and CPU models take none."""
-    from diffcap.models.registry import resolve_backend_name
 
     m = cfg.model
     if resolve_backend_name(m) != "transformers":

@@ -7,8 +7,11 @@ from typing import Any
 
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import CpuStage, Resources
+from diffcap.errors import DownloadError, VideoError
+from diffcap.io.inputs import is_url
 from diffcap.stages.filters import duration_verdict, span_duration
 from diffcap.store.rundir import RunDir
+from diffcap.video import probe
 
 __all__ = ["PrepareStage", "download_dir", "forget_bad_download"]
 
@@ -24,9 +27,7 @@ class PrepareStage(CpuStage):
         return Resources(cpus=0, concurrency=max(4, self.cfg.engine.workers))
 
     def process_row(self, row: VideoRow) -> VideoRow:
-        from diffcap.io.download import download
-        from diffcap.io.inputs import is_url
-        from diffcap.video import probe
+        from diffcap.io.download import download  # lazy: start-up
 
         try:
             path = row.source
@@ -61,9 +62,7 @@ def download_dir(cfg: Any, run_dir: str | Path) -> Path:
 def forget_bad_download(row: VideoRow, exc: Exception, cfg: Any, run_dir: str | Path) -> None:
     """A downloaded file that cannot be read as a video (corrupt, truncated, not a video)
     is dropped from the cache, so ``--retry-failed`` downloads it again."""
-    from diffcap.errors import DownloadError, VideoError
-    from diffcap.io.download import forget_download
-    from diffcap.io.inputs import is_url
+    from diffcap.io.download import forget_download  # lazy: start-up
 
     if isinstance(exc, VideoError) and not isinstance(exc, DownloadError) and is_url(row.source):
         forget_download(row.source, row.path, download_dir(cfg, run_dir))

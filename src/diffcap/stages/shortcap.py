@@ -15,6 +15,7 @@ from diffcap.captioning.calls import Caller
 from diffcap.captioning.images import encode_jpeg, vertical_composite
 from diffcap.config import ModelConfig
 from diffcap.models.base import Backend, ImageInput
+from diffcap.video import open_video
 
 if TYPE_CHECKING:
     from diffcap.prompts.presets import TemplateSet
@@ -29,8 +30,6 @@ def sample_images(
     path: str | Path, start: float, duration: float, max_side: int
 ) -> list[ImageInput]:
     """Decode a few frames of [start, start+duration] and encode them as JPEG."""
-    from diffcap.video import open_video
-
     times = [start + p * duration for p in SAMPLE_POINTS]
     with open_video(path) as src:
         frames = [f.image for f in src.frames_at(times)]

@@ -27,8 +27,17 @@ from pydantic import ConfigDict
 from diffcap._deps import require
 from diffcap.config import DPOConfig
 from diffcap.errors import ConfigError
+from diffcap.export.records import open_records, system_names
+from diffcap.store.votes import VoteStore
+from diffcap.train.collate import DPOCollator
 from diffcap.train.examples import DataOptions, TrainExample, load_examples
-from diffcap.train.sft import checkpointing_kwargs, trainer_args
+from diffcap.train.model import (
+    load_for_training,
+    lora_config,
+    start_base,
+    storage_faults,
+)
+from diffcap.train.sft import TrainResult, check_extras, checkpointing_kwargs, finish, trainer_args
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +82,6 @@ class DPOOptions(DPOConfig):
 
 def _summaries(runs: list[str]) -> dict[str, dict[str, str]]:
     """system name (as ``review`` names it) -> video id -> summary caption."""
-    from diffcap.export.records import open_records, system_names
-
     names = system_names([Path(r) for r in runs])
     out: dict[str, dict[str, str]] = {}
     for run, name in zip(runs, names, strict=True):
@@ -91,8 +98,6 @@ def preference_pairs(
 ) -> tuple[list[dict[str, Any]], PairReport]:
     """Rows for :class:`~diffcap.train.collate.DPOCollator`: the prompt example's row plus
     ``chosen`` and ``rejected`` (one per non-tie vote)."""
-    from diffcap.store.votes import VoteStore
-
     if task not in ("fast", "summary"):
         raise ConfigError(f"--task {task}: choose fast or summary")
     if not votes.is_file():
@@ -132,7 +137,6 @@ def preference_margin(model: Any, processor: Any, rows: list[dict[str, Any]]) ->
     """Mean over pairs of log p(chosen | prompt) - log p(rejected | prompt) (summed over the
     answer tokens, EOS included), with the same inputs the trainer sees."""
     torch = require("torch")
-    from diffcap.train.collate import DPOCollator
 
     collate = DPOCollator(processor)
     margins = []
@@ -159,10 +163,6 @@ def dpo_config(opts: DPOOptions) -> Any:
 
 def train_dpo(opts: DPOOptions) -> Any:
     """The whole ``diffcap train-dpo``: pairs, model, TRL DPO, save, metrics, model card."""
-    from diffcap.train.collate import DPOCollator
-    from diffcap.train.model import load_for_training, lora_config, start_base, storage_faults
-    from diffcap.train.sft import TrainResult, check_extras, finish
-
     check_extras("`diffcap train-dpo`", opts.method == "lora")
     t0 = time.perf_counter()
     opts.out.mkdir(parents=True, exist_ok=True)

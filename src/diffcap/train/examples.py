@@ -28,9 +28,10 @@ from typing import Any
 
 from diffcap.config import TrainConfig
 from diffcap.errors import ConfigError
-from diffcap.export.base import ALL_TASKS, ExportOptions
-from diffcap.export.llava import IMAGE_TOKEN, ImageWriter, llava_items
+from diffcap.export.base import ALL_TASKS, ExportOptions, progress_bar
+from diffcap.export.llava import IMAGE_TOKEN, ImageWriter, llava_items, load_clip_captions
 from diffcap.models.base import ImageInput, ModelRequest
+from diffcap.prompts import load_templates
 from diffcap.train import sources
 
 log = logging.getLogger(__name__)
@@ -211,10 +212,6 @@ def _from_source(
 def _from_records(
     records: Any, settings: sources.RunSettings, opts: DataOptions, work: Path, report: DataReport
 ) -> Iterator[TrainExample]:
-    from diffcap.export.base import progress_bar
-    from diffcap.export.llava import load_clip_captions
-    from diffcap.prompts import load_templates
-
     settings = replace(
         settings,
         prompt_preset=opts.prompt_preset or settings.prompt_preset,

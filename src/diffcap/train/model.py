@@ -18,6 +18,7 @@ from typing import Any
 from diffcap._deps import require
 from diffcap.config import LoraConfig, ModelConfig
 from diffcap.errors import ConfigError, ModelUnavailable, StorageError
+from diffcap.models.transformers_backend import TransformersBackend, adapter_base, load_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ def load_for_training(model: str, *, quantize: str | None = None, bf16: bool = F
     """(model, processor) of ``model`` (hub id, folder, or an adapter folder, merged in) in
     float32 (bf16 with ``bf16``), 4-bit NF4 with ``quantize="4bit"`` (QLoRA: CUDA and
     bitsandbytes only). Fails fast when the model is not there (offline: no hub wait)."""
-    from diffcap.models.transformers_backend import TransformersBackend, load_pretrained
-
     torch = require("torch", extra="train", purpose="training")
     tf = require("transformers", extra="train", purpose="training")
     TransformersBackend(ModelConfig(backend="transformers", model=model)).preflight()
@@ -171,8 +170,6 @@ def start_base(method: str, out: Path, model: Any, processor: Any, source: str) 
     """What a new adapter names as its base: the starting model's folder or id — or, when
     training starts from an adapter (merged in memory; a new adapter needs a base on disk),
     that merged model, written to ``out/start``."""
-    from diffcap.models.transformers_backend import adapter_base
-
     folder = Path(base_source(source))
     if method != "lora" or not folder.is_dir() or adapter_base(folder) is None:
         return base_source(source)

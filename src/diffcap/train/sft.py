@@ -25,7 +25,16 @@ from pydantic import ConfigDict
 from diffcap._deps import require
 from diffcap.config import TrainConfig
 from diffcap.errors import ConfigError
+from diffcap.train.card import write_card, write_metrics
+from diffcap.train.collate import SFTCollator
 from diffcap.train.examples import DataOptions, TrainExample, load_examples, split_examples
+from diffcap.train.model import (
+    load_for_training,
+    lora_config,
+    save_result,
+    start_base,
+    storage_faults,
+)
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +219,6 @@ def losses(trainer: Any, train_ds: Any, eval_ds: Any, when: str) -> dict[str, fl
 
 def train_sft(opts: TrainOptions) -> TrainResult:
     """The whole ``diffcap train``: data, model, TRL SFT, save, metrics, model card."""
-    from diffcap.train.model import load_for_training, start_base, storage_faults
-
     check_options(opts)
     t0 = time.perf_counter()
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -247,9 +254,6 @@ def build_trainer(
     opts: TrainOptions, model: Any, processor: Any, train_ds: Any, eval_ds: Any
 ) -> Any:
     """TRL's SFTTrainer over the shared-builder collator (LoRA through PEFT, or full)."""
-    from diffcap.train.collate import SFTCollator
-    from diffcap.train.model import lora_config
-
     trl = require("trl", extra="train", purpose="`diffcap train`")
     # Seeded before PEFT initialises the adapter (inside the trainer, before its own seeding).
     require("transformers").set_seed(opts.seed)
@@ -270,9 +274,6 @@ def finish(
     kind: str, opts: Any, model: Any, processor: Any, base: str, metrics: dict, report: Any
 ) -> dict[str, str]:
     """Save the trained model (adapter / merged / full), the metrics and the model card."""
-    from diffcap.train.card import write_card, write_metrics
-    from diffcap.train.model import save_result
-
     saved = save_result(model, processor, opts.out, base=base, merge=opts.merge)
     write_metrics(opts.out, metrics)
     write_card(

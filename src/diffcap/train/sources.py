@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from diffcap.config import CaptionConfig, ModelConfig
+from diffcap.config.resolve import resolve_config
 from diffcap.errors import ConfigError
+from diffcap.export.records import open_records
 from diffcap.store.rundir import RunDir
 from diffcap.timeline import Caption, Keyframe, VideoRecord
 
@@ -43,7 +45,6 @@ class RunSettings:
     def from_config(cls, path: Path | None) -> RunSettings:
         if path is None or not path.is_file():
             return cls()
-        from diffcap.config.resolve import resolve_config
 
         cfg = resolve_config(None, str(path), {})
         cap = cfg.caption
@@ -145,7 +146,6 @@ def records_and_settings(path: Path, kind: str) -> tuple[Any, RunSettings]:
     """The records of a run / records JSONL / ShareGPT4Video JSONL and the run's settings."""
     if kind == "sharegpt4video":
         return _sharegpt4video_records(path), RunSettings()
-    from diffcap.export.records import open_records
 
     source = open_records(path)
     config = (RunDir(path) if kind == "run" else RunDir.beside(path)).config
