@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from diffcap.engine.ray_executor import CRASH_HOOK_ENV
+from diffcap.engine.ray_actor import CRASH_HOOK_ENV
 from diffcap.video.synth import default_scenes, write_video
 from support.servers import _fault_server_session, fault_server  # noqa: F401 - fixtures
 
