@@ -19,7 +19,6 @@ from typing import Any
 from diffcap.embed.base import ImageEmbedder
 from diffcap.embed.weightless import WeightlessEmbedder
 from diffcap.errors import ConfigError, ModelUnavailable
-from diffcap.models.hub import check_hub_model, looks_like_local_path
 
 #: name -> factory(arg or None, **options) -> ImageEmbedder
 _FACTORIES: dict[str, Callable[..., ImageEmbedder]] = {}
@@ -62,6 +61,7 @@ def check_image_embedder(spec: str) -> None:
     arg = arg.strip()
     if not arg and name.strip().lower() != "clip":
         return  # no model to look for (and no urllib to import: a command's start-up)
+    from diffcap.models.hub import check_hub_model, looks_like_local_path  # lazy: start-up
 
     local = arg.startswith(("/", ".", "~")) or looks_like_local_path(arg)
     looks_local = bool(arg) and (local or Path(arg).expanduser().exists())
