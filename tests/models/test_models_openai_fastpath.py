@@ -17,6 +17,7 @@ import pytest
 from diffcap.errors import RequestFailed
 from diffcap.models import ImageInput, ModelRequest, get_backend
 from diffcap.models import openai_backend as ob
+from diffcap.models.openai_body import SLOT
 from diffcap.models.retry import RetryPolicy
 
 ONCE = RetryPolicy(max_retries=0)
@@ -79,7 +80,7 @@ def test_body_is_the_sdk_json_of_the_payload(prompt, system, images):
 
 def test_a_prompt_quoting_an_image_slot_is_sent_verbatim():
     backend = get_backend("openai", api_base=NOWHERE)
-    for prompt in (f"{ob._SLOT}0", f'"{ob._SLOT}0"', f"{ob._SLOT}7"):
+    for prompt in (f"{SLOT}0", f'"{SLOT}0"', f"{SLOT}7"):
         request = req(prompt, (IMG_A,))
         body = json.loads(backend.build_body(request))
         assert body["messages"][0]["content"][-1]["text"] == prompt
@@ -266,7 +267,7 @@ def test_many_concurrent_requests_share_the_cached_images(fault_server):
 
     answers = asyncio.run(run())
     assert [a.text for a in answers] == [f"ok: pair {i}" for i in range(40)]
-    assert len(backend._b64) == 5
+    assert backend.body.cached_images == 5
     received = sorted(fault_server.requests, key=lambda r: r.prompt)
     for got, request in zip(received, sorted(requests, key=lambda r: r.prompt), strict=True):
         assert got.body == backend.build_payload(request)

@@ -140,12 +140,12 @@ def test_text_only_is_a_plain_string_and_options_override_config(fault_server):
 
 
 def test_each_image_is_base64_encoded_once(fault_server, monkeypatch):
-    from diffcap.models import openai_backend
+    from diffcap.models import openai_body
 
     calls = []
-    real = openai_backend.base64.b64encode
+    real = openai_body.base64.b64encode
     monkeypatch.setattr(
-        openai_backend.base64, "b64encode", lambda data: calls.append(len(data)) or real(data)
+        openai_body.base64, "b64encode", lambda data: calls.append(len(data)) or real(data)
     )
     backend = make(fault_server)
     shared, other = ImageInput(b"frame-1" * 100), ImageInput(b"frame-2" * 100)

@@ -20,17 +20,12 @@ only ones. Errors that retrying cannot fix (400, 401, 403, 404, refusals, empty 
 from __future__ import annotations
 
 import asyncio
-import base64
 import inspect
-import json
 import logging
 import os
-import re
-import secrets
 import socket
 import urllib.parse
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import openai
@@ -48,13 +43,13 @@ from diffcap.models.context import (
 )
 from diffcap.models.health import EndpointHealth
 from diffcap.models.identity import served_identity
+from diffcap.models.openai_body import ChatBody
 from diffcap.models.openai_wire import (
     check_url_credentials,
     content_text,
     decode_body,
     describe,
     display_url,
-    dumps_body,
     http_response_type,
     is_connect_error,
     is_loopback,
@@ -73,13 +68,7 @@ for _name in ("httpx", "httpx2"):
 DEFAULT_MODEL = "gpt-4o-mini"
 #: Sent as the key to local servers that need none (the SDK insists on some key).
 PLACEHOLDER_KEY = "not-needed"
-#: How many base64 data URLs to keep (a sliding window reuses each keyframe twice).
-_B64_CACHE_SIZE = 64
 _PATH = "/chat/completions"
-#: Stands for image ``i``'s URL in the small JSON document that holds everything else; the
-#: cached JSON of the URL goes in its place (random per process; build_body checks it).
-_SLOT = f"diffcap-image-{secrets.token_hex(8)}-"
-_SLOT_RE = re.compile(rb'"' + _SLOT.encode() + rb'(\d+)"')
 
 
 #: ``cast_to`` for ``post``: the raw response, without the SDK's response model.
@@ -129,13 +118,12 @@ class OpenAIBackend(Backend):
         #: Whether the endpoint bills: a missing price is warned about (once) only for remote
         #: endpoints; a server on this machine costs what a price table says, else nothing.
         self.bills = not is_loopback(self.api_base)
-        # "mime:sha256" -> (data URL, its JSON)
-        self._b64: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
+        #: The request bodies (images' data URLs cached across requests).
+        self.body = ChatBody(self)
         # Clients and semaphores belong to one event loop; generate() runs a new loop per
         # call, so they are made per loop.
         self._loops: dict[int, tuple[asyncio.AbstractEventLoop, Any, asyncio.Semaphore]] = {}
         self._guards: set[asyncio.Task[Any]] = set()
-        self._warned_beams = False
         self._reached = False  # becomes True after the first successful answer
         self.health = EndpointHealth(self.cfg.give_up_after_s, display_url(self.api_base))
 
@@ -198,7 +186,7 @@ class OpenAIBackend(Backend):
     def __getstate__(self) -> dict[str, Any]:
         # Picklable (Ray ships stages to workers): clients and loop state are rebuilt there.
         state = self.__dict__.copy()
-        state.update(_loops={}, _guards=set(), _b64=OrderedDict())
+        state.update(_loops={}, _guards=set())
         state.pop("_counter", None)  # a tokenizer: each worker loads its own
         return state
 
@@ -234,79 +222,17 @@ class OpenAIBackend(Backend):
                 del self._loops[id(loop)]
             await client.close()
 
-    def _cached(self, image: ImageInput) -> tuple[str, bytes]:
-        """(data URL, the URL as a JSON string in UTF-8), computed once per distinct image."""
-        key = f"{image.mime}:{image.sha256}"
-        entry = self._b64.get(key)
-        if entry is None:
-            url = f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
-            entry = (url, json.dumps(url, ensure_ascii=False).encode())
-            self._b64[key] = entry
-            if len(self._b64) > _B64_CACHE_SIZE:
-                self._b64.popitem(last=False)
-        else:
-            self._b64.move_to_end(key)
-        return entry
-
     def data_url(self, image: ImageInput) -> str:
         """``data:image/jpeg;base64,...``, computed once per distinct image."""
-        return self._cached(image)[0]
+        return self.body.data_url(image)
 
     def build_payload(self, request: ModelRequest) -> dict[str, Any]:
-        """The chat-completions JSON body for ``request`` (images before the text, then
-        ``extra_body`` merged on top, as the SDK's ``extra_body`` would be)."""
-        return self._payload(request, lambda i: self.data_url(request.images[i]))
+        """The chat-completions JSON body for ``request`` (see :class:`ChatBody`)."""
+        return self.body.build_payload(request)
 
     def build_body(self, request: ModelRequest) -> bytes:
-        """:meth:`build_payload` serialised as the SDK would, with each image's JSON taken from
-        the cache (escaping 100 kB of base64 on every request costs more than the request)."""
-        images = [self._cached(img)[1] for img in request.images]
-        pieces = _SLOT_RE.split(dumps_body(self._payload(request, lambda i: f"{_SLOT}{i}")))
-        # pieces = [json, b"0", json, b"1", json]: each slot exactly once, in order. Anything
-        # else (extra_body replacing the messages, a prompt quoting a slot) takes the slow way.
-        if pieces[1::2] != [str(i).encode() for i in range(len(images))]:
-            return dumps_body(self.build_payload(request))
-        pieces[1::2] = images
-        return b"".join(pieces)
-
-    def _payload(self, request: ModelRequest, url_of: Callable[[int], str]) -> dict[str, Any]:
-        opts = request.options_dict
-        detail = opts.get("detail", self.cfg.detail)
-        messages: list[dict[str, Any]] = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        if request.images:
-            parts: list[dict[str, Any]] = []
-            for i in range(len(request.images)):
-                image_url: dict[str, Any] = {"url": url_of(i)}
-                if detail:
-                    image_url["detail"] = detail
-                parts.append({"type": "image_url", "image_url": image_url})
-            parts.append({"type": "text", "text": request.prompt})
-            messages.append({"role": "user", "content": parts})
-        else:  # plain string: accepted by text-only servers too
-            messages.append({"role": "user", "content": request.prompt})
-        payload: dict[str, Any] = {"model": request.model or self.model, "messages": messages}
-        if opts.get("prefill"):  # the assistant's reply starts with it (vLLM/SGLang fields)
-            messages.append({"role": "assistant", "content": opts["prefill"]})
-            payload.update(continue_final_message=True, add_generation_prompt=False)
-        max_tokens = opts.get("max_tokens", self.cfg.max_tokens)
-        # OpenAI itself wants max_completion_tokens (reasoning models refuse max_tokens);
-        # compatible servers mostly know only max_tokens.
-        payload["max_completion_tokens" if self.api_base is None else "max_tokens"] = max_tokens
-        temperature = opts.get("temperature", self.cfg.temperature)
-        if temperature is not None:
-            payload["temperature"] = temperature
-        num_beams = opts.get("num_beams", self.cfg.num_beams)
-        if num_beams and num_beams > 1 and not self._warned_beams:
-            self._warned_beams = True
-            log.warning(
-                "num_beams=%s is not part of the OpenAI API and is not sent; pass the "
-                "server's own parameter with extra_body, or use --backend transformers",
-                num_beams,
-            )
-        payload.update(self.extra_body)  # top-level merge, as the SDK merges extra_body
-        return payload
+        """:meth:`build_payload` serialised as the SDK would (see :class:`ChatBody`)."""
+        return self.body.build_body(request)
 
     # --- requests ------------------------------------------------------------------------
 
