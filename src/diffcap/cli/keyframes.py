@@ -48,7 +48,9 @@ def keyframes(
 ) -> None:
     """Select semantic-aware keyframes of VIDEO... and write them under --out."""
     cfg = config_from_params(params, saved=RunDir(out).config)
-    report = execute(ctx, "keyframes", list(videos), out, cfg, no_progress=no_progress)
+    report = execute(
+        ctx, "keyframes", list(videos), out, cfg, no_progress=no_progress, list_problems=True
+    )
     if report.failed_now or report.filtered_now or report.bad_inputs_now:
         for line in _outcome_lines(report.problems):
             click.echo(line, err=True)

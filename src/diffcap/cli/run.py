@@ -32,9 +32,10 @@ def execute(
     retry_failed: bool = False,
     no_progress: bool = False,
     records_file: Path | None = None,
+    list_problems: bool = False,
 ) -> Any:
     """Run ``command``'s pipeline; returns the report (the caller prints and exits);
-    ``records_file``: see ``run_dataset``."""
+    ``records_file``, ``list_problems``: see ``run_dataset``."""
     from diffcap.pipeline.runner import run_dataset  # lazy: start-up
 
     if not inputs and not RunDir(run_dir).has_store():
@@ -48,6 +49,7 @@ def execute(
         retry_failed=retry_failed,
         progress=not (no_progress or quiet),
         records_file=records_file,
+        list_problems=list_problems,
     )
 
 

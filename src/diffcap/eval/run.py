@@ -151,8 +151,6 @@ def _settings(spec: EvalSpec) -> BenchSettings:
         raise ConfigError(f"--subtitles {spec.subtitles}: no such folder")
     if spec.subtitles is not None and spec.bench != "videomme":
         raise ConfigError("--subtitles is Video-MME's", hint="drop --subtitles")
-    if spec.prefill not in PREFILL_MODES:
-        raise ConfigError(f"unknown --prefill {spec.prefill!r}", hint="auto, assistant or user")
     return BenchSettings(
         official_quirks=spec.official_quirks,
         subtitles=str(spec.subtitles.absolute()) if spec.subtitles else None,

@@ -75,15 +75,15 @@ def write_outputs(
     """Rewrite every output file from the database, the records read once for every sink
     (the run's and ``also``'s, e.g. ``caption``'s records file); returns what was written
     (``also``'s results under their names too)."""
-    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
     extra = dict(also or {})
-    fed = feed(store.iter_records(), {**run_sinks(run_dir, cfg), **extra})
+    fed = feed(store.iter_records(), {**run_sinks(run.root, cfg), **extra})
     written = {k: v for k, v in fed.items() if k not in extra}
-    written["failures"] = _write_jsonl(RunDir(run_dir).failures, _failures(store))
-    written["filtered"] = _write_jsonl(RunDir(run_dir).filtered, _filtered(store))
+    written["failures"] = _write_jsonl(run.failures, _failures(store))
+    written["filtered"] = _write_jsonl(run.filtered, _filtered(store))
     if cfg.uri:
         run_id = ensure_run_id(store)
-        written["published"] = publish_outputs(run_dir, written, cfg.uri, run_id=run_id)
+        written["published"] = publish_outputs(run.root, written, cfg.uri, run_id=run_id)
     return {**written, **{k: fed[k] for k in extra}}
 
 

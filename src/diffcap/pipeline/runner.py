@@ -116,12 +116,15 @@ def run_dataset(
     retry_failed: bool = False,
     progress: bool = True,
     records_file: Path | None = None,
+    list_problems: bool = False,
 ) -> RunReport:
     """Run (or resume) ``command``'s pipeline in ``run_dir``; returns this invocation's
     report. ``records_file``: also write the done records of this invocation's inputs
     there, in input order (``diffcap caption --out``), in the same pass over the store as
-    the run's own outputs. Raises ConfigError, ModelUnavailable (before any video is
-    touched), RunDirLocked and StorageError."""
+    the run's own outputs. ``list_problems``: fill ``report.problems`` (this invocation's
+    failed and filtered videos; it holds the ids of every input, so only when asked).
+    Raises ConfigError, ModelUnavailable (before any video is touched), RunDirLocked and
+    StorageError."""
     t0 = time.perf_counter()
     # Absolute: on a cluster, workers on other nodes resolve the run dir's paths themselves.
     stages = build_stages(stage_names(command, cfg), cfg, run_dir.absolute())
@@ -132,7 +135,10 @@ def run_dataset(
         locked_store(run_dir, RunDir(run_dir).db, f"diffcap {command}", cfg.engine) as store,
     ):
         job = Job(stages, cfg, store=store, run_dir=run_dir)
-        return _run_locked(job, inputs, retry_failed, progress, t0, new_dir, records_file)
+        report, ids = _run_locked(job, inputs, retry_failed, progress, t0, new_dir, records_file)
+        if list_problems and (report.failed_now or report.filtered_now or report.bad_inputs_now):
+            report.problems = _problems(store, ids)
+        return report
 
 
 def _run_locked(
@@ -143,7 +149,7 @@ def _run_locked(
     t0: float,
     new_dir: NewRunDir,
     records_file: Path | None,
-) -> RunReport:
+) -> tuple[RunReport, Iterable[str]]:
     store, run_dir, cfg = job.store, job.run_dir, job.cfg
     assert store is not None
     _bind_pipeline(store, [stage.name for stage in job.stages])  # a refusal changes nothing
@@ -187,9 +193,8 @@ def _run_locked(
         **_usage_since(store, *before),
     )
     report.records_written = records_written
-    report.problems = _problems(store, ids)
     store.set_meta("last_run", report.to_json())
-    return report
+    return report, ids
 
 
 def _problems(store: RunStore, ids: Iterable[str]) -> list[dict[str, Any]]:
