@@ -44,7 +44,13 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import av
+from diffcap.cli.main import quiet_blas_threads
+
+# Before numpy loads, as the diffcap command does: the in-process figures then pay what the
+# command pays (OpenBLAS's idle threads sleep at once instead of spinning after each call).
+quiet_blas_threads()
+
+import av  # noqa: E402
 
 SCENES = 6
 

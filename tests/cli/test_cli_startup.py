@@ -22,7 +22,9 @@ from diffcap.video.synth import Scene, write_video
 
 #: Modules a one-video keyframes command has no use for (pandas came in through pyarrow;
 #: popen_spawn_posix is imported when a spawned worker process starts; numpy.ma through
-#: np.median; diffcap.models.hub, with urllib.request, through the embedder's check).
+#: np.median; diffcap.models.hub, with urllib.request, through the embedder's check; the
+#: captioning stages, their models and prompts through the stage registry and the record
+#: builder; the other commands' config sections through diffcap.config).
 HEAVY = (
     "pandas",
     "torch",
@@ -31,6 +33,14 @@ HEAVY = (
     "multiprocessing.popen_spawn_posix",
     "numpy.ma",
     "diffcap.models.hub",
+    "diffcap.captioning",
+    "diffcap.models",
+    "diffcap.prompts",
+    "diffcap.stages.caption",
+    "diffcap.config.export",
+    "diffcap.config.eval",
+    "diffcap.config.train",
+    "openai",
 )
 
 _RUN = """
@@ -75,3 +85,52 @@ def test_cpu_pool_is_a_thread_for_one_video_and_processes_for_more(tmp_path: Pat
     finally:
         for pool in pools.values():
             pool.shutdown()
+
+
+_BLAS = """
+import os, sys
+from diffcap.cli.main import quiet_blas_threads
+quiet_blas_threads()
+print(os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+"""
+
+
+def test_entry_point_stops_idle_blas_spinning_unless_the_user_chose(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+
+    def run(code: str, **extra: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**env, **extra},
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    assert run(_BLAS) == "4"
+    assert run(_BLAS, OPENBLAS_THREAD_TIMEOUT="12") == "12"  # the user's value stays
+    # numpy already loaded: OpenBLAS read its settings then, so nothing is set (it would lie)
+    assert run("import numpy\n" + _BLAS) == "None"
+    # and the console entry sets it before the command imports numpy (worker processes
+    # inherit the environment)
+    clips = [write_video(tmp_path / "c.mp4", [Scene(1.0)], size=(64, 36), fps=5).path]
+    probe = (
+        "import os, runpy, sys\n"
+        "sys.argv = ['diffcap', '-q', 'keyframes', *sys.argv[1:]]\n"
+        "try:\n"
+        "    runpy.run_module('diffcap.cli.main', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *map(str, clips), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "4"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +33,7 @@ from diffcap.captioning.slide import Chain, resolve_pair_layout
 from diffcap.captioning.tree import summarize_tree
 from diffcap.config import CaptionConfig, ModelConfig, SummaryConfig
 from diffcap.errors import DiffcapError
+from diffcap.keyframes.record import build_record
 from diffcap.models.base import Backend
 from diffcap.timeline import Caption, Keyframe, Usage, VideoRecord
 
@@ -64,23 +64,6 @@ def provenance(
     }
     prov.update(extra or {})
     return prov
-
-
-def record_keyframes(kset: KeyframeSet, records_dir: Path | None) -> list[Keyframe]:
-    """Keyframes with ``file`` relative to ``records_dir`` (absolute when it is None)."""
-    base = kset.json_path.parent if kset.json_path is not None else None
-    out = []
-    for kf in kset.keyframes:
-        file = kf.file
-        if file and base is not None:
-            target = os.path.abspath(base / file)  # no symlink lookups: cheap per keyframe
-            file = (
-                Path(os.path.relpath(target, os.path.abspath(records_dir))).as_posix()
-                if records_dir is not None
-                else str(target)
-            )
-        out.append(Keyframe(idx=kf.idx, time=kf.time, pts=kf.pts, file=file, camera=kf.camera))
-    return out
 
 
 def _caller(
@@ -225,25 +208,3 @@ async def _slide_with_summary(
         if summary.model:
             prov["summary_model"] = summary.model
     return captions
-
-
-def build_record(
-    kset: KeyframeSet,
-    captions: list[Caption],
-    mode: str,
-    usage: Usage,
-    prov: dict[str, Any],
-    records_dir: Path | None,
-    extra: dict[str, Any] | None = None,
-) -> VideoRecord:
-    return VideoRecord(
-        video_id=kset.video_id,
-        video_path=str(kset.video_path),
-        duration=float(kset.info.duration),
-        keyframes=record_keyframes(kset, records_dir),
-        captions=captions,
-        mode=mode,
-        provenance=prov,
-        usage=usage,
-        extra=extra or {},
-    )

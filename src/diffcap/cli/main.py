@@ -155,11 +155,27 @@ def _usage_error(exc: click.UsageError) -> None:
     sys.exit(exc.exit_code)
 
 
+#: OpenBLAS's idle threads (numpy's BLAS) spin for 2**28 cycles (~0.1 s) after the library
+#: loads and after each parallel call before they sleep: ~0.06-0.3 CPU s of every command
+#: (one spinning thread per core, in every worker process too), for no work. 2**4 cycles
+#: puts them to sleep at once; large products (dedup's) run as fast (benchmarks/startup.py).
+BLAS_SPIN = ("OPENBLAS_THREAD_TIMEOUT", "4")
+
+
+def quiet_blas_threads() -> None:
+    """Stop numpy's BLAS threads from spinning idle, unless the user set it (read by OpenBLAS
+    once, when numpy is first imported; worker processes inherit it)."""
+    if "numpy" not in sys.modules:
+        os.environ.setdefault(*BLAS_SPIN)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the CLI, turning diffcap errors into one-line messages."""
     # The process's own command (console script, python -m diffcap; in-process callers pass
     # argv): see LazyGroup.freeze_imports.
     LazyGroup.freeze_imports = argv is None
+    if argv is None:
+        quiet_blas_threads()
     args = hoist_global_flags(list(argv if argv is not None else sys.argv[1:]))
     debug = "--debug" in args
     try:

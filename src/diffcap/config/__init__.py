@@ -23,9 +23,10 @@ Modules: :mod:`~diffcap.config.bounds` (the base section and typo bounds),
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from diffcap.config.bounds import MAX_CONCURRENCY, MAX_WORKERS, MIN_INTERVAL, Section
-from diffcap.config.eval import EvalConfig
-from diffcap.config.export import ALL_TASKS, LLAVA_TASKS, ExportConfig
 from diffcap.config.inputs import FilterConfig, InputConfig
 from diffcap.config.keyframes import KeyframeConfig
 from diffcap.config.model import ModelConfig
@@ -36,7 +37,24 @@ from diffcap.config.run import (
     RunConfig,
     SummaryConfig,
 )
-from diffcap.config.train import DPOConfig, LoraConfig, TrainConfig, TrainingConfig
+
+if TYPE_CHECKING:
+    from diffcap.config.eval import EvalConfig
+    from diffcap.config.export import ALL_TASKS, LLAVA_TASKS, ExportConfig
+    from diffcap.config.train import DPOConfig, LoraConfig, TrainConfig, TrainingConfig
+
+#: The sections of the commands that are not runs, imported on first use: a run or a
+#: keyframes command never builds their models (issue 24's start-up).
+_COMMAND_SECTIONS: dict[str, str] = {
+    "EvalConfig": "diffcap.config.eval",
+    "ALL_TASKS": "diffcap.config.export",
+    "LLAVA_TASKS": "diffcap.config.export",
+    "ExportConfig": "diffcap.config.export",
+    "DPOConfig": "diffcap.config.train",
+    "LoraConfig": "diffcap.config.train",
+    "TrainConfig": "diffcap.config.train",
+    "TrainingConfig": "diffcap.config.train",
+}
 
 #: The former private base name, kept for code that subclassed it.
 _Section = Section
@@ -64,3 +82,12 @@ __all__ = [
     "TrainConfig",
     "TrainingConfig",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _COMMAND_SECTIONS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'diffcap.config' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

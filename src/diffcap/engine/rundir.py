@@ -22,7 +22,6 @@ from types import TracebackType
 from typing import Any
 
 from diffcap.config import RunConfig
-from diffcap.models.identity import model_identities
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +71,8 @@ def _remove(path: Path) -> None:
 def check_model_identity(store: Any, run_dir: Path, cfg: RunConfig) -> dict[str, str]:
     """Store the fingerprints of the run's local models; warn when one changed since the
     previous run of ``run_dir``. Returns the current fingerprints."""
+    from diffcap.models.identity import model_identities  # lazy: start-up (keyframes)
+
     current = model_identities(cfg.model.model, cfg.summary.model)
     previous = store.get_meta("model_identity") or {}
     changed = sorted(m for m, fp in current.items() if previous.get(m) not in (None, fp))

@@ -72,6 +72,8 @@ class Stage(ABC):
     :class:`BarrierStage`."""
 
     name: ClassVar[str]
+    #: Calls the run's models (``model``/``summary``): the run then records their identity.
+    uses_models: ClassVar[bool] = False
 
     def __init__(self, cfg: RunConfig, run_dir: str | Path) -> None:
         self.cfg = cfg

@@ -160,7 +160,7 @@ def _run_locked(
         check_uri(cfg.output.uri, ensure_run_id(store))
     # Only a run that passed its pre-flight saves its config (a failed rerun keeps the old)
     new_dir.started = True
-    _remember_config(store, run_dir, cfg)
+    _remember_config(store, run_dir, cfg, any(stage.uses_models for stage in job.stages))
     if retry_failed:
         log.info("retrying %d failed videos", store.reset_failed())
     before = (store.spend(), store.replays())
@@ -237,8 +237,9 @@ def _bind_pipeline(store: RunStore, names: list[str]) -> None:
     store.set_meta("pipeline", names)
 
 
-def _remember_config(store: RunStore, run_dir: Path, cfg: RunConfig) -> None:
-    check_model_identity(store, run_dir, cfg)
+def _remember_config(store: RunStore, run_dir: Path, cfg: RunConfig, models: bool) -> None:
+    if models:  # (a keyframes run calls none: no fingerprints, nothing to compare)
+        check_model_identity(store, run_dir, cfg)
     previous = store.get_meta("config")
     current = config_to_dict(cfg)
     changed = config_changes(previous, current) if previous is not None else []

@@ -7,13 +7,13 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from diffcap.captioning.core import build_record
 from diffcap.embed import get_image_embedder
 from diffcap.embed.registry import check_image_embedder
 from diffcap.engine.rows import VideoRow
 from diffcap.engine.stage import CpuStage
 from diffcap.keyframes import KeyframeSet, KeyframesSkipped, extract_keyframes
 from diffcap.keyframes.cuts import load_model
+from diffcap.keyframes.record import build_record
 from diffcap.stages.prepare import forget_bad_download
 from diffcap.store.rundir import RunDir
 from diffcap.timeline import Usage
@@ -86,7 +86,6 @@ def load_kset(path: Path) -> Any:
 
 def keyframes_record(kset: KeyframeSet, row: VideoRow, records_dir: Path) -> dict[str, Any]:
     """The record of a keyframes-only run: the keyframes, no captions."""
-
     record = build_record(kset, [], "keyframes", Usage(), {}, records_dir, {})
     return finish_record(record, row)
 

@@ -28,6 +28,8 @@ class ModelStage(IoStage):
     """Shared by the stages that call the model: one backend per worker, behind the request
     cache and the cost cap of the run store (the one place cost is accounted)."""
 
+    uses_models = True
+
     @property
     def resources(self) -> Resources:
         gpus, wants = gpus_of(self.cfg)

@@ -12,22 +12,46 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from diffcap.config import RunConfig
 from diffcap.engine.stage import Stage
 from diffcap.errors import ConfigError
-from diffcap.stages.caption import CaptionStage, ShortCaptionStage
-from diffcap.stages.dedup_stage import DedupStage
-from diffcap.stages.keyframes import KeyframeStage
-from diffcap.stages.prepare import PrepareStage
 
 COMMANDS = ("keyframes", "caption", "run")
 
-STAGES: dict[str, type[Stage]] = {
-    s.name: s for s in (PrepareStage, ShortCaptionStage, DedupStage, KeyframeStage, CaptionStage)
-}
+
+class _Stages(Mapping[str, type[Stage]]):
+    """Stage name -> class, each module imported on first use: a keyframes command never
+    loads the captioning stages (nor the models and prompts they import)."""
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        self._paths = paths
+
+    def __getitem__(self, name: str) -> type[Stage]:
+        module, attr = self._paths[name].split(":")
+        cls: type[Stage] = getattr(importlib.import_module(module), attr)
+        return cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+STAGES: Mapping[str, type[Stage]] = _Stages(
+    {
+        "prepare": "diffcap.stages.prepare:PrepareStage",
+        "short_caption": "diffcap.stages.caption:ShortCaptionStage",
+        "dedup": "diffcap.stages.dedup_stage:DedupStage",
+        "keyframes": "diffcap.stages.keyframes:KeyframeStage",
+        "caption": "diffcap.stages.caption:CaptionStage",
+    }
+)
 
 
 def build_stages(names: list[str], cfg: Any, run_dir: str | Path) -> list[Stage]:
