@@ -69,7 +69,7 @@ def caption(run_dir: str, video: str, cfg_json: str) -> None:
     """Child: caption the (already extracted) keyframes; print wall, requests, peak RSS."""
     import diffcap.captioning.core
     import diffcap.models.openai_backend
-    import diffcap.stages.registry  # noqa: F401
+    import diffcap.stages.caption  # noqa: F401
     from diffcap.config import RunConfig
     from diffcap.pipeline import run_dataset
 

@@ -80,3 +80,26 @@ def test_the_run_records_its_models_identity_and_warns_when_it_changes(model_dir
     assert second != first and store.get_meta("model_identity") == second
     assert "changed since the previous run (retrained?)" in caplog.text
     store.close()
+
+
+def test_only_a_run_that_calls_a_model_records_its_identity(model_dir, tmp_path):
+    from diffcap.pipeline import run_dataset
+    from diffcap.video.synth import Scene, write_video
+
+    clip = write_video(tmp_path / "clip.mp4", [Scene(1.0), Scene(1.0)], size=(64, 36), fps=5)
+    model = {"backend": "transformers", "model": str(model_dir), "device": "cpu", "max_tokens": 4}
+    cfg = RunConfig.model_validate({"model": model, "summary": {"enabled": False}})
+    run_dir = tmp_path / "run"
+
+    def stored() -> object:
+        store = RunStore.open(run_dir / "run.sqlite")
+        try:
+            return store.get_meta("model_identity")
+        finally:
+            store.close()
+
+    run_dataset([str(clip.path)], run_dir, cfg, command="keyframes", progress=False)
+    assert stored() is None  # keyframes calls no model: nothing fingerprinted, nothing kept
+    report = run_dataset([str(clip.path)], run_dir, cfg, command="caption", progress=False)
+    assert report.counts.get("done") == 1 and report.requests_new > 0
+    assert stored() == {str(model_dir): model_fingerprint(str(model_dir))}

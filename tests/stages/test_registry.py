@@ -23,6 +23,9 @@ def test_every_name_resolves_to_the_stage_of_that_name() -> None:
         assert cls.name == name
     with pytest.raises(KeyError):
         STAGES["nope"]
+    assert "caption" in STAGES and "nope" not in STAGES
+    # the lazy paths stay inside the stages layer (the import checkers cannot see them)
+    assert all(p.startswith("diffcap.stages.") for p in STAGES._paths.values())  # type: ignore[attr-defined]
 
 
 def test_only_model_stages_say_they_use_models(tmp_path) -> None:
@@ -39,7 +42,8 @@ def test_a_keyframes_stage_list_loads_no_captioning_module() -> None:
     code = (
         "import json, sys\n"
         "from diffcap.config import RunConfig\n"
-        "from diffcap.stages.registry import build_stages\n"
+        "from diffcap.stages.registry import STAGES, build_stages\n"
+        "assert 'caption' in STAGES and 'short_caption' in STAGES\n"
         "build_stages(['prepare', 'keyframes'], RunConfig(), '.')\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({unused!r}))))\n"
     )

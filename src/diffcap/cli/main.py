@@ -156,10 +156,11 @@ def _usage_error(exc: click.UsageError) -> None:
 
 
 #: OpenBLAS's idle threads (numpy's BLAS) spin for 2**28 cycles (~0.1 s) after the library
-#: loads and after each parallel call before they sleep: ~0.06-0.3 CPU s of every command
-#: (one spinning thread per core, in every worker process too), for no work. 2**4 cycles
-#: puts them to sleep at once; large products (dedup's) run as fast (benchmarks/startup.py).
-BLAS_SPIN = ("OPENBLAS_THREAD_TIMEOUT", "4")
+#: loads and after each parallel call before they sleep: 0.05-0.3 CPU s of every command (one
+#: spinning thread per core, in every local worker process too), for no work. 2**20 cycles
+#: (under a millisecond) removes that cost and still keeps the threads awake between
+#: back-to-back products (2**4 made loops of small products slower; docs/keyframes.md).
+BLAS_SPIN = ("OPENBLAS_THREAD_TIMEOUT", "20")
 
 
 def quiet_blas_threads() -> None:

@@ -84,10 +84,16 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _COMMAND_SECTIONS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'diffcap.config' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # (type checkers see the imports above; a typo stays an error there)
+
+    def __getattr__(name: str) -> Any:
+        module = _COMMAND_SECTIONS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'diffcap.config' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
