@@ -131,3 +131,23 @@ def test_a_clean_planted_package_passes(tmp_path: Path) -> None:
     package = plant(tmp_path, files)
     result = run_checker("--root", str(package), "--pyproject", str(tmp_path / "pyproject.toml"))
     assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_frames_are_converted_only_through_diffcaps_own_contexts() -> None:
+    """PyAV's own conversions (``VideoFrame.reformat``, ``to_ndarray(format=...)``,
+    ``to_rgb``, ``to_image``) keep a multi-threaded swscale context in a thread-local since
+    PyAV 18.1.1, which hangs a forked child; ``diffcap.video.lazyframe.convert`` is the one
+    way (tests/video/test_video_fork_safety.py shows the hang)."""
+    import re
+
+    banned = re.compile(r"\.(reformat|to_rgb|to_image)\(|\.to_ndarray\([^)]*format")
+    allowed = "_reformatter(purpose).reformat("  # convert() itself, on its own contexts
+    found = [
+        f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+        for path in sorted((REPO / "src" / "diffcap").rglob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if banned.search(line.split("#")[0])
+        and allowed not in line
+        and not line.strip().startswith(('"', "``", "*"))
+    ]
+    assert found == []

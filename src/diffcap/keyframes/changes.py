@@ -29,9 +29,8 @@ from typing import Any
 
 import numpy as np
 from av import VideoFrame
-from av.video.reformatter import VideoReformatter
 
-from diffcap.video.lazyframe import LazyFrame
+from diffcap.video.lazyframe import LazyFrame, convert
 
 #: Point-sampled picture the signal is computed from (width, height) and its grid of blocks.
 SAMPLE = (64, 36)
@@ -84,7 +83,6 @@ class ChangeWatch:
         signal: float = CHANGE_SIGNAL,
     ) -> None:
         self.src, self.start, self.end, self.signal = src, start, end, signal
-        self._ref = VideoReformatter()  # only ever used on the decoding thread
         #: (PTS, block means) of the latest decoded frames, in time order.
         self._recent: list[tuple[int, np.ndarray]] = []
         self._found: list[LazyFrame] = []
@@ -101,8 +99,8 @@ class ChangeWatch:
     def __call__(self, frame: VideoFrame) -> None:
         pts = frame.pts if frame.pts is not None else (frame.dts or 0)
         self._forget(pts)
-        small = self._ref.reformat(
-            frame, SAMPLE[0], SAMPLE[1], "rgb24", interpolation="POINT", threads=1
+        small = convert(
+            frame, SAMPLE[0], SAMPLE[1], interpolation="POINT", purpose="cut"
         ).to_ndarray()
         grid = block_means(small)
         prev = self._recent[-1][1] if self._recent else None

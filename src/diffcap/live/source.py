@@ -34,6 +34,7 @@ import numpy as np
 
 from diffcap.live.hls import WallClock, fetch_playlist
 from diffcap.live.options import Candidate, Ended, Gap, LiveOptions
+from diffcap.video.lazyframe import convert
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +306,7 @@ class LiveSource:
         w, h = frame.width, frame.height
         scale = min(1.0, self.opts.max_side / max(w, h))
         size = (max(2, round(w * scale)), max(2, round(h * scale)))
-        return frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+        return convert(frame, size[0], size[1]).to_ndarray()
 
 
 def _close(conn: _Conn) -> None:

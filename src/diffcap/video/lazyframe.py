@@ -24,16 +24,42 @@ from av.video.reformatter import VideoReformatter
 
 from diffcap.timeline import Frame, Timestamp
 
-#: One swscale context per thread, reused across frames (setting one up costs about as much
-#: as converting a thumbnail); a context must not be shared between threads.
+#: Swscale contexts per thread and purpose, reused across frames (setting one up costs about
+#: as much as converting a thumbnail); a context must not be shared between threads.
 _local = threading.local()
 
 
-def _reformatter() -> VideoReformatter:
-    ref = getattr(_local, "reformatter", None)
+def _reformatter(purpose: str = "rgb") -> VideoReformatter:
+    refs: dict[str, VideoReformatter] = _local.__dict__.setdefault("reformatters", {})
+    ref = refs.get(purpose)
     if ref is None:
-        ref = _local.reformatter = VideoReformatter()
+        ref = refs[purpose] = VideoReformatter()
     return ref
+
+
+def convert(
+    frame: VideoFrame,
+    width: int | None = None,
+    height: int | None = None,
+    format: str = "rgb24",
+    interpolation: str | None = None,
+    purpose: str = "rgb",
+) -> VideoFrame:
+    """``frame.reformat(...)`` on this thread's context for ``purpose``, single-threaded.
+
+    Every conversion of diffcap's goes through here, never through PyAV's
+    ``VideoFrame.reformat`` / ``to_ndarray(format=...)``: from PyAV 18.1.1 on, those keep a
+    context per thread in a ``threading.local`` with swscale's slice threads on. When another
+    thread then starts a subprocess with a ``preexec_fn`` (Ray does, starting its workers) or
+    forks, the child frees that context while it clears the other threads' state, and hangs
+    for good in ``pthread_cond_destroy`` (the slice threads do not exist there). A
+    single-threaded context frees cleanly anywhere. The callers already overlap work across
+    threads; swscale's own threads only add overhead on a busy machine (measured: 4.1 vs
+    5.4 ms for 720p -> 1024). ``purpose`` keeps one context per kind of conversion, so
+    thumbnails and full frames do not make one context reconfigure itself at every call."""
+    return _reformatter(purpose).reformat(
+        frame, width, height, format, interpolation=interpolation, threads=1
+    )
 
 
 def capped_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
@@ -79,7 +105,7 @@ class LazyFrame:
         with self._lock:
             if self._image is None:
                 # 10-bit and odd sizes: swscale does the work; same call as the eager path
-                self._image = self._upright(self._av.to_ndarray(format="rgb24"))
+                self._image = self._upright(convert(self._av, purpose="full").to_ndarray())
             return self._image
 
     def capped(self, max_side: int | None) -> np.ndarray:
@@ -99,12 +125,8 @@ class LazyFrame:
             w, h = h, w  # the stored picture is sideways
         if self._image is not None and self._image.shape[:2] == (size[1], size[0]):
             return self._image
-        # threads=1: the callers already overlap work across threads; swscale's own threads
-        # only add overhead on a busy machine (measured: 4.1 vs 5.4 ms for 720p -> 1024)
         with self._lock:
-            rgb = _reformatter().reformat(
-                self._av, w, h, "rgb24", interpolation=interpolation, threads=1
-            )
+            rgb = convert(self._av, w, h, interpolation=interpolation)
         return self._upright(rgb.to_ndarray())
 
     def to_frame(self) -> Frame:

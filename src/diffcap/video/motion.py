@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from diffcap.video.lazyframe import convert
 from diffcap.video.simfit import fit_similarity, nearest_reference
 
 _SideData: Any
@@ -153,7 +154,7 @@ def motion_vectors(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | No
 def gray_small(frame: Any) -> np.ndarray:
     """The frame as a float32 gray picture :data:`FLOW_HEIGHT` pixels high."""
     width = max(PATCH, round(frame.width * FLOW_HEIGHT / max(frame.height, 1)))
-    small = frame.reformat(width=width, height=FLOW_HEIGHT, format="gray", interpolation="AREA")
+    small = convert(frame, width, FLOW_HEIGHT, "gray", interpolation="AREA", purpose="flow")
     return small.to_ndarray().astype(np.float32)
 
 

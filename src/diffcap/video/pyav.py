@@ -30,7 +30,7 @@ import numpy as np
 from diffcap.errors import CorruptVideo
 from diffcap.timeline import Frame, Timestamp, VideoInfo
 from diffcap.video.base import VideoSource
-from diffcap.video.lazyframe import LazyFrame
+from diffcap.video.lazyframe import LazyFrame, convert
 from diffcap.video.probe import (
     MAX_PIXELS,
     build_info,
@@ -311,7 +311,7 @@ class PyAVSource(Seeking, VideoSource):
         pts = self._pts(f)
         if self._converted and self._converted[0] == pts:
             return self._converted[1]
-        image: np.ndarray = f.to_ndarray(format="rgb24")  # 10-bit, odd sizes: swscale
+        image: np.ndarray = convert(f, purpose="full").to_ndarray()  # 10-bit, odd sizes: swscale
         if self._rot_k:
             image = np.rot90(image, self._rot_k)
         # Odd widths come back with padded rows, rotations as views: hand out plain arrays.
