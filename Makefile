@@ -5,6 +5,12 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # Tests pin the CPU build of torch that installs from local disk; users are free to pick theirs.
 TEST_TORCH ?= torch==2.13.0
+# Tests pin PyAV too: its bundled FFmpeg/x264 encode the golden test's input videos
+# (tests/golden/inputs.json holds their hashes), so a new PyAV release would otherwise turn a
+# fresh CI red with no change of ours. Bumping it is a commit of its own: install the new
+# version, run `PYTHONPATH=src python scripts/regen_golden.py` on the unchanged code, and check
+# that only inputs.json changed. Users are free to pick theirs (pyproject: av>=12).
+TEST_AV ?= av==18.1.1
 
 .PHONY: demo test setup setup-local setup-test system-deps lint bench clean
 
@@ -23,7 +29,7 @@ setup-local: $(PY)
 
 setup-test: $(PY) system-deps
 	$(PIP) install --quiet "$(TEST_TORCH)"
-	$(PIP) install --quiet -e ".[dev,local,cuts,ray,cloud,review,web,onnx,eval,postgres,train]"
+	$(PIP) install --quiet -e ".[dev,local,cuts,ray,cloud,review,web,onnx,eval,postgres,train]" "$(TEST_AV)"
 
 # Chromium (browser tests), ffmpeg (rotated-video fixtures) and PostgreSQL (request-cache
 # tests start a server from its binaries) from Debian, when we are root.
