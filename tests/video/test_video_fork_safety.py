@@ -12,6 +12,8 @@ run each conversion path on a thread that stays alive, then fork.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -57,12 +59,20 @@ print(json.dumps({"pyav_thread_context": found[0], "frame": found[1]}))
 
 def test_a_fork_after_conversions_on_a_live_thread_does_not_hang(tmp_path: Path) -> None:
     clip = write_video(tmp_path / "clip.mp4", [Scene(1.0), Scene(1.0)], size=(160, 90), fps=10)
-    done = subprocess.run(
+    proc = subprocess.Popen(  # its own process group: a hung fork is killed with it
         [sys.executable, "-c", _CHILD, str(clip.path), str(tmp_path / "kf")],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,  # the bug: the child never finishes, and neither does this
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=120)  # the bug: the fork never finishes
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise AssertionError("the fork after the conversions hung (killed after 120 s)") from None
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])
     assert got == {"pyav_thread_context": False, "frame": [90, 160, 3]}
