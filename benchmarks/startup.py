@@ -215,10 +215,17 @@ def child(argv: list[str]) -> None:
     print("\n" + json.dumps(spent))
 
 
-def run_child(argv: list[str], pycache: Path) -> dict[str, float]:
-    """One fresh process: its parts (see module), with ``other``, ``exit`` and ``total``."""
+def _env(pycache: Path) -> dict[str, str]:
+    """This environment, with Python bytecode cached in ``pycache`` (as an installed
+    package's is, even where PYTHONDONTWRITEBYTECODE is set)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def run_child(argv: list[str], pycache: Path) -> dict[str, float]:
+    """One fresh process: its parts (see module), with ``other``, ``exit`` and ``total``."""
+    env = _env(pycache)
     env.setdefault("HF_HUB_OFFLINE", "1")
     before = _cpu(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -253,8 +260,7 @@ def run_floor(code: str, pycache: Path) -> float:
     the bytecode cache, and OpenBLAS's spin set as diffcap's entry point sets it)."""
     from diffcap.cli.main import BLAS_SPIN
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env = _env(pycache)
     env.setdefault(*BLAS_SPIN)
     before = _cpu(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-c", code], check=True, env=env)

@@ -12,9 +12,9 @@ The public names below are imported on first use, so ``import diffcap`` stays ch
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import Any
+
+from diffcap.lazyattr import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -59,13 +59,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'diffcap' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _EXPORTS, globals())
 
 
 def __dir__() -> list[str]:

@@ -23,8 +23,7 @@ Modules: :mod:`~diffcap.config.bounds` (the base section and typo bounds),
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from diffcap.config.bounds import MAX_CONCURRENCY, MAX_WORKERS, MIN_INTERVAL, Section
 from diffcap.config.inputs import FilterConfig, InputConfig
@@ -37,6 +36,7 @@ from diffcap.config.run import (
     RunConfig,
     SummaryConfig,
 )
+from diffcap.lazyattr import lazy_attributes
 
 if TYPE_CHECKING:
     from diffcap.config.eval import EvalConfig
@@ -85,14 +85,7 @@ __all__ = [
 
 
 if not TYPE_CHECKING:  # (type checkers see the imports above; a typo stays an error there)
-
-    def __getattr__(name: str) -> Any:
-        module = _COMMAND_SECTIONS.get(name)
-        if module is None:
-            raise AttributeError(f"module 'diffcap.config' has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_attributes(__name__, _COMMAND_SECTIONS, globals())
 
 
 def __dir__() -> list[str]:

@@ -12,8 +12,9 @@ clip captions by clip summary).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from diffcap.lazyattr import lazy_attributes
 
 if TYPE_CHECKING:
     from diffcap.export.base import FORMATS, LLAVA_TASKS, ExportOptions, ExportResult, export
@@ -42,10 +43,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'diffcap.export' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _EXPORTS, globals())

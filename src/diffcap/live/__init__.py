@@ -10,8 +10,7 @@ Names are imported lazily: the viewer reads live records files without loading P
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from diffcap.lazyattr import lazy_attributes
 
 _NAMES = {
     "LiveOptions": "diffcap.live.options",
@@ -26,7 +25,4 @@ _NAMES = {
 __all__ = sorted(_NAMES)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _NAMES:
-        return getattr(importlib.import_module(_NAMES[name]), name)
-    raise AttributeError(f"module 'diffcap.live' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _NAMES, globals())

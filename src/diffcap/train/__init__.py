@@ -15,7 +15,9 @@ Needs the ``train`` extra (trl, peft, datasets, accelerate; torch and transforme
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from diffcap.lazyattr import lazy_attributes
 
 __all__ = ["DPOOptions", "TrainExample", "TrainOptions", "load_examples", "train_dpo", "train_sft"]
 
@@ -25,18 +27,12 @@ if TYPE_CHECKING:
     from diffcap.train.sft import TrainOptions, train_sft
 
 _WHERE = {
-    "DPOOptions": "dpo",
-    "train_dpo": "dpo",
-    "TrainExample": "examples",
-    "load_examples": "examples",
-    "TrainOptions": "sft",
-    "train_sft": "sft",
+    "DPOOptions": "diffcap.train.dpo",
+    "train_dpo": "diffcap.train.dpo",
+    "TrainExample": "diffcap.train.examples",
+    "load_examples": "diffcap.train.examples",
+    "TrainOptions": "diffcap.train.sft",
+    "train_sft": "diffcap.train.sft",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'diffcap.train' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f"diffcap.train.{_WHERE[name]}"), name)
+__getattr__ = lazy_attributes(__name__, _WHERE, globals())

@@ -13,9 +13,7 @@ only for the review chart.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from diffcap.lazyattr import lazy_attributes
 from diffcap.store.votes import DEFAULT_DB, Vote, VoteStore
 from diffcap.web.data import Run, VideoEntry, load_run, load_runs, system_names
 from diffcap.web.report import write_report
@@ -34,10 +32,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'diffcap.web' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, globals())
 
 
 __all__ = [
